@@ -1,0 +1,346 @@
+//! Diagnostics for definition files, rendered like rustc's.
+//!
+//! ```text
+//! error[E0102]: unknown type `Strng`
+//!  --> protocol-defs/chat.protocol:7:11
+//!   |
+//! 7 |     text: Strng,
+//!   |           ^^^^^ not a type in this protocol
+//!   |
+//!   = help: a type with a similar name exists: `string`
+//! ```
+//!
+//! Every pass (lexer, parser, checker) pushes into one [`Diagnostics`] list and keeps going, so a
+//! file reports all of its errors at once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A byte range in one source file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    /// Index of the file in its [`SourceMap`].
+    pub file: u32,
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// A span in `file` from `start` to `end`.
+    pub fn new(file: u32, start: usize, end: usize) -> Self {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span {
+            file,
+            start: clamp(start),
+            end: clamp(end.max(start)),
+        }
+    }
+
+    /// The span from the start of `self` to the end of `other` (same file).
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// The files a run has read, so a [`Span`] can be turned into `file:line:col`.
+#[derive(Debug, Default, Clone)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+/// One source file.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path as given (shown in diagnostics).
+    pub path: PathBuf,
+    /// The whole text.
+    pub text: String,
+    /// Byte offset of the start of every line.
+    line_starts: Vec<usize>,
+}
+
+impl SourceMap {
+    /// Adds a file and returns its index for [`Span::file`].
+    pub fn add(&mut self, path: impl Into<PathBuf>, text: impl Into<String>) -> u32 {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        self.files.push(SourceFile {
+            path: path.into(),
+            text,
+            line_starts,
+        });
+        u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// The file with index `file`.
+    pub fn get(&self, file: u32) -> Option<&SourceFile> {
+        self.files.get(file as usize)
+    }
+
+    /// Every file, in the order they were added.
+    pub fn files(&self) -> impl Iterator<Item = &SourceFile> {
+        self.files.iter()
+    }
+}
+
+impl SourceFile {
+    /// The text of a span (empty if the span is out of range).
+    pub fn slice(&self, span: Span) -> &str {
+        self.text
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
+    }
+
+    /// 1-based line and column (in chars) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1) - 1;
+        let start = self.line_starts[line];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |prefix| prefix.chars().count());
+        (line + 1, col + 1)
+    }
+
+    /// The text of a 1-based line, without its line break.
+    pub fn line(&self, line: usize) -> &str {
+        let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
+            return "";
+        };
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next);
+        self.text
+            .get(start..end)
+            .unwrap_or("")
+            .trim_end_matches(['\n', '\r'])
+    }
+}
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The definition cannot be compiled.
+    Error,
+    /// Compiles, but probably not what was meant.
+    Warning,
+}
+
+/// One problem in a definition file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable code such as `E0102`, listed in the language reference.
+    pub code: &'static str,
+    /// The headline.
+    pub message: String,
+    /// Where, and a short label printed under the caret.
+    pub primary: (Span, String),
+    /// Other places worth showing, each with a label.
+    pub secondary: Vec<(Span, String)>,
+    /// `help:` lines.
+    pub help: Vec<String>,
+    /// `note:` lines.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    /// An error with a code, a headline, and a labelled span.
+    pub fn error(
+        code: &'static str,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            primary: (span, label.into()),
+            secondary: Vec::new(),
+            help: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Adds another labelled span.
+    pub fn with_secondary(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.secondary.push((span, label.into()));
+        self
+    }
+
+    /// Adds a `help:` line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help.push(help.into());
+        self
+    }
+
+    /// Adds a `note:` line.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Renders the diagnostic like rustc, without colour.
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let mut out = String::new();
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!("{kind}[{}]: {}\n", self.code, self.message));
+        let mut spans = vec![(&self.primary, '^')];
+        spans.extend(self.secondary.iter().map(|s| (s, '-')));
+        let Some(file) = sources.get(self.primary.0.file) else {
+            for line in &self.help {
+                out.push_str(&format!("  = help: {line}\n"));
+            }
+            return out;
+        };
+        let (line, col) = file.line_col(self.primary.0.start as usize);
+        let gutter = spans
+            .iter()
+            .filter_map(|((span, _), _)| sources.get(span.file).map(|f| (span, f)))
+            .map(|(span, f)| f.line_col(span.start as usize).0.to_string().len())
+            .max()
+            .unwrap_or(1);
+        let pad = " ".repeat(gutter);
+        out.push_str(&format!("{pad}--> {}:{line}:{col}\n", file.path.display()));
+        out.push_str(&format!("{pad} |\n"));
+        for ((span, label), mark) in spans {
+            let Some(file) = sources.get(span.file) else {
+                continue;
+            };
+            let (line, col) = file.line_col(span.start as usize);
+            let (end_line, end_col) = file.line_col(span.end as usize);
+            let text = file.line(line);
+            let width = if end_line == line {
+                end_col.saturating_sub(col).max(1)
+            } else {
+                text.chars().count().saturating_sub(col - 1).max(1)
+            };
+            out.push_str(&format!("{line:>gutter$} | {text}\n"));
+            let marks: String = std::iter::repeat_n(mark, width).collect();
+            let label = if label.is_empty() {
+                String::new()
+            } else {
+                format!(" {label}")
+            };
+            out.push_str(&format!(
+                "{pad} | {}{marks}{label}\n",
+                " ".repeat(col - 1)
+            ));
+        }
+        if !self.help.is_empty() || !self.notes.is_empty() {
+            out.push_str(&format!("{pad} |\n"));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("{pad} = note: {note}\n"));
+        }
+        for help in &self.help {
+            out.push_str(&format!("{pad} = help: {help}\n"));
+        }
+        out
+    }
+}
+
+/// Diagnostics collected over a run.
+#[derive(Debug, Default, Clone)]
+pub struct Diagnostics {
+    list: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Records a diagnostic.
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.list.push(diagnostic);
+    }
+
+    /// Whether any error was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Every diagnostic, in the order recorded.
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.list.iter()
+    }
+
+    /// How many errors were recorded.
+    pub fn error_count(&self) -> usize {
+        self.list
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// Sorts by file and position, so output does not depend on the order of the passes.
+    pub fn sort(&mut self) {
+        self.list
+            .sort_by_key(|d| (d.primary.0.file, d.primary.0.start, d.primary.0.end));
+    }
+
+    /// Renders every diagnostic, separated by blank lines, and a summary line.
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let mut out = String::new();
+        for d in &self.list {
+            out.push_str(&d.render(sources));
+            out.push('\n');
+        }
+        let errors = self.error_count();
+        if errors > 0 {
+            let s = if errors == 1 { "" } else { "s" };
+            out.push_str(&format!("error: could not compile: {errors} error{s}\n"));
+        }
+        out
+    }
+}
+
+/// Suggests the candidate closest to `name`, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, c)| (d, c))
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance in chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Returns the path relative to `base` when it is inside it, for shorter diagnostics.
+pub fn display_path(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}

@@ -1,0 +1,62 @@
+//! Errors of the codec layer.
+
+use thiserror::Error;
+
+/// A frame could not be read as a message of the protocol.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// The frame is not JSON, or not a JSON object.
+    #[error("frame is not a JSON object: {0}")]
+    Json(#[source] serde_json::Error),
+    /// An envelope key the protocol requires is missing.
+    #[error("frame has no `{0}` key")]
+    MissingKey(&'static str),
+    /// An envelope key holds the wrong JSON type.
+    #[error("`{key}` must be {expected}")]
+    WrongKeyType {
+        /// The key.
+        key: &'static str,
+        /// What it must hold.
+        expected: &'static str,
+    },
+    /// No message of the protocol has this name, in this direction.
+    #[error("unknown message {name}")]
+    UnknownMessage {
+        /// The name or op code as read.
+        name: String,
+    },
+    /// The payload does not match the message's type.
+    #[error("invalid payload: {0}")]
+    Payload(#[source] serde_json::Error),
+    /// The error object of a failed reply is malformed.
+    #[error("malformed error in reply")]
+    MalformedError,
+}
+
+impl DecodeError {
+    pub(crate) fn json(error: serde_json::Error) -> Self {
+        DecodeError::Json(error)
+    }
+
+    pub(crate) fn payload(error: serde_json::Error) -> Self {
+        DecodeError::Payload(error)
+    }
+
+    /// A message that the receiving side does not know.
+    pub fn unknown(name: crate::wire::TagRef<'_>) -> Self {
+        DecodeError::UnknownMessage {
+            name: name.to_string(),
+        }
+    }
+}
+
+/// A message could not be written.
+#[derive(Debug, Error)]
+pub enum EncodeError {
+    /// serde_json failed (a map with non-string keys, a float that is not finite, ...).
+    #[error("cannot serialise: {0}")]
+    Json(#[source] serde_json::Error),
+    /// An inline payload or a reply merged into an object did not serialise to an object.
+    #[error("payload must serialise to a JSON object here")]
+    NotAnObject,
+}

@@ -1,0 +1,261 @@
+//! The traits generated code implements, and the values that cross between it and the runtime.
+//!
+//! For each protocol the generator emits a marker type implementing [`Protocol`], one marker per
+//! side of each link implementing [`Side`], one struct per message implementing [`Message`] (and
+//! [`Request`] with its reply type, or [`Event`]), [`SendableBy`] for every side allowed to send
+//! it, an enum per link direction implementing [`Inbound`], and a handler trait per side whose
+//! blanket [`Dispatch`] impl routes decoded messages to the user's methods.
+
+use std::fmt;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::DecodeError;
+use crate::validate::Validate;
+use crate::wire::{ErrorShape, Kind, RawMessage, Tag, WireProfile};
+
+/// A protocol: its wire profile, session rules and close codes.
+pub trait Protocol: Send + Sync + 'static {
+    /// The protocol's name as declared.
+    const NAME: &'static str;
+    /// The declared version.
+    const VERSION: &'static str;
+    /// How frames look.
+    const WIRE: &'static WireProfile;
+    /// Handshake, heartbeat and close rules.
+    const SESSION: &'static crate::session::SessionRules;
+    /// The protocol's close codes.
+    type CloseCode: CloseCode;
+}
+
+/// A protocol's close codes, as a generated enum.
+pub trait CloseCode: Copy + fmt::Debug + Send + Sync + 'static {
+    /// The numeric code sent in the WebSocket close frame.
+    fn code(self) -> u16;
+    /// The declared reason text.
+    fn reason(self) -> &'static str;
+    /// The declared code with this number, if any.
+    fn from_code(code: u16) -> Option<Self>;
+}
+
+/// One side of one kind of link (`Client`, `Server`, or `MasterWithSlave` for named endpoints).
+pub trait Side: Send + Sync + 'static {
+    /// The protocol.
+    type Protocol: Protocol;
+    /// The other side of the link.
+    type Peer: Side<Protocol = Self::Protocol, Peer = Self>;
+    /// Everything this side may receive.
+    type Inbound: Inbound;
+    /// The side's name, for logs.
+    const NAME: &'static str;
+    /// Whether this side accepts connections (the WebSocket server) on its link.
+    const ACCEPTS: bool;
+}
+
+/// A message struct of a protocol.
+pub trait Message: Serialize + DeserializeOwned + Validate + Send + Sync + 'static {
+    /// The protocol it belongs to.
+    type Protocol: Protocol;
+    /// The name as declared.
+    const NAME: &'static str;
+    /// The tag (or method name, for carried messages).
+    const TAG: Tag;
+    /// Message, event or request.
+    const KIND: Kind;
+    /// Whether the message was declared with a payload; one without writes no payload key.
+    const HAS_PAYLOAD: bool;
+}
+
+/// A request, which knows the type of its reply.
+pub trait Request: Message {
+    /// What a successful reply carries.
+    type Reply: Serialize + DeserializeOwned + Validate + Send + Sync + 'static;
+}
+
+/// A one-way event.
+pub trait Event: Message {}
+
+/// Marks that side `S` may send this message. Sending anything else on a link does not compile.
+pub trait SendableBy<S: Side>: Message {}
+
+/// What one side may receive, decoded from a classified frame.
+pub trait Inbound: Sized + Send + 'static {
+    /// Picks the message by its name and frame class and deserialises its payload.
+    fn decode(frame: &RawMessage<'_>) -> Result<Self, DecodeError>;
+    /// The kind of the decoded message (a request needs a reply).
+    fn kind(&self) -> Kind;
+    /// The tag of the decoded message.
+    fn tag(&self) -> Tag;
+    /// Checks the constraints of the decoded payload.
+    fn validate(&self) -> Result<(), crate::validate::ValidationErrors>;
+}
+
+/// What the handler made of one inbound message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Handled; nothing to send back.
+    Done,
+    /// A request was handled: the reply's JSON, or the error to send.
+    Reply(Result<Box<RawValue>, RemoteError>),
+    /// A message the session driver handles (handshake steps, heartbeats, close).
+    Session,
+}
+
+impl Outcome {
+    /// Turns a handler's result into a reply.
+    pub fn reply<R: Serialize>(result: Result<R, RemoteError>) -> Self {
+        Outcome::Reply(result.and_then(|reply| {
+            serde_json::value::to_raw_value(&reply)
+                .map_err(|e| RemoteError::new(format!("cannot encode the reply: {e}")))
+        }))
+    }
+}
+
+/// Routes a decoded inbound message to the user's handler; generated per side.
+pub trait Dispatch<S: Side>: Send + Sync + 'static {
+    /// Handles one message.
+    fn dispatch(&self, message: S::Inbound) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Typed sending on a link; implemented by the runtime's link handles.
+pub trait Sender<S: Side>: Send + Sync {
+    /// Sends a request and waits for its typed reply.
+    fn request<R: Request + SendableBy<S>>(
+        &self,
+        request: R,
+    ) -> impl Future<Output = Result<R::Reply, crate::RequestError>> + Send;
+
+    /// Sends an event or a plain message.
+    fn send<M: Message + SendableBy<S>>(
+        &self,
+        message: M,
+    ) -> impl Future<Output = Result<(), crate::SendError>> + Send;
+}
+
+/// An error a request's handler returns, or a peer sent back instead of a result.
+///
+/// Protocols with text errors carry only `message`; SocketCluster's error objects also carry
+/// `name` and any other keys in `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteError {
+    /// The human-readable text.
+    pub message: String,
+    /// The error's class, such as `AuthTokenInvalidError`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Every other key of an error object, kept as sent.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RemoteError {
+    /// An error with only a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        RemoteError {
+            message: message.into(),
+            name: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the error's class name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    pub(crate) fn from_json(raw: &RawValue, shape: ErrorShape) -> Result<Self, DecodeError> {
+        match shape {
+            ErrorShape::Text => String::deserialize(raw)
+                .map(RemoteError::new)
+                .map_err(|_| DecodeError::MalformedError),
+            ErrorShape::Object => {
+                // Real peers send strings or odd objects too; keep whatever they sent.
+                let value = serde_json::Value::deserialize(raw)
+                    .map_err(|_| DecodeError::MalformedError)?;
+                Ok(match value {
+                    serde_json::Value::Object(mut map) => {
+                        let message = match map.remove("message") {
+                            Some(serde_json::Value::String(s)) => s,
+                            Some(other) => other.to_string(),
+                            None => String::new(),
+                        };
+                        let name = match map.remove("name") {
+                            Some(serde_json::Value::String(s)) => Some(s),
+                            Some(other) => Some(other.to_string()),
+                            None => None,
+                        };
+                        RemoteError {
+                            message,
+                            name,
+                            extra: map,
+                        }
+                    }
+                    serde_json::Value::String(s) => RemoteError::new(s),
+                    other => RemoteError::new(other.to_string()),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn write_json(
+        &self,
+        out: &mut Vec<u8>,
+        shape: ErrorShape,
+    ) -> Result<(), crate::error::EncodeError> {
+        let result = match shape {
+            ErrorShape::Text => serde_json::to_writer(out, &self.message),
+            ErrorShape::Object => serde_json::to_writer(out, self),
+        };
+        result.map_err(crate::error::EncodeError::Json)
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// The reply of a request declared without one: no data (`{}` where an object is required).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct Empty;
+
+impl Serialize for Empty {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EmptyVisitor;
+        impl<'de> serde::de::Visitor<'de> for EmptyVisitor {
+            type Value = Empty;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("nothing, null or an empty object")
+            }
+            fn visit_unit<E>(self) -> Result<Empty, E> {
+                Ok(Empty)
+            }
+            fn visit_none<E>(self) -> Result<Empty, E> {
+                Ok(Empty)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Empty, A::Error> {
+                match map.next_key::<String>()? {
+                    None => Ok(Empty),
+                    Some(key) => Err(serde::de::Error::unknown_field(&key, &[])),
+                }
+            }
+        }
+        deserializer.deserialize_any(EmptyVisitor)
+    }
+}
