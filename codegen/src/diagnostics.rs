@@ -237,10 +237,7 @@ impl Diagnostic {
             } else {
                 format!(" {label}")
             };
-            out.push_str(&format!(
-                "{pad} | {}{marks}{label}\n",
-                " ".repeat(col - 1)
-            ));
+            out.push_str(&format!("{pad} | {}{marks}{label}\n", " ".repeat(col - 1)));
         }
         if !self.help.is_empty() || !self.notes.is_empty() {
             out.push_str(&format!("{pad} |\n"));
@@ -308,7 +305,10 @@ impl Diagnostics {
 }
 
 /// Suggests the candidate closest to `name`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -336,7 +336,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Returns the path relative to `base` when it is inside it, for shorter diagnostics.
 pub fn display_path(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+    path.strip_prefix(base)
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
 }
 
 impl fmt::Display for Span {

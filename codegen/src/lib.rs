@@ -1,5 +1,224 @@
 //! protolink-codegen: definition files in, typed Rust bindings out.
+//!
+//! A build script compiles every definition in a folder with one call:
+//!
+//! ```no_run
+//! # #![allow(clippy::needless_doctest_main)]
+//! // build.rs
+//! fn main() {
+//!     if let Err(e) = protolink_codegen::compile(&["../protocol-defs"]) {
+//!         eprintln!("{e}");
+//!         std::process::exit(1);
+//!     }
+//! }
+//! ```
+//!
+//! and the crate includes each protocol's module with `protolink::include_protocol!("litecord");`.
+//! [`Config`] sets where output goes and how paths are shown. A mistake in a definition fails the
+//! build with rustc-style diagnostics: `file:line:col`, the line, a caret and a `help:`.
+//!
+//! The pipeline: [`syntax`] parses each file, [`model`] checks them together (a protocol may
+//! `extend` one in another file), and [`emit`] renders each checked protocol.
 #![forbid(unsafe_code)]
 
 pub mod diagnostics;
+pub mod emit;
+pub mod model;
+mod naming;
 pub mod syntax;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use diagnostics::{Diagnostics, SourceMap};
+
+/// What can go wrong in a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Definitions have errors; `rendered` holds every diagnostic, rendered like rustc's.
+    #[error("{rendered}")]
+    Definitions {
+        /// The rendered diagnostics.
+        rendered: String,
+        /// How many errors.
+        errors: usize,
+    },
+    /// Neither `Config::out_dir` nor `OUT_DIR` says where to write.
+    #[error("no output folder: set Config::out_dir or run from a build script")]
+    NoOutDir,
+}
+
+/// One generated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// The protocol's name.
+    pub protocol: String,
+    /// The file name, `{protocol}.rs`.
+    pub file_name: String,
+    /// The formatted Rust source.
+    pub code: String,
+}
+
+/// The result of checking definitions: the sources read, what was found, and what checked.
+#[derive(Debug)]
+pub struct Checked {
+    /// Every file read.
+    pub sources: SourceMap,
+    /// Every diagnostic, sorted by position.
+    pub diagnostics: Diagnostics,
+    /// The protocols that checked cleanly, bases before extensions.
+    pub protocols: Vec<model::Protocol>,
+}
+
+/// Options for a run; methods take `&mut self` and return it, as prost-build's do.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    out_dir: Option<PathBuf>,
+    display_base: Option<PathBuf>,
+    cargo_directives: bool,
+}
+
+impl Config {
+    /// Defaults: output to `OUT_DIR`, paths shown as given, no cargo directives.
+    pub fn new() -> Self {
+        Config::default()
+    }
+
+    /// Writes generated files to `dir` instead of `OUT_DIR`.
+    pub fn out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Shows paths in diagnostics and `@generated` headers relative to `dir`.
+    pub fn display_base(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.display_base = Some(dir.into());
+        self
+    }
+
+    /// Prints `cargo:rerun-if-changed` for every input file and folder (for build scripts).
+    pub fn cargo_directives(&mut self, on: bool) -> &mut Self {
+        self.cargo_directives = on;
+        self
+    }
+
+    /// Reads and checks `inputs` (files, or folders whose `*.protocol` files are all read).
+    pub fn check(&self, inputs: &[impl AsRef<Path>]) -> Result<Checked, Error> {
+        let mut paths = Vec::new();
+        for input in inputs {
+            let input = input.as_ref();
+            if self.cargo_directives {
+                println!("cargo:rerun-if-changed={}", input.display());
+            }
+            if input.is_dir() {
+                let entries = fs::read_dir(input).map_err(|source| Error::Io {
+                    path: input.into(),
+                    source,
+                })?;
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "protocol"))
+                    .collect();
+                found.sort();
+                paths.extend(found);
+            } else {
+                paths.push(input.to_path_buf());
+            }
+        }
+        let mut sources = SourceMap::default();
+        let mut diagnostics = Diagnostics::default();
+        let mut files = Vec::new();
+        for path in paths {
+            if self.cargo_directives {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+            let text = fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let shown = self.shown(&path);
+            let id = sources.add(shown.clone(), text);
+            let text = sources.get(id).map(|f| f.text.clone()).unwrap_or_default();
+            files.push((shown, syntax::parse(id, &text, &mut diagnostics)));
+        }
+        let protocols = model::check(&files, &mut diagnostics);
+        diagnostics.sort();
+        Ok(Checked {
+            sources,
+            diagnostics,
+            protocols,
+        })
+    }
+
+    /// Checks `inputs` and renders every protocol, without writing anything.
+    pub fn generate(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let checked = self.check(inputs)?;
+        if checked.diagnostics.has_errors() {
+            return Err(Error::Definitions {
+                rendered: checked.diagnostics.render(&checked.sources),
+                errors: checked.diagnostics.error_count(),
+            });
+        }
+        Ok(checked
+            .protocols
+            .iter()
+            .map(|p| {
+                let source = p.source.display().to_string().replace('\\', "/");
+                Generated {
+                    protocol: p.name.clone(),
+                    file_name: format!("{}.rs", p.name),
+                    code: emit::rust::render(p, &source),
+                }
+            })
+            .collect())
+    }
+
+    /// Checks, renders and writes every protocol; files whose contents did not change are not
+    /// rewritten, so cargo does not rebuild what includes them.
+    pub fn compile(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or(Error::NoOutDir)?,
+        };
+        let generated = self.generate(inputs)?;
+        fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
+            path: out_dir.clone(),
+            source,
+        })?;
+        for g in &generated {
+            let path = out_dir.join(&g.file_name);
+            if fs::read_to_string(&path).ok().as_deref() != Some(g.code.as_str()) {
+                fs::write(&path, &g.code).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(generated)
+    }
+
+    fn shown(&self, path: &Path) -> PathBuf {
+        match &self.display_base {
+            Some(base) => diagnostics::display_path(path, base),
+            None => path.to_path_buf(),
+        }
+    }
+}
+
+/// The one call for build scripts: compiles `inputs` into `OUT_DIR` and prints
+/// `cargo:rerun-if-changed` for each input file and folder.
+pub fn compile(inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+    Config::new().cargo_directives(true).compile(inputs)
+}

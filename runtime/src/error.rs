@@ -26,8 +26,14 @@ pub enum DecodeError {
         name: String,
     },
     /// The payload does not match the message's type.
-    #[error("invalid payload: {0}")]
-    Payload(#[source] serde_json::Error),
+    #[error("invalid payload for `{message}`: {source}")]
+    Payload {
+        /// The message whose payload it is.
+        message: &'static str,
+        /// What serde_json found.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The error object of a failed reply is malformed.
     #[error("malformed error in reply")]
     MalformedError,
@@ -38,8 +44,8 @@ impl DecodeError {
         DecodeError::Json(error)
     }
 
-    pub(crate) fn payload(error: serde_json::Error) -> Self {
-        DecodeError::Payload(error)
+    pub(crate) fn payload(message: &'static str, source: serde_json::Error) -> Self {
+        DecodeError::Payload { message, source }
     }
 
     /// A message that the receiving side does not know.

@@ -114,10 +114,11 @@ impl Outcome {
     }
 }
 
-/// Routes a decoded inbound message to the user's handler; generated per side.
-pub trait Dispatch<S: Side>: Send + Sync + 'static {
+/// Routes what side `Self` receives to a handler of type `H`; generated per side for every type
+/// that implements the side's handler trait.
+pub trait Dispatch<H>: Side {
     /// Handles one message.
-    fn dispatch(&self, message: S::Inbound) -> impl Future<Output = Outcome> + Send;
+    fn dispatch(handler: &H, message: Self::Inbound) -> impl Future<Output = Outcome> + Send;
 }
 
 /// Typed sending on a link; implemented by the runtime's link handles.
@@ -174,8 +175,8 @@ impl RemoteError {
                 .map_err(|_| DecodeError::MalformedError),
             ErrorShape::Object => {
                 // Real peers send strings or odd objects too; keep whatever they sent.
-                let value = serde_json::Value::deserialize(raw)
-                    .map_err(|_| DecodeError::MalformedError)?;
+                let value =
+                    serde_json::Value::deserialize(raw).map_err(|_| DecodeError::MalformedError)?;
                 Ok(match value {
                     serde_json::Value::Object(mut map) => {
                         let message = match map.remove("message") {
@@ -249,7 +250,10 @@ impl<'de> Deserialize<'de> for Empty {
             fn visit_none<E>(self) -> Result<Empty, E> {
                 Ok(Empty)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Empty, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Empty, A::Error> {
                 match map.next_key::<String>()? {
                     None => Ok(Empty),
                     Some(key) => Err(serde::de::Error::unknown_field(&key, &[])),

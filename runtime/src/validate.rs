@@ -114,7 +114,13 @@ impl Validator {
     }
 
     /// Checks an integer range; `max_inclusive` says whether `max` itself is allowed.
-    pub fn range(&mut self, value: i128, min: Option<i128>, max: Option<i128>, max_inclusive: bool) {
+    pub fn range(
+        &mut self,
+        value: i128,
+        min: Option<i128>,
+        max: Option<i128>,
+        max_inclusive: bool,
+    ) {
         if let Some(min) = min {
             if value < min {
                 self.fail(format!("must be at least {min}"));
@@ -130,7 +136,13 @@ impl Validator {
     }
 
     /// Checks a range on a float; bounds are integers in the definition language.
-    pub fn range_f64(&mut self, value: f64, min: Option<i64>, max: Option<i64>, max_inclusive: bool) {
+    pub fn range_f64(
+        &mut self,
+        value: f64,
+        min: Option<i64>,
+        max: Option<i64>,
+        max_inclusive: bool,
+    ) {
         // Bounds come from i64 literals; the conversion may round far from zero, which is fine
         // for bounds written by hand.
         let (lo, hi) = (min.map(|m| m as f64), max.map(|m| m as f64));
@@ -199,7 +211,19 @@ macro_rules! no_constraints {
     )*};
 }
 no_constraints!(
-    bool, i8, i16, i32, i64, u8, u16, u32, u64, f64, String, serde_json::Value, crate::Empty
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    f64,
+    String,
+    serde_json::Value,
+    crate::Empty
 );
 
 impl<T: Validate> Validate for Option<T> {

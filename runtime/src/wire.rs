@@ -350,14 +350,14 @@ pub enum Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    /// Deserialises the payload as `T`.
-    pub fn decode<T: Deserialize<'a>>(&self) -> Result<T, DecodeError> {
+    /// Deserialises the payload as `T`; `name` says whose payload it is in errors.
+    pub fn decode<T: Deserialize<'a>>(&self, name: &'static str) -> Result<T, DecodeError> {
         let result = match self {
             Payload::Raw(raw) => T::deserialize(*raw),
             Payload::Inline(fields) => T::deserialize(InlineDeserializer(fields)),
             Payload::Absent => T::deserialize(AbsentDeserializer),
         };
-        result.map_err(DecodeError::payload)
+        result.map_err(|e| DecodeError::payload(name, e))
     }
 
     /// The payload as an owned JSON text (`null` when absent), to hand to another task.
@@ -474,9 +474,10 @@ impl<'de> Deserializer<'de> for AbsentDeserializer {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        visitor.visit_map(de::value::MapDeserializer::new(
-            std::iter::empty::<(&str, &str)>(),
-        ))
+        visitor.visit_map(de::value::MapDeserializer::new(std::iter::empty::<(
+            &str,
+            &str,
+        )>()))
     }
 
     serde::forward_to_deserialize_any! {
@@ -522,6 +523,13 @@ pub struct RawReply<'a> {
     pub result: Result<Payload<'a>, RemoteError>,
 }
 
+impl<'a> RawMessage<'a> {
+    /// Deserialises the payload as the message `M`.
+    pub fn decode<M: crate::Message>(&self) -> Result<M, DecodeError> {
+        self.payload.decode(M::NAME)
+    }
+}
+
 impl WireProfile {
     /// Reads one text frame into its envelope parts.
     pub fn classify<'a>(&self, text: &'a str) -> Result<RawFrame<'a>, DecodeError> {
@@ -544,7 +552,13 @@ impl WireProfile {
 
         // Replies first: their tags may share a suffix or carrier with nothing else.
         match (self.reply.matched, tag) {
-            (ReplyMatch::Tag { tag: reply_tag, for_key }, TagRef::Str(t)) if t == reply_tag => {
+            (
+                ReplyMatch::Tag {
+                    tag: reply_tag,
+                    for_key,
+                },
+                TagRef::Str(t),
+            ) if t == reply_tag => {
                 let name = read_str(&fields, for_key)?;
                 return self.classify_reply(&fields, name, seq);
             }
@@ -574,7 +588,9 @@ impl WireProfile {
                 (Framing::Carrier(carrier), t) if tag_eq(carrier.tag, t) => {
                     let name = read_str(&fields, carrier.method)?
                         .ok_or(DecodeError::MissingKey(carrier.method))?;
-                    let payload = fields.get(carrier.args).map_or(Payload::Absent, Payload::Raw);
+                    let payload = fields
+                        .get(carrier.args)
+                        .map_or(Payload::Absent, Payload::Raw);
                     let id = self.read_request_id(&fields, class, seq)?;
                     return Ok(RawFrame::Message(RawMessage {
                         class,
@@ -622,7 +638,12 @@ impl WireProfile {
             Some(KeyPath::Top(key)) => key,
             _ => self.tag,
         };
-        [self.tag, self.sequence.unwrap_or(self.tag), id_key, reply_key]
+        [
+            self.tag,
+            self.sequence.unwrap_or(self.tag),
+            id_key,
+            reply_key,
+        ]
     }
 
     fn payload_of<'a>(&self, fields: &Fields<'a>) -> Payload<'a> {
@@ -642,7 +663,9 @@ impl WireProfile {
             RequestIdPlace::Ordered => Ok(None),
             RequestIdPlace::Sequence if class == FrameClass::Request => Ok(seq.map(RequestId::Int)),
             RequestIdPlace::Sequence => Ok(None),
-            RequestIdPlace::Key { key, .. } => fields.get(key).map(|raw| read_id(raw, key)).transpose(),
+            RequestIdPlace::Key { key, .. } => {
+                fields.get(key).map(|raw| read_id(raw, key)).transpose()
+            }
         }
     }
 
@@ -791,8 +814,13 @@ impl WireProfile {
         seq: Option<i64>,
         result: Result<&RawValue, &RemoteError>,
     ) -> Result<(), EncodeError> {
-        if let (ErrorFraming::Tagged { tag: error_tag, message }, Err(error)) =
-            (self.reply.error, result)
+        if let (
+            ErrorFraming::Tagged {
+                tag: error_tag,
+                message,
+            },
+            Err(error),
+        ) = (self.reply.error, result)
         {
             out.push(b'{');
             let mut first = true;
@@ -992,16 +1020,29 @@ fn tag_eq(declared: Tag, read: TagRef<'_>) -> bool {
     }
 }
 
-fn read_tag<'a>(raw: &'a RawValue, key: &'static str, ty: TagType) -> Result<TagRef<'a>, DecodeError> {
+fn read_tag<'a>(
+    raw: &'a RawValue,
+    key: &'static str,
+    ty: TagType,
+) -> Result<TagRef<'a>, DecodeError> {
     let text = raw.get();
     match ty {
-        TagType::Int => text
-            .parse::<i64>()
-            .map(TagRef::Int)
-            .map_err(|_| DecodeError::WrongKeyType { key, expected: "an integer" }),
-        TagType::Str => <&str>::deserialize(raw)
-            .map(TagRef::Str)
-            .map_err(|_| DecodeError::WrongKeyType { key, expected: "a string without escapes" }),
+        TagType::Int => {
+            text.parse::<i64>()
+                .map(TagRef::Int)
+                .map_err(|_| DecodeError::WrongKeyType {
+                    key,
+                    expected: "an integer",
+                })
+        }
+        TagType::Str => {
+            <&str>::deserialize(raw)
+                .map(TagRef::Str)
+                .map_err(|_| DecodeError::WrongKeyType {
+                    key,
+                    expected: "a string without escapes",
+                })
+        }
     }
 }
 
@@ -1009,8 +1050,10 @@ fn read_str<'a>(fields: &Fields<'a>, key: &'static str) -> Result<Option<&'a str
     fields
         .get(key)
         .map(|raw| {
-            <&str>::deserialize(raw)
-                .map_err(|_| DecodeError::WrongKeyType { key, expected: "a string without escapes" })
+            <&str>::deserialize(raw).map_err(|_| DecodeError::WrongKeyType {
+                key,
+                expected: "a string without escapes",
+            })
         })
         .transpose()
 }
@@ -1021,7 +1064,10 @@ fn read_int(fields: &Fields<'_>, key: &'static str) -> Result<Option<i64>, Decod
         .map(|raw| {
             raw.get()
                 .parse::<i64>()
-                .map_err(|_| DecodeError::WrongKeyType { key, expected: "an integer" })
+                .map_err(|_| DecodeError::WrongKeyType {
+                    key,
+                    expected: "an integer",
+                })
         })
         .transpose()
 }
@@ -1032,5 +1078,8 @@ fn read_id(raw: &RawValue, key: &'static str) -> Result<RequestId, DecodeError> 
     }
     String::deserialize(raw)
         .map(RequestId::Str)
-        .map_err(|_| DecodeError::WrongKeyType { key, expected: "an integer or a string" })
+        .map_err(|_| DecodeError::WrongKeyType {
+            key,
+            expected: "an integer or a string",
+        })
 }

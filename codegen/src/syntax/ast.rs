@@ -118,6 +118,9 @@ impl Atom {
 }
 
 /// A top-level item.
+// A file holds a few dozen items at most, so the unboxed `MessageDecl` costs nothing that matters
+// and keeps matching on items simple.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// `message`, `event` or `request`.

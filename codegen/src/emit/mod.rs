@@ -1,0 +1,3 @@
+//! Emitters: one module per output, each reading only the checked [`crate::model`].
+
+pub mod rust;
