@@ -461,24 +461,30 @@ impl Emitter<'_> {
                 quote!(#fd #default pub #n: #ty)
             })
             .collect();
-        let count = s.fields.len();
-        let trim: Vec<TokenStream> = s
-            .fields
-            .iter()
-            .enumerate()
-            .rev()
-            .take_while(|(_, f)| f.optional)
-            .map(|(i, f)| {
-                let n = ident(&f.rust_name);
-                let at = i + 1;
-                quote!(if len == #at && self.#n.is_none() { len = #i; })
-            })
-            .collect();
-        let mutable = (!trim.is_empty()).then(|| quote!(mut));
+        // Required fields are always written; optional ones only up to the last one present.
+        let count = Literal::usize_unsuffixed(s.fields.len());
+        let trailing = s.fields.iter().rev().take_while(|f| f.optional).count();
+        let first_optional = s.fields.len() - trailing;
+        let trim = s.fields.iter().enumerate().skip(first_optional).rev().map(|(i, f)| {
+            let n = ident(&f.rust_name);
+            let (at, i) = (Literal::usize_unsuffixed(i + 1), Literal::usize_unsuffixed(i));
+            quote!(if len == #at && self.#n.is_none() { len = #i; })
+        });
         let elements = s.fields.iter().enumerate().map(|(i, f)| {
             let n = ident(&f.rust_name);
-            quote!(if len > #i { __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.#n)?; })
+            let write = quote!(__p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.#n)?;);
+            if i < first_optional {
+                write
+            } else {
+                let i = Literal::usize_unsuffixed(i);
+                quote!(if len > #i { #write })
+            }
         });
+        let len = if trailing == 0 {
+            quote!(let len: usize = #count;)
+        } else {
+            quote!(let mut len: usize = #count; #(#trim)*)
+        };
         let tuple: Vec<TokenStream> = s.fields.iter().map(|f| self.field_type(f)).collect();
         let schema_name = name.to_string();
         let validate = self.validate_struct(name, s);
@@ -490,8 +496,7 @@ impl Emitter<'_> {
 
             impl __p::Serialize for #name {
                 fn serialize<S: __p::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
-                    let #mutable len: usize = #count;
-                    #(#trim)*
+                    #len
                     let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
                     #(#elements)*
                     __p::serde::ser::SerializeSeq::end(seq)
@@ -559,23 +564,23 @@ impl Emitter<'_> {
                     let vd = format!(" A {} value.", json_name(ty));
                     quote!(#[doc = #vd] #v(#ty_tokens))
                 });
-                let arms = variants.iter().map(|(rust, ty)| {
-                    let v = ident(rust);
-                    let check = self.value_checks(quote!(value), ty, &[]);
-                    quote!(Self::#v(value) => { let _ = &value; #check })
-                });
+                let arms: Vec<TokenStream> = variants
+                    .iter()
+                    .filter_map(|(rust, ty)| {
+                        let v = ident(rust);
+                        let check = self.value_checks(quote!(value), ty, &[]);
+                        (!check.is_empty()).then(|| quote!(Self::#v(value) => { #check }))
+                    })
+                    .collect();
+                let checks = exhaustive_match(&arms, variants.len());
+                let validate = validate_impl(&name, checks);
                 quote! {
                     #d
                     #attrs
                     #[serde(untagged)]
                     pub enum #name { #(#vs),* }
 
-                    impl __p::Validate for #name {
-                        fn validate_into(&self, v: &mut __p::Validator) {
-                            let _ = &v;
-                            match self { #(#arms)* }
-                        }
-                    }
+                    #validate
                 }
             }
             TypeDefKind::Union { tag, variants } => {
@@ -599,15 +604,24 @@ impl Emitter<'_> {
                     });
                     quote!(#vd #[serde(rename = #wire)] #v { #(#fields,)* #rest })
                 });
-                let arms = variants.iter().map(|(rust, _, _, s)| {
-                    let v = ident(rust);
-                    let names: Vec<Ident> = s.fields.iter().map(|f| ident(&f.rust_name)).collect();
-                    let checks = s.fields.iter().map(|f| {
-                        let n = ident(&f.rust_name);
-                        self.field_checks(quote!((*#n)), f)
-                    });
-                    quote!(Self::#v { #(#names,)* .. } => { #(let _ = &#names;)* #(#checks)* })
-                });
+                let arms: Vec<TokenStream> = variants
+                    .iter()
+                    .filter_map(|(rust, _, _, s)| {
+                        let v = ident(rust);
+                        let (names, checks): (Vec<Ident>, Vec<TokenStream>) = s
+                            .fields
+                            .iter()
+                            .filter_map(|f| {
+                                let n = ident(&f.rust_name);
+                                let check = self.field_checks(quote!((*#n)), f);
+                                (!check.is_empty()).then_some((n, check))
+                            })
+                            .unzip();
+                        (!checks.is_empty()).then(|| quote!(Self::#v { #(#names,)* .. } => { #(#checks)* }))
+                    })
+                    .collect();
+                let checks = exhaustive_match(&arms, variants.len());
+                let validate = validate_impl(&name, checks);
                 quote! {
                     #d
                     #attrs
@@ -615,12 +629,7 @@ impl Emitter<'_> {
                     #[serde(tag = #tag)]
                     pub enum #name { #(#vs),* }
 
-                    impl __p::Validate for #name {
-                        fn validate_into(&self, v: &mut __p::Validator) {
-                            let _ = &v;
-                            match self { #(#arms)* }
-                        }
-                    }
+                    #validate
                 }
             }
         }
@@ -629,18 +638,15 @@ impl Emitter<'_> {
     // ---- validation ----------------------------------------------------------------------
 
     fn validate_struct(&self, name: &Ident, s: &Struct) -> TokenStream {
-        let checks = s.fields.iter().map(|f| {
-            let n = ident(&f.rust_name);
-            self.field_checks(quote!(self.#n), f)
-        });
-        quote! {
-            impl __p::Validate for #name {
-                fn validate_into(&self, v: &mut __p::Validator) {
-                    let _ = &v;
-                    #(#checks)*
-                }
-            }
-        }
+        let checks: TokenStream = s
+            .fields
+            .iter()
+            .map(|f| {
+                let n = ident(&f.rust_name);
+                self.field_checks(quote!(self.#n), f)
+            })
+            .collect();
+        validate_impl(name, checks)
     }
 
     /// Checks for one field whose value is reachable as `access` (a place, not a reference).
@@ -768,19 +774,15 @@ impl Emitter<'_> {
                 let attrs = self.serde_attrs();
                 let inner = self.ty(ty);
                 let checks = self.value_checks(quote!(value), ty, &[]);
-                let checks = (!checks.is_empty()).then(|| quote!(let value = &self.0; #checks));
+                let checks = if checks.is_empty() { checks } else { quote!(let value = &self.0; #checks) };
+                let validate = validate_impl(&name, checks);
                 quote! {
                     #d
                     #attrs
                     #[serde(transparent)]
                     pub struct #name(pub #inner);
 
-                    impl __p::Validate for #name {
-                        fn validate_into(&self, v: &mut __p::Validator) {
-                            let _ = &v;
-                            #checks
-                        }
-                    }
+                    #validate
                 }
             }
             Some(Shape::Empty) => self.object_struct(&name, d, &Struct::default()),
@@ -1139,6 +1141,35 @@ impl Emitter<'_> {
                     self.send(#value)
                 }
             },
+        }
+    }
+}
+
+/// `match self` over the arms that check something; the rest fall through.
+fn exhaustive_match(arms: &[TokenStream], variants: usize) -> TokenStream {
+    if arms.is_empty() {
+        TokenStream::new()
+    } else if arms.len() == variants {
+        quote!(match self { #(#arms)* })
+    } else {
+        quote!(match self { #(#arms)* _ => {} })
+    }
+}
+
+/// `impl Validate`, with an empty body when there is nothing to check.
+fn validate_impl(name: &Ident, checks: TokenStream) -> TokenStream {
+    if checks.is_empty() {
+        return quote! {
+            impl __p::Validate for #name {
+                fn validate_into(&self, _: &mut __p::Validator) {}
+            }
+        };
+    }
+    quote! {
+        impl __p::Validate for #name {
+            fn validate_into(&self, v: &mut __p::Validator) {
+                #checks
+            }
         }
     }
 }

@@ -180,7 +180,6 @@ pub mod chat {
     }
     impl __p::Validate for HandshakeReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             if let ::core::option::Option::Some(value) = &self.auth_error {
                 v.field(
                     "authError",
@@ -209,9 +208,7 @@ pub mod chat {
         pub details: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::Validate for AuthError {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// An error object, or `null` for none.
     pub type MaybeAuthError = ::core::option::Option<AuthError>;
@@ -236,7 +233,6 @@ pub mod chat {
     }
     impl __p::Validate for ChatMessage {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.author;
                 v.field(
@@ -278,9 +274,7 @@ pub mod chat {
         pub auth_token: ::core::option::Option<SignedAuthToken>,
     }
     impl __p::Validate for Handshake {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Handshake {
         type Protocol = Chat;
@@ -309,9 +303,7 @@ pub mod chat {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for Subscribe {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Subscribe {
         type Protocol = Chat;
@@ -331,9 +323,7 @@ pub mod chat {
     #[serde(transparent)]
     pub struct Unsubscribe(pub ::std::string::String);
     impl __p::Validate for Unsubscribe {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Unsubscribe {
         type Protocol = Chat;
@@ -358,9 +348,7 @@ pub mod chat {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for Publish {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Publish {
         type Protocol = Chat;
@@ -385,9 +373,7 @@ pub mod chat {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for PublishEvent {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for PublishEvent {
         type Protocol = Chat;
@@ -410,9 +396,7 @@ pub mod chat {
         pub message: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for KickOut {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for KickOut {
         type Protocol = Chat;
@@ -431,9 +415,7 @@ pub mod chat {
     #[serde(transparent)]
     pub struct Authenticate(pub ::std::string::String);
     impl __p::Validate for Authenticate {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`Authenticate`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -450,7 +432,6 @@ pub mod chat {
     }
     impl __p::Validate for AuthenticateReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             if let ::core::option::Option::Some(value) = &self.auth_error {
                 v.field(
                     "authError",
@@ -481,9 +462,7 @@ pub mod chat {
         pub token: ::std::string::String,
     }
     impl __p::Validate for SetAuthToken {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for SetAuthToken {
         type Protocol = Chat;
@@ -502,9 +481,7 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct RemoveAuthToken {}
     impl __p::Validate for RemoveAuthToken {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for RemoveAuthToken {
         type Protocol = Chat;
@@ -528,9 +505,7 @@ pub mod chat {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for Disconnect {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Disconnect {
         type Protocol = Chat;
@@ -552,7 +527,6 @@ pub mod chat {
     }
     impl __p::Validate for Join {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.room;
                 v.field(
@@ -590,9 +564,7 @@ pub mod chat {
         pub members: ::std::vec::Vec<::std::string::String>,
     }
     impl __p::Validate for JoinReply {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Join {
         type Protocol = Chat;
@@ -617,7 +589,6 @@ pub mod chat {
     }
     impl __p::Validate for SendMessage {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.room;
                 v.field(
@@ -669,9 +640,7 @@ pub mod chat {
         pub id: u64,
     }
     impl __p::Validate for SendMessageReply {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for SendMessage {
         type Protocol = Chat;
@@ -694,7 +663,6 @@ pub mod chat {
     }
     impl __p::Validate for Typing {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.room;
                 v.field(
@@ -740,7 +708,6 @@ pub mod chat {
     pub struct Message(pub ChatMessage);
     impl __p::Validate for Message {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             let value = &self.0;
             __p::Validate::validate_into(value, v);
         }
@@ -765,9 +732,7 @@ pub mod chat {
         pub user: ::std::string::String,
     }
     impl __p::Validate for UserTyping {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for UserTyping {
         type Protocol = Chat;
@@ -784,9 +749,7 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PingClient {}
     impl __p::Validate for PingClient {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`PingClient`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -794,9 +757,7 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PingClientReply {}
     impl __p::Validate for PingClientReply {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for PingClient {
         type Protocol = Chat;

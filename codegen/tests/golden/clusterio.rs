@@ -165,9 +165,7 @@ pub mod clusterio {
         pub connected: bool,
     }
     impl __p::Validate for SlaveInfo {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// An instance, as `list_instances` returns it.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -183,9 +181,7 @@ pub mod clusterio {
         pub assigned_slave: ::core::option::Option<i64>,
     }
     impl __p::Validate for InstanceInfo {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// An instance on a slave, as `update_instances` reports it.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -197,9 +193,7 @@ pub mod clusterio {
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::Validate for SlaveInstance {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// One parsed line of an instance's output.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -231,9 +225,7 @@ pub mod clusterio {
         pub action: ::core::option::Option<::std::string::String>,
     }
     impl __p::Validate for OutputLine {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// Sent by the master as soon as a control or slave connects.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -245,9 +237,7 @@ pub mod clusterio {
         pub version: ::std::string::String,
     }
     impl __p::Validate for Hello {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Hello {
         type Protocol = Clusterio;
@@ -276,9 +266,7 @@ pub mod clusterio {
         pub id: i64,
     }
     impl __p::Validate for RegisterSlave {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for RegisterSlave {
         type Protocol = Clusterio;
@@ -302,9 +290,7 @@ pub mod clusterio {
         pub version: ::std::string::String,
     }
     impl __p::Validate for RegisterControl {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for RegisterControl {
         type Protocol = Clusterio;
@@ -321,9 +307,7 @@ pub mod clusterio {
     #[serde(deny_unknown_fields)]
     pub struct Ready {}
     impl __p::Validate for Ready {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Ready {
         type Protocol = Clusterio;
@@ -344,9 +328,7 @@ pub mod clusterio {
         pub reason: ::std::string::String,
     }
     impl __p::Validate for Close {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Close {
         type Protocol = Clusterio;
@@ -366,9 +348,7 @@ pub mod clusterio {
     #[serde(deny_unknown_fields)]
     pub struct ListSlaves {}
     impl __p::Validate for ListSlaves {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`ListSlaves`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -381,7 +361,6 @@ pub mod clusterio {
     }
     impl __p::Validate for ListSlavesReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.list;
                 v.field(
@@ -411,9 +390,7 @@ pub mod clusterio {
     #[serde(deny_unknown_fields)]
     pub struct ListInstances {}
     impl __p::Validate for ListInstances {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`ListInstances`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -426,7 +403,6 @@ pub mod clusterio {
     }
     impl __p::Validate for ListInstancesReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.list;
                 v.field(
@@ -459,9 +435,7 @@ pub mod clusterio {
         pub instance_ids: ::std::vec::Vec<i64>,
     }
     impl __p::Validate for SetInstanceOutputSubscriptions {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for SetInstanceOutputSubscriptions {
         type Protocol = Clusterio;
@@ -484,9 +458,7 @@ pub mod clusterio {
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::Validate for CreateInstance {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for CreateInstance {
         type Protocol = Clusterio;
@@ -509,9 +481,7 @@ pub mod clusterio {
         pub instance_id: i64,
     }
     impl __p::Validate for GetInstanceConfig {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`GetInstanceConfig`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -523,9 +493,7 @@ pub mod clusterio {
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::Validate for GetInstanceConfigReply {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for GetInstanceConfig {
         type Protocol = Clusterio;
@@ -552,9 +520,7 @@ pub mod clusterio {
         pub value: ::std::string::String,
     }
     impl __p::Validate for SetInstanceConfigField {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for SetInstanceConfigField {
         type Protocol = Clusterio;
@@ -579,9 +545,7 @@ pub mod clusterio {
         pub slave_id: i64,
     }
     impl __p::Validate for AssignInstanceCommand {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for AssignInstanceCommand {
         type Protocol = Clusterio;
@@ -606,9 +570,7 @@ pub mod clusterio {
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::Validate for AssignInstance {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for AssignInstance {
         type Protocol = Clusterio;
@@ -631,9 +593,7 @@ pub mod clusterio {
         pub instance_id: i64,
     }
     impl __p::Validate for StartInstance {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for StartInstance {
         type Protocol = Clusterio;
@@ -658,9 +618,7 @@ pub mod clusterio {
         pub instance_id: i64,
     }
     impl __p::Validate for CreateSave {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for CreateSave {
         type Protocol = Clusterio;
@@ -685,9 +643,7 @@ pub mod clusterio {
         pub instance_id: i64,
     }
     impl __p::Validate for StopInstance {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for StopInstance {
         type Protocol = Clusterio;
@@ -712,9 +668,7 @@ pub mod clusterio {
         pub instance_id: i64,
     }
     impl __p::Validate for DeleteInstance {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for DeleteInstance {
         type Protocol = Clusterio;
@@ -740,9 +694,7 @@ pub mod clusterio {
         pub command: ::std::string::String,
     }
     impl __p::Validate for SendRcon {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`SendRcon`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -754,9 +706,7 @@ pub mod clusterio {
         pub result: ::std::string::String,
     }
     impl __p::Validate for SendRconReply {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for SendRcon {
         type Protocol = Clusterio;
@@ -782,7 +732,6 @@ pub mod clusterio {
     }
     impl __p::Validate for UpdateInstances {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.instances;
                 v.field(
@@ -816,7 +765,6 @@ pub mod clusterio {
     }
     impl __p::Validate for InstanceOutput {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.output;
                 v.field(

@@ -162,7 +162,6 @@ pub mod litecord {
     }
     impl __p::Validate for Hello {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.hb_interval;
                 v.field(
@@ -196,9 +195,7 @@ pub mod litecord {
         pub password: ::std::string::String,
     }
     impl __p::Validate for HelloAck {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for HelloAck {
         type Protocol = Litecord;
@@ -218,9 +215,7 @@ pub mod litecord {
         pub s: ::core::option::Option<u64>,
     }
     impl __p::Validate for Heartbeat {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Heartbeat {
         type Protocol = Litecord;
@@ -236,9 +231,7 @@ pub mod litecord {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HeartbeatAck {}
     impl __p::Validate for HeartbeatAck {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for HeartbeatAck {
         type Protocol = Litecord;

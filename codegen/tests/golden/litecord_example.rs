@@ -153,7 +153,6 @@ pub mod litecord_example {
     }
     impl __p::Validate for Guild {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.id;
                 v.field(
@@ -239,7 +238,6 @@ pub mod litecord_example {
     }
     impl __p::Validate for Hello {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.hb_interval;
                 v.field(
@@ -273,9 +271,7 @@ pub mod litecord_example {
         pub password: ::std::string::String,
     }
     impl __p::Validate for HelloAck {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for HelloAck {
         type Protocol = LitecordExample;
@@ -295,9 +291,7 @@ pub mod litecord_example {
         pub s: ::core::option::Option<u64>,
     }
     impl __p::Validate for Heartbeat {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Heartbeat {
         type Protocol = LitecordExample;
@@ -313,9 +307,7 @@ pub mod litecord_example {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HeartbeatAck {}
     impl __p::Validate for HeartbeatAck {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for HeartbeatAck {
         type Protocol = LitecordExample;
@@ -337,11 +329,9 @@ pub mod litecord_example {
             &self,
             serializer: S,
         ) -> ::core::result::Result<S::Ok, S::Error> {
-            let len: usize = 1usize;
+            let len: usize = 1;
             let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
-            if len > 0usize {
-                __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.token)?;
-            }
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.token)?;
             __p::serde::ser::SerializeSeq::end(seq)
         }
     }
@@ -356,9 +346,7 @@ pub mod litecord_example {
         }
     }
     impl __p::Validate for TokenValidate {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`TokenValidate`], written as a JSON array.
     #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
@@ -375,15 +363,13 @@ pub mod litecord_example {
             &self,
             serializer: S,
         ) -> ::core::result::Result<S::Ok, S::Error> {
-            let mut len: usize = 2usize;
-            if len == 2usize && self.reason.is_none() {
-                len = 1usize;
+            let mut len: usize = 2;
+            if len == 2 && self.reason.is_none() {
+                len = 1;
             }
             let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
-            if len > 0usize {
-                __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.valid)?;
-            }
-            if len > 1usize {
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.valid)?;
+            if len > 1 {
                 __p::serde::ser::SerializeSeq::serialize_element(
                     &mut seq,
                     &self.reason,
@@ -406,9 +392,7 @@ pub mod litecord_example {
         }
     }
     impl __p::Validate for TokenValidateReply {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for TokenValidate {
         type Protocol = LitecordExample;
@@ -433,14 +417,9 @@ pub mod litecord_example {
             &self,
             serializer: S,
         ) -> ::core::result::Result<S::Ok, S::Error> {
-            let len: usize = 1usize;
+            let len: usize = 1;
             let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
-            if len > 0usize {
-                __p::serde::ser::SerializeSeq::serialize_element(
-                    &mut seq,
-                    &self.guild_id,
-                )?;
-            }
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.guild_id)?;
             __p::serde::ser::SerializeSeq::end(seq)
         }
     }
@@ -456,7 +435,6 @@ pub mod litecord_example {
     }
     impl __p::Validate for GetGuild {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.guild_id;
                 v.field(
@@ -500,26 +478,11 @@ pub mod litecord_example {
             &self,
             serializer: S,
         ) -> ::core::result::Result<S::Ok, S::Error> {
-            let len: usize = 3usize;
+            let len: usize = 3;
             let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
-            if len > 0usize {
-                __p::serde::ser::SerializeSeq::serialize_element(
-                    &mut seq,
-                    &self.user_id,
-                )?;
-            }
-            if len > 1usize {
-                __p::serde::ser::SerializeSeq::serialize_element(
-                    &mut seq,
-                    &self.status,
-                )?;
-            }
-            if len > 2usize {
-                __p::serde::ser::SerializeSeq::serialize_element(
-                    &mut seq,
-                    &self.activity,
-                )?;
-            }
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.user_id)?;
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.status)?;
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.activity)?;
             __p::serde::ser::SerializeSeq::end(seq)
         }
     }
@@ -539,7 +502,6 @@ pub mod litecord_example {
     }
     impl __p::Validate for UserPresence {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.user_id;
                 v.field(

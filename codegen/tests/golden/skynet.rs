@@ -112,17 +112,7 @@ pub mod skynet {
         Int(i64),
     }
     impl __p::Validate for Channel {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-            match self {
-                Self::String(value) => {
-                    let _ = &value;
-                }
-                Self::Int(value) => {
-                    let _ = &value;
-                }
-            }
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// A message as delivered: the `message` command's keys plus the server's `ID` and `time`.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -144,7 +134,6 @@ pub mod skynet {
     }
     impl __p::Validate for SentMessage {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.channel;
                 v.field(
@@ -179,7 +168,6 @@ pub mod skynet {
     }
     impl __p::Validate for LogEntry {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             if let ::core::option::Option::Some(value) = &self.r#type {
                 v.field(
                     "type",
@@ -211,7 +199,6 @@ pub mod skynet {
     }
     impl __p::Validate for Open {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.channel;
                 v.field(
@@ -233,7 +220,6 @@ pub mod skynet {
     }
     impl __p::Validate for OpenReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.channels;
                 v.field(
@@ -266,7 +252,6 @@ pub mod skynet {
     }
     impl __p::Validate for Close {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.channel;
                 v.field(
@@ -288,7 +273,6 @@ pub mod skynet {
     }
     impl __p::Validate for CloseReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.channels;
                 v.field(
@@ -326,7 +310,6 @@ pub mod skynet {
     }
     impl __p::Validate for Message {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.channel;
                 v.field(
@@ -362,9 +345,7 @@ pub mod skynet {
         pub end: ::core::option::Option<i64>,
     }
     impl __p::Validate for Log {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`Log`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -376,7 +357,6 @@ pub mod skynet {
     }
     impl __p::Validate for LogReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             {
                 let value = &self.log;
                 v.field(
@@ -407,7 +387,6 @@ pub mod skynet {
     pub struct MessageEvent(pub SentMessage);
     impl __p::Validate for MessageEvent {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             let value = &self.0;
             __p::Validate::validate_into(value, v);
         }

@@ -212,7 +212,6 @@ pub mod socketcluster {
     }
     impl __p::Validate for HandshakeReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             if let ::core::option::Option::Some(value) = &self.auth_error {
                 v.field(
                     "authError",
@@ -241,9 +240,7 @@ pub mod socketcluster {
         pub details: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::Validate for AuthError {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// An error object, or `null` for none.
     pub type MaybeAuthError = ::core::option::Option<AuthError>;
@@ -258,9 +255,7 @@ pub mod socketcluster {
         pub auth_token: ::core::option::Option<SignedAuthToken>,
     }
     impl __p::Validate for Handshake {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Handshake {
         type Protocol = Socketcluster;
@@ -289,9 +284,7 @@ pub mod socketcluster {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for Subscribe {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Subscribe {
         type Protocol = Socketcluster;
@@ -311,9 +304,7 @@ pub mod socketcluster {
     #[serde(transparent)]
     pub struct Unsubscribe(pub ::std::string::String);
     impl __p::Validate for Unsubscribe {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Unsubscribe {
         type Protocol = Socketcluster;
@@ -338,9 +329,7 @@ pub mod socketcluster {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for Publish {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Publish {
         type Protocol = Socketcluster;
@@ -365,9 +354,7 @@ pub mod socketcluster {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for PublishEvent {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for PublishEvent {
         type Protocol = Socketcluster;
@@ -390,9 +377,7 @@ pub mod socketcluster {
         pub message: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for KickOut {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for KickOut {
         type Protocol = Socketcluster;
@@ -411,9 +396,7 @@ pub mod socketcluster {
     #[serde(transparent)]
     pub struct Authenticate(pub ::std::string::String);
     impl __p::Validate for Authenticate {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`Authenticate`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -430,7 +413,6 @@ pub mod socketcluster {
     }
     impl __p::Validate for AuthenticateReply {
         fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
             if let ::core::option::Option::Some(value) = &self.auth_error {
                 v.field(
                     "authError",
@@ -461,9 +443,7 @@ pub mod socketcluster {
         pub token: ::std::string::String,
     }
     impl __p::Validate for SetAuthToken {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for SetAuthToken {
         type Protocol = Socketcluster;
@@ -482,9 +462,7 @@ pub mod socketcluster {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct RemoveAuthToken {}
     impl __p::Validate for RemoveAuthToken {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for RemoveAuthToken {
         type Protocol = Socketcluster;
@@ -508,9 +486,7 @@ pub mod socketcluster {
         pub data: ::core::option::Option<__p::Value>,
     }
     impl __p::Validate for Disconnect {
-        fn validate_into(&self, v: &mut __p::Validator) {
-            let _ = &v;
-        }
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     impl __p::Message for Disconnect {
         type Protocol = Socketcluster;
