@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. On a fresh machine it first installs what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --locked
+# The generated-code snapshots must match what the generator writes today (UPDATE_SNAPSHOTS=1
+# rewrites them); the test above checks it, and the docs build must be warning-free.
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
