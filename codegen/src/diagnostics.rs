@@ -193,6 +193,11 @@ impl Diagnostic {
     }
 
     /// Renders the diagnostic like rustc, without colour.
+    ///
+    /// Labelled lines are shown in source order, file by file (the primary span's file first,
+    /// other files introduced by `:::`). Lines far apart are separated by `...`; a single line
+    /// between two labelled lines is shown instead. Several labels on one line share it, with
+    /// every label but the rightmost hung below its mark, as rustc does.
     pub fn render(&self, sources: &SourceMap) -> String {
         let mut out = String::new();
         let kind = match self.severity {
@@ -200,44 +205,89 @@ impl Diagnostic {
             Severity::Warning => "warning",
         };
         out.push_str(&format!("{kind}[{}]: {}\n", self.code, self.message));
-        let mut spans = vec![(&self.primary, '^')];
-        spans.extend(self.secondary.iter().map(|s| (s, '-')));
         let Some(file) = sources.get(self.primary.0.file) else {
-            for line in &self.help {
-                out.push_str(&format!("  = help: {line}\n"));
+            for note in &self.notes {
+                out.push_str(&format!("  = note: {note}\n"));
+            }
+            for help in &self.help {
+                out.push_str(&format!("  = help: {help}\n"));
             }
             return out;
         };
-        let (line, col) = file.line_col(self.primary.0.start as usize);
-        let gutter = spans
-            .iter()
-            .filter_map(|((span, _), _)| sources.get(span.file).map(|f| (span, f)))
-            .map(|(span, f)| f.line_col(span.start as usize).0.to_string().len())
-            .max()
-            .unwrap_or(1);
-        let pad = " ".repeat(gutter);
-        out.push_str(&format!("{pad}--> {}:{line}:{col}\n", file.path.display()));
-        out.push_str(&format!("{pad} |\n"));
-        for ((span, label), mark) in spans {
-            let Some(file) = sources.get(span.file) else {
+
+        // Every label, resolved to a line and columns, grouped by file (primary file first).
+        let mut labels: Vec<Label<'_>> = Vec::new();
+        let all =
+            std::iter::once((&self.primary, true)).chain(self.secondary.iter().map(|s| (s, false)));
+        for ((span, text), primary) in all {
+            let Some(f) = sources.get(span.file) else {
                 continue;
             };
-            let (line, col) = file.line_col(span.start as usize);
-            let (end_line, end_col) = file.line_col(span.end as usize);
-            let text = file.line(line);
+            let (line, col) = f.line_col(span.start as usize);
+            let (end_line, end_col) = f.line_col(span.end as usize);
             let width = if end_line == line {
                 end_col.saturating_sub(col).max(1)
             } else {
-                text.chars().count().saturating_sub(col - 1).max(1)
+                f.line(line).chars().count().saturating_sub(col - 1).max(1)
             };
-            out.push_str(&format!("{line:>gutter$} | {text}\n"));
-            let marks: String = std::iter::repeat_n(mark, width).collect();
-            let label = if label.is_empty() {
-                String::new()
-            } else {
-                format!(" {label}")
+            labels.push(Label {
+                file: span.file,
+                line,
+                col,
+                width,
+                text,
+                primary,
+            });
+        }
+        let mut files: Vec<u32> = vec![self.primary.0.file];
+        for l in &labels {
+            if !files.contains(&l.file) {
+                files.push(l.file);
+            }
+        }
+        let gutter = labels
+            .iter()
+            .map(|l| l.line.to_string().len())
+            .max()
+            .unwrap_or(1);
+        let pad = " ".repeat(gutter);
+
+        let (line, col) = file.line_col(self.primary.0.start as usize);
+        out.push_str(&format!("{pad}--> {}:{line}:{col}\n", file.path.display()));
+        for (index, &file_id) in files.iter().enumerate() {
+            let Some(f) = sources.get(file_id) else {
+                continue;
             };
-            out.push_str(&format!("{pad} | {}{marks}{label}\n", " ".repeat(col - 1)));
+            let mut here: Vec<&Label<'_>> = labels.iter().filter(|l| l.file == file_id).collect();
+            here.sort_by_key(|l| (l.line, l.col));
+            if index > 0 {
+                let Some(first) = here.first() else { continue };
+                out.push_str(&format!("{pad} |\n"));
+                out.push_str(&format!(
+                    "{pad}::: {}:{}:{}\n",
+                    f.path.display(),
+                    first.line,
+                    first.col
+                ));
+            }
+            out.push_str(&format!("{pad} |\n"));
+            let mut previous: Option<usize> = None;
+            let mut rest = here.as_slice();
+            while let Some(first) = rest.first() {
+                let line = first.line;
+                let count = rest.iter().take_while(|l| l.line == line).count();
+                let (on_line, after) = rest.split_at(count);
+                rest = after;
+                match previous {
+                    Some(p) if line == p + 2 => {
+                        out.push_str(&format!("{:>gutter$} | {}\n", p + 1, f.line(p + 1)));
+                    }
+                    Some(p) if line > p + 2 => out.push_str("...\n"),
+                    _ => {}
+                }
+                previous = Some(line);
+                render_line(&mut out, &pad, line, f.line(line), on_line);
+            }
         }
         if !self.help.is_empty() || !self.notes.is_empty() {
             out.push_str(&format!("{pad} |\n"));
@@ -249,6 +299,82 @@ impl Diagnostic {
             out.push_str(&format!("{pad} = help: {help}\n"));
         }
         out
+    }
+}
+
+/// One labelled span, resolved to a line and columns (1-based, in chars).
+struct Label<'a> {
+    file: u32,
+    line: usize,
+    col: usize,
+    width: usize,
+    text: &'a str,
+    primary: bool,
+}
+
+/// Prints one source line and the labels on it (sorted by column).
+///
+/// ```text
+/// 21 | message ping from server {} -> {}
+///    | -------                     ^^ only requests are answered
+///    | |
+///    | declared here
+/// ```
+fn render_line(out: &mut String, pad: &str, line: usize, text: &str, labels: &[&Label<'_>]) {
+    let gutter = pad.len();
+    out.push_str(&format!("{line:>gutter$} | {text}\n"));
+    let end = labels
+        .iter()
+        .map(|l| l.col - 1 + l.width)
+        .max()
+        .unwrap_or(0);
+    let mut marks: Vec<char> = vec![' '; end];
+    // Secondary marks first, so a primary mark wins where they overlap.
+    for l in labels
+        .iter()
+        .filter(|l| !l.primary)
+        .chain(labels.iter().filter(|l| l.primary))
+    {
+        let mark = if l.primary { '^' } else { '-' };
+        for c in &mut marks[l.col - 1..l.col - 1 + l.width] {
+            *c = mark;
+        }
+    }
+    let marks: String = marks.into_iter().collect();
+    // The rightmost label goes on the mark line; the others hang below their marks.
+    let mut hanging: Vec<&Label<'_>> = labels
+        .iter()
+        .copied()
+        .filter(|l| !l.text.is_empty())
+        .collect();
+    let inline = hanging.pop();
+    match inline {
+        Some(l) => out.push_str(&format!("{pad} | {marks} {}\n", l.text)),
+        None => out.push_str(&format!("{pad} | {}\n", marks.trim_end())),
+    }
+    if hanging.is_empty() {
+        return;
+    }
+    let bars = |upto: usize| -> String {
+        let mut s: Vec<char> = Vec::new();
+        for l in &hanging[..upto] {
+            if s.len() < l.col {
+                s.resize(l.col - 1, ' ');
+                s.push('|');
+            }
+        }
+        s.into_iter().collect()
+    };
+    out.push_str(&format!("{pad} | {}\n", bars(hanging.len())));
+    for i in (0..hanging.len()).rev() {
+        let l = hanging[i];
+        let mut s = bars(i);
+        let width = s.chars().count();
+        if width < l.col - 1 {
+            s.push_str(&" ".repeat(l.col - 1 - width));
+        }
+        s.push_str(l.text);
+        out.push_str(&format!("{pad} | {s}\n"));
     }
 }
 

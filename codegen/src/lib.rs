@@ -135,9 +135,7 @@ impl Config {
                 paths.push(input.to_path_buf());
             }
         }
-        let mut sources = SourceMap::default();
-        let mut diagnostics = Diagnostics::default();
-        let mut files = Vec::new();
+        let mut sources = Vec::new();
         for path in paths {
             if self.cargo_directives {
                 println!("cargo:rerun-if-changed={}", path.display());
@@ -146,18 +144,33 @@ impl Config {
                 path: path.clone(),
                 source,
             })?;
-            let shown = self.shown(&path);
-            let id = sources.add(shown.clone(), text);
-            let text = sources.get(id).map(|f| f.text.clone()).unwrap_or_default();
-            files.push((shown, syntax::parse(id, &text, &mut diagnostics)));
+            sources.push((path, text));
+        }
+        Ok(self.check_sources(&sources))
+    }
+
+    /// Checks definitions already in memory, each given as its path (shown in diagnostics, and
+    /// relative to [`Config::display_base`] when inside it) and its text. A protocol that
+    /// `extends` another must be checked together with its base.
+    ///
+    /// This is what [`Config::check`] does once it has read the files. It cannot fail: whatever
+    /// the text, every problem is a diagnostic in the result.
+    pub fn check_sources(&self, sources: &[(PathBuf, String)]) -> Checked {
+        let mut map = SourceMap::default();
+        let mut diagnostics = Diagnostics::default();
+        let mut files = Vec::new();
+        for (path, text) in sources {
+            let shown = self.shown(path);
+            let id = map.add(shown.clone(), text.as_str());
+            files.push((shown, syntax::parse(id, text, &mut diagnostics)));
         }
         let protocols = model::check(&files, &mut diagnostics);
         diagnostics.sort();
-        Ok(Checked {
-            sources,
+        Checked {
+            sources: map,
             diagnostics,
             protocols,
-        })
+        }
     }
 
     /// Checks `inputs` and renders every protocol, without writing anything.

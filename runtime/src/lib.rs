@@ -5,10 +5,15 @@
 //! [`__private`], which is not public API.
 
 pub mod error;
+pub mod link;
 pub mod message;
 pub mod session;
+pub mod transport;
 pub mod validate;
 pub mod wire;
+pub mod ws;
+
+pub use link::{Link, LinkConfig, LinkState, Session};
 
 pub use error::{DecodeError, EncodeError};
 pub use message::{
@@ -38,6 +43,9 @@ pub enum RequestError {
     /// The request could not be sent.
     #[error(transparent)]
     Send(#[from] SendError),
+    /// Too many requests are waiting for replies on this link.
+    #[error("{0} requests are already waiting for replies")]
+    TooManyPending(usize),
 }
 
 /// A message could not be sent.
@@ -72,8 +80,8 @@ macro_rules! include_protocol {
 pub mod __private {
     pub use crate::error::DecodeError;
     pub use crate::message::{
-        CloseCode, Dispatch, Empty, Event, Inbound, Message, Outcome, Protocol, RemoteError,
-        Request, SendableBy, Sender, Side,
+        CloseCode, Dispatch, Empty, Event, Inbound, Message, MessageInfo, Outcome, Protocol,
+        RemoteError, Request, SendableBy, Sender, Side,
     };
     pub use crate::session::*;
     pub use crate::validate::{Validate, ValidationErrors, Validator};

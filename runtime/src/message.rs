@@ -27,8 +27,28 @@ pub trait Protocol: Send + Sync + 'static {
     const WIRE: &'static WireProfile;
     /// Handshake, heartbeat and close rules.
     const SESSION: &'static crate::session::SessionRules;
+    /// Every message: name, tag, kind, and whether it has a payload.
+    const MESSAGES: &'static [MessageInfo];
     /// The protocol's close codes.
     type CloseCode: CloseCode;
+}
+
+/// What the runtime knows of a message without its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The name as declared.
+    pub name: &'static str,
+    /// Its tag.
+    pub tag: Tag,
+    /// Its kind.
+    pub kind: Kind,
+    /// Whether it was declared with a payload.
+    pub has_payload: bool,
+}
+
+/// The declared message with this tag and kind class, if any.
+pub fn message_info<P: Protocol>(tag: Tag) -> Option<&'static MessageInfo> {
+    P::MESSAGES.iter().find(|m| m.tag == tag)
 }
 
 /// A protocol's close codes, as a generated enum.
@@ -39,6 +59,10 @@ pub trait CloseCode: Copy + fmt::Debug + Send + Sync + 'static {
     fn reason(self) -> &'static str;
     /// The declared code with this number, if any.
     fn from_code(code: u16) -> Option<Self>;
+    /// The declared reason of a code number, if the protocol declares it.
+    fn reason_for(code: u16) -> Option<&'static str> {
+        Self::from_code(code).map(Self::reason)
+    }
 }
 
 /// One side of one kind of link (`Client`, `Server`, or `MasterWithSlave` for named endpoints).
@@ -85,6 +109,8 @@ pub trait SendableBy<S: Side>: Message {}
 pub trait Inbound: Sized + Send + 'static {
     /// Picks the message by its name and frame class and deserialises its payload.
     fn decode(frame: &RawMessage<'_>) -> Result<Self, DecodeError>;
+    /// Whether a message with this tag may arrive in this direction.
+    fn accepts(tag: Tag) -> bool;
     /// The kind of the decoded message (a request needs a reply).
     fn kind(&self) -> Kind;
     /// The tag of the decoded message.

@@ -26,7 +26,7 @@ pub enum TagType {
 }
 
 /// A message's tag as declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tag {
     /// A string tag.
     Str(&'static str),
@@ -41,6 +41,22 @@ pub enum TagRef<'a> {
     Str(&'a str),
     /// An integer tag.
     Int(i64),
+}
+
+impl Tag {
+    /// The tag as read from a frame would be.
+    pub fn as_ref(self) -> TagRef<'static> {
+        match self {
+            Tag::Str(s) => TagRef::Str(s),
+            Tag::Int(n) => TagRef::Int(n),
+        }
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
+    }
 }
 
 impl fmt::Display for TagRef<'_> {
@@ -682,12 +698,16 @@ impl WireProfile {
                 .transpose()
             {
                 if t == tag {
-                    let text = read_str(fields, message)?.unwrap_or_default();
+                    // Free text: read it owned, as it may hold escapes (`\"not json\"`).
+                    let error = match fields.get(message) {
+                        Some(raw) => RemoteError::from_json(raw, ErrorShape::Text)?,
+                        None => RemoteError::new(""),
+                    };
                     return Ok(RawFrame::Reply(RawReply {
                         id: None,
                         name,
                         seq,
-                        result: Err(RemoteError::new(text)),
+                        result: Err(error),
                     }));
                 }
             }

@@ -131,6 +131,13 @@ impl Emitter<'_> {
         );
         let wire = self.wire();
         let session = self.session();
+        let infos = self.p.messages.iter().map(|m| {
+            let name = &m.name;
+            let tag = tag_tokens(&m.tag);
+            let kind = kind_tokens(m.kind);
+            let has_payload = m.payload.is_some();
+            quote!(__p::MessageInfo { name: #name, tag: #tag, kind: #kind, has_payload: #has_payload })
+        });
         quote! {
             #[doc = #doc]
             #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -141,6 +148,7 @@ impl Emitter<'_> {
                 const VERSION: &'static str = #version;
                 const WIRE: &'static __p::WireProfile = &#wire;
                 const SESSION: &'static __p::SessionRules = &#session;
+                const MESSAGES: &'static [__p::MessageInfo] = &[#(#infos),*];
                 type CloseCode = CloseCode;
             }
         }
@@ -392,13 +400,7 @@ impl Emitter<'_> {
     fn field_with(&self, f: &Field, vis: TokenStream) -> TokenStream {
         let d = docs(&f.docs, &format!("`{}`.", f.wire_name));
         let name = ident(&f.rust_name);
-        let ty = match (&f.ty, f.optional) {
-            (Ty::Nullable(_), true) | (_, false) => self.ty(&f.ty),
-            (ty, true) => {
-                let inner = self.ty(ty);
-                quote!(::core::option::Option<#inner>)
-            }
-        };
+        let ty = self.field_type(f);
         let rename = (f.wire_name != f.rust_name.trim_start_matches("r#")).then(|| {
             let w = &f.wire_name;
             quote!(#[serde(rename = #w)])
@@ -465,14 +467,24 @@ impl Emitter<'_> {
         let count = Literal::usize_unsuffixed(s.fields.len());
         let trailing = s.fields.iter().rev().take_while(|f| f.optional).count();
         let first_optional = s.fields.len() - trailing;
-        let trim = s.fields.iter().enumerate().skip(first_optional).rev().map(|(i, f)| {
-            let n = ident(&f.rust_name);
-            let (at, i) = (Literal::usize_unsuffixed(i + 1), Literal::usize_unsuffixed(i));
-            quote!(if len == #at && self.#n.is_none() { len = #i; })
-        });
+        let trim = s
+            .fields
+            .iter()
+            .enumerate()
+            .skip(first_optional)
+            .rev()
+            .map(|(i, f)| {
+                let n = ident(&f.rust_name);
+                let (at, i) = (
+                    Literal::usize_unsuffixed(i + 1),
+                    Literal::usize_unsuffixed(i),
+                );
+                quote!(if len == #at && self.#n.is_none() { len = #i; })
+            });
         let elements = s.fields.iter().enumerate().map(|(i, f)| {
             let n = ident(&f.rust_name);
-            let write = quote!(__p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.#n)?;);
+            let write =
+                quote!(__p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.#n)?;);
             if i < first_optional {
                 write
             } else {
@@ -515,11 +527,14 @@ impl Emitter<'_> {
         }
     }
 
+    /// The Rust type of a field: `T?` and `T | null` (directly or through an alias) are one
+    /// `Option`, never two.
     fn field_type(&self, f: &Field) -> TokenStream {
-        match (&f.ty, f.optional) {
-            (Ty::Nullable(_), true) | (_, false) => self.ty(&f.ty),
-            (ty, true) => {
-                let inner = self.ty(ty);
+        let nullable = matches!(self.resolved(&f.ty), Ty::Nullable(_));
+        match (nullable, f.optional) {
+            (true, _) | (_, false) => self.ty(&f.ty),
+            (false, true) => {
+                let inner = self.ty(&f.ty);
                 quote!(::core::option::Option<#inner>)
             }
         }
@@ -617,7 +632,8 @@ impl Emitter<'_> {
                                 (!check.is_empty()).then_some((n, check))
                             })
                             .unzip();
-                        (!checks.is_empty()).then(|| quote!(Self::#v { #(#names,)* .. } => { #(#checks)* }))
+                        (!checks.is_empty())
+                            .then(|| quote!(Self::#v { #(#names,)* .. } => { #(#checks)* }))
                     })
                     .collect();
                 let checks = exhaustive_match(&arms, variants.len());
@@ -774,7 +790,11 @@ impl Emitter<'_> {
                 let attrs = self.serde_attrs();
                 let inner = self.ty(ty);
                 let checks = self.value_checks(quote!(value), ty, &[]);
-                let checks = if checks.is_empty() { checks } else { quote!(let value = &self.0; #checks) };
+                let checks = if checks.is_empty() {
+                    checks
+                } else {
+                    quote!(let value = &self.0; #checks)
+                };
                 let validate = validate_impl(&name, checks);
                 quote! {
                     #d
@@ -790,11 +810,7 @@ impl Emitter<'_> {
         let marker = self.marker();
         let msg_name = &m.name;
         let tag = tag_tokens(&m.tag);
-        let kind = match m.kind {
-            Kind::Message => quote!(__p::Kind::Message),
-            Kind::Event => quote!(__p::Kind::Event),
-            Kind::Request => quote!(__p::Kind::Request),
-        };
+        let kind = kind_tokens(m.kind);
         let has_payload = m.payload.is_some();
         let (reply_def, kind_impl) = match (&m.kind, &m.reply) {
             (Kind::Request, Some(reply)) => {
@@ -935,6 +951,7 @@ impl Emitter<'_> {
             let v = ident(&m.rust_name);
             quote!(Self::#v(_) => <#v as __p::Message>::KIND)
         });
+        let accepts = msgs.iter().map(|m| tag_tokens(&m.tag));
         let tags = msgs.iter().map(|m| {
             let v = ident(&m.rust_name);
             quote!(Self::#v(_) => <#v as __p::Message>::TAG)
@@ -955,6 +972,7 @@ impl Emitter<'_> {
                     fn decode(frame: &__p::RawMessage<'_>) -> ::core::result::Result<Self, __p::DecodeError> {
                         ::core::result::Result::Err(__p::DecodeError::unknown(frame.name))
                     }
+                    fn accepts(_tag: __p::Tag) -> bool { false }
                     fn kind(&self) -> __p::Kind { match *self {} }
                     fn tag(&self) -> __p::Tag { match *self {} }
                     fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> { match *self {} }
@@ -972,6 +990,9 @@ impl Emitter<'_> {
                         #(#arms,)*
                         (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
                     }
+                }
+                fn accepts(tag: __p::Tag) -> bool {
+                    matches!(tag, #(#accepts)|*)
                 }
                 fn kind(&self) -> __p::Kind {
                     match self { #(#kinds),* }
@@ -1171,6 +1192,14 @@ fn validate_impl(name: &Ident, checks: TokenStream) -> TokenStream {
                 #checks
             }
         }
+    }
+}
+
+fn kind_tokens(kind: Kind) -> TokenStream {
+    match kind {
+        Kind::Message => quote!(__p::Kind::Message),
+        Kind::Event => quote!(__p::Kind::Event),
+        Kind::Request => quote!(__p::Kind::Request),
     }
 }
 

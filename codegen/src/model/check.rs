@@ -180,8 +180,16 @@ struct Checker<'a> {
     p: Protocol,
     /// Declared type names → index into `p.types`, with the span of the declaration.
     type_names: HashMap<String, (usize, Span)>,
-    /// Rust names in the module → where they come from.
-    rust_names: HashMap<String, Span>,
+    /// Rust names in the module → where they come from, and a label saying so.
+    rust_names: HashMap<String, (Span, String)>,
+    /// Names the generator declares itself in the module → what for.
+    generated: Vec<(String, String)>,
+    /// While an alias's own type is checked: its span. A union there is the alias itself, so it
+    /// takes the alias's name rather than claiming a new one.
+    alias_union: Option<Span>,
+    /// The wire profile's `tag` directive was malformed, so the tags' type is unknown and tags
+    /// are not checked against it (the malformed directive is reported instead).
+    tag_type_unknown: bool,
     /// Index of the first type and message that belong to this file (not the base).
     own_types: usize,
     own_messages: usize,
@@ -232,18 +240,27 @@ impl<'a> Checker<'a> {
                 types: Vec::new(),
             },
         };
+        // Names inherited from a base point at the `extends` that brought them in.
+        let (inherited, from_base) = match &decl.extends {
+            Some(base) => (base.span, format!("inherited from `{}`", base.name)),
+            None => (decl.span, String::new()),
+        };
         let mut rust_names = HashMap::new();
         for t in &p.types {
-            rust_names.insert(t.rust_name.clone(), decl.span);
+            rust_names.insert(t.rust_name.clone(), (inherited, from_base.clone()));
         }
         for m in &p.messages {
-            rust_names.insert(m.rust_name.clone(), decl.span);
+            rust_names.insert(m.rust_name.clone(), (inherited, from_base.clone()));
+            if matches!(m.reply, Some(Shape::Object(_) | Shape::Positional(_))) {
+                let reply = format!("{}Reply", m.rust_name);
+                rust_names.insert(reply, (inherited, from_base.clone()));
+            }
         }
         let type_names = p
             .types
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.name.clone(), (i, decl.span)))
+            .map(|(i, t)| (t.name.clone(), (i, inherited)))
             .collect();
         Checker {
             own_types: p.types.len(),
@@ -254,11 +271,15 @@ impl<'a> Checker<'a> {
             p,
             type_names,
             rust_names,
+            generated: Vec::new(),
+            alias_union: None,
+            tag_type_unknown: false,
         }
     }
 
     fn run(mut self) -> Protocol {
         self.protocol_directives();
+        self.generated = self.generated_names();
         self.declare_types();
         self.resolve_types();
         self.messages();
@@ -277,6 +298,8 @@ impl<'a> Checker<'a> {
         let extends = self.decl.extends.is_some();
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut wire_block = None;
+        // Directives suggested for misspelled ones: not reported missing as well.
+        let mut suggested: Vec<&str> = Vec::new();
         for d in &self.decl.directives {
             let Some(head) = head_word(d) else {
                 self.err(Diagnostic::error("E0114", "expected a directive name", d.head.span(), "not a directive")
@@ -299,7 +322,16 @@ impl<'a> Checker<'a> {
             match head {
                 "version" => match single_lit(d) {
                     Some(ast::LitValue::Str(v)) => self.p.version = v.clone(),
-                    _ => self.err(Diagnostic::error(
+                    Some(ast::LitValue::Int(n)) => self.err(
+                        Diagnostic::error(
+                            "E0116",
+                            "`version` takes one string",
+                            d.span,
+                            "a number, not a string",
+                        )
+                        .with_help(format!("write it in quotes: `version \"{n}\"`")),
+                    ),
+                    None => self.err(Diagnostic::error(
                         "E0116",
                         "`version` takes one string",
                         d.span,
@@ -328,7 +360,10 @@ impl<'a> Checker<'a> {
                         "not a protocol directive",
                     );
                     diag = match did_you_mean(other, ["version", "endpoints", "links", "wire", "close", "session"]) {
-                        Some(s) => diag.with_help(format!("did you mean `{s}`?")),
+                        Some(s) => {
+                            suggested.push(s);
+                            diag.with_help(format!("did you mean `{s}`?"))
+                        }
                         None => diag.with_help("protocol blocks hold `version`, `endpoints`, `links`, `wire`, `close` and `session`"),
                     };
                     self.err(diag);
@@ -345,7 +380,7 @@ impl<'a> Checker<'a> {
                 self.links(links);
             }
         }
-        if !seen.contains_key("version") {
+        if !seen.contains_key("version") && !suggested.contains(&"version") {
             self.err(
                 Diagnostic::error(
                     "E0115",
@@ -359,6 +394,7 @@ impl<'a> Checker<'a> {
         if !extends {
             match wire_block {
                 Some(d) => self.wire(d),
+                None if suggested.contains(&"wire") => {}
                 None => self.err(
                     Diagnostic::error(
                         "E0115",
@@ -376,18 +412,23 @@ impl<'a> Checker<'a> {
 
     fn endpoints(&mut self, d: &ast::Directive) {
         let mut names: Vec<String> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
         for clause in &d.clauses {
             match clause.atoms.as_slice() {
                 [ast::Atom::Ident(id)] => {
-                    if names.contains(&id.name) {
-                        self.err(Diagnostic::error(
-                            "E0102",
-                            format!("the endpoint `{}` is declared twice", id.name),
-                            id.span,
-                            "declared again here",
-                        ));
+                    if let Some(first) = names.iter().position(|n| *n == id.name) {
+                        self.err(
+                            Diagnostic::error(
+                                "E0102",
+                                format!("the endpoint `{}` is declared twice", id.name),
+                                id.span,
+                                "declared again here",
+                            )
+                            .with_secondary(spans[first], "first declared here"),
+                        );
                     } else {
                         names.push(id.name.clone());
+                        spans.push(id.span);
                     }
                 }
                 _ => self.err(Diagnostic::error(
@@ -425,6 +466,7 @@ impl<'a> Checker<'a> {
             return;
         }
         let mut links = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
         for clause in &d.clauses {
             let [
                 ast::Atom::Ident(a),
@@ -443,16 +485,27 @@ impl<'a> Checker<'a> {
             let (Some(ca), Some(cb)) = (self.endpoint(a), self.endpoint(b)) else {
                 continue;
             };
-            if links.contains(&(ca, cb)) || links.contains(&(cb, ca)) {
-                self.err(Diagnostic::error(
+            if let Some(first) = links.iter().position(|&l| l == (ca, cb) || l == (cb, ca)) {
+                let mut d = Diagnostic::error(
                     "E0102",
-                    "this link is declared twice",
+                    format!(
+                        "the link between `{}` and `{}` is declared twice",
+                        a.name, b.name
+                    ),
                     clause.span,
                     "declared again here",
-                ));
+                )
+                .with_secondary(spans[first], "first declared here");
+                if links[first] == (cb, ca) {
+                    d = d.with_note(
+                        "a link carries messages both ways; `a -> b` only says which side connects",
+                    );
+                }
+                self.err(d);
                 continue;
             }
             links.push((ca, cb));
+            spans.push(clause.span);
         }
         self.p.links = links;
     }
@@ -490,6 +543,7 @@ impl<'a> Checker<'a> {
             return;
         };
         let mut seen: HashMap<u16, Span> = HashMap::new();
+        let mut names: HashMap<String, (Span, String)> = HashMap::new();
         for item in block {
             let atoms: Vec<&ast::Atom> = item.clauses.iter().flat_map(|c| &c.atoms).collect();
             let code = match &item.head {
@@ -527,12 +581,17 @@ impl<'a> Checker<'a> {
                 ] => (name, reason.clone()),
                 [ast::Atom::Ident(name)] => (name, name.name.clone()),
                 _ => {
-                    self.err(Diagnostic::error(
-                        "E0116",
-                        "a close code needs a name and a reason",
-                        item.span,
-                        "expected `CODE Name \"reason\"`",
-                    ));
+                    self.err(
+                        Diagnostic::error(
+                            "E0116",
+                            "a close code needs a name and a reason",
+                            item.span,
+                            "expected `CODE Name \"reason\"`",
+                        )
+                        .with_help(
+                            "write `4001 AuthenticationFailed \"Authentication failed\"`; the name becomes the `CloseCode` variant",
+                        ),
+                    );
                     continue;
                 }
             };
@@ -551,15 +610,22 @@ impl<'a> Checker<'a> {
             }
             seen.insert(code, span);
             let rust = upper_camel(&name.name);
-            if self.p.close_codes.iter().any(|c| c.name == rust) {
-                self.err(Diagnostic::error(
-                    "E0102",
-                    format!("the close code name `{}` is used twice", name.name),
-                    name.span,
-                    "used again here",
-                ));
+            if let Some((first, first_name)) = names.get(&rust) {
+                let headline = if *first_name == name.name {
+                    format!("the close code name `{}` is used twice", name.name)
+                } else {
+                    format!(
+                        "the close code names `{first_name}` and `{}` both become `{rust}`",
+                        name.name
+                    )
+                };
+                self.err(
+                    Diagnostic::error("E0102", headline, name.span, "used again here")
+                        .with_secondary(*first, "first used here"),
+                );
                 continue;
             }
+            names.insert(rust.clone(), (name.span, name.name.clone()));
             self.p.close_codes.push(CloseCode {
                 code,
                 name: rust,
@@ -581,6 +647,7 @@ impl<'a> Checker<'a> {
             ));
             return;
         };
+        // A malformed or misspelled `tag` or `payload` is reported once, not as missing too.
         let mut have_tag = false;
         let mut payload_set = false;
         for item in block {
@@ -595,32 +662,62 @@ impl<'a> Checker<'a> {
             };
             let clauses = &item.clauses;
             match head {
-                "tag" => match words(&clauses[..]).as_deref() {
-                    Some([key, ty]) if *ty == "string" || *ty == "int" => {
-                        self.p.wire.tag = key.to_string();
-                        self.p.wire.int_tags = *ty == "int";
-                        have_tag = true;
+                "tag" => {
+                    have_tag = true;
+                    match words(&clauses[..]).as_deref() {
+                        Some([key, ty]) if *ty == "string" || *ty == "int" => {
+                            self.p.wire.tag = key.to_string();
+                            self.p.wire.int_tags = *ty == "int";
+                        }
+                        Some([key, ty]) => {
+                            // Read `integer` as `int` and `str` as `string`, so that the tags are
+                            // still checked; anything else leaves their type unknown.
+                            let int = ["integer", "i64", "i32", "u64", "u32", "number", "num"];
+                            let string = ["str", "String", "text"];
+                            let mut d = Diagnostic::error(
+                                "E0116",
+                                format!("unknown tag type `{ty}`"),
+                                clauses[0].atoms.last().map_or(item.span, ast::Atom::span),
+                                "expected `string` or `int`",
+                            );
+                            self.p.wire.tag = key.to_string();
+                            if int.contains(ty) {
+                                self.p.wire.int_tags = true;
+                                d = d.with_help(format!("write `tag {key} int`"));
+                            } else if string.contains(ty) {
+                                d = d.with_help(format!("write `tag {key} string`"));
+                            } else {
+                                self.tag_type_unknown = true;
+                                d = d.with_help(format!(
+                                    "write `tag {key} string` or `tag {key} int`"
+                                ));
+                            }
+                            self.err(d);
+                        }
+                        _ => {
+                            self.tag_type_unknown = true;
+                            self.err(Diagnostic::error(
+                                "E0116",
+                                "`tag` takes a key and `string` or `int`",
+                                item.span,
+                                "expected `tag type string` or `tag op int`",
+                            ));
+                        }
                     }
-                    _ => self.err(Diagnostic::error(
-                        "E0116",
-                        "`tag` takes a key and `string` or `int`",
-                        item.span,
-                        "expected `tag type string` or `tag op int`",
-                    )),
-                },
-                "payload" => match words(clauses).as_deref() {
-                    Some(["inline"]) => payload_set = true,
-                    Some([key]) => {
-                        self.p.wire.payload = Some(key.to_string());
-                        payload_set = true;
+                }
+                "payload" => {
+                    payload_set = true;
+                    match words(clauses).as_deref() {
+                        Some(["inline"]) => {}
+                        Some([key]) => self.p.wire.payload = Some(key.to_string()),
+                        _ => self.err(Diagnostic::error(
+                            "E0116",
+                            "`payload` takes `inline` or a key",
+                            item.span,
+                            "expected `payload inline` or `payload data`",
+                        )),
                     }
-                    _ => self.err(Diagnostic::error(
-                        "E0116",
-                        "`payload` takes `inline` or a key",
-                        item.span,
-                        "expected `payload inline` or `payload data`",
-                    )),
-                },
+                }
                 "sequence" => match words(clauses).as_deref() {
                     Some([key]) => self.p.wire.sequence = Some(key.to_string()),
                     _ => self.err(Diagnostic::error(
@@ -642,14 +739,21 @@ impl<'a> Checker<'a> {
                         item.head.span(),
                         "not a wire directive",
                     );
-                    if let Some(s) = did_you_mean(
+                    match did_you_mean(
                         other,
                         [
                             "tag", "payload", "sequence", "strict", "event", "request", "response",
                             "error",
                         ],
                     ) {
-                        diag = diag.with_help(format!("did you mean `{s}`?"));
+                        Some(s) => {
+                            have_tag |= s == "tag";
+                            payload_set |= s == "payload";
+                            diag = diag.with_help(format!("did you mean `{s}`?"));
+                        }
+                        None => {
+                            diag = diag.with_help("wire directives are `tag`, `payload`, `sequence`, `strict`, `event`, `request`, `response` and `error`");
+                        }
                     }
                     self.err(diag);
                 }
@@ -805,6 +909,12 @@ impl<'a> Checker<'a> {
     }
 
     fn tag_lit(&mut self, lit: &ast::Lit) -> TagValue {
+        if self.tag_type_unknown {
+            return match &lit.value {
+                ast::LitValue::Int(n) => TagValue::Int(*n),
+                ast::LitValue::Str(s) => TagValue::Str(s.clone()),
+            };
+        }
         match (&lit.value, self.p.wire.int_tags) {
             (ast::LitValue::Int(n), true) => TagValue::Int(*n),
             (ast::LitValue::Str(s), false) => TagValue::Str(s.clone()),
@@ -953,12 +1063,17 @@ impl<'a> Checker<'a> {
                     "no `id KEY` clause",
                 ));
             }
-            None => self.err(Diagnostic::error(
-                "E0115",
-                "`response` must say how replies are recognised",
-                item.span,
-                "no `suffix`, `carrier`, `untagged` or `tag` clause",
-            )),
+            None => self.err(
+                Diagnostic::error(
+                    "E0115",
+                    "`response` must say how replies are recognised",
+                    item.span,
+                    "no `suffix`, `carrier`, `untagged` or `tag` clause",
+                )
+                .with_help(
+                    "add one of `suffix \"_response\"`, `carrier TAG`, `untagged` or `tag \"result\", for KEY`",
+                ),
+            ),
             _ => {}
         }
         if let Some(m) = matched {
@@ -1071,36 +1186,110 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn claim_rust_name(&mut self, rust: &str, name: &ast::Ident) -> bool {
-        if RESERVED.contains(&rust) || *rust == upper_camel(&self.p.name) {
-            self.err(
-                Diagnostic::error(
-                    "E0124",
-                    format!("`{}` is a name the generator uses itself", name.name),
-                    name.span,
-                    "reserved in generated code",
-                )
-                .with_help("rename it"),
-            );
-            return false;
+    /// The Rust names the generator declares in the protocol's module besides the user's types
+    /// and messages, each with what it is for.
+    fn generated_names(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = vec![
+            ("CloseCode".into(), "the generator's close-code enum".into()),
+            (
+                upper_camel(&self.p.name),
+                format!("the marker type of the protocol `{}`", self.p.name),
+            ),
+        ];
+        // Always reserved, so that adding `endpoints` later cannot break a protocol.
+        for name in RESERVED {
+            if !out.iter().any(|(n, _)| n == name) {
+                out.push((
+                    name.to_string(),
+                    "a name of the generated client/server sides".into(),
+                ));
+            }
         }
-        if let Some(&first) = self.rust_names.get(rust) {
-            self.err(
-                Diagnostic::error(
-                    "E0124",
-                    format!(
-                        "`{}` becomes the Rust name `{rust}`, which is already taken",
-                        name.name
+        let named = self.p.has_named_endpoints();
+        for &(client, server) in &self.p.links {
+            for (me, peer) in [(client, server), (server, client)] {
+                let (me, peer) = (&self.p.endpoints[me], &self.p.endpoints[peer]);
+                let side = if named {
+                    format!("{}With{}", upper_camel(me), upper_camel(peer))
+                } else {
+                    upper_camel(me)
+                };
+                for (name, what) in [
+                    (
+                        side.clone(),
+                        format!("the marker of the `{me}` side of its link with `{peer}`"),
                     ),
-                    name.span,
-                    "clashes in Rust",
-                )
-                .with_secondary(first, "taken here")
-                .with_help("rename one of them"),
+                    (
+                        format!("{side}Handler"),
+                        format!("the handler trait of the `{me}` side"),
+                    ),
+                    (
+                        format!("{side}Sender"),
+                        format!("the sender trait of the `{me}` side"),
+                    ),
+                    (
+                        format!("{}To{}", upper_camel(me), upper_camel(peer)),
+                        format!("the enum of everything `{me}` sends to `{peer}`"),
+                    ),
+                ] {
+                    if !out.iter().any(|(n, _)| *n == name) {
+                        out.push((name, what));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What already has the Rust name `rust`: a place and a label, or a note for the names the
+    /// generator uses.
+    fn taken_by(&self, rust: &str) -> Option<(Option<Span>, String)> {
+        match self.generated.iter().find(|(n, _)| n == rust) {
+            Some((_, what)) => Some((None, format!("`{rust}` is {what}"))),
+            None => self
+                .rust_names
+                .get(rust)
+                .map(|(span, label)| (Some(*span), label.clone())),
+        }
+    }
+
+    fn claim_rust_name(&mut self, rust: &str, name: &ast::Ident) -> bool {
+        self.claim_rust_name_for(rust, &name.name, name.span)
+    }
+
+    /// Claims the Rust name `rust`, which `name` (written at `span`) becomes in the module.
+    fn claim_rust_name_for(&mut self, rust: &str, name: &str, span: Span) -> bool {
+        if let Some((_, what)) = self.generated.iter().find(|(n, _)| n == rust) {
+            let headline = if name == rust {
+                format!("`{name}` is a name the generator uses itself")
+            } else {
+                format!("`{name}` becomes `{rust}`, a name the generator uses itself")
+            };
+            let d = Diagnostic::error("E0124", headline, span, "reserved in generated code")
+                .with_note(format!("`{rust}` is {what}"))
+                .with_help("rename it");
+            self.err(d);
+            return false;
+        }
+        if let Some((first, label)) = self.rust_names.get(rust).cloned() {
+            let headline = if name == rust {
+                format!("the Rust name `{rust}` is already taken")
+            } else {
+                format!("`{name}` becomes the Rust name `{rust}`, which is already taken")
+            };
+            self.err(
+                Diagnostic::error("E0124", headline, span, "clashes in Rust")
+                    .with_secondary(first, label)
+                    .with_help("rename one of them"),
             );
             return false;
         }
-        self.rust_names.insert(rust.to_owned(), name.span);
+        let label = if name == rust {
+            "taken here".to_owned()
+        } else {
+            format!("`{name}` becomes `{rust}` here")
+        };
+        self.rust_names.insert(rust.to_owned(), (span, label));
         true
     }
 
@@ -1114,7 +1303,9 @@ impl<'a> Checker<'a> {
                 ast::Item::Enum(e) => (&e.name, TypeDefKind::Enum(self.enum_variants(e))),
                 ast::Item::Union(u) => (&u.name, self.union(u)),
                 ast::Item::Alias(a) => {
+                    self.alias_union = Some(a.ty.span);
                     let ty = self.ty(&a.ty, &a.name.name);
+                    self.alias_union = None;
                     // `type Channel = string | int` is itself the union enum.
                     let kind = match ty {
                         Ty::Named(i) if self.p.types[i].name.starts_with('\0') => {
@@ -1139,37 +1330,63 @@ impl<'a> Checker<'a> {
 
     fn check_alias_cycles(&mut self) {
         for start in self.own_types..self.p.types.len() {
-            let mut seen = BTreeSet::new();
+            let mut chain = vec![start];
             let mut current = start;
             while let TypeDefKind::Alias(Ty::Named(next)) = &self.p.types[current].kind {
-                if !seen.insert(current) {
+                let next = *next;
+                if next == start {
+                    self.report_alias_cycle(&chain);
                     break;
                 }
-                current = *next;
-                if current == start {
-                    let name = self.p.types[start].name.clone();
-                    let span = self
-                        .type_names
-                        .get(&name)
-                        .map_or(self.decl.span, |&(_, s)| s);
-                    self.err(
-                        Diagnostic::error(
-                            "E0113",
-                            format!("the alias `{name}` refers to itself"),
-                            span,
-                            "this alias never reaches a type",
-                        )
-                        .with_help("make one of the aliases a struct or a built-in type"),
-                    );
-                    self.p.types[start].kind = TypeDefKind::Alias(Ty::Any);
-                    break;
+                if chain.contains(&next) {
+                    break; // a cycle that `start` only leads into: reported from one of its members
                 }
+                chain.push(next);
+                current = next;
             }
         }
     }
 
-    /// Struct fields directly containing themselves (not through an array or map) have no end.
+    /// Reports the aliases of `chain` (each naming the next, the last naming the first) once,
+    /// and breaks the cycle so that no other member reports it again.
+    fn report_alias_cycle(&mut self, chain: &[usize]) {
+        let names: Vec<String> = chain
+            .iter()
+            .map(|&i| self.p.types[i].name.clone())
+            .collect();
+        let span_of = |name: &String| {
+            self.type_names
+                .get(name)
+                .map_or(self.decl.span, |&(_, s)| s)
+        };
+        let headline = match names.as_slice() {
+            [one] => format!("the alias `{one}` refers to itself"),
+            _ => format!("the aliases {} refer to each other", name_list(&names)),
+        };
+        let mut d = Diagnostic::error(
+            "E0113",
+            headline,
+            span_of(&names[0]),
+            "this alias never reaches a type",
+        );
+        for (k, name) in names.iter().enumerate().skip(1) {
+            let next = &names[(k + 1) % names.len()];
+            d = d.with_secondary(span_of(name), format!("`{name}` is `{next}`"));
+        }
+        self.err(d.with_help("make one of the aliases a struct or a built-in type"));
+        for &i in chain {
+            self.p.types[i].kind = TypeDefKind::Alias(Ty::Any);
+        }
+    }
+
+    /// Types holding themselves directly (not through an array or map) have no end. Each cycle
+    /// is reported once, at its first type, with the fields that close it.
     fn check_struct_cycles(&mut self) {
+        /// How a type holds the next one: through a field (of a union variant), or as a whole.
+        enum Via {
+            Field(Option<String>, String),
+            Whole,
+        }
         fn direct(ty: &Ty, out: &mut Vec<usize>) {
             match ty {
                 Ty::Named(i) => out.push(*i),
@@ -1177,81 +1394,178 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
-        let edges: Vec<Vec<usize>> = self
+        let edges: Vec<Vec<(usize, Via)>> = self
             .p
             .types
             .iter()
             .map(|t| {
                 let mut out = Vec::new();
+                let mut push = |ty: &Ty, via: &dyn Fn() -> Via| {
+                    let mut targets = Vec::new();
+                    direct(ty, &mut targets);
+                    out.extend(targets.into_iter().map(|t| (t, via())));
+                };
                 match &t.kind {
-                    TypeDefKind::Struct(s) => s.fields.iter().for_each(|f| direct(&f.ty, &mut out)),
-                    TypeDefKind::Union { variants, .. } => variants
-                        .iter()
-                        .for_each(|v| v.3.fields.iter().for_each(|f| direct(&f.ty, &mut out))),
+                    TypeDefKind::Struct(s) => s.fields.iter().for_each(|f| {
+                        push(&f.ty, &|| Via::Field(None, f.rust_name.clone()));
+                    }),
+                    TypeDefKind::Union { variants, .. } => variants.iter().for_each(|v| {
+                        v.3.fields.iter().for_each(|f| {
+                            push(&f.ty, &|| {
+                                Via::Field(Some(v.0.clone()), f.rust_name.clone())
+                            });
+                        })
+                    }),
                     TypeDefKind::OneOf(members) => {
-                        members.iter().for_each(|(_, ty)| direct(ty, &mut out))
+                        members.iter().for_each(|(_, ty)| push(ty, &|| Via::Whole))
                     }
-                    TypeDefKind::Alias(ty) => direct(ty, &mut out),
+                    TypeDefKind::Alias(ty) => push(ty, &|| Via::Whole),
                     TypeDefKind::Enum(_) => {}
                 }
                 out
             })
             .collect();
+        let is_synthetic: Vec<bool> = self
+            .p
+            .types
+            .iter()
+            .map(|t| t.name.starts_with('\0'))
+            .collect();
+        let synthetic = |i: usize| is_synthetic[i];
+        let mut reported: BTreeSet<usize> = BTreeSet::new();
+        let mut found: Vec<Vec<(usize, usize)>> = Vec::new();
         for start in self.own_types..self.p.types.len() {
-            let mut stack = vec![start];
-            let mut seen = BTreeSet::new();
-            while let Some(t) = stack.pop() {
-                for &next in edges.get(t).into_iter().flatten() {
-                    if next == start {
-                        let name = self.p.types[start].name.clone();
-                        let span = self
-                            .type_names
-                            .get(&name)
-                            .map_or(self.decl.span, |&(_, s)| s);
-                        self.err(
-                            Diagnostic::error(
-                                "E0113",
-                                format!("the type `{name}` contains itself"),
-                                span,
-                                "a value of this type would never end",
-                            )
-                            .with_help("hold the inner value in an array (`[T]`) or a map"),
-                        );
-                        stack.clear();
-                        break;
+            if reported.contains(&start) || synthetic(start) {
+                continue;
+            }
+            // Breadth first, so the shortest cycle through `start` is the one shown.
+            let mut parent: HashMap<usize, (usize, usize)> = HashMap::new();
+            let mut queue = std::collections::VecDeque::from([start]);
+            let mut closing = None;
+            'search: while let Some(t) = queue.pop_front() {
+                for (k, (next, _)) in edges[t].iter().enumerate() {
+                    if *next == start {
+                        closing = Some((t, k));
+                        break 'search;
                     }
-                    if seen.insert(next) {
-                        stack.push(next);
+                    if !parent.contains_key(next) {
+                        parent.insert(*next, (t, k));
+                        queue.push_back(*next);
                     }
                 }
             }
+            let Some(last) = closing else { continue };
+            // The cycle as (type, index of the edge to the next type), from `start`.
+            let mut cycle = vec![last];
+            let mut at = last.0;
+            while at != start {
+                let step = parent[&at];
+                cycle.push(step);
+                at = step.0;
+            }
+            cycle.reverse();
+            reported.extend(cycle.iter().map(|&(t, _)| t));
+            found.push(cycle);
         }
+        for cycle in found {
+            let real: Vec<usize> = cycle
+                .iter()
+                .map(|&(t, _)| t)
+                .filter(|&t| !synthetic(t))
+                .collect();
+            let names: Vec<String> = real.iter().map(|&t| self.p.types[t].name.clone()).collect();
+            let headline = match names.as_slice() {
+                [one] => format!("the type `{one}` contains itself"),
+                _ => format!("the types {} contain each other", name_list(&names)),
+            };
+            let span = self
+                .type_names
+                .get(&names[0])
+                .map_or(self.decl.span, |&(_, s)| s);
+            let mut d = Diagnostic::error(
+                "E0113",
+                headline,
+                span,
+                "a value of this type would never end",
+            );
+            for (k, &(t, edge)) in cycle.iter().enumerate() {
+                if synthetic(t) {
+                    continue;
+                }
+                // The next named type along the cycle (unions of types are passed through).
+                let held = cycle
+                    .iter()
+                    .cycle()
+                    .skip(k + 1)
+                    .map(|&(n, _)| n)
+                    .find(|&n| !synthetic(n))
+                    .unwrap_or(t);
+                let name = &self.p.types[t].name;
+                let label = if held == t {
+                    format!("`{name}` holds itself here")
+                } else {
+                    format!("`{name}` holds `{}` here", self.p.types[held].name)
+                };
+                let at = match &edges[t][edge].1 {
+                    Via::Field(variant, field) => {
+                        self.field_type_span(name, variant.as_deref(), field)
+                    }
+                    Via::Whole => self.field_type_span(name, None, ""),
+                };
+                if let Some(at) = at {
+                    d = d.with_secondary(at, label);
+                }
+            }
+            self.err(d.with_help(
+                "break the cycle with an array (`[T]`) or a map (`{string: T}`); `T?` and `T | null` do not break it",
+            ));
+        }
+    }
+
+    /// Where the declaration of the type `name` writes the type of `field` (of the union variant
+    /// `variant`, whose Rust name is given), or the whole type of an alias.
+    fn field_type_span(&self, name: &str, variant: Option<&str>, field: &str) -> Option<Span> {
+        self.file.items.iter().find_map(|item| match item {
+            ast::Item::Struct(s) if s.name.name == name => s
+                .fields
+                .fields
+                .iter()
+                .find(|f| snake(&f.name.name) == field)
+                .map(|f| f.ty.span),
+            ast::Item::Union(u) if u.name.name == name => u
+                .variants
+                .iter()
+                .filter(|v| variant.is_none_or(|r| upper_camel(&v.name.name) == r))
+                .flat_map(|v| &v.fields.fields)
+                .find(|f| snake(&f.name.name) == field)
+                .map(|f| f.ty.span),
+            ast::Item::Alias(a) if a.name.name == name => Some(a.ty.span),
+            _ => None,
+        })
     }
 
     fn enum_variants(&mut self, e: &ast::EnumDecl) -> Vec<(String, String, Vec<String>)> {
         let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
         for v in &e.variants {
             let wire = rename_of(&v.rename).unwrap_or_else(|| v.name.name.clone());
             let rust = upper_camel(&v.name.name);
-            if out.iter().any(|(r, w, _)| *r == rust || *w == wire) {
-                self.err(Diagnostic::error(
-                    "E0102",
-                    format!("the variant `{}` is declared twice", v.name.name),
-                    v.name.span,
-                    "declared again here",
-                ));
+            if let Some(first) = out.iter().position(|(r, w, _)| *r == rust || *w == wire) {
+                self.err(
+                    Diagnostic::error(
+                        "E0102",
+                        format!("the variant `{}` is declared twice", v.name.name),
+                        v.name.span,
+                        "declared again here",
+                    )
+                    .with_secondary(spans[first], "first declared here"),
+                );
                 continue;
             }
             out.push((rust, wire, v.docs.lines.clone()));
+            spans.push(v.name.span);
         }
-        if out.is_empty() {
-            self.err(Diagnostic::error(
-                "E0116",
-                format!("the enum `{}` has no variants", e.name.name),
-                e.name.span,
-                "empty enum",
-            ));
-        }
+        // An enum without variants is a syntax error (E0024), already reported by the parser.
         out
     }
 
@@ -1269,20 +1583,34 @@ impl<'a> Checker<'a> {
             }
         };
         let mut variants: Vec<(String, String, Vec<String>, Struct)> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
         for v in &u.variants {
             let wire = rename_of(&v.rename).unwrap_or_else(|| v.name.name.clone());
             let rust = upper_camel(&v.name.name);
-            if variants.iter().any(|(r, w, _, _)| *r == rust || *w == wire) {
-                self.err(Diagnostic::error(
-                    "E0102",
-                    format!("the variant `{}` is declared twice", v.name.name),
-                    v.name.span,
-                    "declared again here",
-                ));
+            if let Some(first) = variants
+                .iter()
+                .position(|(r, w, _, _)| *r == rust || *w == wire)
+            {
+                self.err(
+                    Diagnostic::error(
+                        "E0102",
+                        format!("the variant `{}` is declared twice", v.name.name),
+                        v.name.span,
+                        "declared again here",
+                    )
+                    .with_secondary(spans[first], "first declared here"),
+                );
                 continue;
             }
+            spans.push(v.name.span);
             let fields = self.fields(&v.fields, &format!("{}{}", u.name.name, rust));
             if let Some(f) = fields.fields.iter().find(|f| f.wire_name == tag) {
+                let span = v
+                    .fields
+                    .fields
+                    .iter()
+                    .find(|a| rename_of(&a.rename).unwrap_or_else(|| a.name.name.clone()) == tag)
+                    .map_or(v.fields.span, |a| a.span);
                 self.err(
                     Diagnostic::error(
                         "E0108",
@@ -1290,10 +1618,11 @@ impl<'a> Checker<'a> {
                             "the field `{}` has the same wire name as the union's tag",
                             f.wire_name
                         ),
-                        v.fields.span,
+                        span,
                         "clashes with the tag",
                     )
-                    .with_help("rename the field with `as \"...\"`"),
+                    .with_secondary(u.tag.span, "the tag key")
+                    .with_help("give the field another wire name with `as \"...\"`"),
                 );
             }
             variants.push((rust, wire, v.docs.lines.clone(), fields));
@@ -1339,8 +1668,14 @@ impl<'a> Checker<'a> {
                 ast::TypeKind::Optional(inner) => (&**inner, true),
                 _ => (&f.ty, false),
             };
+            let errors = self.diags.error_count();
             let ty = self.ty(ty_expr, &format!("{owner}_{}", f.name.name));
-            let constraints = self.constraints(&f.constraints, &ty);
+            // A type that failed to resolve would make every constraint on it look misplaced.
+            let constraints = if self.diags.error_count() == errors {
+                self.constraints(&f.constraints, &ty)
+            } else {
+                Vec::new()
+            };
             out.fields.push(Field {
                 wire_name: wire,
                 rust_name: rust,
@@ -1352,13 +1687,17 @@ impl<'a> Checker<'a> {
         }
         if let Some(rest) = &fields.rest {
             let rust = snake(&rest.name);
-            if rust_seen.contains_key(&rust) {
-                self.err(Diagnostic::error(
-                    "E0107",
-                    format!("the field `{}` is declared twice", rest.name),
-                    rest.span,
-                    "the rest field clashes with a field",
-                ));
+            if let Some(&first) = rust_seen.get(&rust) {
+                self.err(
+                    Diagnostic::error(
+                        "E0107",
+                        format!("the field `{}` is declared twice", rest.name),
+                        rest.span,
+                        "the rest field has the name of a field",
+                    )
+                    .with_secondary(first, "the field")
+                    .with_help("name the rest field after what it keeps, such as `..extra`"),
+                );
             } else {
                 out.rest = Some(rust);
             }
@@ -1430,7 +1769,13 @@ impl<'a> Checker<'a> {
             }
             [single] => self.inner_ty(single, owner),
             many => {
+                // The alias's own union (`type Channel = string | i64`) takes the alias's name;
+                // any other union gets a name from where it sits, and must claim it.
+                // With `| null` the alias is an `Option` of the union, which needs a name of its own.
+                let alias_top = self.alias_union.take() == Some(span);
+                let own_alias = alias_top && nulls == 0;
                 let mut variants: Vec<(String, Ty)> = Vec::new();
+                let mut spans: Vec<Span> = Vec::new();
                 for m in many {
                     let ty = self.inner_ty(m, owner);
                     let (name, json) = match &ty {
@@ -1441,13 +1786,30 @@ impl<'a> Checker<'a> {
                         Ty::Array(_) => ("List".to_owned(), "array"),
                         Ty::Map(_) => ("Map".to_owned(), "object"),
                         Ty::Named(i) => (self.p.types[*i].rust_name.clone(), "object"),
-                        Ty::Any | Ty::Const(_) | Ty::Nullable(_) => {
-                            self.err(Diagnostic::error("E0127", "this member cannot be told apart from the others", m.span, "ambiguous union member")
-                                .with_help("unions hold types of different JSON kinds, such as `string | int`"));
+                        Ty::Any => {
+                            self.err(Diagnostic::error("E0127", "`any` cannot be a member of a union", m.span, "matches every JSON value")
+                                .with_help("the other members could never be told apart from it: use `any` alone"));
+                            continue;
+                        }
+                        Ty::Const(_) => {
+                            self.err(Diagnostic::error("E0127", "a constant cannot be a member of a union", m.span, "a constant")
+                                .with_help("unions match by JSON type only; for a set of fixed strings, declare an `enum`"));
+                            continue;
+                        }
+                        Ty::Nullable(_) => {
+                            self.err(
+                                Diagnostic::error(
+                                    "E0127",
+                                    "a nullable type cannot be a member of a union",
+                                    m.span,
+                                    "may be `null`",
+                                )
+                                .with_help("write `| null` once, on the whole union"),
+                            );
                             continue;
                         }
                     };
-                    if variants.iter().any(|(n, t)| {
+                    let same = variants.iter().position(|(n, t)| {
                         *n == name
                             || (json != "object"
                                 && json_kind(t) == json
@@ -1455,12 +1817,20 @@ impl<'a> Checker<'a> {
                                     (t, &ty),
                                     (Ty::Int(_), Ty::F64) | (Ty::F64, Ty::Int(_))
                                 ))
-                    }) {
-                        self.err(Diagnostic::error("E0127", "two members of this union have the same JSON type", m.span, "cannot be told apart")
+                    });
+                    if let Some(first) = same {
+                        let kind = if name == variants[first].0 && json == "object" {
+                            format!("`{name}`")
+                        } else {
+                            format!("a JSON {}", json_kind(&ty))
+                        };
+                        self.err(Diagnostic::error("E0127", "two members of this union have the same JSON type", m.span, format!("also {kind}"))
+                            .with_secondary(spans[first], format!("{kind} here"))
                             .with_help("unions match by JSON type: use at most one string, one integer, one array..."));
                         continue;
                     }
                     variants.push((name, ty));
+                    spans.push(m.span);
                 }
                 let name = upper_camel(owner);
                 let index = self.p.types.len();
@@ -1471,15 +1841,44 @@ impl<'a> Checker<'a> {
                     docs: Vec::new(),
                     kind: TypeDefKind::OneOf(variants),
                 });
-                if let Some(&first) = self.rust_names.get(&name) {
-                    // An alias declares this name itself; otherwise it is a clash.
-                    if !self.type_names.contains_key(owner) {
-                        self.err(Diagnostic::error("E0124", format!("the union for `{owner}` becomes `{name}`, which is already taken"), span, "clashes in Rust")
-                            .with_secondary(first, "taken here")
-                            .with_help("declare the union as a named type: `type Name = A | B`"));
+                if alias_top && !own_alias {
+                    // `type Score = string | i64 | null`: `Score` is the `Option`, and the enum
+                    // inside it would be called `Score` too.
+                    self.err(
+                        Diagnostic::error(
+                            "E0124",
+                            format!("the union inside `{owner}` needs a Rust name of its own"),
+                            span,
+                            format!("`{name}` is an `Option` of this union"),
+                        )
+                        .with_help(format!(
+                            "declare the union without `null`, as in `type {name}Value = ...`, then write `type {owner} = {name}Value | null`"
+                        )),
+                    );
+                } else if !own_alias {
+                    match self.taken_by(&name) {
+                        Some((first, label)) => {
+                            let mut d = Diagnostic::error(
+                                "E0124",
+                                format!(
+                                    "this union becomes the Rust type `{name}`, which is already taken"
+                                ),
+                                span,
+                                "clashes in Rust",
+                            );
+                            d = match first {
+                                Some(first) => d.with_secondary(first, label),
+                                None => d.with_note(label),
+                            };
+                            self.err(d.with_help(
+                                "declare the union as a named type, `type Name = A | B`, and use its name here",
+                            ));
+                        }
+                        None => {
+                            let label = format!("a union here becomes `{name}`");
+                            self.rust_names.insert(name, (span, label));
+                        }
                     }
-                } else {
-                    self.rust_names.insert(name, span);
                 }
                 Ty::Named(index)
             }
@@ -1548,7 +1947,7 @@ impl<'a> Checker<'a> {
                             self.err(
                                 Diagnostic::error(
                                     "E0110",
-                                    format!("a range does not apply to {}", describe(other)),
+                                    format!("a range does not apply to {}", self.describe(other)),
                                     c.span,
                                     "not a number",
                                 )
@@ -1571,7 +1970,7 @@ impl<'a> Checker<'a> {
                         self.err(
                             Diagnostic::error(
                                 "E0110",
-                                format!("`len` does not apply to {}", describe(&base)),
+                                format!("`len` does not apply to {}", self.describe(&base)),
                                 c.span,
                                 "has no length",
                             )
@@ -1580,12 +1979,15 @@ impl<'a> Checker<'a> {
                         continue;
                     }
                     if r.min.is_some_and(|m| m < 0) || r.max.is_some_and(|m| m < 0) {
-                        self.err(Diagnostic::error(
-                            "E0109",
-                            "a length cannot be negative",
-                            c.span,
-                            "negative bound",
-                        ));
+                        self.err(
+                            Diagnostic::error(
+                                "E0109",
+                                "a length cannot be negative",
+                                c.span,
+                                "negative bound",
+                            )
+                            .with_help("lengths count from 0; leave the lower bound out for none"),
+                        );
                         continue;
                     }
                     if !self.range_holds(r, c.span, Some((0, i128::from(i64::MAX)))) {
@@ -1602,7 +2004,7 @@ impl<'a> Checker<'a> {
                         self.err(
                             Diagnostic::error(
                                 "E0110",
-                                format!("`non_empty` does not apply to {}", describe(&base)),
+                                format!("`non_empty` does not apply to {}", self.describe(&base)),
                                 c.span,
                                 "has no length",
                             )
@@ -1621,7 +2023,7 @@ impl<'a> Checker<'a> {
                         self.err(
                             Diagnostic::error(
                                 "E0110",
-                                format!("`pattern` does not apply to {}", describe(&base)),
+                                format!("`pattern` does not apply to {}", self.describe(&base)),
                                 c.span,
                                 "not a string",
                             )
@@ -1630,13 +2032,10 @@ impl<'a> Checker<'a> {
                         continue;
                     }
                     if let Err(e) = regex::Regex::new(p) {
-                        let first = e
-                            .to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or("invalid")
-                            .trim()
-                            .to_owned();
+                        // The regex crate's message ends with a line `error: what is wrong`.
+                        let text = e.to_string();
+                        let last = text.lines().last().unwrap_or("invalid").trim();
+                        let first = last.strip_prefix("error: ").unwrap_or(last).to_owned();
                         self.err(
                             Diagnostic::error(
                                 "E0111",
@@ -1680,6 +2079,24 @@ impl<'a> Checker<'a> {
             }
         }
         true
+    }
+
+    /// A type in words, naming a declared type with its kind: "a string", "the struct `Rules`".
+    fn describe(&self, ty: &Ty) -> String {
+        let Ty::Named(i) = ty else {
+            return describe(ty).to_owned();
+        };
+        let Some(t) = self.p.types.get(*i) else {
+            return describe(ty).to_owned();
+        };
+        match &t.kind {
+            TypeDefKind::Struct(_) => format!("the struct `{}`", t.name),
+            TypeDefKind::Enum(_) => format!("the enum `{}`", t.name),
+            TypeDefKind::Union { .. } => format!("the union `{}`", t.name),
+            TypeDefKind::OneOf(_) if !t.name.starts_with('\0') => format!("the union `{}`", t.name),
+            TypeDefKind::OneOf(_) => "a union of types".to_owned(),
+            TypeDefKind::Alias(_) => format!("`{}`", t.name),
+        }
     }
 
     /// Follows aliases to the type they name.
@@ -1739,6 +2156,33 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The smallest non-negative integer tag that no message (of the base or of this file) uses.
+    fn free_int_tag(&self) -> i64 {
+        let mut used: BTreeSet<i64> = self
+            .p
+            .messages
+            .iter()
+            .filter_map(|m| match m.tag {
+                TagValue::Int(n) => Some(n),
+                TagValue::Str(_) => None,
+            })
+            .collect();
+        for item in &self.file.items {
+            if let ast::Item::Message(ast::MessageDecl {
+                tag:
+                    Some(ast::Lit {
+                        value: ast::LitValue::Int(n),
+                        ..
+                    }),
+                ..
+            }) = item
+            {
+                used.insert(*n);
+            }
+        }
+        (0..).find(|n| !used.contains(n)).unwrap_or(0)
+    }
+
     /// Whether messages of this kind travel inside a carrier (and so are named by a method key).
     fn carried(&self, kind: Kind) -> bool {
         match kind {
@@ -1774,25 +2218,39 @@ impl<'a> Checker<'a> {
         let carried = self.carried(kind);
         let int_tag = self.p.wire.int_tags && !carried;
         let tag = match &m.tag {
+            // The `tag` directive was reported; take the tag as written.
+            Some(lit) if self.tag_type_unknown && !carried => match &lit.value {
+                ast::LitValue::Int(n) => TagValue::Int(*n),
+                ast::LitValue::Str(s) => TagValue::Str(s.clone()),
+            },
+            None if self.tag_type_unknown && !carried => TagValue::Str(m.name.name.clone()),
             Some(lit) => match (&lit.value, int_tag) {
                 (ast::LitValue::Int(n), true) => TagValue::Int(*n),
                 (ast::LitValue::Str(s), false) => TagValue::Str(s.clone()),
                 (ast::LitValue::Int(n), false) => {
+                    let help = if carried {
+                        format!(
+                            "{}s travel inside the `{}` carrier, which names them by a string: remove `= {n}` to use the name `{}`",
+                            keyword(kind),
+                            keyword(kind),
+                            m.name.name
+                        )
+                    } else {
+                        format!("write `= \"{n}\"`, or declare `tag KEY int` in the `wire` block")
+                    };
+                    let label = if carried {
+                        "an integer tag on a carried message"
+                    } else {
+                        "an integer tag"
+                    };
                     self.err(
                         Diagnostic::error(
                             "E0106",
                             format!("`{}` needs a string tag", m.name.name),
                             lit.span,
-                            "an integer tag",
+                            label,
                         )
-                        .with_help(format!(
-                            "write `= \"{n}\"`{}",
-                            if carried {
-                                "; carried messages are named by their method"
-                            } else {
-                                ""
-                            }
-                        )),
+                        .with_help(help),
                     );
                     TagValue::Int(*n)
                 }
@@ -1812,6 +2270,7 @@ impl<'a> Checker<'a> {
                 }
             },
             None if int_tag => {
+                let free = self.free_int_tag();
                 self.err(
                     Diagnostic::error(
                         "E0105",
@@ -1820,12 +2279,12 @@ impl<'a> Checker<'a> {
                         "this protocol's tags are integers",
                     )
                     .with_help(format!(
-                        "add an op code: `{} {} = 7 ...`",
+                        "add an op code no other message uses, such as `{} {} = {free} ...`",
                         keyword(kind),
                         m.name.name
                     )),
                 );
-                TagValue::Int(0)
+                TagValue::Int(free)
             }
             None => TagValue::Str(m.name.name.clone()),
         };
@@ -1862,6 +2321,36 @@ impl<'a> Checker<'a> {
             }
             (_, None) => None,
         };
+        // A reply written as `{ ... }` or `( ... )` becomes the struct `{Name}Reply`.
+        if let (Some(Shape::Object(_) | Shape::Positional(_)), Some((arrow, _))) =
+            (&reply, &m.reply)
+        {
+            let reply_name = format!("{rust_name}Reply");
+            match self.taken_by(&reply_name) {
+                Some((first, label)) => {
+                    let mut d = Diagnostic::error(
+                        "E0124",
+                        format!(
+                            "the reply of `{}` becomes the Rust type `{reply_name}`, which is already taken",
+                            m.name.name
+                        ),
+                        *arrow,
+                        format!("this reply is named `{reply_name}`"),
+                    );
+                    d = match first {
+                        Some(first) => d.with_secondary(first, label),
+                        None => d.with_note(label),
+                    };
+                    self.err(d.with_help(format!(
+                        "rename the type, or declare the reply as a struct and write `-> : ReplyStruct`"
+                    )));
+                }
+                None => {
+                    let label = format!("the reply of `{}` becomes `{reply_name}`", m.name.name);
+                    self.rust_names.insert(reply_name, (m.name.span, label));
+                }
+            }
+        }
         let method = snake(&m.name.name);
         if let Some(other) = self.p.messages.iter().find(|x| x.method == method) {
             let first = other.span;
@@ -2005,8 +2494,11 @@ impl<'a> Checker<'a> {
                 Shape::Positional(s)
             }
             ast::Payload::Type(t) => {
+                let errors = self.diags.error_count();
                 let ty = self.ty(t, owner);
+                // An unknown type is reported once, not also as a shape that does not fit.
                 if must_be_object
+                    && self.diags.error_count() == errors
                     && !matches!(self.unalias(&ty), Ty::Named(i) if matches!(self.p.types[i].kind, TypeDefKind::Struct(_) | TypeDefKind::Union { .. }))
                 {
                     self.err(
@@ -2064,7 +2556,11 @@ impl<'a> Checker<'a> {
                 "heartbeat" => self.heartbeat(item),
                 "before" => match words(&item.clauses).as_deref() {
                     Some(["handshake", "closes", code]) => {
-                        self.p.session.before_handshake = self.close_code(code, item.span);
+                        let span = item.clauses[0]
+                            .atoms
+                            .last()
+                            .map_or(item.span, ast::Atom::span);
+                        self.p.session.before_handshake = self.close_code(code, span);
                     }
                     _ => self.err(Diagnostic::error(
                         "E0116",
@@ -2101,7 +2597,7 @@ impl<'a> Checker<'a> {
                         item.head.span(),
                         "not a session directive",
                     );
-                    if let Some(s) = did_you_mean(
+                    diag = match did_you_mean(
                         other,
                         [
                             "handshake",
@@ -2112,8 +2608,9 @@ impl<'a> Checker<'a> {
                             "close",
                         ],
                     ) {
-                        diag = diag.with_help(format!("did you mean `{s}`?"));
-                    }
+                        Some(s) => diag.with_help(format!("did you mean `{s}`?")),
+                        None => diag.with_help("session directives are `handshake`, `heartbeat`, `before handshake closes`, `timeout`, `reconnect` and `close message`"),
+                    };
                     self.err(diag);
                 }
             }
@@ -2140,8 +2637,19 @@ impl<'a> Checker<'a> {
         );
         if let Some(s) = did_you_mean(code, self.p.close_codes.iter().map(|c| c.name.as_str())) {
             d = d.with_help(format!("did you mean `{s}`?"));
-        } else {
+        } else if self.p.close_codes.is_empty() {
             d = d.with_help("declare it in the protocol's `close` block");
+        } else {
+            let known: Vec<String> = self
+                .p
+                .close_codes
+                .iter()
+                .map(|c| format!("`{}` ({})", c.name, c.code))
+                .collect();
+            d = d.with_help(format!(
+                "declare it in the protocol's `close` block, or use one of: {}",
+                known.join(", ")
+            ));
         }
         self.err(d);
         None
@@ -2168,6 +2676,9 @@ impl<'a> Checker<'a> {
         );
         if let Some(s) = did_you_mean(&id.name, self.p.messages.iter().map(|m| m.name.as_str())) {
             d = d.with_help(format!("did you mean `{s}`?"));
+        } else if (1..=8).contains(&self.p.messages.len()) {
+            let known: Vec<String> = self.p.messages.iter().map(|m| m.name.clone()).collect();
+            d = d.with_help(format!("the messages are {}", name_list(&known)));
         }
         self.err(d);
         None
@@ -2243,12 +2754,15 @@ impl<'a> Checker<'a> {
             return;
         };
         let mut messages = Vec::new();
+        let mut unknown = false;
         for atom in names {
             if matches!(atom, ast::Atom::Punct("|", _)) {
                 continue;
             }
+            unknown |= !matches!(atom, ast::Atom::Ident(id) if self.p.messages.iter().any(|m| m.name == id.name));
             if let Some(i) = self.message_ref(atom) {
-                self.p.messages[i].session = true;
+                // A handshake request is answered by the receiver's handler, like any request.
+                self.p.messages[i].session = !request;
                 if request && self.p.messages[i].kind != Kind::Request {
                     self.err(
                         Diagnostic::error(
@@ -2280,13 +2794,20 @@ impl<'a> Checker<'a> {
                         .messages
                         .iter()
                         .any(|&i| self.field_of(i, &name).is_some());
-                    if !known {
-                        self.err(Diagnostic::error(
+                    // With an unknown message in the step, the field may well be in it.
+                    if !known && !unknown {
+                        let fields: Vec<String> = step
+                            .messages
+                            .iter()
+                            .flat_map(|&i| self.field_names(i))
+                            .collect();
+                        let d = Diagnostic::error(
                             "E0125",
                             format!("no handshake message of this step has the field `{name}`"),
                             field.span(),
                             "unknown field",
-                        ));
+                        );
+                        self.err(with_field_help(d, &name, &fields));
                     }
                     step.auth_field = Some(name);
                 }
@@ -2305,6 +2826,19 @@ impl<'a> Checker<'a> {
             }
         }
         self.p.session.handshake.push(step);
+    }
+
+    /// The wire names of the fields of message `index`'s object payload.
+    fn field_names(&self, index: usize) -> Vec<String> {
+        let fields = match &self.p.messages[index].payload {
+            Some(Shape::Object(s)) => &s.fields,
+            Some(Shape::Type(Ty::Named(t))) => match &self.p.types[*t].kind {
+                TypeDefKind::Struct(s) => &s.fields,
+                _ => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        fields.iter().map(|f| f.wire_name.clone()).collect()
     }
 
     /// The wire name of a field of message `index`'s object payload, if it has one.
@@ -2414,21 +2948,14 @@ impl<'a> Checker<'a> {
                     match self.field_of(m, &field.name) {
                         Some(wire) => beat.interval = Interval::FromField(m, wire),
                         None => {
-                            let mut d = Diagnostic::error(
+                            let d = Diagnostic::error(
                                 "E0125",
                                 format!("`{}` has no field `{}`", msg.name, field.name),
                                 field.span,
                                 "unknown field",
                             );
-                            if let Some(Shape::Object(s)) = &self.p.messages[m].payload {
-                                if let Some(s) = did_you_mean(
-                                    &field.name,
-                                    s.fields.iter().map(|f| f.wire_name.as_str()),
-                                ) {
-                                    d = d.with_help(format!("did you mean `{s}`?"));
-                                }
-                            }
-                            self.err(d);
+                            let fields = self.field_names(m);
+                            self.err(with_field_help(d, &field.name, &fields));
                         }
                     }
                 }
@@ -2474,20 +3001,28 @@ impl<'a> Checker<'a> {
                 ] if atom_word(w) == Some("variant") => beat.variant = Some(v.clone()),
                 _ => {
                     let word = atoms.first().and_then(atom_word).unwrap_or("");
-                    let mut d = Diagnostic::error(
-                        "E0114",
-                        "unknown heartbeat clause",
-                        clause.span,
-                        "not understood",
-                    );
-                    if let Some(s) = did_you_mean(
-                        word,
-                        [
-                            "replies", "every", "grace", "timeout", "missed", "early", "variant",
-                        ],
-                    ) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
+                    let known = ["every", "grace", "timeout", "missed", "early", "variant"];
+                    let mut d = if known.contains(&word)
+                        || atoms.get(1).and_then(atom_word) == Some("replies")
+                    {
+                        Diagnostic::error(
+                            "E0116",
+                            format!("malformed heartbeat clause `{word}`"),
+                            clause.span,
+                            "unexpected arguments",
+                        )
+                    } else {
+                        Diagnostic::error(
+                            "E0114",
+                            format!("unknown heartbeat clause `{word}`"),
+                            atoms.first().map_or(clause.span, ast::Atom::span),
+                            "not a heartbeat clause",
+                        )
+                    };
+                    d = match did_you_mean(word, known).filter(|s| *s != word) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help("a heartbeat takes `SIDE replies ...`, `every MS`, `grace MS`, `timeout MS`, `missed closes CODE`, `early closes CODE` and `variant STRING`"),
+                    };
                     self.err(d);
                 }
             }
@@ -2544,12 +3079,16 @@ impl<'a> Checker<'a> {
         let name = atom_key(reason).unwrap_or_default();
         match self.field_of(m, &name) {
             Some(wire) => self.p.session.close_message = Some((m, wire)),
-            None => self.err(Diagnostic::error(
-                "E0125",
-                format!("`{}` has no field `{name}`", self.p.messages[m].name),
-                reason.span(),
-                "unknown field",
-            )),
+            None => {
+                let d = Diagnostic::error(
+                    "E0125",
+                    format!("`{}` has no field `{name}`", self.p.messages[m].name),
+                    reason.span(),
+                    "unknown field",
+                );
+                let fields = self.field_names(m);
+                self.err(with_field_help(d, &name, &fields));
+            }
         }
     }
 }
@@ -2576,6 +3115,26 @@ fn json_kind(ty: &Ty) -> &'static str {
         Ty::Bool => "boolean",
         Ty::Array(_) => "array",
         _ => "object",
+    }
+}
+
+/// Adds a `did you mean` for a misspelled field, or lists the fields there are.
+fn with_field_help(d: Diagnostic, name: &str, fields: &[String]) -> Diagnostic {
+    match did_you_mean(name, fields.iter().map(String::as_str)) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None if fields.is_empty() => d.with_help("the message has no fields"),
+        None if fields.len() <= 8 => d.with_help(format!("the fields are {}", name_list(fields))),
+        None => d,
+    }
+}
+
+/// `` `A` ``, `` `A` and `B` ``, `` `A`, `B` and `C` ``.
+fn name_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

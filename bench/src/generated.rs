@@ -1,0 +1,69 @@
+//! The generated path, as the runtime drives it for each frame.
+//!
+//! Decoding is [`WireProfile::classify`](protolink::wire::WireProfile::classify) and then the
+//! direction's generated `Inbound::decode` (or, for a reply, the request's reply type from the
+//! classified payload). Encoding is `encode_message`, or for a reply `Outcome::reply`'s
+//! serialisation to JSON text followed by `encode_reply`.
+
+use protolink::wire::{RawFrame, RequestId};
+use protolink::{Inbound, Message, Protocol, Request};
+use serde_json::value::to_raw_value;
+
+use crate::BenchError;
+
+/// A decoded payload with the frame's request id and sequence number.
+pub type Decoded<T> = (T, Option<RequestId>, Option<i64>);
+
+/// Decodes a message, event or request frame as the runtime does: classify, then `I::decode`.
+pub fn decode_inbound<P: Protocol, I: Inbound>(text: &str) -> Result<I, BenchError> {
+    match P::WIRE.classify(text)? {
+        RawFrame::Message(message) => Ok(I::decode(&message)?),
+        RawFrame::Reply(_) => Err("expected a message, read a reply".into()),
+    }
+}
+
+/// Decodes a reply to `R`: classify, then the result as `R::Reply`; also returns the answered
+/// request's id and the frame's sequence number.
+pub fn decode_reply<R: Request>(text: &str) -> Result<Decoded<R::Reply>, BenchError> {
+    match <R::Protocol as Protocol>::WIRE.classify(text)? {
+        RawFrame::Reply(reply) => {
+            let payload = reply.result?;
+            Ok((payload.decode::<R::Reply>(R::NAME)?, reply.id, reply.seq))
+        }
+        RawFrame::Message(_) => Err("expected a reply, read a message".into()),
+    }
+}
+
+/// Decodes a message frame as the message `M` itself, with its id and sequence number: what
+/// [`encode_message`] needs to write the frame back.
+pub fn decode_message<M: Message>(text: &str) -> Result<Decoded<M>, BenchError> {
+    match <M::Protocol as Protocol>::WIRE.classify(text)? {
+        RawFrame::Message(message) => Ok((message.decode::<M>()?, message.id, message.seq)),
+        RawFrame::Reply(_) => Err("expected a message, read a reply".into()),
+    }
+}
+
+/// Writes a message, event or request frame as a link does.
+pub fn encode_message<M: Message>(
+    out: &mut Vec<u8>,
+    message: &M,
+    id: Option<&RequestId>,
+    seq: Option<i64>,
+) -> Result<(), BenchError> {
+    let payload = M::HAS_PAYLOAD.then_some(message);
+    <M::Protocol as Protocol>::WIRE.encode_message(out, M::KIND, M::TAG, payload, id, seq)?;
+    Ok(())
+}
+
+/// Writes a successful reply to `R` as a link does: the handler's value to JSON text
+/// (`Outcome::reply`), then the reply frame around it.
+pub fn encode_reply<R: Request>(
+    out: &mut Vec<u8>,
+    reply: &R::Reply,
+    id: Option<&RequestId>,
+    seq: Option<i64>,
+) -> Result<(), BenchError> {
+    let raw = to_raw_value(reply)?;
+    <R::Protocol as Protocol>::WIRE.encode_reply(out, R::TAG, id, seq, Ok(&raw))?;
+    Ok(())
+}

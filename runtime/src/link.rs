@@ -1,0 +1,1237 @@
+//! Links: one side of a connection, generic over the generated protocol and side.
+//!
+//! [`Link::spawn`] starts two tasks over a connection's halves: the *driver* reads frames,
+//! runs the session rules (handshake, heartbeat, close), resolves replies and dispatches
+//! messages into the handler; the *writer* drains a bounded queue, feeding every frame that is
+//! ready and flushing once per batch. The returned [`Link`] is a cheap handle for typed sends
+//! and requests; it implements [`Sender`].
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+use tracing::{Instrument, debug, debug_span, warn};
+
+use crate::message::{
+    CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Request, SendableBy, Sender,
+    Side,
+};
+use crate::session::{Beat, HandshakeStep, Interval, Role};
+use crate::transport::{Frame, FrameSink, FrameSource, TransportError};
+use crate::validate::Validate;
+use crate::wire::{
+    FrameClass, Kind, Payload, RawFrame, RawMessage, RequestId, RequestIdPlace, Tag, TagRef,
+};
+use crate::{DecodeError, RemoteError, RequestError, SendError};
+
+/// Close codes the runtime itself uses (RFC 6455).
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// The endpoint is going away (server shutdown).
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame type the protocol does not use (binary on a text protocol).
+    pub const UNSUPPORTED: u16 = 1003;
+    /// Repeated invalid frames, or a peer too slow to read.
+    pub const POLICY: u16 = 1008;
+    /// A frame over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Limits and timeouts of a link; every one has a sane default.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// How long a request waits for its reply.
+    pub request_timeout: Duration,
+    /// Requests waiting for a reply at once, at most.
+    pub max_pending: usize,
+    /// Frames queued for the writer, at most (backpressure beyond).
+    pub send_queue: usize,
+    /// How long a send waits for queue space before the peer counts as too slow and the link
+    /// closes with 1008.
+    pub send_timeout: Duration,
+    /// How long the whole handshake may take (the definition's `timeout` wins when declared).
+    pub handshake_timeout: Duration,
+    /// Invalid frames tolerated before the link closes with 1008.
+    pub max_invalid: u32,
+    /// Which heartbeat variant runs, when the protocol declares several.
+    pub heartbeat_variant: Option<String>,
+    /// Overrides the heartbeat interval (for protocols whose server chooses it).
+    pub heartbeat_interval: Option<Duration>,
+    /// Overrides the time without traffic after which the peer counts as dead.
+    pub heartbeat_timeout: Option<Duration>,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            request_timeout: Duration::from_secs(30),
+            max_pending: 4096,
+            send_queue: 1024,
+            send_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_invalid: 16,
+            heartbeat_variant: None,
+            heartbeat_interval: None,
+            heartbeat_timeout: None,
+        }
+    }
+}
+
+/// Where a link is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Running the handshake.
+    Handshaking,
+    /// The handshake finished; all messages flow.
+    Ready,
+    /// Closed, with the close code and reason (sent or received).
+    Closed {
+        /// The WebSocket close code.
+        code: u16,
+        /// The reason text.
+        reason: String,
+    },
+}
+
+/// What the side must provide for its handshake steps, and how it checks the peer's.
+pub struct Session<S: Side> {
+    provided: HashMap<Tag, Box<RawValue>>,
+    auth: Option<AuthHook>,
+    _side: PhantomData<fn() -> S>,
+}
+
+type AuthHook = Arc<
+    dyn Fn(Box<RawValue>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+impl<S: Side> Default for Session<S> {
+    fn default() -> Self {
+        Session {
+            provided: HashMap::new(),
+            auth: None,
+            _side: PhantomData,
+        }
+    }
+}
+
+impl<S: Side> Clone for Session<S> {
+    fn clone(&self) -> Self {
+        Session {
+            provided: self.provided.clone(),
+            auth: self.auth.clone(),
+            _side: PhantomData,
+        }
+    }
+}
+
+impl<S: Side> Session<S> {
+    /// No handshake payloads and no auth check.
+    pub fn new() -> Self {
+        Session::default()
+    }
+
+    /// The message to send at its handshake step (`HelloAck { password }`, `Hello { hb_interval }`).
+    ///
+    /// Session messages without required fields (heartbeats, `ready {}`) need not be provided.
+    pub fn with<M: Message + SendableBy<S>>(mut self, message: M) -> Self {
+        if let Ok(raw) = serde_json::value::to_raw_value(&message) {
+            self.provided.insert(M::TAG, raw);
+        }
+        self
+    }
+
+    /// Checks the peer's authenticating handshake message; `Err(reason)` closes the link with the
+    /// step's failure code.
+    pub fn authenticate<M, F, Fut>(mut self, check: F) -> Self
+    where
+        M: Message,
+        F: Fn(M) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let check = Arc::new(check);
+        self.auth = Some(Arc::new(move |raw: Box<RawValue>| {
+            let check = check.clone();
+            Box::pin(async move {
+                let message: M = serde_json::from_str(raw.get())
+                    .map_err(|e| format!("malformed {}: {e}", M::NAME))?;
+                check(message).await
+            })
+        }));
+        self
+    }
+}
+
+enum Outgoing {
+    Frame(String),
+    Close {
+        farewell: Option<String>,
+        code: u16,
+        reason: String,
+    },
+}
+
+enum Pending {
+    ById(HashMap<RequestId, oneshot::Sender<ReplyResult>>),
+    Ordered(VecDeque<oneshot::Sender<ReplyResult>>),
+}
+
+type ReplyResult = Result<Box<RawValue>, RemoteError>;
+
+struct Shared<S: Side> {
+    out: mpsc::Sender<Outgoing>,
+    pending: Mutex<Option<Pending>>,
+    /// Serialises "take a slot, queue the frame" for protocols whose replies come in order.
+    order: tokio::sync::Mutex<()>,
+    next_id: AtomicI64,
+    next_seq: AtomicI64,
+    state: watch::Sender<LinkState>,
+    config: LinkConfig,
+    unmatched_replies: AtomicU64,
+    /// Requests being handled on this side, and a signal when the count drops.
+    in_flight: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+    handshake_reply: Mutex<Option<Box<RawValue>>>,
+    _side: PhantomData<fn() -> S>,
+}
+
+/// One side of a connection: typed sends and requests, close, and the connection's state.
+pub struct Link<S: Side> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Side> Clone for Link<S> {
+    fn clone(&self) -> Self {
+        Link {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: Side> std::fmt::Debug for Link<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("side", &S::NAME)
+            .field("state", &*self.shared.state.borrow())
+            .finish()
+    }
+}
+
+fn wire<S: Side>() -> &'static crate::wire::WireProfile {
+    <S::Protocol as Protocol>::WIRE
+}
+
+fn rules<S: Side>() -> &'static crate::session::SessionRules {
+    <S::Protocol as Protocol>::SESSION
+}
+
+impl<S: Side> Link<S> {
+    /// Starts a link over a connection's halves, dispatching what arrives into `handler`.
+    ///
+    /// `make_handler` receives the new link (so the handler can send on it) and returns the
+    /// handler for this connection.
+    pub fn spawn<H, Src, Snk>(
+        source: Src,
+        sink: Snk,
+        config: LinkConfig,
+        session: Session<S>,
+        make_handler: impl FnOnce(Link<S>) -> H,
+    ) -> Link<S>
+    where
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+        Src: FrameSource,
+        Snk: FrameSink,
+    {
+        let (out_tx, out_rx) = mpsc::channel(config.send_queue.max(1));
+        let pending = match wire::<S>().request_id {
+            RequestIdPlace::Ordered => Pending::Ordered(VecDeque::new()),
+            _ => Pending::ById(HashMap::new()),
+        };
+        let (state, _) = watch::channel(if rules::<S>().handshake.is_empty() {
+            LinkState::Ready
+        } else {
+            LinkState::Handshaking
+        });
+        let shared = Arc::new(Shared {
+            out: out_tx,
+            pending: Mutex::new(Some(pending)),
+            order: tokio::sync::Mutex::new(()),
+            next_id: AtomicI64::new(1),
+            next_seq: AtomicI64::new(1),
+            state,
+            config,
+            unmatched_replies: AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+            handshake_reply: Mutex::new(None),
+            _side: PhantomData,
+        });
+        let link = Link { shared };
+        let handler = Arc::new(make_handler(link.clone()));
+        let span = debug_span!(
+            "link",
+            side = S::NAME,
+            protocol = <S::Protocol as Protocol>::NAME
+        );
+        tokio::spawn(write_loop(sink, out_rx).instrument(span.clone()));
+        let driver = Driver::<S, H> {
+            link: link.clone(),
+            handler,
+            session,
+            step: 0,
+            invalid: 0,
+            heartbeat: None,
+            events: None,
+            ordered: None,
+        };
+        tokio::spawn(driver.run(source).instrument(span));
+        link
+    }
+
+    /// The current state.
+    pub fn state(&self) -> LinkState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// Watches the state (handshake done, closed).
+    pub fn watch_state(&self) -> watch::Receiver<LinkState> {
+        self.shared.state.subscribe()
+    }
+
+    /// Waits until the handshake finished; `Err` with the close if the link closed first.
+    pub async fn ready(&self) -> Result<(), LinkState> {
+        let mut rx = self.watch_state();
+        let result = rx
+            .wait_for(|s| !matches!(s, LinkState::Handshaking))
+            .await
+            .map(|s| s.clone());
+        match result {
+            Ok(LinkState::Ready) => Ok(()),
+            Ok(other) => Err(other),
+            Err(_) => Err(self.state()),
+        }
+    }
+
+    /// Waits until the link is closed and returns the close code and reason.
+    pub async fn closed(&self) -> (u16, String) {
+        let mut rx = self.watch_state();
+        let _ = rx.wait_for(|s| matches!(s, LinkState::Closed { .. })).await;
+        match self.state() {
+            LinkState::Closed { code, reason } => (code, reason),
+            _ => (close::NORMAL, String::new()),
+        }
+    }
+
+    /// Whether the link is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(*self.shared.state.borrow(), LinkState::Closed { .. })
+    }
+
+    /// Waits until no request received on this link is being handled.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.shared.idle.notified();
+            if self.shared.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Replies that matched no pending request (dropped; the link stays up).
+    pub fn unmatched_replies(&self) -> u64 {
+        self.shared.unmatched_replies.load(Ordering::Relaxed)
+    }
+
+    /// The reply to this side's handshake request, for protocols whose handshake is a request.
+    pub fn handshake_reply(&self) -> Option<Box<RawValue>> {
+        lock(&self.shared.handshake_reply).clone()
+    }
+
+    /// Closes the link with a protocol close code and its declared reason.
+    pub async fn close_with(&self, code: <S::Protocol as Protocol>::CloseCode) {
+        use crate::message::CloseCode;
+        self.close(code.code(), code.reason()).await;
+    }
+
+    /// Closes the link: sends the protocol's close message (if it declares one) with `reason`,
+    /// then a WebSocket close frame with `code`. Pending requests fail with `Disconnected`.
+    pub async fn close(&self, code: u16, reason: &str) {
+        if self.is_closed() {
+            return;
+        }
+        let farewell = self.farewell(reason);
+        let _ = self
+            .shared
+            .out
+            .send(Outgoing::Close {
+                farewell,
+                code,
+                reason: reason.to_owned(),
+            })
+            .await;
+        self.mark_closed(code, reason);
+    }
+
+    fn farewell(&self, reason: &str) -> Option<String> {
+        let close = rules::<S>().close_message?;
+        let info = crate::message::message_info::<S::Protocol>(close.message)?;
+        let mut payload = serde_json::Map::new();
+        payload.insert(
+            close.reason.to_owned(),
+            serde_json::Value::String(reason.to_owned()),
+        );
+        let seq = self.seq();
+        let mut buf = Vec::new();
+        wire::<S>()
+            .encode_message(&mut buf, info.kind, info.tag, Some(&payload), None, seq)
+            .ok()?;
+        String::from_utf8(buf).ok()
+    }
+
+    fn mark_closed(&self, code: u16, reason: &str) {
+        self.shared.state.send_if_modified(|s| {
+            if matches!(s, LinkState::Closed { .. }) {
+                return false;
+            }
+            *s = LinkState::Closed {
+                code,
+                reason: reason.to_owned(),
+            };
+            true
+        });
+        // Every pending request resolves now: dropping the senders wakes them with Disconnected.
+        lock(&self.shared.pending).take();
+    }
+
+    fn seq(&self) -> Option<i64> {
+        wire::<S>()
+            .sequence
+            .map(|_| self.shared.next_seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues a frame, waiting for space up to the send timeout; a peer that does not read closes.
+    async fn enqueue(&self, text: String) -> Result<(), SendError> {
+        match self.shared.out.try_send(Outgoing::Frame(text)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                let wait = self.shared.config.send_timeout;
+                match self.shared.out.send_timeout(frame, wait).await {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(SendError::Closed),
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        warn!("peer does not read; closing");
+                        self.abort(close::POLICY, "peer too slow");
+                        Err(SendError::Closed)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes without waiting for queue space (the queue may be full).
+    fn abort(&self, code: u16, reason: &str) {
+        let _ = self.shared.out.try_send(Outgoing::Close {
+            farewell: None,
+            code,
+            reason: reason.to_owned(),
+        });
+        self.mark_closed(code, reason);
+    }
+
+    fn encode<M: Message>(
+        &self,
+        message: &M,
+        id: Option<&RequestId>,
+        seq: Option<i64>,
+    ) -> Result<String, SendError> {
+        let mut buf = Vec::with_capacity(128);
+        wire::<S>().encode_message(
+            &mut buf,
+            M::KIND,
+            M::TAG,
+            M::HAS_PAYLOAD.then_some(message),
+            id,
+            seq,
+        )?;
+        Ok(String::from_utf8(buf).unwrap_or_default())
+    }
+
+    /// Sends a message of any kind without checking the side may send it (session traffic).
+    async fn send_raw_tag(&self, tag: Tag, payload: Option<&RawValue>) -> Result<(), SendError> {
+        let Some(info) = crate::message::message_info::<S::Protocol>(tag) else {
+            return Err(SendError::Closed);
+        };
+        let empty = RawValue::from_string("{}".to_owned()).ok();
+        let payload = match (payload, info.has_payload) {
+            (_, false) => None,
+            (Some(p), true) => Some(p),
+            (None, true) => empty.as_deref(),
+        };
+        let mut buf = Vec::with_capacity(64);
+        wire::<S>().encode_message(&mut buf, info.kind, info.tag, payload, None, self.seq())?;
+        self.enqueue(String::from_utf8(buf).unwrap_or_default())
+            .await
+    }
+
+    async fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.enqueue(text.to_owned()).await
+    }
+
+    /// Sends a request frame (any side check done by the caller) and waits for the raw reply.
+    async fn request_raw(
+        &self,
+        kind: Kind,
+        tag: Tag,
+        payload: Option<&RawValue>,
+    ) -> Result<ReplyResult, RequestError> {
+        let profile = wire::<S>();
+        let (tx, rx) = oneshot::channel();
+        let id = match profile.request_id {
+            RequestIdPlace::Ordered => {
+                let _order = self.shared.order.lock().await;
+                self.register(None, tx)?;
+                let mut buf = Vec::with_capacity(128);
+                profile
+                    .encode_message(&mut buf, kind, tag, payload, None, self.seq())
+                    .map_err(SendError::from)?;
+                self.enqueue(String::from_utf8(buf).unwrap_or_default())
+                    .await?;
+                None
+            }
+            RequestIdPlace::Sequence => {
+                let seq = self.seq();
+                let id = RequestId::Int(seq.unwrap_or_default());
+                self.register(Some(id.clone()), tx)?;
+                let mut buf = Vec::with_capacity(128);
+                profile
+                    .encode_message(&mut buf, kind, tag, payload, None, seq)
+                    .map_err(SendError::from)?;
+                self.enqueue(String::from_utf8(buf).unwrap_or_default())
+                    .await?;
+                Some(id)
+            }
+            RequestIdPlace::Key { .. } => {
+                let id = RequestId::Int(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+                self.register(Some(id.clone()), tx)?;
+                let mut buf = Vec::with_capacity(128);
+                profile
+                    .encode_message(&mut buf, kind, tag, payload, Some(&id), self.seq())
+                    .map_err(SendError::from)?;
+                self.enqueue(String::from_utf8(buf).unwrap_or_default())
+                    .await?;
+                Some(id)
+            }
+        };
+        let wait = self.shared.config.request_timeout;
+        match timeout(wait, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(RequestError::Disconnected),
+            Err(_) => {
+                if let (Some(id), Some(Pending::ById(map))) =
+                    (id, lock(&self.shared.pending).as_mut())
+                {
+                    map.remove(&id);
+                }
+                Err(RequestError::Timeout(wait))
+            }
+        }
+    }
+
+    fn register(
+        &self,
+        id: Option<RequestId>,
+        tx: oneshot::Sender<ReplyResult>,
+    ) -> Result<(), RequestError> {
+        let max = self.shared.config.max_pending;
+        match (lock(&self.shared.pending).as_mut(), id) {
+            (None, _) => Err(RequestError::Disconnected),
+            (Some(Pending::ById(map)), Some(id)) => {
+                if map.len() >= max {
+                    return Err(RequestError::TooManyPending(max));
+                }
+                map.insert(id, tx);
+                Ok(())
+            }
+            (Some(Pending::Ordered(queue)), _) => {
+                if queue.len() >= max {
+                    return Err(RequestError::TooManyPending(max));
+                }
+                queue.push_back(tx);
+                Ok(())
+            }
+            (Some(Pending::ById(_)), None) => Err(RequestError::Disconnected),
+        }
+    }
+
+    fn resolve(&self, id: Option<RequestId>, result: ReplyResult) {
+        let sender = match (lock(&self.shared.pending).as_mut(), &id) {
+            (Some(Pending::ById(map)), Some(id)) => map.remove(id),
+            (Some(Pending::Ordered(queue)), _) => queue.pop_front(),
+            _ => None,
+        };
+        match sender {
+            // The requester may have timed out meanwhile; its slot is used up either way.
+            Some(tx) => {
+                let _ = tx.send(result);
+            }
+            None => {
+                self.shared
+                    .unmatched_replies
+                    .fetch_add(1, Ordering::Relaxed);
+                debug!(?id, "reply matches no pending request; dropped");
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave their data inconsistent (single inserts
+    // and removals), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<S: Side> Sender<S> for Link<S> {
+    async fn request<R: Request + SendableBy<S>>(
+        &self,
+        request: R,
+    ) -> Result<R::Reply, RequestError> {
+        request.validate().map_err(SendError::from)?;
+        let payload = serde_json::value::to_raw_value(&request)
+            .map_err(|e| SendError::from(crate::EncodeError::Json(e)))?;
+        let span = debug_span!("request", message = R::NAME);
+        let result = self
+            .request_raw(R::KIND, R::TAG, R::HAS_PAYLOAD.then_some(&*payload))
+            .instrument(span)
+            .await?;
+        let raw = result?;
+        let reply: R::Reply = serde_json::from_str(raw.get()).map_err(|e| {
+            RequestError::BadReply(DecodeError::Payload {
+                message: R::NAME,
+                source: e,
+            })
+        })?;
+        reply.validate().map_err(RequestError::InvalidReply)?;
+        Ok(reply)
+    }
+
+    async fn send<M: Message + SendableBy<S>>(&self, message: M) -> Result<(), SendError> {
+        message.validate()?;
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let text = self.encode(&message, None, self.seq())?;
+        self.enqueue(text).await
+    }
+}
+
+async fn write_loop<Snk: FrameSink>(mut sink: Snk, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Feed everything that is ready, then flush once.
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Frame(text) => {
+                    if sink.feed(text).await.is_err() {
+                        return;
+                    }
+                }
+                Outgoing::Close {
+                    farewell,
+                    code,
+                    reason,
+                } => {
+                    if let Some(text) = farewell {
+                        let _ = sink.feed(text).await;
+                    }
+                    let _ = sink.flush().await;
+                    sink.close(code, reason).await;
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The active heartbeat rule, resolved for this side.
+struct ActiveHeartbeat {
+    rule: crate::session::Heartbeat,
+    i_ping: bool,
+    interval: Option<Duration>,
+    /// Time without a beat from the peer after which it counts as dead.
+    deadline_after: Option<Duration>,
+    next_ping: Option<Instant>,
+    watchdog: Option<Instant>,
+}
+
+struct Driver<S: Side, H> {
+    link: Link<S>,
+    handler: Arc<H>,
+    session: Session<S>,
+    step: usize,
+    invalid: u32,
+    heartbeat: Option<ActiveHeartbeat>,
+    events: Option<mpsc::Sender<S::Inbound>>,
+    ordered: Option<mpsc::Sender<oneshot::Receiver<Option<String>>>>,
+}
+
+fn my_role<S: Side>() -> Role {
+    if S::ACCEPTS {
+        Role::Server
+    } else {
+        Role::Client
+    }
+}
+
+/// Handshake steps that apply to this link: those with a message valid on it.
+fn applies<S: Side>(step: &HandshakeStep) -> bool {
+    step.messages.iter().any(|&tag| {
+        crate::message::message_info::<S::Protocol>(tag).is_some()
+            && (S::Inbound::accepts(tag) || <S::Peer as Side>::Inbound::accepts(tag))
+    })
+}
+
+impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
+    async fn run<Src: FrameSource>(mut self, mut source: Src) {
+        let rules = rules::<S>();
+        self.skip_steps();
+        let handshake_deadline = (self.step < rules.handshake.len()).then(|| {
+            let ms = rules.handshake_timeout_ms.map(Duration::from_millis);
+            Instant::now() + ms.unwrap_or(self.link.shared.config.handshake_timeout)
+        });
+        if self.step >= rules.handshake.len() {
+            self.finish_handshake();
+        } else {
+            self.send_my_steps().await;
+        }
+        let mut state = self.link.watch_state();
+        loop {
+            if self.link.is_closed() {
+                break;
+            }
+            let hs_deadline = handshake_deadline.filter(|_| self.step < rules.handshake.len());
+            let ping_at = self.heartbeat.as_ref().and_then(|h| h.next_ping);
+            let watchdog = self.heartbeat.as_ref().and_then(|h| h.watchdog);
+            tokio::select! {
+                frame = source.next_frame() => match frame {
+                    Some(Ok(Frame::Text(text))) => self.on_text(text).await,
+                    Some(Ok(Frame::Binary(_))) => {
+                        self.link.close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
+                    }
+                    Some(Ok(Frame::Close(frame))) => {
+                        let (code, reason) = frame.unwrap_or((close::NORMAL, String::new()));
+                        debug!(code, %reason, "peer closed");
+                        self.link.mark_closed(code, &reason);
+                        let _ = self.link.shared.out.try_send(Outgoing::Close { farewell: None, code, reason });
+                    }
+                    Some(Err(TransportError::TooLarge)) => {
+                        self.link.close(close::TOO_BIG, "frame too large").await;
+                    }
+                    Some(Err(TransportError::Lost(e))) => {
+                        debug!(error = %e, "connection lost");
+                        self.link.mark_closed(1006, &e);
+                    }
+                    None => self.link.mark_closed(1006, "connection closed without a close frame"),
+                },
+                _ = sleep_until_opt(hs_deadline) => {
+                    let code = rules.before_handshake.unwrap_or(close::POLICY);
+                    self.link.close(code, "handshake timed out").await;
+                }
+                _ = sleep_until_opt(ping_at) => self.ping().await,
+                _ = sleep_until_opt(watchdog) => {
+                    let code = self.heartbeat.as_ref().and_then(|h| h.rule.missed).unwrap_or(close::POLICY);
+                    let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("heartbeat timed out");
+                    self.link.close(code, reason).await;
+                }
+                _ = state.changed() => {}
+            }
+        }
+        // Wake everything still waiting.
+        self.link.mark_closed(close::NORMAL, "");
+    }
+
+    fn skip_steps(&mut self) {
+        let steps = rules::<S>().handshake;
+        while self.step < steps.len() && !applies::<S>(&steps[self.step]) {
+            self.step += 1;
+        }
+    }
+
+    /// Sends the handshake steps that are this side's turn.
+    async fn send_my_steps(&mut self) {
+        let steps = rules::<S>().handshake;
+        while let Some(step) = steps.get(self.step) {
+            if step.sender != my_role::<S>() {
+                return;
+            }
+            // The first alternative this side can send on this link.
+            let Some(&tag) = step
+                .messages
+                .iter()
+                .find(|&&t| <S::Peer as Side>::Inbound::accepts(t))
+            else {
+                self.step += 1;
+                self.skip_steps();
+                continue;
+            };
+            let provided = self.session.provided.get(&tag).cloned();
+            if step.request {
+                let link = self.link.clone();
+                let info = crate::message::message_info::<S::Protocol>(tag);
+                let kind = info.map_or(Kind::Request, |i| i.kind);
+                let payload = provided.or_else(|| RawValue::from_string("{}".to_owned()).ok());
+                // The reply arrives through the driver itself, so wait for it elsewhere.
+                tokio::spawn(async move {
+                    match link.request_raw(kind, tag, payload.as_deref()).await {
+                        Ok(Ok(reply)) => {
+                            *lock(&link.shared.handshake_reply) = Some(reply);
+                            link.shared.state.send_if_modified(|s| {
+                                let was = matches!(s, LinkState::Handshaking);
+                                if was {
+                                    *s = LinkState::Ready;
+                                }
+                                was
+                            });
+                        }
+                        Ok(Err(e)) => {
+                            link.close(close::POLICY, &format!("handshake failed: {e}"))
+                                .await
+                        }
+                        Err(e) => {
+                            link.close(close::POLICY, &format!("handshake failed: {e}"))
+                                .await
+                        }
+                    }
+                });
+                self.step += 1;
+                self.skip_steps();
+                if self.step >= steps.len() {
+                    // Ready is announced when the reply arrives; start the heartbeat now.
+                    self.start_heartbeat(None);
+                }
+                return;
+            }
+            if self
+                .link
+                .send_raw_tag(tag, provided.as_deref())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            // A heartbeat interval this side announces in its own handshake message.
+            let announced = rules::<S>()
+                .heartbeats
+                .iter()
+                .find_map(|h| match h.interval {
+                    Interval::FromField { message, field } if message == tag => provided
+                        .as_deref()
+                        .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
+                        .and_then(|v| v.get(field).and_then(serde_json::Value::as_u64)),
+                    _ => None,
+                });
+            if announced.is_some() {
+                self.start_heartbeat(announced);
+            }
+            self.step += 1;
+            self.skip_steps();
+        }
+        if self.step >= steps.len() {
+            self.finish_handshake();
+        }
+    }
+
+    fn finish_handshake(&mut self) {
+        self.link.shared.state.send_if_modified(|s| {
+            let was = matches!(s, LinkState::Handshaking);
+            if was {
+                *s = LinkState::Ready;
+            }
+            was
+        });
+        if self.heartbeat.is_none() {
+            self.start_heartbeat(None);
+        }
+    }
+
+    /// Picks the heartbeat rule (by variant) and arms its timers; `from_field` is the interval
+    /// read from a handshake message, when the rule takes it from one.
+    fn start_heartbeat(&mut self, from_field: Option<u64>) {
+        let config = &self.link.shared.config;
+        let beats = rules::<S>().heartbeats;
+        let rule = match &config.heartbeat_variant {
+            Some(v) => beats.iter().find(|b| b.variant == Some(v.as_str())),
+            None => beats.first(),
+        };
+        let Some(rule) = rule.copied() else { return };
+        let interval = config.heartbeat_interval.or(match rule.interval {
+            Interval::Fixed(ms) | Interval::Configurable(ms) => Some(Duration::from_millis(ms)),
+            Interval::FromField { .. } => from_field.map(Duration::from_millis),
+        });
+        let i_ping = rule.pinger == my_role::<S>();
+        let deadline_after = config
+            .heartbeat_timeout
+            .or(interval.map(|i| i + Duration::from_millis(rule.grace_ms)));
+        let now = Instant::now();
+        self.heartbeat = Some(ActiveHeartbeat {
+            rule,
+            i_ping,
+            interval,
+            deadline_after,
+            next_ping: if i_ping {
+                interval.map(|i| now + i)
+            } else {
+                None
+            },
+            // The watcher is whoever declares a code for a missed beat.
+            watchdog: if !i_ping && rule.missed.is_some() {
+                deadline_after.map(|d| now + d)
+            } else {
+                None
+            },
+        });
+    }
+
+    fn beat_received(&mut self) {
+        if let Some(h) = &mut self.heartbeat {
+            if h.watchdog.is_some() {
+                h.watchdog = h.deadline_after.map(|d| Instant::now() + d);
+            }
+        }
+    }
+
+    async fn ping(&mut self) {
+        let Some(h) = &mut self.heartbeat else { return };
+        h.next_ping = h.interval.map(|i| Instant::now() + i);
+        let ping = h.rule.ping;
+        match ping {
+            Beat::Text(text) => {
+                let _ = self.link.send_text(text).await;
+            }
+            Beat::Message(tag) => {
+                let provided = self.session.provided.get(&tag).cloned();
+                let _ = self.link.send_raw_tag(tag, provided.as_deref()).await;
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: String) {
+        // Raw text heartbeats are not JSON: look at them first.
+        if let Some(h) = &self.heartbeat {
+            let (ping, pong, i_ping) = (h.rule.ping, h.rule.pong, h.i_ping);
+            if !i_ping && matches!(ping, Beat::Text(t) if t == text) {
+                self.beat_received();
+                if let Some(Beat::Text(reply)) = pong {
+                    let _ = self.link.send_text(reply).await;
+                }
+                return;
+            }
+            if i_ping && matches!(pong, Some(Beat::Text(t)) if t == text) {
+                self.beat_received();
+                return;
+            }
+        }
+        // Any traffic shows the peer is alive.
+        self.beat_received();
+        let profile = wire::<S>();
+        let frame = match profile.classify(&text) {
+            Ok(frame) => frame,
+            Err(e) => return self.invalid(None, e.to_string()).await,
+        };
+        match frame {
+            RawFrame::Reply(reply) => {
+                let result = reply.result.map(|p| p.to_json());
+                let id = match profile.request_id {
+                    RequestIdPlace::Ordered => None,
+                    _ => reply.id,
+                };
+                self.link.resolve(id, result);
+            }
+            RawFrame::Message(raw) => self.on_message(raw).await,
+        }
+    }
+
+    /// A frame that cannot be used: answered with an error when it can be correlated, else
+    /// logged; too many close the link.
+    async fn invalid(&mut self, id: Option<(Tag, Option<RequestId>)>, detail: String) {
+        debug!(%detail, "invalid frame");
+        self.invalid += 1;
+        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
+        if ordered || id.is_some() {
+            let (tag, rid) = id.unwrap_or((Tag::Str(""), None));
+            self.reply_now(tag, rid, Err(RemoteError::new(detail)))
+                .await;
+        }
+        if self.invalid > self.link.shared.config.max_invalid {
+            self.link
+                .close(close::POLICY, "too many invalid frames")
+                .await;
+        }
+    }
+
+    async fn on_message(&mut self, raw: RawMessage<'_>) {
+        let request_id = raw.id.clone();
+        let is_request = raw.class == FrameClass::Request || request_id.is_some();
+        let decoded = S::Inbound::decode(&raw);
+        let message = match decoded {
+            Ok(m) => m,
+            Err(e) => {
+                let tag = tag_of(raw.name);
+                let correlatable = is_request
+                    && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
+                return self
+                    .invalid(correlatable.then(|| (tag, request_id)), e.to_string())
+                    .await;
+            }
+        };
+        let tag = message.tag();
+        let kind = message.kind();
+        if let Err(errors) = message.validate() {
+            let correlatable = kind == Kind::Request;
+            return self
+                .invalid(
+                    correlatable.then(|| (tag, request_id)),
+                    format!("validation failed: {errors}"),
+                )
+                .await;
+        }
+        if self.on_session_message(tag, &raw).await {
+            return;
+        }
+        if matches!(self.link.state(), LinkState::Handshaking) {
+            let code = rules::<S>().before_handshake.unwrap_or(close::POLICY);
+            let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code)
+                .unwrap_or("message before the handshake finished");
+            self.link.close(code, reason).await;
+            return;
+        }
+        match kind {
+            Kind::Request
+                if request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered =>
+            {
+                self.dispatch_request(tag, request_id, message).await;
+            }
+            // A request sent without an id expects no reply (SocketCluster's optional `cid`).
+            _ => self.dispatch_event(message).await,
+        }
+    }
+
+    /// Handles handshake steps, heartbeats and the close message; `true` when consumed.
+    async fn on_session_message(&mut self, tag: Tag, raw: &RawMessage<'_>) -> bool {
+        let rules = rules::<S>();
+        if let Some((close_tag, field)) = rules.close_message.map(|c| (c.message, c.reason)) {
+            if close_tag == tag {
+                let reason = field_text(&raw.payload, field).unwrap_or_default();
+                debug!(%reason, "peer sent its close message");
+                self.link.mark_closed(close::NORMAL, &reason);
+                let _ = self.link.shared.out.try_send(Outgoing::Close {
+                    farewell: None,
+                    code: close::NORMAL,
+                    reason,
+                });
+                return true;
+            }
+        }
+        let ready = matches!(self.link.state(), LinkState::Ready);
+        if let Some(h) = self.heartbeat.as_ref().filter(|_| ready) {
+            if !h.i_ping && h.rule.ping == Beat::Message(tag) {
+                if let Some(Beat::Message(pong)) = h.rule.pong {
+                    let _ = self
+                        .link
+                        .send_raw_tag(pong, self.session.provided.get(&pong).map(|p| &**p))
+                        .await;
+                }
+                return true;
+            }
+            if h.i_ping && h.rule.pong == Some(Beat::Message(tag)) {
+                return true;
+            }
+        }
+        let Some(step) = rules.handshake.get(self.step) else {
+            // A heartbeat before the handshake finished, or a handshake message repeated.
+            return false;
+        };
+        if step.sender == my_role::<S>() || !step.messages.contains(&tag) {
+            return false;
+        }
+        if step.auth_field.is_some() {
+            if let Some(auth) = self.session.auth.clone() {
+                if let Err(reason) = auth(raw.payload.to_json()).await {
+                    let code = step.failure.unwrap_or(close::POLICY);
+                    let text = <S::Protocol as Protocol>::CloseCode::reason_for(code)
+                        .map_or(reason, str::to_owned);
+                    self.link.close(code, &text).await;
+                    return true;
+                }
+            }
+        }
+        // Heartbeat intervals may be taken from this message.
+        let from_field = rules.heartbeats.iter().find_map(|h| match h.interval {
+            Interval::FromField { message, field } if message == tag => {
+                field_u64(&raw.payload, field)
+            }
+            _ => None,
+        });
+        if from_field.is_some() {
+            self.start_heartbeat(from_field);
+        }
+        let request_step = step.request;
+        self.step += 1;
+        self.skip_steps();
+        if request_step {
+            // The handler answers it like any request.
+            if self.step >= rules.handshake.len() {
+                self.finish_handshake();
+            }
+            return false;
+        }
+        self.send_my_steps().await;
+        true
+    }
+
+    async fn dispatch_request(&mut self, tag: Tag, id: Option<RequestId>, message: S::Inbound) {
+        let handler = self.handler.clone();
+        let link = self.link.clone();
+        let span = debug_span!("handle", request = %tag);
+        link.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let work = async move {
+            let outcome = S::dispatch(&handler, message).await;
+            let reply = match outcome {
+                Outcome::Reply(result) => encode_reply::<S>(&link, tag, id.as_ref(), result),
+                Outcome::Done | Outcome::Session => None,
+            };
+            if link.shared.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                link.shared.idle.notify_waiters();
+            }
+            reply
+        }
+        .instrument(span);
+        if wire::<S>().request_id == RequestIdPlace::Ordered {
+            let (tx, rx) = oneshot::channel();
+            tokio::spawn(async move {
+                let _ = tx.send(work.await);
+            });
+            self.ordered_slot(rx).await;
+        } else {
+            let link = self.link.clone();
+            tokio::spawn(async move {
+                if let Some(text) = work.await {
+                    let _ = link.enqueue(text).await;
+                }
+            });
+        }
+    }
+
+    /// Queues a reply slot for protocols that answer in order; one task writes them in order.
+    async fn ordered_slot(&mut self, rx: oneshot::Receiver<Option<String>>) {
+        let sender = self.ordered.get_or_insert_with(|| {
+            let (tx, mut slots) = mpsc::channel::<oneshot::Receiver<Option<String>>>(1024);
+            let link = self.link.clone();
+            tokio::spawn(async move {
+                while let Some(slot) = slots.recv().await {
+                    if let Ok(Some(text)) = slot.await {
+                        if link.enqueue(text).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            tx
+        });
+        let _ = sender.send(rx).await;
+    }
+
+    async fn reply_now(
+        &mut self,
+        tag: Tag,
+        id: Option<RequestId>,
+        result: Result<Box<RawValue>, RemoteError>,
+    ) {
+        let Some(text) = encode_reply::<S>(&self.link, tag, id.as_ref(), result) else {
+            return;
+        };
+        if wire::<S>().request_id == RequestIdPlace::Ordered {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Some(text));
+            self.ordered_slot(rx).await;
+        } else {
+            let _ = self.link.enqueue(text).await;
+        }
+    }
+
+    async fn dispatch_event(&mut self, message: S::Inbound) {
+        // Events run one after another, in arrival order, beside the reader.
+        let sender = self.events.get_or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<S::Inbound>(256);
+            let handler = self.handler.clone();
+            tokio::spawn(async move {
+                while let Some(message) = rx.recv().await {
+                    S::dispatch(&handler, message).await;
+                }
+            });
+            tx
+        });
+        let _ = sender.send(message).await;
+    }
+}
+
+fn encode_reply<S: Side>(
+    link: &Link<S>,
+    tag: Tag,
+    id: Option<&RequestId>,
+    result: Result<Box<RawValue>, RemoteError>,
+) -> Option<String> {
+    let mut buf = Vec::with_capacity(128);
+    let result_ref = match &result {
+        Ok(raw) => Ok(&**raw),
+        Err(e) => Err(e),
+    };
+    match wire::<S>().encode_reply(&mut buf, tag, id, link.seq(), result_ref) {
+        Ok(()) => String::from_utf8(buf).ok(),
+        Err(e) => {
+            warn!(error = %e, "cannot encode a reply");
+            None
+        }
+    }
+}
+
+fn tag_of(name: TagRef<'_>) -> Tag {
+    match name {
+        TagRef::Int(n) => Tag::Int(n),
+        // Unknown names are not 'static; replies to them only need a tag for suffix framing.
+        TagRef::Str(_) => Tag::Str(""),
+    }
+}
+
+fn field_text(payload: &Payload<'_>, field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(payload.to_json().get()).ok()?;
+    match value.get(field)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn field_u64(payload: &Payload<'_>, field: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(payload.to_json().get()).ok()?;
+    value.get(field)?.as_u64()
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

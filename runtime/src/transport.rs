@@ -1,0 +1,176 @@
+//! What a link reads from and writes to: WebSocket halves, or an in-process virtual pair.
+//!
+//! The link driver only sees [`FrameSource`] and [`FrameSink`], so one driver (and one test
+//! suite) serves real sockets and the virtual connector alike.
+
+use std::future::Future;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+/// A frame as the link sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A text frame.
+    Text(String),
+    /// A binary frame (never valid on a JSON protocol).
+    Binary(usize),
+    /// The peer closed, with its code and reason when it sent them.
+    Close(Option<(u16, String)>),
+}
+
+/// Why a transport stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A frame exceeded the configured size limit.
+    #[error("frame too large")]
+    TooLarge,
+    /// The connection broke.
+    #[error("connection lost: {0}")]
+    Lost(String),
+}
+
+/// The reading half of a connection.
+pub trait FrameSource: Send + 'static {
+    /// The next frame; `None` once the connection is gone.
+    fn next_frame(&mut self) -> impl Future<Output = Option<Result<Frame, TransportError>>> + Send;
+}
+
+/// The writing half of a connection.
+pub trait FrameSink: Send + 'static {
+    /// Queues a text frame without flushing (write coalescing: flush once per batch).
+    fn feed(&mut self, text: String) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Writes everything queued.
+    fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Sends a close frame with a code and reason, then stops.
+    fn close(&mut self, code: u16, reason: String) -> impl Future<Output = ()> + Send;
+}
+
+/// The reading half of a WebSocket.
+pub struct WsSource<S>(pub(crate) futures_util::stream::SplitStream<WebSocketStream<S>>);
+
+/// The writing half of a WebSocket.
+pub struct WsSink<S>(pub(crate) futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>);
+
+/// Splits a WebSocket into the halves a link drives.
+pub fn split_ws<S>(ws: WebSocketStream<S>) -> (WsSource<S>, WsSink<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, source) = ws.split();
+    (WsSource(source), WsSink(sink))
+}
+
+fn lost(e: WsError) -> TransportError {
+    match e {
+        WsError::Capacity(_) => TransportError::TooLarge,
+        other => TransportError::Lost(other.to_string()),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSource for WsSource<S> {
+    async fn next_frame(&mut self) -> Option<Result<Frame, TransportError>> {
+        loop {
+            let message = match self.0.next().await? {
+                Ok(message) => message,
+                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return None,
+                Err(e) => return Some(Err(lost(e))),
+            };
+            return Some(Ok(match message {
+                WsMessage::Text(text) => Frame::Text(text.as_str().to_owned()),
+                WsMessage::Binary(bytes) => Frame::Binary(bytes.len()),
+                WsMessage::Close(frame) => {
+                    Frame::Close(frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())))
+                }
+                // tungstenite answers pings itself; neither carries protocol data.
+                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+            }));
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
+    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
+        self.0.feed(WsMessage::text(text)).await.map_err(lost)
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.0.flush().await.map_err(lost)
+    }
+
+    async fn close(&mut self, code: u16, reason: String) {
+        let frame = CloseFrame {
+            code: WsCloseCode::from(code),
+            reason: reason.into(),
+        };
+        // The peer may already be gone; closing is best effort.
+        let _ = self.0.send(WsMessage::Close(Some(frame))).await;
+        let _ = self.0.close().await;
+    }
+}
+
+/// One end of an in-process pair: frames cross as strings through bounded channels.
+pub struct VirtualSource(mpsc::Receiver<Frame>);
+
+/// The writing end of an in-process pair.
+pub struct VirtualSink {
+    tx: mpsc::Sender<Frame>,
+    batch: Vec<String>,
+}
+
+/// Two connected ends: what one side's sink writes, the other side's source reads.
+pub fn virtual_pair(
+    capacity: usize,
+) -> ((VirtualSource, VirtualSink), (VirtualSource, VirtualSink)) {
+    let (a_tx, a_rx) = mpsc::channel(capacity.max(1));
+    let (b_tx, b_rx) = mpsc::channel(capacity.max(1));
+    (
+        (
+            VirtualSource(a_rx),
+            VirtualSink {
+                tx: b_tx,
+                batch: Vec::new(),
+            },
+        ),
+        (
+            VirtualSource(b_rx),
+            VirtualSink {
+                tx: a_tx,
+                batch: Vec::new(),
+            },
+        ),
+    )
+}
+
+impl FrameSource for VirtualSource {
+    async fn next_frame(&mut self) -> Option<Result<Frame, TransportError>> {
+        self.0.recv().await.map(Ok)
+    }
+}
+
+impl FrameSink for VirtualSink {
+    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
+        self.batch.push(text);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        for text in self.batch.drain(..) {
+            self.tx
+                .send(Frame::Text(text))
+                .await
+                .map_err(|_| TransportError::Lost("the other end is gone".into()))?;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, code: u16, reason: String) {
+        let _ = self.flush().await;
+        let _ = self.tx.send(Frame::Close(Some((code, reason)))).await;
+    }
+}

@@ -1,0 +1,443 @@
+//! WebSocket connectors: a server with an accept loop, and a client that reconnects.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request as HttpRequest, Response as HttpResponse,
+};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{Instrument, debug, debug_span, warn};
+
+use crate::link::{Link, LinkConfig, Session, close};
+use crate::message::{Dispatch, Protocol, Side};
+use crate::transport::split_ws;
+
+/// Sizes the WebSocket layer enforces (tungstenite leaves the write buffer unbounded).
+#[derive(Debug, Clone, Copy)]
+pub struct WsLimits {
+    /// Largest incoming message; larger ones close the link with 1009.
+    pub max_message_size: usize,
+    /// Largest write buffer before writes fail (backpressure beyond is the link's queue).
+    pub max_write_buffer: usize,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_message_size: 16 << 20,
+            max_write_buffer: 8 << 20,
+        }
+    }
+}
+
+impl WsLimits {
+    fn config(self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+            .write_buffer_size(64 << 10)
+            .max_write_buffer_size(
+                self.max_write_buffer
+                    .max((64 << 10) + self.max_message_size),
+            )
+    }
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP or the WebSocket handshake failed.
+    #[error("cannot connect: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The link closed before its protocol handshake finished.
+    #[error("closed during the handshake with {code}: {reason}")]
+    Handshake {
+        /// The close code.
+        code: u16,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// Connects to `url` and runs the protocol's handshake; returns once the link is ready.
+pub async fn connect<S, H>(
+    url: &str,
+    config: LinkConfig,
+    limits: WsLimits,
+    session: Session<S>,
+    make_handler: impl FnOnce(Link<S>) -> H,
+) -> Result<Link<S>, ConnectError>
+where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+{
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(limits.config()), true).await?;
+    let link = start::<S, H, MaybeTlsStream<TcpStream>>(ws, config, session, make_handler);
+    match link.ready().await {
+        Ok(()) => Ok(link),
+        Err(crate::link::LinkState::Closed { code, reason }) => {
+            Err(ConnectError::Handshake { code, reason })
+        }
+        Err(_) => Err(ConnectError::Handshake {
+            code: close::NORMAL,
+            reason: String::new(),
+        }),
+    }
+}
+
+fn start<S, H, T>(
+    ws: WebSocketStream<T>,
+    config: LinkConfig,
+    session: Session<S>,
+    make_handler: impl FnOnce(Link<S>) -> H,
+) -> Link<S>
+where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (source, sink) = split_ws(ws);
+    Link::spawn(source, sink, config, session, make_handler)
+}
+
+/// A WebSocket server for side `S` of a protocol.
+pub struct Server<S: Side> {
+    listener: TcpListener,
+    path: String,
+    config: LinkConfig,
+    limits: WsLimits,
+    max_connections: usize,
+    shutdown_grace: Duration,
+    _side: std::marker::PhantomData<fn() -> S>,
+}
+
+/// Stops a running server: no new connections, then every link closes with 1001 once its
+/// in-flight requests finished or the grace period ran out.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    /// Starts the shutdown.
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl<S: Side> Server<S> {
+    /// Binds `addr` (port 0 picks a free port; see [`Server::local_addr`]).
+    pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Self> {
+        Ok(Server {
+            listener: TcpListener::bind(addr).await?,
+            path: "/".to_owned(),
+            config: LinkConfig::default(),
+            limits: WsLimits::default(),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+            _side: std::marker::PhantomData,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves only this HTTP path; other paths get 404.
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = path.to_owned();
+        self
+    }
+
+    /// Limits and timeouts of every link.
+    pub fn link_config(mut self, config: LinkConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// WebSocket size limits.
+    pub fn limits(mut self, limits: WsLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Connections at once, at most; more wait in the listen backlog.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long shutdown waits for in-flight requests.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Accepts connections until shut down, one task per link. `session` is the session setup
+    /// for each link; `make_handler` builds each connection's handler from its link.
+    pub fn serve<H, F>(
+        self,
+        session: Session<S>,
+        make_handler: F,
+    ) -> (ShutdownHandle, tokio::task::JoinHandle<()>)
+    where
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+        F: Fn(Link<S>) -> H + Send + Sync + 'static,
+    {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(self.accept_loop(stop_rx, session, Arc::new(make_handler)));
+        (ShutdownHandle(stop_tx), task)
+    }
+
+    async fn accept_loop<H, F>(
+        self,
+        mut stop: watch::Receiver<bool>,
+        session: Session<S>,
+        make_handler: Arc<F>,
+    ) where
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+        F: Fn(Link<S>) -> H + Send + Sync + 'static,
+    {
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let mut connections = JoinSet::new();
+        let (links_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        loop {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = until_set(&mut stop) => break,
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = until_set(&mut stop) => break,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let path = self.path.clone();
+            let config = self.config.clone();
+            let limits = self.limits;
+            let session = session.clone();
+            let make_handler = make_handler.clone();
+            let mut stopping = links_tx.subscribe();
+            let grace = self.shutdown_grace;
+            let span = debug_span!("connection", %peer);
+            connections.spawn(
+                async move {
+                    let _permit = permit;
+                    let _ = tcp.set_nodelay(true);
+                    let check_path = |req: &HttpRequest,
+                                      resp: HttpResponse|
+                     -> Result<HttpResponse, ErrorResponse> {
+                        if req.uri().path() == path {
+                            Ok(resp)
+                        } else {
+                            let mut not_found = ErrorResponse::new(Some(format!(
+                                "no WebSocket endpoint at {}",
+                                req.uri().path()
+                            )));
+                            *not_found.status_mut() =
+                                tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+                            Err(not_found)
+                        }
+                    };
+                    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
+                        tcp,
+                        check_path,
+                        Some(limits.config()),
+                    )
+                    .await
+                    {
+                        Ok(ws) => ws,
+                        Err(e) => {
+                            debug!(error = %e, "WebSocket handshake failed");
+                            return;
+                        }
+                    };
+                    let link =
+                        start::<S, H, TcpStream>(ws, config, session, |link| make_handler(link));
+                    tokio::select! {
+                        _ = link.closed() => {}
+                        _ = stopping.recv() => {
+                            // Let requests in flight finish, within the grace period.
+                            let _ = tokio::time::timeout(grace, link.idle()).await;
+                            link.close(close::GOING_AWAY, "server shutting down").await;
+                        }
+                    }
+                }
+                .instrument(span),
+            );
+            // Reap finished connection tasks so the set does not grow.
+            while connections.try_join_next().is_some() {}
+        }
+        let _ = links_tx.send(());
+        while connections.join_next().await.is_some() {}
+        debug!(protocol = <S::Protocol as Protocol>::NAME, "server stopped");
+    }
+}
+
+/// Where a reconnecting client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Trying to connect.
+    Connecting,
+    /// Connected, handshake done.
+    Connected,
+    /// Waiting before the next attempt.
+    Waiting(Duration),
+    /// Stopped by [`ReconnectingClient::stop`].
+    Stopped,
+}
+
+/// How a client waits between attempts: jittered exponential backoff, never below the
+/// protocol's declared minimum (`reconnect min MS`).
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first wait (before jitter); raised to the protocol's minimum.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `attempt` (0-based): at least `floor`, plus up to the same again
+    /// of jitter, doubling per attempt up to `max`.
+    pub fn delay(&self, attempt: u32, floor: Duration) -> Duration {
+        let base = self.initial.max(floor);
+        let grown = base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max.max(base));
+        let jitter = grown.mul_f64(fastrand::f64());
+        floor.max(grown / 2) + jitter / 2
+    }
+}
+
+/// A client that keeps a link to a server up: it reconnects after every drop and re-runs the
+/// session, then calls the `on_connect` hook (to re-run subscriptions).
+pub struct ReconnectingClient<S: Side> {
+    link: watch::Receiver<Option<Link<S>>>,
+    state: watch::Receiver<ConnectionState>,
+    stop: watch::Sender<bool>,
+}
+
+impl<S: Side> ReconnectingClient<S> {
+    /// Starts connecting to `url` in the background.
+    pub fn start<H, F, C, Fut>(
+        url: String,
+        config: LinkConfig,
+        limits: WsLimits,
+        backoff: Backoff,
+        session: Session<S>,
+        make_handler: F,
+        on_connect: C,
+    ) -> Self
+    where
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+        F: Fn(Link<S>) -> H + Send + Sync + 'static,
+        C: Fn(Link<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (link_tx, link_rx) = watch::channel(None);
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let floor = Duration::from_millis(<S::Protocol as Protocol>::SESSION.reconnect_min_ms);
+        tokio::spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                let _ = state_tx.send(ConnectionState::Connecting);
+                let connected = tokio::select! {
+                    r = connect(&url, config.clone(), limits, session.clone(), |l| make_handler(l)) => r,
+                    _ = until_set(&mut stop_rx) => break,
+                };
+                match connected {
+                    Ok(link) => {
+                        attempt = 0;
+                        let _ = link_tx.send(Some(link.clone()));
+                        let _ = state_tx.send(ConnectionState::Connected);
+                        on_connect(link.clone()).await;
+                        tokio::select! {
+                            _ = link.closed() => {}
+                            _ = until_set(&mut stop_rx) => {
+                                link.close(close::NORMAL, "client stopped").await;
+                                break;
+                            }
+                        }
+                        let _ = link_tx.send(None);
+                    }
+                    Err(e) => debug!(error = %e, "connect failed"),
+                }
+                let wait = backoff.delay(attempt, floor);
+                attempt = attempt.saturating_add(1);
+                let _ = state_tx.send(ConnectionState::Waiting(wait));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = until_set(&mut stop_rx) => break,
+                }
+            }
+            let _ = link_tx.send(None);
+            let _ = state_tx.send(ConnectionState::Stopped);
+        });
+        ReconnectingClient {
+            link: link_rx,
+            state: state_rx,
+            stop: stop_tx,
+        }
+    }
+
+    /// The current link, if connected.
+    pub fn link(&self) -> Option<Link<S>> {
+        self.link.borrow().clone()
+    }
+
+    /// Waits for a connected link.
+    pub async fn connected(&self) -> Option<Link<S>> {
+        let mut rx = self.link.clone();
+        let link = rx.wait_for(Option::is_some).await.ok()?.clone();
+        link
+    }
+
+    /// Watches the connection state.
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
+    }
+
+    /// Stops reconnecting and closes the current link.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl<S: Side> Drop for ReconnectingClient<S> {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Waits until a stop flag is set (or its sender is gone).
+async fn until_set(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
+}

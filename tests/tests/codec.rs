@@ -1,0 +1,13 @@
+//! Codec tests for every generated protocol, in one test binary:
+//!
+//! - `wire_notes`: every frame of `shared/WIRE-NOTES.md` decodes to its typed value and encodes
+//!   back to the same JSON;
+//! - `roundtrip`: property tests, encode then decode is the identity for every message and reply;
+//! - `garbage`: malformed input gives a typed error and never panics;
+//! - `compile_fail`: the type system refuses sending a message from the wrong side and answering
+//!   a request with the wrong reply type (trybuild, cases in `ui/`).
+
+#[path = "codec/support.rs"]
+mod support;
+#[path = "codec/wire_notes.rs"]
+mod wire_notes;

@@ -1,0 +1,582 @@
+//! The runtime's own behaviour, protocol by protocol where it differs: concurrency, ordering,
+//! bad input, disconnects, reconnects and shutdown. Real sockets on 127.0.0.1:0, plus the
+//! virtual pair for the shared cases.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use protolink::transport::virtual_pair;
+use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, Server, WsLimits, connect};
+use protolink::{Link, LinkConfig, LinkState, RemoteError, RequestError, Sender, Session};
+use protolink_protocols::litecord_example::{self as lc, ClientSender, Guild};
+use protolink_protocols::skynet::{self as sk, Channel};
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+// ---- Litecord: id-correlated requests ---------------------------------------------------------
+
+struct Guilds;
+
+impl lc::ServerHandler for Guilds {
+    async fn get_guild(&self, request: lc::GetGuild) -> Result<Guild, RemoteError> {
+        // Later ids answer sooner, so replies come back out of order.
+        let n: u64 = request.guild_id.parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(50 - n % 50)).await;
+        if request.guild_id == "999999" {
+            std::future::pending::<()>().await;
+        }
+        Ok(Guild {
+            id: request.guild_id.clone(),
+            name: format!("g{}", request.guild_id),
+            owner_id: "1".into(),
+            member_count: 1,
+        })
+    }
+}
+
+struct Silent;
+impl lc::ClientHandler for Silent {
+    async fn token_validate(
+        &self,
+        _request: lc::TokenValidate,
+    ) -> Result<lc::TokenValidateReply, RemoteError> {
+        Err(RemoteError::new("not supported"))
+    }
+}
+
+fn lc_server_session() -> Session<lc::Server> {
+    Session::new().with(lc::Hello { hb_interval: 1000 })
+}
+
+fn lc_client_session() -> Session<lc::Client> {
+    Session::new().with(lc::HelloAck {
+        password: "x".into(),
+    })
+}
+
+async fn lc_server(
+    config: LinkConfig,
+    limits: WsLimits,
+) -> (
+    String,
+    protolink::ws::ShutdownHandle,
+    tokio::task::JoinHandle<()>,
+) {
+    let server = Server::<lc::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .link_config(config)
+        .limits(limits);
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let (shutdown, task) = server.serve(lc_server_session(), |_| Guilds);
+    (url, shutdown, task)
+}
+
+async fn many_requests_out_of_order(client: Link<lc::Client>) {
+    client.ready().await.unwrap();
+    let calls = (0..1000u32).map(|i| {
+        let client = client.clone();
+        async move { (i, client.get_guild(i.to_string()).await) }
+    });
+    let results = tokio::time::timeout(WAIT, futures_util::future::join_all(calls))
+        .await
+        .unwrap();
+    for (i, result) in results {
+        assert_eq!(result.unwrap().name, format!("g{i}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_requests_in_flight_over_a_socket() {
+    let (url, _shutdown, _task) = lc_server(LinkConfig::default(), WsLimits::default()).await;
+    let client = connect(
+        &url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        lc_client_session(),
+        |_| Silent,
+    )
+    .await
+    .unwrap();
+    many_requests_out_of_order(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_requests_in_flight_over_the_virtual_pair() {
+    let ((server_src, server_sink), (client_src, client_sink)) = virtual_pair(64);
+    let _server = Link::<lc::Server>::spawn(
+        server_src,
+        server_sink,
+        LinkConfig::default(),
+        lc_server_session(),
+        |_| Guilds,
+    );
+    let client = Link::<lc::Client>::spawn(
+        client_src,
+        client_sink,
+        LinkConfig::default(),
+        lc_client_session(),
+        |_| Silent,
+    );
+    many_requests_out_of_order(client).await;
+}
+
+#[tokio::test]
+async fn virtual_pair_runs_the_session() {
+    let ((a_src, a_sink), (b_src, b_sink)) = virtual_pair(8);
+    let server = Link::<lc::Server>::spawn(
+        a_src,
+        a_sink,
+        LinkConfig::default(),
+        lc_server_session().authenticate(|ack: lc::HelloAck| async move {
+            if ack.password == "right" {
+                Ok(())
+            } else {
+                Err("no".into())
+            }
+        }),
+        |_| Guilds,
+    );
+    let client = Link::<lc::Client>::spawn(
+        b_src,
+        b_sink,
+        LinkConfig::default(),
+        lc_client_session(),
+        |_| Silent,
+    );
+    // The wrong password closes the server side with 4001, and the client sees it.
+    assert_eq!(
+        tokio::time::timeout(WAIT, client.closed()).await.unwrap().0,
+        4001
+    );
+    assert_eq!(server.closed().await.0, 4001);
+}
+
+async fn raw_lc(url: &str) -> RawWs {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    next(&mut ws).await.unwrap();
+    ws.send(Ws::text(r#"{"op":1,"password":"x"}"#))
+        .await
+        .unwrap();
+    ws
+}
+
+/// The next text frame as JSON, or the close code.
+async fn next(ws: &mut RawWs) -> Result<serde_json::Value, Option<u16>> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(Ws::Text(t))) => return Ok(serde_json::from_str(t.as_str()).unwrap()),
+            Some(Ok(Ws::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn binary_frame_closes_1003() {
+    let (url, _s, _t) = lc_server(LinkConfig::default(), WsLimits::default()).await;
+    let mut ws = raw_lc(&url).await;
+    ws.send(Ws::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(next(&mut ws).await, Err(Some(1003)));
+}
+
+#[tokio::test]
+async fn oversize_frame_closes_1009() {
+    let limits = WsLimits {
+        max_message_size: 1024,
+        max_write_buffer: 1 << 20,
+    };
+    let (url, _s, _t) = lc_server(LinkConfig::default(), limits).await;
+    let mut ws = raw_lc(&url).await;
+    let big = format!(
+        r#"{{"op":6,"w":"USER_PRESENCE","a":["{}","online",null]}}"#,
+        "1".repeat(4096)
+    );
+    ws.send(Ws::text(big)).await.unwrap();
+    assert_eq!(next(&mut ws).await, Err(Some(1009)));
+}
+
+#[tokio::test]
+async fn bad_frames_are_answered_or_dropped_and_the_link_stays_up() {
+    let (url, _s, _t) = lc_server(LinkConfig::default(), WsLimits::default()).await;
+    let mut ws = raw_lc(&url).await;
+    // Not JSON, no op, unknown op, a nonce of the wrong type: nothing to correlate, dropped.
+    for bad in [
+        "not json",
+        r#"{"w":"GET_GUILD"}"#,
+        r#"{"op":99}"#,
+        r#"{"op":4,"w":"GET_GUILD","a":["1"],"n":[1]}"#,
+    ] {
+        ws.send(Ws::text(bad)).await.unwrap();
+    }
+    // A reply to nothing is dropped.
+    ws.send(Ws::text(r#"{"op":5,"n":424242,"r":null}"#))
+        .await
+        .unwrap();
+    // Validation failure: the error names the field and the rule.
+    ws.send(Ws::text(r#"{"op":4,"w":"GET_GUILD","a":["abc"],"n":1}"#))
+        .await
+        .unwrap();
+    let reply = next(&mut ws).await.unwrap();
+    assert_eq!(reply["n"], 1);
+    let error = reply["e"].as_str().unwrap();
+    assert!(
+        error.contains("guild_id") && error.contains("pattern"),
+        "{error}"
+    );
+    // Wrong argument types are a payload error, answered.
+    ws.send(Ws::text(r#"{"op":4,"w":"GET_GUILD","a":[5],"n":2}"#))
+        .await
+        .unwrap();
+    let reply = next(&mut ws).await.unwrap();
+    assert_eq!(reply["n"], 2);
+    assert!(
+        reply["e"].as_str().unwrap().contains("GET_GUILD"),
+        "{reply}"
+    );
+    // Still up.
+    ws.send(Ws::text(r#"{"op":4,"w":"GET_GUILD","a":["7"],"n":3}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["r"]["name"], "g7");
+}
+
+#[tokio::test]
+async fn too_many_invalid_frames_close_1008() {
+    let config = LinkConfig {
+        max_invalid: 3,
+        ..LinkConfig::default()
+    };
+    let (url, _s, _t) = lc_server(config, WsLimits::default()).await;
+    let mut ws = raw_lc(&url).await;
+    for _ in 0..5 {
+        let _ = ws.send(Ws::text("garbage")).await;
+    }
+    assert_eq!(next(&mut ws).await, Err(Some(1008)));
+}
+
+#[tokio::test]
+async fn a_vanishing_peer_fails_pending_requests() {
+    // A server that takes the request and drops the TCP connection without a close frame.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        ws.send(Ws::text(r#"{"op":0,"hb_interval":60000}"#))
+            .await
+            .unwrap();
+        while let Some(Ok(frame)) = ws.next().await {
+            if frame.to_text().unwrap_or("").contains("GET_GUILD") {
+                break;
+            }
+        }
+        drop(ws);
+    });
+    let client = connect(
+        &url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        lc_client_session(),
+        |_| Silent,
+    )
+    .await
+    .unwrap();
+    let result = tokio::time::timeout(WAIT, client.get_guild("1".into()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(result, Err(RequestError::Disconnected)),
+        "{result:?}"
+    );
+    assert!(matches!(client.state(), LinkState::Closed { .. }));
+}
+
+#[tokio::test]
+async fn requests_time_out() {
+    let (url, _s, _t) = lc_server(LinkConfig::default(), WsLimits::default()).await;
+    let config = LinkConfig {
+        request_timeout: Duration::from_millis(200),
+        ..LinkConfig::default()
+    };
+    let client = connect(
+        &url,
+        config,
+        WsLimits::default(),
+        lc_client_session(),
+        |_| Silent,
+    )
+    .await
+    .unwrap();
+    let result = client.get_guild("999999".into()).await;
+    assert!(
+        matches!(result, Err(RequestError::Timeout(_))),
+        "{result:?}"
+    );
+    // A late reply would be dropped; the link goes on.
+    assert_eq!(client.get_guild("3".into()).await.unwrap().name, "g3");
+}
+
+/// Answers after being told to, and says when a request arrived.
+struct Gated {
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl lc::ServerHandler for Gated {
+    async fn get_guild(&self, request: lc::GetGuild) -> Result<Guild, RemoteError> {
+        self.arrived.notify_one();
+        self.release.notified().await;
+        Ok(Guild {
+            id: request.guild_id.clone(),
+            name: format!("g{}", request.guild_id),
+            owner_id: "1".into(),
+            member_count: 1,
+        })
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let server = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (a, r) = (arrived.clone(), release.clone());
+    let (shutdown, task) = server.serve(lc_server_session(), move |_| Gated {
+        arrived: a.clone(),
+        release: r.clone(),
+    });
+    let client = connect(
+        &url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        lc_client_session(),
+        |_| Silent,
+    )
+    .await
+    .unwrap();
+    let request = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_guild("10".into()).await }
+    });
+    tokio::time::timeout(WAIT, arrived.notified())
+        .await
+        .unwrap();
+    shutdown.shutdown();
+    // The server waits for the request in flight before closing.
+    release.notify_one();
+    assert_eq!(
+        tokio::time::timeout(WAIT, request)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .name,
+        "g10"
+    );
+    assert_eq!(
+        tokio::time::timeout(WAIT, client.closed()).await.unwrap().0,
+        1001
+    );
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn client_reconnects_after_the_server_restarts() {
+    let server = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (shutdown, task) = server.serve(lc_server_session(), |_| Guilds);
+    let connects = Arc::new(AtomicUsize::new(0));
+    let counter = connects.clone();
+    let client = ReconnectingClient::<lc::Client>::start(
+        format!("ws://{addr}/"),
+        LinkConfig::default(),
+        WsLimits::default(),
+        Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(200),
+        },
+        lc_client_session(),
+        |_| Silent,
+        move |_link| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {}
+        },
+    );
+    let link = tokio::time::timeout(WAIT, client.connected())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.get_guild("1".into()).await.unwrap().name, "g1");
+
+    shutdown.shutdown();
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    let mut state = client.state();
+    tokio::time::timeout(
+        WAIT,
+        state.wait_for(|s| matches!(s, ConnectionState::Waiting(_))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    // Litecord asks for at least 1 s before reconnecting: every wait honours it.
+    let waited = match state.borrow().clone() {
+        ConnectionState::Waiting(wait) => wait,
+        other => panic!("expected to be waiting, found {other:?}"),
+    };
+    assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
+    let server = Server::<lc::Server>::bind(addr).await.unwrap();
+    let (_shutdown, _task) = server.serve(lc_server_session(), |_| Guilds);
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if connects.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            state.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let link = client.link().unwrap();
+    assert_eq!(link.get_guild("2".into()).await.unwrap().name, "g2");
+    client.stop();
+}
+
+#[test]
+fn backoff_honours_the_protocol_minimum() {
+    let backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_secs(30),
+    };
+    for attempt in 0..20 {
+        let wait = backoff.delay(attempt, Duration::from_secs(1));
+        assert!(wait >= Duration::from_secs(1), "{wait:?}");
+        assert!(wait <= Duration::from_secs(30), "{wait:?}");
+    }
+}
+
+// ---- Skynet: replies in order, no ids ----------------------------------------------------------
+
+struct Echo;
+
+impl sk::ServerHandler for Echo {
+    async fn open(&self, request: sk::Open) -> Result<sk::OpenReply, RemoteError> {
+        // Earlier commands take longer: replies must still come back in order.
+        if let Channel::Int(n) = request.channel {
+            tokio::time::sleep(Duration::from_micros(2000u64.saturating_sub(n as u64 * 2))).await;
+        }
+        Ok(sk::OpenReply {
+            channels: vec![request.channel],
+        })
+    }
+    async fn close(&self, request: sk::Close) -> Result<sk::CloseReply, RemoteError> {
+        Err(RemoteError::new(format!(
+            "Error: Channel {:?} not open.",
+            request.channel
+        )))
+    }
+    async fn message(&self, _request: sk::Message) -> Result<sk::SentMessage, RemoteError> {
+        Err(RemoteError::new("not here"))
+    }
+    async fn log(&self, _request: sk::Log) -> Result<sk::LogReply, RemoteError> {
+        Ok(sk::LogReply { log: Vec::new() })
+    }
+}
+
+struct Listener;
+impl sk::ClientHandler for Listener {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_commands_match_their_replies_in_order() {
+    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/connect");
+    let url = format!("ws://{}/connect", server.local_addr().unwrap());
+    let (_shutdown, _task) = server.serve(Session::new(), |_| Echo);
+    let client = connect(
+        &url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        Session::new(),
+        |_| Listener,
+    )
+    .await
+    .unwrap();
+    let calls = (0..1000i64).map(|i| {
+        let client = client.clone();
+        async move {
+            (
+                i,
+                client
+                    .request(sk::Open {
+                        channel: Channel::Int(i),
+                    })
+                    .await,
+            )
+        }
+    });
+    for (i, reply) in tokio::time::timeout(WAIT, futures_util::future::join_all(calls))
+        .await
+        .unwrap()
+    {
+        assert_eq!(reply.unwrap().channels, vec![Channel::Int(i)]);
+    }
+    // Errors take their place in the order too.
+    let (a, b) = tokio::join!(
+        client.request(sk::Close {
+            channel: Channel::Int(1)
+        }),
+        client.request(sk::Log {
+            start: None,
+            end: None
+        })
+    );
+    assert!(matches!(a, Err(RequestError::Remote(_))));
+    assert!(b.is_ok());
+}
+
+#[tokio::test]
+async fn wrong_path_is_refused() {
+    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/connect");
+    let url = format!("ws://{}/elsewhere", server.local_addr().unwrap());
+    let (_shutdown, _task) = server.serve(Session::new(), |_| Echo);
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+}
+
+#[tokio::test]
+async fn not_json_gets_an_error_reply_in_order() {
+    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/connect");
+    let url = format!("ws://{}/connect", server.local_addr().unwrap());
+    let (_shutdown, _task) = server.serve(Session::new(), |_| Echo);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Ws::text("not json")).await.unwrap();
+    ws.send(Ws::text(r#"{"type":"open","channel":42}"#))
+        .await
+        .unwrap();
+    let first = next(&mut ws).await.unwrap();
+    assert_eq!(first["type"], "error");
+    let second = next(&mut ws).await.unwrap();
+    assert_eq!(
+        second,
+        serde_json::json!({"type": "result", "for": "open", "channels": [42]})
+    );
+}
