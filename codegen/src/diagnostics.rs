@@ -400,6 +400,12 @@ impl Diagnostics {
         self.list.iter()
     }
 
+    /// How many diagnostics (errors and warnings) were recorded; cheap, so a pass can tell
+    /// whether a step reported anything.
+    pub fn count(&self) -> usize {
+        self.list.len()
+    }
+
     /// How many errors were recorded.
     pub fn error_count(&self) -> usize {
         self.list

@@ -281,7 +281,7 @@ impl<S: Side> Link<S> {
             side = S::NAME,
             protocol = <S::Protocol as Protocol>::NAME
         );
-        tokio::spawn(write_loop(sink, out_rx).instrument(span.clone()));
+        tokio::spawn(write_loop(link.clone(), sink, out_rx).instrument(span.clone()));
         let driver = Driver::<S, H> {
             link: link.clone(),
             handler,
@@ -634,35 +634,71 @@ impl<S: Side> Sender<S> for Link<S> {
     }
 }
 
-async fn write_loop<Snk: FrameSink>(mut sink: Snk, mut rx: mpsc::Receiver<Outgoing>) {
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        // Feed everything that is ready, then flush once.
-        while let Some(item) = next.take() {
-            match item {
-                Outgoing::Frame(text) => {
-                    if sink.feed(text).await.is_err() {
-                        return;
-                    }
-                }
-                Outgoing::Close {
-                    farewell,
-                    code,
-                    reason,
-                } => {
-                    if let Some(text) = farewell {
-                        let _ = sink.feed(text).await;
-                    }
-                    let _ = sink.flush().await;
-                    sink.close(code, reason).await;
-                    return;
-                }
+async fn write_loop<S: Side, Snk: FrameSink>(
+    link: Link<S>,
+    mut sink: Snk,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
+    let mut state = link.watch_state();
+    loop {
+        let first = tokio::select! {
+            // Queued frames (a close frame above all) go out before giving up on a closed link.
+            biased;
+            first = rx.recv() => first,
+            // Closed without a close frame queued (the queue was full): stop writing.
+            _ = state.wait_for(|s| matches!(s, LinkState::Closed { .. })), if rx.is_empty() => None,
+        };
+        let Some(first) = first else { return };
+        match write_batch(&mut sink, &mut rx, first, &mut state).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                debug!(error = %e, "write failed");
+                link.mark_closed(1006, &format!("write failed: {e}"));
+                return;
             }
-            next = rx.try_recv().ok();
         }
-        if sink.flush().await.is_err() {
-            return;
+    }
+}
+
+/// Feeds every frame that is ready, then flushes once; `Ok(false)` after a close.
+async fn write_batch<Snk: FrameSink>(
+    sink: &mut Snk,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    first: Outgoing,
+    state: &mut watch::Receiver<LinkState>,
+) -> Result<bool, TransportError> {
+    let mut next = Some(first);
+    while let Some(item) = next.take() {
+        match item {
+            Outgoing::Frame(text) => sink.feed(text).await?,
+            Outgoing::Close {
+                farewell,
+                code,
+                reason,
+            } => {
+                if let Some(text) = farewell {
+                    let _ = sink.feed(text).await;
+                }
+                let _ = sink.flush().await;
+                sink.close(code, reason).await;
+                return Ok(false);
+            }
         }
+        next = rx.try_recv().ok();
+    }
+    // A peer that stops reading blocks the flush; once the link is closed (for being too slow,
+    // say), the flush gets a short grace and is then abandoned.
+    let abandon = async {
+        let _ = state
+            .wait_for(|s| matches!(s, LinkState::Closed { .. }))
+            .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    tokio::select! {
+        biased;
+        flushed = sink.flush() => flushed.map(|()| true),
+        () = abandon => Ok(false),
     }
 }
 

@@ -80,16 +80,7 @@ where
     let (ws, _) =
         tokio_tungstenite::connect_async_with_config(url, Some(limits.config()), true).await?;
     let link = start::<S, H, MaybeTlsStream<TcpStream>>(ws, config, session, make_handler);
-    match link.ready().await {
-        Ok(()) => Ok(link),
-        Err(crate::link::LinkState::Closed { code, reason }) => {
-            Err(ConnectError::Handshake { code, reason })
-        }
-        Err(_) => Err(ConnectError::Handshake {
-            code: close::NORMAL,
-            reason: String::new(),
-        }),
-    }
+    wait_ready(link).await
 }
 
 fn start<S, H, T>(
@@ -115,6 +106,8 @@ pub struct Server<S: Side> {
     limits: WsLimits,
     max_connections: usize,
     shutdown_grace: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
     _side: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -140,6 +133,8 @@ impl<S: Side> Server<S> {
             limits: WsLimits::default(),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
             _side: std::marker::PhantomData,
         })
     }
@@ -170,6 +165,13 @@ impl<S: Side> Server<S> {
     /// Connections at once, at most; more wait in the listen backlog.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
+        self
+    }
+
+    /// Serves `wss://`: every connection is a TLS session with this configuration.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         self
     }
 
@@ -235,41 +237,25 @@ impl<S: Side> Server<S> {
             let make_handler = make_handler.clone();
             let mut stopping = links_tx.subscribe();
             let grace = self.shutdown_grace;
+            #[cfg(feature = "tls")]
+            let tls = self.tls.clone();
+            #[cfg(not(feature = "tls"))]
+            let tls = ();
             let span = debug_span!("connection", %peer);
             connections.spawn(
                 async move {
                     let _permit = permit;
                     let _ = tcp.set_nodelay(true);
-                    let check_path = |req: &HttpRequest,
-                                      resp: HttpResponse|
-                     -> Result<HttpResponse, ErrorResponse> {
-                        if req.uri().path() == path {
-                            Ok(resp)
-                        } else {
-                            let mut not_found = ErrorResponse::new(Some(format!(
-                                "no WebSocket endpoint at {}",
-                                req.uri().path()
-                            )));
-                            *not_found.status_mut() =
-                                tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
-                            Err(not_found)
+                    let link = match accept(tcp, &path, limits, tls).await {
+                        Some(Accepted::Plain(ws)) => {
+                            start::<S, H, _>(ws, config, session, |link| make_handler(link))
                         }
-                    };
-                    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
-                        tcp,
-                        check_path,
-                        Some(limits.config()),
-                    )
-                    .await
-                    {
-                        Ok(ws) => ws,
-                        Err(e) => {
-                            debug!(error = %e, "WebSocket handshake failed");
-                            return;
+                        #[cfg(feature = "tls")]
+                        Some(Accepted::Tls(ws)) => {
+                            start::<S, H, _>(*ws, config, session, |link| make_handler(link))
                         }
+                        None => return,
                     };
-                    let link =
-                        start::<S, H, TcpStream>(ws, config, session, |link| make_handler(link));
                     tokio::select! {
                         _ = link.closed() => {}
                         _ = stopping.recv() => {
@@ -287,6 +273,126 @@ impl<S: Side> Server<S> {
         let _ = links_tx.send(());
         while connections.join_next().await.is_some() {}
         debug!(protocol = <S::Protocol as Protocol>::NAME, "server stopped");
+    }
+}
+
+/// A WebSocket accepted by a server, over plain TCP or TLS.
+enum Accepted {
+    Plain(WebSocketStream<TcpStream>),
+    #[cfg(feature = "tls")]
+    Tls(Box<WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>>),
+}
+
+#[cfg(feature = "tls")]
+type TlsSetting = Option<tokio_rustls::TlsAcceptor>;
+#[cfg(not(feature = "tls"))]
+type TlsSetting = ();
+
+/// Runs TLS (when configured) and the WebSocket handshake, refusing paths other than `path`.
+async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -> Option<Accepted> {
+    let check_path = |req: &HttpRequest,
+                      resp: HttpResponse|
+     -> Result<HttpResponse, ErrorResponse> {
+        if req.uri().path() == path {
+            Ok(resp)
+        } else {
+            let mut not_found = ErrorResponse::new(Some(format!(
+                "no WebSocket endpoint at {}",
+                req.uri().path()
+            )));
+            *not_found.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            Err(not_found)
+        }
+    };
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = tls {
+        let stream = match acceptor.accept(tcp).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!(error = %e, "TLS handshake failed");
+                return None;
+            }
+        };
+        return match tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            check_path,
+            Some(limits.config()),
+        )
+        .await
+        {
+            Ok(ws) => Some(Accepted::Tls(Box::new(ws))),
+            Err(e) => {
+                debug!(error = %e, "WebSocket handshake failed");
+                None
+            }
+        };
+    }
+    #[cfg(not(feature = "tls"))]
+    let () = tls;
+    match tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(limits.config()))
+        .await
+    {
+        Ok(ws) => Some(Accepted::Plain(ws)),
+        Err(e) => {
+            debug!(error = %e, "WebSocket handshake failed");
+            None
+        }
+    }
+}
+
+/// Connects to a `wss://` URL with this TLS configuration (its root store decides which
+/// servers are trusted) and runs the protocol's handshake.
+#[cfg(feature = "tls")]
+pub async fn connect_tls<S, H>(
+    url: &str,
+    tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    config: LinkConfig,
+    limits: WsLimits,
+    session: Session<S>,
+    make_handler: impl FnOnce(Link<S>) -> H,
+) -> Result<Link<S>, ConnectError>
+where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+{
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::error::UrlError;
+
+    let request = url.into_client_request()?;
+    let host = request
+        .uri()
+        .host()
+        .ok_or(WsError::Url(UrlError::NoHostName))?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = request.uri().port_u16().unwrap_or(443);
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(WsError::Io)?;
+    let _ = tcp.set_nodelay(true);
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host)
+        .map_err(|_| WsError::Url(UrlError::NoHostName))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(WsError::Io)?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(limits.config())).await?;
+    let link = start::<S, H, _>(ws, config, session, make_handler);
+    wait_ready(link).await
+}
+
+async fn wait_ready<S: Side>(link: Link<S>) -> Result<Link<S>, ConnectError> {
+    match link.ready().await {
+        Ok(()) => Ok(link),
+        Err(crate::link::LinkState::Closed { code, reason }) => {
+            Err(ConnectError::Handshake { code, reason })
+        }
+        Err(_) => Err(ConnectError::Handshake {
+            code: close::NORMAL,
+            reason: String::new(),
+        }),
     }
 }
 

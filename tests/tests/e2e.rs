@@ -6,4 +6,5 @@
 mod e2e {
     mod litecord;
     mod runtime;
+    mod tls;
 }

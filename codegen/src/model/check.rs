@@ -1668,10 +1668,10 @@ impl<'a> Checker<'a> {
                 ast::TypeKind::Optional(inner) => (&**inner, true),
                 _ => (&f.ty, false),
             };
-            let errors = self.diags.error_count();
+            let reported = self.diags.count();
             let ty = self.ty(ty_expr, &format!("{owner}_{}", f.name.name));
             // A type that failed to resolve would make every constraint on it look misplaced.
-            let constraints = if self.diags.error_count() == errors {
+            let constraints = if self.diags.count() == reported {
                 self.constraints(&f.constraints, &ty)
             } else {
                 Vec::new()
@@ -1827,6 +1827,22 @@ impl<'a> Checker<'a> {
                         self.err(Diagnostic::error("E0127", "two members of this union have the same JSON type", m.span, format!("also {kind}"))
                             .with_secondary(spans[first], format!("{kind} here"))
                             .with_help("unions match by JSON type: use at most one string, one integer, one array..."));
+                        continue;
+                    }
+                    // Members are tried in order, and `f64` accepts integers too.
+                    if let (Ty::Int(_), Some(float)) =
+                        (&ty, variants.iter().position(|(_, t)| *t == Ty::F64))
+                    {
+                        self.err(
+                            Diagnostic::error(
+                                "E0127",
+                                "an integer member after `f64` is never matched",
+                                m.span,
+                                "never matched",
+                            )
+                            .with_secondary(spans[float], "matches every number, integers too")
+                            .with_help("write the integer type before `f64`"),
+                        );
                         continue;
                     }
                     variants.push((name, ty));
@@ -2494,11 +2510,11 @@ impl<'a> Checker<'a> {
                 Shape::Positional(s)
             }
             ast::Payload::Type(t) => {
-                let errors = self.diags.error_count();
+                let reported = self.diags.count();
                 let ty = self.ty(t, owner);
                 // An unknown type is reported once, not also as a shape that does not fit.
                 if must_be_object
-                    && self.diags.error_count() == errors
+                    && self.diags.count() == reported
                     && !matches!(self.unalias(&ty), Ty::Named(i) if matches!(self.p.types[i].kind, TypeDefKind::Struct(_) | TypeDefKind::Union { .. }))
                 {
                     self.err(
@@ -2554,13 +2570,19 @@ impl<'a> Checker<'a> {
             match head {
                 "handshake" => self.handshake(item),
                 "heartbeat" => self.heartbeat(item),
-                "before" => match words(&item.clauses).as_deref() {
-                    Some(["handshake", "closes", code]) => {
-                        let span = item.clauses[0]
-                            .atoms
-                            .last()
-                            .map_or(item.span, ast::Atom::span);
-                        self.p.session.before_handshake = self.close_code(code, span);
+                "before" => match item.clauses.as_slice() {
+                    // The code is a name from the `close` block or a number, as in `failure`.
+                    [clause]
+                        if matches!(
+                            clause.atoms.as_slice(),
+                            [h, c, _] if atom_word(h) == Some("handshake") && atom_word(c) == Some("closes")
+                        ) =>
+                    {
+                        let code = &clause.atoms[2];
+                        let text = atom_key(code)
+                            .or_else(|| int_of(code).map(|n| n.to_string()))
+                            .unwrap_or_default();
+                        self.p.session.before_handshake = self.close_code(&text, code.span());
                     }
                     _ => self.err(Diagnostic::error(
                         "E0116",

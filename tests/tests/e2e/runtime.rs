@@ -580,3 +580,93 @@ async fn not_json_gets_an_error_reply_in_order() {
         serde_json::json!({"type": "result", "for": "open", "channels": [42]})
     );
 }
+
+// ---- A peer that does not read -------------------------------------------------------------------
+
+/// Floods its client with `message` events from the moment the link starts.
+struct Flood {
+    outcome: tokio::sync::mpsc::UnboundedSender<Result<usize, protolink::SendError>>,
+}
+
+impl sk::ServerHandler for Flood {
+    async fn open(&self, _request: sk::Open) -> Result<sk::OpenReply, RemoteError> {
+        Ok(sk::OpenReply {
+            channels: Vec::new(),
+        })
+    }
+    async fn close(&self, _request: sk::Close) -> Result<sk::CloseReply, RemoteError> {
+        Ok(sk::CloseReply {
+            channels: Vec::new(),
+        })
+    }
+    async fn message(&self, _request: sk::Message) -> Result<sk::SentMessage, RemoteError> {
+        Err(RemoteError::new("no"))
+    }
+    async fn log(&self, _request: sk::Log) -> Result<sk::LogReply, RemoteError> {
+        let _ = &self.outcome;
+        Ok(sk::LogReply { log: Vec::new() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_does_not_read_is_closed_and_memory_stays_bounded() {
+    use protolink_protocols::skynet::ServerSender;
+    let config = LinkConfig {
+        send_queue: 16,
+        send_timeout: Duration::from_millis(300),
+        ..LinkConfig::default()
+    };
+    let limits = WsLimits {
+        max_message_size: 1 << 16,
+        max_write_buffer: 1 << 16,
+    };
+    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/connect")
+        .link_config(config)
+        .limits(limits);
+    let url = format!("ws://{}/connect", server.local_addr().unwrap());
+    let (tx, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    let (_shutdown, _task) = server.serve(Session::new(), move |link: Link<sk::Server>| {
+        let tx = tx.clone();
+        let report = tx.clone();
+        tokio::spawn(async move {
+            let body = "x".repeat(1024);
+            let mut sent = 0usize;
+            let result = loop {
+                let event = sk::SentMessage {
+                    channel: Channel::Int(1),
+                    message: serde_json::Value::String(body.clone()),
+                    id: sent.to_string(),
+                    time: 0,
+                    extra: Default::default(),
+                };
+                match link.message_event(event).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => break Err(e),
+                }
+                if sent > 1_000_000 {
+                    break Ok(sent);
+                }
+            };
+            let _ = report.send(result.map(|_| sent));
+            assert!(
+                matches!(link.state(), LinkState::Closed { code: 1008, .. }),
+                "{:?}",
+                link.state()
+            );
+        });
+        Flood { outcome: tx }
+    });
+    // Connect and never read.
+    let (_ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let result = tokio::time::timeout(WAIT, outcome.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(result, Err(protolink::SendError::Closed)),
+        "{result:?}"
+    );
+}
