@@ -48,6 +48,18 @@ pub enum RequestError {
     TooManyPending(usize),
 }
 
+/// Forwarding: a handler that hands a request on to another link answers its own requester
+/// with whatever went wrong on the way (`Ok(next_hop.request(r).await?)`). The peer's own error
+/// passes through unchanged; timeouts and disconnects become their description.
+impl From<RequestError> for RemoteError {
+    fn from(error: RequestError) -> Self {
+        match error {
+            RequestError::Remote(remote) => remote,
+            other => RemoteError::new(other.to_string()),
+        }
+    }
+}
+
 /// A message could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {

@@ -600,12 +600,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl<S: Side> Link<S> {
+    /// Application traffic waits for the handshake: sent earlier, the peer would reject it.
+    async fn after_handshake(&self) -> Result<(), SendError> {
+        if matches!(*self.shared.state.borrow(), LinkState::Ready) {
+            return Ok(());
+        }
+        self.ready().await.map_err(|_| SendError::Closed)
+    }
+}
+
 impl<S: Side> Sender<S> for Link<S> {
     async fn request<R: Request + SendableBy<S>>(
         &self,
         request: R,
     ) -> Result<R::Reply, RequestError> {
         request.validate().map_err(SendError::from)?;
+        self.after_handshake().await?;
         let payload = serde_json::value::to_raw_value(&request)
             .map_err(|e| SendError::from(crate::EncodeError::Json(e)))?;
         let span = debug_span!("request", message = R::NAME);
@@ -626,9 +637,7 @@ impl<S: Side> Sender<S> for Link<S> {
 
     async fn send<M: Message + SendableBy<S>>(&self, message: M) -> Result<(), SendError> {
         message.validate()?;
-        if self.is_closed() {
-            return Err(SendError::Closed);
-        }
+        self.after_handshake().await?;
         let text = self.encode(&message, None, self.seq())?;
         self.enqueue(text).await
     }

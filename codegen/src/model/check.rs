@@ -2357,9 +2357,9 @@ impl<'a> Checker<'a> {
                         Some(first) => d.with_secondary(first, label),
                         None => d.with_note(label),
                     };
-                    self.err(d.with_help(format!(
-                        "rename the type, or declare the reply as a struct and write `-> : ReplyStruct`"
-                    )));
+                    self.err(d.with_help(
+                        "rename the type, or declare the reply as a struct and write `-> : ReplyStruct`",
+                    ));
                 }
                 None => {
                     let label = format!("the reply of `{}` becomes `{reply_name}`", m.name.name);

@@ -670,3 +670,85 @@ async fn a_peer_that_does_not_read_is_closed_and_memory_stays_bounded() {
         "{result:?}"
     );
 }
+
+// ---- Forwarding ---------------------------------------------------------------------------------
+
+/// A server that answers by asking its own upstream server.
+struct Relay {
+    upstream: Link<lc::Client>,
+}
+
+impl lc::ServerHandler for Relay {
+    async fn get_guild(&self, request: lc::GetGuild) -> Result<Guild, RemoteError> {
+        Ok(self.upstream.get_guild(request.guild_id).await?)
+    }
+}
+
+struct Picky;
+impl lc::ServerHandler for Picky {
+    async fn get_guild(&self, request: lc::GetGuild) -> Result<Guild, RemoteError> {
+        if request.guild_id == "0" {
+            return Err(RemoteError::new("Instance with ID 0 does not exist"));
+        }
+        Ok(Guild {
+            id: request.guild_id,
+            name: "from upstream".into(),
+            owner_id: "1".into(),
+            member_count: 1,
+        })
+    }
+}
+
+#[tokio::test]
+async fn forwarded_requests_route_replies_and_errors_back() {
+    // client ⇄ relay (virtual pair) ⇄ upstream (real socket)
+    let upstream = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", upstream.local_addr().unwrap());
+    let (stop_upstream, upstream_task) = upstream.serve(lc_server_session(), |_| Picky);
+    let to_upstream = connect(
+        &url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        lc_client_session(),
+        |_| Silent,
+    )
+    .await
+    .unwrap();
+
+    let ((r_src, r_sink), (c_src, c_sink)) = virtual_pair(8);
+    let _relay = Link::<lc::Server>::spawn(
+        r_src,
+        r_sink,
+        LinkConfig::default(),
+        lc_server_session(),
+        move |_| Relay {
+            upstream: to_upstream,
+        },
+    );
+    let client = Link::<lc::Client>::spawn(
+        c_src,
+        c_sink,
+        LinkConfig::default(),
+        lc_client_session(),
+        |_| Silent,
+    );
+
+    assert_eq!(
+        client.get_guild("5".into()).await.unwrap().name,
+        "from upstream"
+    );
+    match client.get_guild("0".into()).await {
+        Err(RequestError::Remote(e)) => assert_eq!(e.message, "Instance with ID 0 does not exist"),
+        other => panic!("{other:?}"),
+    }
+    // The next hop goes away: the original requester hears why.
+    stop_upstream.shutdown();
+    tokio::time::timeout(WAIT, upstream_task)
+        .await
+        .unwrap()
+        .unwrap();
+    match client.get_guild("5".into()).await {
+        Err(RequestError::Remote(e)) => assert!(e.message.contains("closed"), "{}", e.message),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,927 @@
+//! Garbage in: every protocol's profile, and every direction enum (and reply type) of the
+//! protocol, must turn malformed frames into a typed `DecodeError`, never a panic (and never a
+//! stack overflow, which would abort the whole binary).
+
+use protolink::wire::{Payload, RawFrame, RawMessage, WireProfile};
+use protolink::{DecodeError, Empty, Inbound, Protocol};
+use protolink_protocols::{
+    chat, clusterio, litecord, litecord_example as lce, skynet, socketcluster as sc,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+type DecodeMessage = fn(&RawMessage<'_>) -> Result<(), DecodeError>;
+type DecodeReply = fn(&Payload<'_>) -> Result<(), DecodeError>;
+
+/// A protocol: its profile, its direction enums and its reply types.
+struct Target {
+    name: &'static str,
+    wire: &'static WireProfile,
+    inbound: &'static [DecodeMessage],
+    replies: &'static [DecodeReply],
+}
+
+fn inbound<I: Inbound>(raw: &RawMessage<'_>) -> Result<(), DecodeError> {
+    I::decode(raw).map(drop)
+}
+
+fn reply<R: DeserializeOwned>(payload: &Payload<'_>) -> Result<(), DecodeError> {
+    payload.decode::<R>("reply").map(drop)
+}
+
+const LITECORD: Target = Target {
+    name: "litecord",
+    wire: litecord::Litecord::WIRE,
+    inbound: &[
+        inbound::<litecord::ClientToServer>,
+        inbound::<litecord::ServerToClient>,
+    ],
+    replies: &[reply::<Value>],
+};
+const LITECORD_EXAMPLE: Target = Target {
+    name: "litecord_example",
+    wire: lce::LitecordExample::WIRE,
+    inbound: &[
+        inbound::<lce::ClientToServer>,
+        inbound::<lce::ServerToClient>,
+    ],
+    replies: &[reply::<lce::Guild>, reply::<lce::TokenValidateReply>],
+};
+const SKYNET: Target = Target {
+    name: "skynet",
+    wire: skynet::Skynet::WIRE,
+    inbound: &[
+        inbound::<skynet::ClientToServer>,
+        inbound::<skynet::ServerToClient>,
+    ],
+    replies: &[
+        reply::<skynet::OpenReply>,
+        reply::<skynet::CloseReply>,
+        reply::<skynet::SentMessage>,
+        reply::<skynet::LogReply>,
+    ],
+};
+const SOCKETCLUSTER: Target = Target {
+    name: "socketcluster",
+    wire: sc::Socketcluster::WIRE,
+    inbound: &[inbound::<sc::ClientToServer>, inbound::<sc::ServerToClient>],
+    replies: &[
+        reply::<sc::HandshakeReply>,
+        reply::<sc::AuthenticateReply>,
+        reply::<Empty>,
+    ],
+};
+const CHAT: Target = Target {
+    name: "chat",
+    wire: chat::Chat::WIRE,
+    inbound: &[
+        inbound::<chat::ClientToServer>,
+        inbound::<chat::ServerToClient>,
+    ],
+    replies: &[
+        reply::<chat::HandshakeReply>,
+        reply::<chat::JoinReply>,
+        reply::<chat::SendMessageReply>,
+        reply::<chat::PingClientReply>,
+        reply::<Empty>,
+    ],
+};
+const CLUSTERIO: Target = Target {
+    name: "clusterio",
+    wire: clusterio::Clusterio::WIRE,
+    inbound: &[
+        inbound::<clusterio::ControlToMaster>,
+        inbound::<clusterio::MasterToControl>,
+        inbound::<clusterio::SlaveToMaster>,
+        inbound::<clusterio::MasterToSlave>,
+        inbound::<clusterio::InstanceToSlave>,
+        inbound::<clusterio::SlaveToInstance>,
+    ],
+    replies: &[
+        reply::<clusterio::ListSlavesReply>,
+        reply::<clusterio::ListInstancesReply>,
+        reply::<clusterio::GetInstanceConfigReply>,
+        reply::<clusterio::SendRconReply>,
+        reply::<Empty>,
+    ],
+};
+
+const TARGETS: [Target; 6] = [
+    LITECORD,
+    LITECORD_EXAMPLE,
+    SKYNET,
+    SOCKETCLUSTER,
+    CHAT,
+    CLUSTERIO,
+];
+
+/// What became of a frame.
+#[derive(Debug)]
+enum Outcome {
+    /// `classify` refused it.
+    Refused(DecodeError),
+    /// A message: the result of each direction enum.
+    Message(Vec<Result<(), DecodeError>>),
+    /// A reply: the result of each reply type, or the error it carried.
+    Reply(Result<Vec<Result<(), DecodeError>>, protolink::RemoteError>),
+}
+
+impl Outcome {
+    /// Whether some direction enum or reply type took the frame.
+    fn decoded(&self) -> bool {
+        match self {
+            Outcome::Refused(_) => false,
+            Outcome::Message(results) => results.iter().any(Result::is_ok),
+            Outcome::Reply(Ok(results)) => results.iter().any(Result::is_ok),
+            Outcome::Reply(Err(_)) => true,
+        }
+    }
+
+    /// Every error seen.
+    fn errors(&self) -> Vec<&DecodeError> {
+        match self {
+            Outcome::Refused(e) => vec![e],
+            Outcome::Message(results) | Outcome::Reply(Ok(results)) => {
+                results.iter().filter_map(|r| r.as_ref().err()).collect()
+            }
+            Outcome::Reply(Err(_)) => Vec::new(),
+        }
+    }
+}
+
+/// Classifies `text` and decodes it every way the protocol can; errors must render.
+fn attempt(target: &Target, text: &str) -> Outcome {
+    let outcome = match target.wire.classify(text) {
+        Err(e) => Outcome::Refused(e),
+        Ok(RawFrame::Message(raw)) => {
+            Outcome::Message(target.inbound.iter().map(|decode| decode(&raw)).collect())
+        }
+        Ok(RawFrame::Reply(raw)) => Outcome::Reply(match &raw.result {
+            Ok(payload) => Ok(target
+                .replies
+                .iter()
+                .map(|decode| decode(payload))
+                .collect()),
+            Err(error) => Err(error.clone()),
+        }),
+    };
+    for error in outcome.errors() {
+        assert!(!error.to_string().is_empty());
+    }
+    outcome
+}
+
+/// Real frames of each protocol (from WIRE-NOTES), messages and replies.
+fn real_frames(target: &Target) -> Vec<&'static str> {
+    match target.name {
+        "litecord" => vec![
+            r#"{"op": 0, "hb_interval": 500}"#,
+            r#"{"op": 1, "password": "123"}"#,
+            r#"{"op": 2, "s": 0}"#,
+            r#"{"op": 3}"#,
+            r#"{"op": 5, "r": [false, "user not found"], "n": "ab12cd34"}"#,
+        ],
+        "litecord_example" => vec![
+            r#"{"op": 0, "hb_interval": 500}"#,
+            r#"{"op": 1, "password": "123"}"#,
+            r#"{"op": 2, "s": 0}"#,
+            r#"{"op": 3}"#,
+            r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": ["dXNlcg.x.y"], "n": "ab12cd34"}"#,
+            r#"{"op": 5, "r": [false, "user not found"], "n": "ab12cd34"}"#,
+            r#"{"op": 5, "e": "no such guild", "n": "ab12cd34"}"#,
+            r#"{"op": 6, "w": "USER_PRESENCE", "a": ["1", "idle", null]}"#,
+        ],
+        "skynet" => vec![
+            r#"{"type":"open","channel":42}"#,
+            r#"{"channels":[42],"type":"result","for":"open"}"#,
+            r#"{"type":"message","channel":42,"message":"hi","extra":{"x":1}}"#,
+            r#"{"type":"message","channel":42,"message":"hi","extra":{"x":1},"ID":"cmww578gp0000x37d56ul7vig","time":1795612298138}"#,
+            r#"{"type":"log","start":1,"end":2}"#,
+            r#"{"type":"error","error":"SyntaxError: Unexpected token 'o', \"not json\" is not valid JSON"}"#,
+        ],
+        "socketcluster" | "chat" => vec![
+            r##"{"event":"#handshake","data":{"authToken":null},"cid":1}"##,
+            r#"{"rid":1,"data":{"id":"rHj_P95T00tHsPjuAAAA","pingTimeout":5000,"isAuthenticated":false}}"#,
+            r#"{"rid":3,"error":{"message":"nope","name":"MyError","code":42}}"#,
+            r#"{"rid":5}"#,
+            r##"{"event":"#publish","data":{"channel":"news","data":{"t":"hi"}}}"##,
+            r##"{"event":"#unsubscribe","data":"news"}"##,
+            r##"{"event":"#removeAuthToken"}"##,
+            r#"{"event":"sendMessage","data":{"room":"lobby","text":"hi"},"cid":9}"#,
+        ],
+        "clusterio" => vec![
+            r#"{"seq":1,"type":"hello","data":{"version":"2.0.0-alpha"}}"#,
+            r#"{"seq":1,"type":"register_control","data":{"token":"<JWT>","agent":"clusterctl","version":"2.0.0-alpha"}}"#,
+            r#"{"seq":2,"type":"list_slaves_request","data":{}}"#,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","version":"2.0.0-alpha","id":123,"name":"Foo","connected":false}],"seq":2}}"#,
+            r#"{"seq":4,"type":"get_instance_config_response","data":{"seq":3,"error":"Instance with ID 999 does not exist"}}"#,
+            r#"{"seq":5,"type":"close","data":{"reason":"Invalid message: Validation failed for list_instances_request"}}"#,
+        ],
+        other => panic!("no frames for {other}"),
+    }
+}
+
+#[test]
+fn real_frames_decode() {
+    // The baseline the garbage below is made from.
+    for target in &TARGETS {
+        for text in real_frames(target) {
+            assert!(attempt(target, text).decoded(), "{}: {text}", target.name);
+        }
+    }
+}
+
+/// Every proper prefix of a real frame is refused as JSON.
+#[test]
+fn truncated_frames() {
+    for target in &TARGETS {
+        for text in real_frames(target) {
+            for end in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+                let prefix = &text[..end];
+                match attempt(target, prefix) {
+                    Outcome::Refused(DecodeError::Json(_)) => {}
+                    other => panic!("{}: prefix {prefix:?} gave {other:?}", target.name),
+                }
+            }
+        }
+    }
+}
+
+/// Values of every JSON type, and numbers of every kind.
+fn wrong_values() -> Vec<Value> {
+    vec![
+        Value::Null,
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1.5),
+        json!(18_446_744_073_709_551_615_u64),
+        json!(""),
+        json!("x"),
+        json!([]),
+        json!([1, "a"]),
+        json!({}),
+        json!({"a": 1}),
+    ]
+}
+
+/// What a wrong-typed envelope key must give.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// `classify` refuses it: the key must hold another JSON type.
+    WrongKeyType(&'static str),
+    /// `classify` refuses it as a malformed error.
+    MalformedError,
+    /// Anything but a panic (a payload of the wrong type is the decoder's to refuse).
+    NoPanic,
+}
+
+/// Sets `path` (a top-level key, or `outer.inner`) in a frame.
+fn with_key(frame: &Value, path: &str, value: Value) -> String {
+    let mut frame = frame.clone();
+    let slot = match path.split_once('.') {
+        Some((outer, inner)) => &mut frame[outer][inner],
+        None => &mut frame[path],
+    };
+    *slot = value;
+    frame.to_string()
+}
+
+/// Whether `value` is of the JSON type the key takes (so not "wrong").
+fn right_type(key: &str, value: &Value) -> bool {
+    match key {
+        "op" => value.is_i64(),
+        "seq" => value.is_i64(),
+        // Request ids may be numbers or strings (Litecord nonces); the codec reads both.
+        "data.seq" | "cid" | "rid" | "n" => value.is_i64() || value.is_string(),
+        "type" | "event" | "w" | "for" | "error" | "e" | "data.error" => value.is_string(),
+        _ => false,
+    }
+}
+
+/// Every envelope key of every profile, set to values of every JSON type.
+#[test]
+fn wrong_envelope_types() {
+    use Expect::*;
+    let cases: Vec<(&Target, &str, &[(&str, Expect)])> = vec![
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 1, "password": "123"}"#,
+            &[("op", WrongKeyType("op"))],
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": ["t"], "n": "ab12cd34"}"#,
+            &[
+                ("op", WrongKeyType("op")),
+                ("w", WrongKeyType("w")),
+                ("a", NoPanic),
+                ("n", WrongKeyType("n")),
+            ],
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 6, "w": "USER_PRESENCE", "a": ["1", "idle", null]}"#,
+            &[("w", WrongKeyType("w")), ("a", NoPanic)],
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 5, "r": [false, "user not found"], "n": "ab12cd34"}"#,
+            &[
+                ("op", WrongKeyType("op")),
+                ("r", NoPanic),
+                ("n", WrongKeyType("n")),
+            ],
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 5, "e": "no", "n": "ab12cd34"}"#,
+            &[("e", MalformedError)],
+        ),
+        (
+            &SKYNET,
+            r#"{"type":"open","channel":42}"#,
+            &[("type", WrongKeyType("type")), ("channel", NoPanic)],
+        ),
+        (
+            &SKYNET,
+            r#"{"channels":[42],"type":"result","for":"open"}"#,
+            &[
+                ("type", WrongKeyType("type")),
+                ("for", WrongKeyType("for")),
+                ("channels", NoPanic),
+            ],
+        ),
+        (
+            &SKYNET,
+            r#"{"type":"error","error":"Error: Channel 99 not open."}"#,
+            &[("error", MalformedError)],
+        ),
+        (
+            &SOCKETCLUSTER,
+            r##"{"event":"#subscribe","data":{"channel":"news"},"cid":6}"##,
+            &[
+                ("event", WrongKeyType("event")),
+                ("data", NoPanic),
+                ("cid", WrongKeyType("cid")),
+            ],
+        ),
+        (
+            &SOCKETCLUSTER,
+            r#"{"rid":1,"data":{"id":"x","pingTimeout":5000,"isAuthenticated":false}}"#,
+            &[("rid", WrongKeyType("rid")), ("data", NoPanic)],
+        ),
+        // Error objects are kept however a peer shapes them.
+        (
+            &SOCKETCLUSTER,
+            r#"{"rid":3,"error":{"message":"nope","name":"MyError"}}"#,
+            &[("error", NoPanic)],
+        ),
+        (
+            &CHAT,
+            r#"{"event":"sendMessage","data":{"room":"lobby","text":"hi"},"cid":9}"#,
+            &[
+                ("event", WrongKeyType("event")),
+                ("data", NoPanic),
+                ("cid", WrongKeyType("cid")),
+            ],
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":2,"type":"list_slaves_request","data":{}}"#,
+            &[
+                ("seq", WrongKeyType("seq")),
+                ("type", WrongKeyType("type")),
+                ("data", NoPanic),
+            ],
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"send_rcon_response","data":{"result":"ok","seq":2}}"#,
+            &[
+                ("seq", WrongKeyType("seq")),
+                ("type", WrongKeyType("type")),
+                ("data", NoPanic),
+                ("data.seq", WrongKeyType("seq")),
+            ],
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":4,"type":"send_rcon_response","data":{"seq":3,"error":"no"}}"#,
+            &[("data.error", MalformedError)],
+        ),
+    ];
+    for (target, base, keys) in cases {
+        let base = crate::support::json(base);
+        for &(key, expect) in keys {
+            for value in wrong_values() {
+                let text = with_key(&base, key, value.clone());
+                let outcome = attempt(target, &text);
+                if right_type(key, &value) {
+                    continue;
+                }
+                let ok = match (expect, &outcome) {
+                    (WrongKeyType(k), Outcome::Refused(DecodeError::WrongKeyType { key, .. })) => {
+                        *key == k
+                    }
+                    (MalformedError, Outcome::Refused(DecodeError::MalformedError)) => true,
+                    (NoPanic, _) => true,
+                    _ => false,
+                };
+                assert!(
+                    ok,
+                    "{}: {text}: expected {expect:?}, got {outcome:?}",
+                    target.name
+                );
+            }
+        }
+    }
+    // A payload key of the wrong type is refused by the direction enum, as a payload error.
+    let raw = LITECORD_EXAMPLE
+        .wire
+        .classify(r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": {"token": 5}, "n": "x"}"#);
+    let Ok(RawFrame::Message(raw)) = raw else {
+        panic!("{raw:?}")
+    };
+    assert!(matches!(
+        lce::ServerToClient::decode(&raw),
+        Err(DecodeError::Payload { .. })
+    ));
+    // Missing envelope keys.
+    for (target, text, key) in [
+        (&LITECORD, r#"{"hb_interval": 500}"#, "op"),
+        (&LITECORD_EXAMPLE, r#"{"op": 4, "a": [], "n": "x"}"#, "w"),
+        (&SKYNET, r#"{"channel": 42}"#, "type"),
+        (&SOCKETCLUSTER, r#"{"data": {}}"#, "event"),
+        (
+            &CLUSTERIO,
+            r#"{"type":"hello","data":{"version":"x"}}"#,
+            "seq",
+        ),
+        (&CLUSTERIO, r#"{"seq":1,"data":{"version":"x"}}"#, "type"),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"send_rcon_response"}"#,
+            "data",
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"send_rcon_response","data":{"result":"ok"}}"#,
+            "seq",
+        ),
+    ] {
+        match attempt(target, text) {
+            Outcome::Refused(DecodeError::MissingKey(k)) => assert_eq!(k, key, "{text}"),
+            other => panic!(
+                "{}: {text}: expected a missing `{key}`, got {other:?}",
+                target.name
+            ),
+        }
+    }
+}
+
+/// Tags no message has, in any direction.
+#[test]
+fn unknown_tags() {
+    let cases: Vec<(&Target, &[&str])> = vec![
+        (
+            &LITECORD,
+            &[
+                r#"{"op": 99}"#,
+                r#"{"op": -1}"#,
+                r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": [], "n": "x"}"#,
+            ],
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            &[
+                r#"{"op": 7}"#,
+                r#"{"op": 9223372036854775807}"#,
+                r#"{"op": 4, "w": "NOPE", "a": [], "n": "x"}"#,
+                r#"{"op": 6, "w": "NOPE", "a": []}"#,
+                r#"{"op": 4, "w": "token_validate", "a": ["t"], "n": "x"}"#,
+                // A method sent in the wrong carrier: an event as a request, a request as an event.
+                r#"{"op": 4, "w": "USER_PRESENCE", "a": ["1", "idle", null], "n": "x"}"#,
+                r#"{"op": 6, "w": "TOKEN_VALIDATE", "a": ["t"]}"#,
+            ],
+        ),
+        (
+            &SKYNET,
+            &[
+                r#"{"type":"nope"}"#,
+                r#"{"type":""}"#,
+                r#"{"type":"MESSAGE","channel":1,"message":1}"#,
+            ],
+        ),
+        (
+            &SOCKETCLUSTER,
+            &[
+                r#"{"event":"nope","data":{}}"#,
+                r#"{"event":""}"#,
+                r##"{"event":"#nope","cid":1}"##,
+            ],
+        ),
+        (
+            &CHAT,
+            &[
+                r#"{"event":"nope","data":{}}"#,
+                r#"{"event":"Join","data":{"room":"a"},"cid":1}"#,
+            ],
+        ),
+        (
+            &CLUSTERIO,
+            &[
+                r#"{"seq":1,"type":"nope","data":{}}"#,
+                r#"{"seq":1,"type":"nope_request","data":{}}"#,
+                r#"{"seq":1,"type":"nope_event","data":{}}"#,
+                r#"{"seq":1,"type":"_request","data":{}}"#,
+                r#"{"seq":1,"type":"","data":{}}"#,
+                // Suffixes on messages that take none, and the wrong suffix.
+                r#"{"seq":1,"type":"hello_request","data":{"version":"x"}}"#,
+                r#"{"seq":1,"type":"list_slaves","data":{}}"#,
+                r#"{"seq":1,"type":"list_slaves_event","data":{}}"#,
+                r#"{"seq":1,"type":"instance_output_request","data":{}}"#,
+            ],
+        ),
+    ];
+    for (target, frames) in cases {
+        for text in frames {
+            match attempt(target, text) {
+                Outcome::Message(results) => {
+                    for result in results {
+                        assert!(
+                            matches!(result, Err(DecodeError::UnknownMessage { .. })),
+                            "{}: {text}: {result:?}",
+                            target.name
+                        );
+                    }
+                }
+                other => panic!("{}: {text}: {other:?}", target.name),
+            }
+        }
+    }
+}
+
+/// Numbers outside a field's type: refused as payload errors, or as envelope key errors.
+#[test]
+fn out_of_range_numbers() {
+    let big = [
+        "1e30",
+        "-1",
+        "18446744073709551616",
+        "4294967296",
+        "1.5",
+        "1e400",
+        "-0.5",
+    ];
+    for n in big {
+        // `hb_interval` is a u32.
+        let text = format!(r#"{{"op": 0, "hb_interval": {n}}}"#);
+        for target in [&LITECORD, &LITECORD_EXAMPLE] {
+            let outcome = attempt(target, &text);
+            assert!(!outcome.decoded(), "{text}: {outcome:?}");
+        }
+        // `code` is a u16; `id` a u64; `instance_id` an i64; `time` an i64.
+        for (target, text) in [
+            (
+                &SOCKETCLUSTER,
+                format!(r##"{{"event":"#disconnect","data":{{"code":{n}}}}}"##),
+            ),
+            (
+                &CHAT,
+                format!(
+                    r#"{{"event":"message","data":{{"id":{n},"room":"r","author":"a","text":"t","sentAt":1}}}}"#
+                ),
+            ),
+            (
+                &CLUSTERIO,
+                format!(
+                    r#"{{"seq":1,"type":"start_instance_request","data":{{"instance_id":{n}}}}}"#
+                ),
+            ),
+            (
+                &SKYNET,
+                format!(
+                    r#"{{"type":"result","for":"message","channel":1,"message":1,"ID":"x","time":{n}}}"#
+                ),
+            ),
+        ] {
+            let outcome = attempt(target, &text);
+            let fits = match target.name {
+                "chat" => n == "4294967296",
+                "clusterio" | "skynet" => n == "-1" || n == "4294967296",
+                _ => false,
+            };
+            assert_eq!(
+                outcome.decoded(),
+                fits,
+                "{}: {text}: {outcome:?}",
+                target.name
+            );
+        }
+    }
+    // Envelope integers beyond i64.
+    for (target, text, key) in [
+        (&LITECORD, r#"{"op": 18446744073709551616}"#, "op"),
+        (&LITECORD, r#"{"op": 1e0}"#, "op"),
+        (
+            &CLUSTERIO,
+            r#"{"seq":18446744073709551616,"type":"ready","data":{}}"#,
+            "seq",
+        ),
+        (&CLUSTERIO, r#"{"seq":1e3,"type":"ready","data":{}}"#, "seq"),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"send_rcon_response","data":{"result":"ok","seq":18446744073709551616}}"#,
+            "seq",
+        ),
+        (
+            &SOCKETCLUSTER,
+            r##"{"event":"#handshake","data":{},"cid":18446744073709551616}"##,
+            "cid",
+        ),
+        (&SOCKETCLUSTER, r#"{"rid":1e30}"#, "rid"),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 5, "r": [true], "n": -1e400}"#,
+            "n",
+        ),
+    ] {
+        match attempt(target, text) {
+            Outcome::Refused(DecodeError::WrongKeyType { key: k, .. }) => {
+                assert_eq!(k, key, "{text}")
+            }
+            // serde_json refuses some numbers (1e400) while reading the frame.
+            Outcome::Refused(DecodeError::Json(_)) => {}
+            other => panic!("{}: {text}: {other:?}", target.name),
+        }
+    }
+}
+
+const DEPTH: usize = 10_000;
+
+fn deep_array() -> String {
+    format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH))
+}
+
+fn deep_object() -> String {
+    format!("{}1{}", r#"{"a":"#.repeat(DEPTH), "}".repeat(DEPTH))
+}
+
+/// 10,000 levels of nesting, as the frame and inside payloads: refused (serde_json's recursion
+/// limit), not a stack overflow.
+#[test]
+fn deep_nesting() {
+    for deep in [deep_array(), deep_object()] {
+        for target in &TARGETS {
+            let outcome = attempt(target, &deep);
+            assert!(
+                !outcome.decoded(),
+                "{}: the deep frame decoded",
+                target.name
+            );
+        }
+        let frames = [
+            (&LITECORD, format!(r#"{{"op": 1, "password": {deep}}}"#)),
+            (
+                &LITECORD_EXAMPLE,
+                format!(r#"{{"op": 4, "w": "TOKEN_VALIDATE", "a": {deep}, "n": "x"}}"#),
+            ),
+            (
+                &LITECORD_EXAMPLE,
+                format!(r#"{{"op": 5, "r": {deep}, "n": "x"}}"#),
+            ),
+            (
+                &LITECORD_EXAMPLE,
+                format!(r#"{{"op": 5, "e": {deep}, "n": "x"}}"#),
+            ),
+            (
+                &LITECORD_EXAMPLE,
+                format!(r#"{{"op": 4, "w": "TOKEN_VALIDATE", "a": ["t"], "n": {deep}}}"#),
+            ),
+            (
+                &SKYNET,
+                format!(r#"{{"type":"message","channel":1,"message":{deep}}}"#),
+            ),
+            (
+                &SKYNET,
+                format!(r#"{{"type":"message","channel":1,"message":1,"x":{deep}}}"#),
+            ),
+            (
+                &SKYNET,
+                format!(r#"{{"type":"result","for":"log","log":{deep}}}"#),
+            ),
+            (&SKYNET, format!(r#"{{"type":{deep}}}"#)),
+            (
+                &SOCKETCLUSTER,
+                format!(r##"{{"event":"#publish","data":{{"channel":"c","data":{deep}}}}}"##),
+            ),
+            (&SOCKETCLUSTER, format!(r#"{{"rid":1,"data":{deep}}}"#)),
+            (&SOCKETCLUSTER, format!(r#"{{"rid":1,"error":{deep}}}"#)),
+            (&SOCKETCLUSTER, format!(r#"{{"rid":{deep}}}"#)),
+            (
+                &CHAT,
+                format!(r#"{{"event":"join","data":{deep},"cid":1}}"#),
+            ),
+            (
+                &CLUSTERIO,
+                format!(
+                    r#"{{"seq":1,"type":"create_instance_request","data":{{"serialized_config":{{"a":{deep}}}}}}}"#
+                ),
+            ),
+            (
+                &CLUSTERIO,
+                format!(r#"{{"seq":1,"type":"create_instance_response","data":{deep}}}"#),
+            ),
+            (
+                &CLUSTERIO,
+                format!(r#"{{"seq":1,"type":"hello","data":{deep}}}"#),
+            ),
+        ];
+        for (target, text) in &frames {
+            let outcome = attempt(target, text);
+            assert!(
+                !outcome.decoded(),
+                "{}: a deep payload decoded: {outcome:?}",
+                target.name
+            );
+        }
+    }
+    // Nesting that serde_json accepts (100 levels) is kept whole.
+    let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let text = format!(r##"{{"event":"#publish","data":{{"channel":"c","data":{nested}}}}}"##);
+    assert!(attempt(&SOCKETCLUSTER, &text).decoded());
+}
+
+/// A 16 MiB string in a payload decodes (or is refused) like a small one.
+#[test]
+fn huge_string_payloads() {
+    const LEN: usize = 16 << 20;
+    let plain = "x".repeat(LEN);
+    // Escapes force an owned copy.
+    let escaped = "\\n".repeat(LEN / 2);
+    for big in [&plain, &escaped] {
+        let frames = [
+            (&LITECORD, format!(r#"{{"op": 1, "password": "{big}"}}"#)),
+            (
+                &SKYNET,
+                format!(r#"{{"type":"message","channel":"{big}","message":"{big}"}}"#),
+            ),
+            (&SKYNET, format!(r#"{{"type":"error","error":"{big}"}}"#)),
+            (
+                &SOCKETCLUSTER,
+                format!(r##"{{"event":"#unsubscribe","data":"{big}"}}"##),
+            ),
+            (
+                &SOCKETCLUSTER,
+                format!(r#"{{"rid":1,"error":{{"message":"{big}"}}}}"#),
+            ),
+            (
+                &CLUSTERIO,
+                format!(r#"{{"seq":1,"type":"close","data":{{"reason":"{big}"}}}}"#),
+            ),
+            (
+                &LITECORD_EXAMPLE,
+                format!(r#"{{"op": 5, "r": [false, "{big}"], "n": "x"}}"#),
+            ),
+        ];
+        for (target, text) in &frames {
+            let outcome = attempt(target, text);
+            assert!(
+                outcome.decoded(),
+                "{}: a 16 MiB string was refused: {:?}",
+                target.name,
+                outcome.errors()
+            );
+        }
+    }
+    // As a key, and as the tag.
+    let text = format!(r#"{{"op": 1, "password": "p", "{plain}": 1}}"#);
+    assert!(attempt(&LITECORD, &text).decoded());
+    let text = format!(r#"{{"seq":1,"type":"{plain}","data":{{}}}}"#);
+    assert!(matches!(attempt(&CLUSTERIO, &text), Outcome::Message(_)));
+}
+
+/// Duplicate keys: a typed result either way, never a panic. Duplicates inside a payload object
+/// are refused by serde; in the envelope, the codec reads the first (note: JavaScript's and
+/// Python's JSON parsers keep the last).
+#[test]
+fn duplicate_keys() {
+    for (target, text) in [
+        (&LITECORD, r#"{"op": 1, "op": 2, "password": "x"}"#),
+        (&LITECORD, r#"{"op": 1, "password": "a", "password": "b"}"#),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 5, "r": [true], "n": "a", "n": "b"}"#,
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 5, "r": [true], "r": [false], "n": "a"}"#,
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 4, "w": "TOKEN_VALIDATE", "w": "GET_GUILD", "a": ["1"], "n": "a"}"#,
+        ),
+        (&SKYNET, r#"{"type":"open","type":"close","channel":1}"#),
+        (
+            &SKYNET,
+            r#"{"type":"message","channel":1,"channel":2,"message":1}"#,
+        ),
+        (
+            &SKYNET,
+            r#"{"type":"message","channel":1,"message":1,"x":1,"x":2}"#,
+        ),
+        (
+            &SOCKETCLUSTER,
+            r##"{"event":"#subscribe","data":{"channel":"a"},"data":{"channel":"b"},"cid":1,"cid":2}"##,
+        ),
+        (
+            &SOCKETCLUSTER,
+            r##"{"event":"#subscribe","data":{"channel":"a","channel":"b"},"cid":1}"##,
+        ),
+        (&SOCKETCLUSTER, r#"{"rid":1,"rid":2}"#),
+        (
+            &CLUSTERIO,
+            r#"{"seq":1,"seq":2,"type":"hello","data":{"version":"a"}}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":1,"type":"hello","data":{"version":"a","version":"b"}}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"send_rcon_response","data":{"result":"ok","seq":2,"seq":5}}"#,
+        ),
+    ] {
+        let _ = attempt(target, text);
+    }
+    // Duplicated payload fields are refused.
+    for (target, text) in [
+        (&LITECORD, r#"{"op": 1, "password": "a", "password": "b"}"#),
+        (
+            &SKYNET,
+            r#"{"type":"message","channel":1,"channel":2,"message":1}"#,
+        ),
+        (
+            &SOCKETCLUSTER,
+            r##"{"event":"#subscribe","data":{"channel":"a","channel":"b"},"cid":1}"##,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":1,"type":"hello","data":{"version":"a","version":"b"}}"#,
+        ),
+    ] {
+        let outcome = attempt(target, text);
+        assert!(!outcome.decoded(), "{}: {text}: {outcome:?}", target.name);
+    }
+}
+
+/// Frames that are not JSON objects: `null`, arrays (SocketCluster batches), scalars, text
+/// around an object.
+#[test]
+fn frames_that_are_not_objects() {
+    let frames = [
+        "null",
+        "[]",
+        "[null]",
+        r#"[{"op": 3}]"#,
+        r#"[{"event":"fire","data":{"x":1}},{"event":"add","data":{"a":2,"b":3},"cid":2}]"#,
+        "0",
+        "-1",
+        "true",
+        r#""x""#,
+        "",
+        "   ",
+        "nul",
+        "{",
+        "}",
+        "\u{feff}{\"op\": 3}",
+        r#"{"op": 3} x"#,
+        r#"{"op": 3}{"op": 3}"#,
+        r#"{"op": 3},"#,
+        r#"{'op': 3}"#,
+        r#"{op: 3}"#,
+        "{\"op\": 3, }",
+        "{\"op\": NaN}",
+    ];
+    for target in &TARGETS {
+        for text in frames {
+            match attempt(target, text) {
+                Outcome::Refused(DecodeError::Json(_)) => {}
+                other => panic!("{}: {text:?}: {other:?}", target.name),
+            }
+        }
+        // An empty object is JSON, but names no message.
+        assert!(matches!(
+            attempt(target, "{}"),
+            Outcome::Refused(DecodeError::MissingKey(_))
+        ));
+        // Whitespace around an object is fine.
+        let spaced = format!(" \n{}\t\r\n", real_frames(target)[0]);
+        assert!(
+            attempt(target, &spaced).decoded(),
+            "{}: {spaced:?}",
+            target.name
+        );
+    }
+}
