@@ -1,9 +1,15 @@
-//! `protolink`: check and generate protocol definitions.
+//! `protolink`: check and generate protocol definitions, and run the seed protocols' reference
+//! servers and clients.
 //!
 //! ```text
 //! protolink check protocol-defs/            # diagnostics on stderr, exit 1 on any error
 //! protolink gen protocol-defs/litecord.protocol --out target/review
+//! protolink serve litecord --listen 127.0.0.1:0 --password P
+//! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! ```
+
+mod litecord;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,12 +45,112 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Runs a seed protocol's reference server until SIGINT or SIGTERM.
+    ///
+    /// The first line on stdout is `listening on ws://IP:PORT/PATH`; logs go to stderr.
+    Serve {
+        #[command(subcommand)]
+        protocol: ServeCommand,
+    },
+    /// Litecord client commands.
+    Litecord {
+        #[command(subcommand)]
+        command: LitecordCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServeCommand {
+    /// Litecord's common protocol (with the example methods of `litecord_example`).
+    Litecord {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long)]
+        listen: String,
+        /// The shared secret clients send in HELLO_ACK.
+        #[arg(long)]
+        password: String,
+        /// Heartbeat interval announced in HELLO, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        hb_interval: u32,
+        /// Ask every client whether this token is valid (TOKEN_VALIDATE), as the real gateway does.
+        #[arg(long)]
+        validate_token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LitecordCommand {
+    /// Connects, keeps the heartbeat and answers the server's requests, printing JSON lines.
+    Connect {
+        /// The server's URL, such as `ws://127.0.0.1:8080/`.
+        url: String,
+        /// The shared secret.
+        #[arg(long)]
+        password: String,
+        /// Tokens TOKEN_VALIDATE should call valid.
+        #[arg(long = "valid-token")]
+        valid_tokens: Vec<String>,
+        /// Guild ids to ask for (GET_GUILD) after connecting.
+        #[arg(long = "get-guild")]
+        guilds: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { inputs } => check(&inputs),
         Command::Gen { inputs, out } => generate(&inputs, out),
+        Command::Serve { protocol } => run(async move {
+            match protocol {
+                ServeCommand::Litecord {
+                    listen,
+                    password,
+                    hb_interval,
+                    validate_token,
+                } => litecord::serve(&listen, password, hb_interval, validate_token).await,
+            }
+        }),
+        Command::Litecord { command } => run(async move {
+            match command {
+                LitecordCommand::Connect {
+                    url,
+                    password,
+                    valid_tokens,
+                    guilds,
+                } => {
+                    litecord::connect(url, password, valid_tokens, guilds).await;
+                    Ok(())
+                }
+            }
+        }),
+    }
+}
+
+/// Runs a network command on a tokio runtime, with logs on stderr (`RUST_LOG` respected).
+fn run(command: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

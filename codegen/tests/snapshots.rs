@@ -155,46 +155,67 @@ impl Lcg {
     }
 }
 
-/// One random edit: deletes, duplicates or swaps characters, or whole lines.
-fn garble(text: &str, rng: &mut Lcg) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    let len = chars.len();
+/// A random char boundary of `text` (0 for an empty text).
+fn boundary(text: &str, rng: &mut Lcg) -> usize {
+    let mut at = rng.below(text.len() + 1);
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The char boundary `n` chars after `from` (or the end of `text`).
+fn chars_after(text: &str, from: usize, n: usize) -> usize {
+    text[from..]
+        .char_indices()
+        .nth(n)
+        .map_or(text.len(), |(i, _)| from + i)
+}
+
+/// One random edit: deletes, duplicates or swaps characters, or deletes, duplicates or swaps
+/// whole lines.
+fn garble(text: &mut String, rng: &mut Lcg) {
     match rng.below(6) {
         0 => {
-            let at = rng.below(len);
-            let end = (at + 1 + rng.below(8)).min(len);
-            chars.drain(at..end);
+            let at = boundary(text, rng);
+            let end = chars_after(text, at, 1 + rng.below(8));
+            text.replace_range(at..end, "");
         }
         1 => {
-            let at = rng.below(len);
-            let end = (at + 1 + rng.below(16)).min(len);
-            let copy: Vec<char> = chars[at..end].to_vec();
-            let to = rng.below(len + 1);
-            chars.splice(to..to, copy);
+            let at = boundary(text, rng);
+            let end = chars_after(text, at, 1 + rng.below(16));
+            let copy = text[at..end].to_owned();
+            let to = boundary(text, rng);
+            text.insert_str(to, &copy);
         }
         2 => {
-            if len > 1 {
-                let (a, b) = (rng.below(len), rng.below(len));
-                chars.swap(a, b);
+            let (a, b) = (boundary(text, rng), boundary(text, rng));
+            let (a, b) = (a.min(b), a.max(b));
+            let (Some(ca), Some(cb)) = (text[a..].chars().next(), text[b..].chars().next()) else {
+                return;
+            };
+            if a != b {
+                text.replace_range(b..b + cb.len_utf8(), ca.encode_utf8(&mut [0; 4]));
+                text.replace_range(a..a + ca.len_utf8(), cb.encode_utf8(&mut [0; 4]));
             }
         }
         _ => {
-            let mut lines: Vec<&str> = text.lines().collect();
+            let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
             let n = lines.len();
-            if n > 1 {
-                let (a, b) = (rng.below(n), rng.below(n));
-                match rng.below(3) {
-                    0 => lines.swap(a, b),
-                    1 => {
-                        lines.remove(a);
-                    }
-                    _ => lines.insert(b, lines[a]),
-                }
+            if n < 2 {
+                return;
             }
-            return lines.join("\n");
+            let (a, b) = (rng.below(n), rng.below(n));
+            match rng.below(3) {
+                0 => lines.swap(a, b),
+                1 => {
+                    lines.remove(a);
+                }
+                _ => lines.insert(b, lines[a]),
+            }
+            *text = lines.concat();
         }
     }
-    chars.into_iter().collect()
 }
 
 /// The checker (lexer, parser, checker and renderer) returns on every prefix of every seed
@@ -260,7 +281,7 @@ fn checker_never_panics_on_broken_input() {
         for round in 0..300 {
             let mut variant = text.clone();
             for _ in 0..=rng.below(3) {
-                variant = garble(&variant, &mut rng);
+                garble(&mut variant, &mut rng);
             }
             check(variant, &|| format!("garbling #{round}"));
         }

@@ -1206,13 +1206,15 @@ impl<'a> Checker<'a> {
             }
         }
         let named = self.p.has_named_endpoints();
+        let camel: Vec<String> = self.p.endpoints.iter().map(|e| upper_camel(e)).collect();
         for &(client, server) in &self.p.links {
             for (me, peer) in [(client, server), (server, client)] {
+                let (me_camel, peer_camel) = (&camel[me], &camel[peer]);
                 let (me, peer) = (&self.p.endpoints[me], &self.p.endpoints[peer]);
                 let side = if named {
-                    format!("{}With{}", upper_camel(me), upper_camel(peer))
+                    format!("{me_camel}With{peer_camel}")
                 } else {
-                    upper_camel(me)
+                    me_camel.clone()
                 };
                 for (name, what) in [
                     (
@@ -1228,7 +1230,7 @@ impl<'a> Checker<'a> {
                         format!("the sender trait of the `{me}` side"),
                     ),
                     (
-                        format!("{}To{}", upper_camel(me), upper_camel(peer)),
+                        format!("{me_camel}To{peer_camel}"),
                         format!("the enum of everything `{me}` sends to `{peer}`"),
                     ),
                 ] {

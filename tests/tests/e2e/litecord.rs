@@ -283,3 +283,52 @@ async fn raw_client_requests_and_answers() {
     assert_eq!(reply["n"], 7);
     assert!(reply["e"].as_str().unwrap().contains("NOPE"), "{reply}");
 }
+
+/// Our client against a server written by hand from the seed and the wire notes.
+#[tokio::test]
+async fn our_client_against_a_hand_written_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        ws.send(Ws::text(r#"{"op": 0, "hb_interval": 100}"#))
+            .await
+            .unwrap();
+        let mut got_ack = false;
+        let mut heartbeats = 0;
+        let mut asked = false;
+        while let Some(Ok(frame)) = ws.next().await {
+            let Ok(text) = frame.to_text() else { continue };
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            match value["op"].as_i64() {
+                Some(1) => {
+                    assert_eq!(value["password"], PASSWORD);
+                    got_ack = true;
+                }
+                Some(2) => {
+                    assert!(got_ack, "heartbeat before HELLO_ACK");
+                    heartbeats += 1;
+                    ws.send(Ws::text(r#"{"op": 3}"#)).await.unwrap();
+                    if heartbeats == 3 && !asked {
+                        // The real gateway asks its clients, with string nonces.
+                        ws.send(Ws::text(r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": ["dXNlcg.x.y"], "n": "ab12cd34"}"#)).await.unwrap();
+                        asked = true;
+                    }
+                }
+                Some(5) => {
+                    assert_eq!(
+                        value,
+                        serde_json::json!({"op": 5, "n": "ab12cd34", "r": [false, "user not found"]})
+                    );
+                    return heartbeats;
+                }
+                other => panic!("unexpected op {other:?}: {text}"),
+            }
+        }
+        panic!("the client went away");
+    });
+    let _client = start_client(&url, PASSWORD).await.unwrap();
+    let heartbeats = tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
+    assert!(heartbeats >= 3);
+}
