@@ -1,7 +1,7 @@
 //! Diagnostics for definition files, rendered like rustc's.
 //!
 //! ```text
-//! error[E0102]: unknown type `Strng`
+//! error[E0101]: unknown type `Strng`
 //!  --> protocol-defs/chat.protocol:7:11
 //!   |
 //! 7 |     text: Strng,

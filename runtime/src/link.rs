@@ -1038,7 +1038,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 let correlatable = is_request
                     && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
                 return self
-                    .invalid(correlatable.then(|| (tag, request_id)), e.to_string())
+                    .invalid(correlatable.then_some((tag, request_id)), e.to_string())
                     .await;
             }
         };
@@ -1048,7 +1048,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             let correlatable = kind == Kind::Request;
             return self
                 .invalid(
-                    correlatable.then(|| (tag, request_id)),
+                    correlatable.then_some((tag, request_id)),
                     format!("validation failed: {errors}"),
                 )
                 .await;

@@ -248,7 +248,7 @@ impl<S: Side> Server<S> {
                     let _ = tcp.set_nodelay(true);
                     let link = match accept(tcp, &path, limits, tls).await {
                         Some(Accepted::Plain(ws)) => {
-                            start::<S, H, _>(ws, config, session, |link| make_handler(link))
+                            start::<S, H, _>(*ws, config, session, |link| make_handler(link))
                         }
                         #[cfg(feature = "tls")]
                         Some(Accepted::Tls(ws)) => {
@@ -278,7 +278,7 @@ impl<S: Side> Server<S> {
 
 /// A WebSocket accepted by a server, over plain TCP or TLS.
 enum Accepted {
-    Plain(WebSocketStream<TcpStream>),
+    Plain(Box<WebSocketStream<TcpStream>>),
     #[cfg(feature = "tls")]
     Tls(Box<WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>>),
 }
@@ -289,6 +289,8 @@ type TlsSetting = Option<tokio_rustls::TlsAcceptor>;
 type TlsSetting = ();
 
 /// Runs TLS (when configured) and the WebSocket handshake, refusing paths other than `path`.
+// tungstenite's handshake callback returns its own (large) error response type.
+#[allow(clippy::result_large_err)]
 async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -> Option<Accepted> {
     let check_path = |req: &HttpRequest,
                       resp: HttpResponse|
@@ -332,7 +334,7 @@ async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -
     match tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(limits.config()))
         .await
     {
-        Ok(ws) => Some(Accepted::Plain(ws)),
+        Ok(ws) => Some(Accepted::Plain(Box::new(ws))),
         Err(e) => {
             debug!(error = %e, "WebSocket handshake failed");
             None
@@ -476,7 +478,7 @@ impl<S: Side> ReconnectingClient<S> {
             loop {
                 let _ = state_tx.send(ConnectionState::Connecting);
                 let connected = tokio::select! {
-                    r = connect(&url, config.clone(), limits, session.clone(), |l| make_handler(l)) => r,
+                    r = connect(&url, config.clone(), limits, session.clone(), &make_handler) => r,
                     _ = until_set(&mut stop_rx) => break,
                 };
                 match connected {
@@ -522,8 +524,10 @@ impl<S: Side> ReconnectingClient<S> {
     /// Waits for a connected link.
     pub async fn connected(&self) -> Option<Link<S>> {
         let mut rx = self.link.clone();
-        let link = rx.wait_for(Option::is_some).await.ok()?.clone();
-        link
+        rx.wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|link| link.clone())
     }
 
     /// Watches the connection state.

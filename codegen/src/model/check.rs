@@ -27,10 +27,10 @@
 //! | E0121 | an unknown close code |
 //! | E0122 | a close code declared twice |
 //! | E0123 | `?` where a key cannot be absent |
-//! | E0124 | two names that become the same Rust name |
+//! | E0124 | two names that become the same Rust name, or a name the generator uses itself |
 //! | E0125 | an unknown field in a session rule |
 //! | E0126 | a route form that does not fit the protocol (`from` with endpoints, `on` without) |
-//! | E0127 | a union that cannot be told apart by JSON type |
+//! | E0127 | a union whose members cannot be told apart by JSON type |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
