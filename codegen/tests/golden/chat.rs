@@ -93,6 +93,104 @@ pub mod chat {
             }),
             reconnect_min_ms: 0,
         };
+        const MESSAGES: &'static [__p::MessageInfo] = &[
+            __p::MessageInfo {
+                name: "handshake",
+                tag: __p::Tag::Str("#handshake"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "subscribe",
+                tag: __p::Tag::Str("#subscribe"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "unsubscribe",
+                tag: __p::Tag::Str("#unsubscribe"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "publish",
+                tag: __p::Tag::Str("#publish"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "publish_event",
+                tag: __p::Tag::Str("#publish"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "kick_out",
+                tag: __p::Tag::Str("#kickOut"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "authenticate",
+                tag: __p::Tag::Str("#authenticate"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "set_auth_token",
+                tag: __p::Tag::Str("#setAuthToken"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "remove_auth_token",
+                tag: __p::Tag::Str("#removeAuthToken"),
+                kind: __p::Kind::Event,
+                has_payload: false,
+            },
+            __p::MessageInfo {
+                name: "disconnect",
+                tag: __p::Tag::Str("#disconnect"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "join",
+                tag: __p::Tag::Str("join"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "sendMessage",
+                tag: __p::Tag::Str("sendMessage"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "typing",
+                tag: __p::Tag::Str("typing"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "message",
+                tag: __p::Tag::Str("message"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "user_typing",
+                tag: __p::Tag::Str("user_typing"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "ping_client",
+                tag: __p::Tag::Str("ping_client"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+        ];
         type CloseCode = CloseCode;
     }
     /// The close codes of the `chat` protocol.
@@ -271,7 +369,7 @@ pub mod chat {
         /// The signed auth token (a JWT) from an earlier `#setAuthToken`, or `null` for none.
         #[serde(rename = "authToken")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub auth_token: ::core::option::Option<SignedAuthToken>,
+        pub auth_token: SignedAuthToken,
     }
     impl __p::Validate for Handshake {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -428,7 +526,7 @@ pub mod chat {
         /// Why not; `null` or absent when there was no problem.
         #[serde(rename = "authError")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub auth_error: ::core::option::Option<MaybeAuthError>,
+        pub auth_error: MaybeAuthError,
     }
     impl __p::Validate for AuthenticateReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -832,6 +930,15 @@ pub mod chat {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("#handshake") | __p::Tag::Str("#subscribe") |
+                __p::Tag::Str("#unsubscribe") | __p::Tag::Str("#publish") |
+                __p::Tag::Str("#authenticate") | __p::Tag::Str("#removeAuthToken") |
+                __p::Tag::Str("#disconnect") | __p::Tag::Str("join") |
+                __p::Tag::Str("sendMessage") | __p::Tag::Str("typing")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::Handshake(_) => <Handshake as __p::Message>::KIND,
@@ -926,6 +1033,14 @@ pub mod chat {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("#publish") | __p::Tag::Str("#kickOut") |
+                __p::Tag::Str("#setAuthToken") | __p::Tag::Str("#removeAuthToken") |
+                __p::Tag::Str("#disconnect") | __p::Tag::Str("message") |
+                __p::Tag::Str("user_typing") | __p::Tag::Str("ping_client")
+            )
         }
         fn kind(&self) -> __p::Kind {
             match self {
@@ -1077,6 +1192,15 @@ pub mod chat {
     }
     /// Typed calls from the `client` side to `server`, on any link handle that can send as [`Client`].
     pub trait ClientSender: __p::Sender<Client> {
+        /// `#handshake`: the first thing a client sends; opens the session and passes a saved token.
+        fn handshake(
+            &self,
+            message: Handshake,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<HandshakeReply, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(message)
+        }
         /// `#subscribe`: subscribes the socket to a pub/sub channel; answered once subscribed.
         fn subscribe(
             &self,
@@ -1163,6 +1287,13 @@ pub mod chat {
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `#handshake`: the first thing a client sends; opens the session and passes a saved token.
+        fn handshake(
+            &self,
+            request: Handshake,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<HandshakeReply, __p::RemoteError>,
+        > + ::core::marker::Send;
         /// `#subscribe`: subscribes the socket to a pub/sub channel; answered once subscribed.
         fn subscribe(
             &self,
@@ -1231,7 +1362,9 @@ pub mod chat {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {
             let _ = handler;
             match message {
-                ClientToServer::Handshake(_) => __p::Outcome::Session,
+                ClientToServer::Handshake(request) => {
+                    __p::Outcome::reply(handler.handshake(request).await)
+                }
                 ClientToServer::Subscribe(request) => {
                     __p::Outcome::reply(handler.subscribe(request).await)
                 }

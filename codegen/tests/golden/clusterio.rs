@@ -129,6 +129,128 @@ pub mod clusterio {
             }),
             reconnect_min_ms: 0,
         };
+        const MESSAGES: &'static [__p::MessageInfo] = &[
+            __p::MessageInfo {
+                name: "hello",
+                tag: __p::Tag::Str("hello"),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "register_slave",
+                tag: __p::Tag::Str("register_slave"),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "register_control",
+                tag: __p::Tag::Str("register_control"),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "ready",
+                tag: __p::Tag::Str("ready"),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "close",
+                tag: __p::Tag::Str("close"),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "list_slaves",
+                tag: __p::Tag::Str("list_slaves"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "list_instances",
+                tag: __p::Tag::Str("list_instances"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "set_instance_output_subscriptions",
+                tag: __p::Tag::Str("set_instance_output_subscriptions"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "create_instance",
+                tag: __p::Tag::Str("create_instance"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "get_instance_config",
+                tag: __p::Tag::Str("get_instance_config"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "set_instance_config_field",
+                tag: __p::Tag::Str("set_instance_config_field"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "assign_instance_command",
+                tag: __p::Tag::Str("assign_instance_command"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "assign_instance",
+                tag: __p::Tag::Str("assign_instance"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "start_instance",
+                tag: __p::Tag::Str("start_instance"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "create_save",
+                tag: __p::Tag::Str("create_save"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "stop_instance",
+                tag: __p::Tag::Str("stop_instance"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "delete_instance",
+                tag: __p::Tag::Str("delete_instance"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "send_rcon",
+                tag: __p::Tag::Str("send_rcon"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "update_instances",
+                tag: __p::Tag::Str("update_instances"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "instance_output",
+                tag: __p::Tag::Str("instance_output"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+        ];
         type CloseCode = CloseCode;
     }
     /// The close codes of the `clusterio` protocol.
@@ -884,6 +1006,19 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("register_control") | __p::Tag::Str("close") |
+                __p::Tag::Str("list_slaves") | __p::Tag::Str("list_instances") |
+                __p::Tag::Str("set_instance_output_subscriptions") |
+                __p::Tag::Str("create_instance") | __p::Tag::Str("get_instance_config") |
+                __p::Tag::Str("set_instance_config_field") |
+                __p::Tag::Str("assign_instance_command") |
+                __p::Tag::Str("start_instance") | __p::Tag::Str("create_save") |
+                __p::Tag::Str("stop_instance") | __p::Tag::Str("delete_instance") |
+                __p::Tag::Str("send_rcon")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::RegisterControl(_) => <RegisterControl as __p::Message>::KIND,
@@ -985,6 +1120,12 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("hello") | __p::Tag::Str("ready") |
+                __p::Tag::Str("close") | __p::Tag::Str("instance_output")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::Hello(_) => <Hello as __p::Message>::KIND,
@@ -1041,6 +1182,12 @@ pub mod clusterio {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("register_slave") | __p::Tag::Str("close") |
+                __p::Tag::Str("update_instances") | __p::Tag::Str("instance_output")
+            )
         }
         fn kind(&self) -> __p::Kind {
             match self {
@@ -1124,6 +1271,15 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("hello") | __p::Tag::Str("ready") |
+                __p::Tag::Str("close") | __p::Tag::Str("assign_instance") |
+                __p::Tag::Str("start_instance") | __p::Tag::Str("create_save") |
+                __p::Tag::Str("stop_instance") | __p::Tag::Str("delete_instance") |
+                __p::Tag::Str("send_rcon")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::Hello(_) => <Hello as __p::Message>::KIND,
@@ -1181,6 +1337,9 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(tag, __p::Tag::Str("instance_output"))
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::InstanceOutput(_) => <InstanceOutput as __p::Message>::KIND,
@@ -1228,6 +1387,12 @@ pub mod clusterio {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("start_instance") | __p::Tag::Str("create_save") |
+                __p::Tag::Str("stop_instance") | __p::Tag::Str("send_rcon")
+            )
         }
         fn kind(&self) -> __p::Kind {
             match self {

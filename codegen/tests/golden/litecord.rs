@@ -27,6 +27,16 @@
 ///   holding the error text under `e` in place of `r`, e.g. `{"op": 5, "n": "ab12cd34", "e":
 ///   "no such guild"}`. Real Litecord peers never send `e`, and may not understand it: against
 ///   them, prefer failure values inside `r` (as TOKEN_VALIDATE does with `[false, reason]`).
+/// - Bad input (the seed is silent; the real gateway stays silent and the requester times out).
+///   protolink answers whatever it can correlate and drops the rest, so a link survives a stray
+///   frame:
+///   - a REQUEST for an unknown method, or whose arguments do not decode or break a constraint,
+///     is answered at once with `{"op": 5, "n": N, "e": "..."}` naming the method, or the field
+///     and the rule that failed;
+///   - a frame that is not JSON, has no `op`, has an unknown `op`, or a nonce that is neither a
+///     string nor a number cannot be answered: it is logged and dropped;
+///   - a RESPONSE whose nonce matches no pending request is dropped;
+///   - more than 16 such frames on one link (configurable) close it with 1008.
 /// - HELLO_ACK is the handshake's authenticating step: a wrong `password` closes with 4001.
 ///   There is no reply to it; the client may start heartbeating right after sending it.
 /// - "Requesting without authentication" (4002) covers any frame other than HELLO_ACK before
@@ -119,6 +129,32 @@ pub mod litecord {
             close_message: ::core::option::Option::None,
             reconnect_min_ms: 1000,
         };
+        const MESSAGES: &'static [__p::MessageInfo] = &[
+            __p::MessageInfo {
+                name: "Hello",
+                tag: __p::Tag::Int(0),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "HelloAck",
+                tag: __p::Tag::Int(1),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "Heartbeat",
+                tag: __p::Tag::Int(2),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "HeartbeatAck",
+                tag: __p::Tag::Int(3),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+        ];
         type CloseCode = CloseCode;
     }
     /// The close codes of the `litecord` protocol.
@@ -263,6 +299,9 @@ pub mod litecord {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(tag, __p::Tag::Int(1) | __p::Tag::Int(2))
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::HelloAck(_) => <HelloAck as __p::Message>::KIND,
@@ -303,6 +342,9 @@ pub mod litecord {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(tag, __p::Tag::Int(0) | __p::Tag::Int(3))
         }
         fn kind(&self) -> __p::Kind {
             match self {

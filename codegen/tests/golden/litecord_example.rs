@@ -102,6 +102,50 @@ pub mod litecord_example {
             close_message: ::core::option::Option::None,
             reconnect_min_ms: 1000,
         };
+        const MESSAGES: &'static [__p::MessageInfo] = &[
+            __p::MessageInfo {
+                name: "Hello",
+                tag: __p::Tag::Int(0),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "HelloAck",
+                tag: __p::Tag::Int(1),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "Heartbeat",
+                tag: __p::Tag::Int(2),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "HeartbeatAck",
+                tag: __p::Tag::Int(3),
+                kind: __p::Kind::Message,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "TOKEN_VALIDATE",
+                tag: __p::Tag::Str("TOKEN_VALIDATE"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "GET_GUILD",
+                tag: __p::Tag::Str("GET_GUILD"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "USER_PRESENCE",
+                tag: __p::Tag::Str("USER_PRESENCE"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+        ];
         type CloseCode = CloseCode;
     }
     /// The close codes of the `litecord_example` protocol.
@@ -356,7 +400,7 @@ pub mod litecord_example {
         pub valid: bool,
         /// Why the token is not valid; absent or `null` when it is.
         #[serde(default)]
-        pub reason: ::core::option::Option<FailureReason>,
+        pub reason: FailureReason,
     }
     impl __p::Serialize for TokenValidateReply {
         fn serialize<S: __p::serde::Serializer>(
@@ -385,10 +429,7 @@ pub mod litecord_example {
         fn json_schema(
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
-            <(
-                bool,
-                ::core::option::Option<FailureReason>,
-            ) as __p::JsonSchema>::json_schema(generator)
+            <(bool, FailureReason) as __p::JsonSchema>::json_schema(generator)
         }
     }
     impl __p::Validate for TokenValidateReply {
@@ -559,6 +600,12 @@ pub mod litecord_example {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Int(1) | __p::Tag::Int(2) | __p::Tag::Str("GET_GUILD") |
+                __p::Tag::Str("USER_PRESENCE")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::HelloAck(_) => <HelloAck as __p::Message>::KIND,
@@ -610,6 +657,12 @@ pub mod litecord_example {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Int(0) | __p::Tag::Int(3) |
+                __p::Tag::Str("TOKEN_VALIDATE")
+            )
         }
         fn kind(&self) -> __p::Kind {
             match self {

@@ -82,6 +82,38 @@ pub mod skynet {
             close_message: ::core::option::Option::None,
             reconnect_min_ms: 0,
         };
+        const MESSAGES: &'static [__p::MessageInfo] = &[
+            __p::MessageInfo {
+                name: "open",
+                tag: __p::Tag::Str("open"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "close",
+                tag: __p::Tag::Str("close"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "message",
+                tag: __p::Tag::Str("message"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "log",
+                tag: __p::Tag::Str("log"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "message_event",
+                tag: __p::Tag::Str("message"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+        ];
         type CloseCode = CloseCode;
     }
     /// The close codes of the `skynet` protocol.
@@ -432,6 +464,12 @@ pub mod skynet {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("open") | __p::Tag::Str("close") |
+                __p::Tag::Str("message") | __p::Tag::Str("log")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::Open(_) => <Open as __p::Message>::KIND,
@@ -473,6 +511,9 @@ pub mod skynet {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(tag, __p::Tag::Str("message"))
         }
         fn kind(&self) -> __p::Kind {
             match self {

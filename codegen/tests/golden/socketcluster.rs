@@ -125,6 +125,68 @@ pub mod socketcluster {
             }),
             reconnect_min_ms: 0,
         };
+        const MESSAGES: &'static [__p::MessageInfo] = &[
+            __p::MessageInfo {
+                name: "handshake",
+                tag: __p::Tag::Str("#handshake"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "subscribe",
+                tag: __p::Tag::Str("#subscribe"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "unsubscribe",
+                tag: __p::Tag::Str("#unsubscribe"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "publish",
+                tag: __p::Tag::Str("#publish"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "publish_event",
+                tag: __p::Tag::Str("#publish"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "kick_out",
+                tag: __p::Tag::Str("#kickOut"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "authenticate",
+                tag: __p::Tag::Str("#authenticate"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "set_auth_token",
+                tag: __p::Tag::Str("#setAuthToken"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "remove_auth_token",
+                tag: __p::Tag::Str("#removeAuthToken"),
+                kind: __p::Kind::Event,
+                has_payload: false,
+            },
+            __p::MessageInfo {
+                name: "disconnect",
+                tag: __p::Tag::Str("#disconnect"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+        ];
         type CloseCode = CloseCode;
     }
     /// The close codes of the `socketcluster` protocol.
@@ -252,7 +314,7 @@ pub mod socketcluster {
         /// The signed auth token (a JWT) from an earlier `#setAuthToken`, or `null` for none.
         #[serde(rename = "authToken")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub auth_token: ::core::option::Option<SignedAuthToken>,
+        pub auth_token: SignedAuthToken,
     }
     impl __p::Validate for Handshake {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -409,7 +471,7 @@ pub mod socketcluster {
         /// Why not; `null` or absent when there was no problem.
         #[serde(rename = "authError")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub auth_error: ::core::option::Option<MaybeAuthError>,
+        pub auth_error: MaybeAuthError,
     }
     impl __p::Validate for AuthenticateReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -545,6 +607,14 @@ pub mod socketcluster {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("#handshake") | __p::Tag::Str("#subscribe") |
+                __p::Tag::Str("#unsubscribe") | __p::Tag::Str("#publish") |
+                __p::Tag::Str("#authenticate") | __p::Tag::Str("#removeAuthToken") |
+                __p::Tag::Str("#disconnect")
+            )
+        }
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::Handshake(_) => <Handshake as __p::Message>::KIND,
@@ -615,6 +685,13 @@ pub mod socketcluster {
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
+        }
+        fn accepts(tag: __p::Tag) -> bool {
+            matches!(
+                tag, __p::Tag::Str("#publish") | __p::Tag::Str("#kickOut") |
+                __p::Tag::Str("#setAuthToken") | __p::Tag::Str("#removeAuthToken") |
+                __p::Tag::Str("#disconnect")
+            )
         }
         fn kind(&self) -> __p::Kind {
             match self {
@@ -719,6 +796,15 @@ pub mod socketcluster {
     }
     /// Typed calls from the `client` side to `server`, on any link handle that can send as [`Client`].
     pub trait ClientSender: __p::Sender<Client> {
+        /// `#handshake`: the first thing a client sends; opens the session and passes a saved token.
+        fn handshake(
+            &self,
+            message: Handshake,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<HandshakeReply, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(message)
+        }
         /// `#subscribe`: subscribes the socket to a pub/sub channel; answered once subscribed.
         fn subscribe(
             &self,
@@ -778,6 +864,13 @@ pub mod socketcluster {
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `#handshake`: the first thing a client sends; opens the session and passes a saved token.
+        fn handshake(
+            &self,
+            request: Handshake,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<HandshakeReply, __p::RemoteError>,
+        > + ::core::marker::Send;
         /// `#subscribe`: subscribes the socket to a pub/sub channel; answered once subscribed.
         fn subscribe(
             &self,
@@ -822,7 +915,9 @@ pub mod socketcluster {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {
             let _ = handler;
             match message {
-                ClientToServer::Handshake(_) => __p::Outcome::Session,
+                ClientToServer::Handshake(request) => {
+                    __p::Outcome::reply(handler.handshake(request).await)
+                }
                 ClientToServer::Subscribe(request) => {
                     __p::Outcome::reply(handler.subscribe(request).await)
                 }
