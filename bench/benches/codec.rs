@@ -142,7 +142,7 @@ mod ratios {
     use super::*;
 
     /// Rounds per ratio; odd, so the median is one of them.
-    const ROUNDS: usize = 31;
+    const ROUNDS: usize = 51;
     /// The least time one batch of one side takes.
     const BATCH: Duration = Duration::from_micros(400);
 

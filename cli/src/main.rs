@@ -10,6 +10,7 @@
 
 mod litecord;
 mod output;
+mod skynet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,33 @@ enum Command {
         #[command(subcommand)]
         command: LitecordCommand,
     },
+    /// Skynet client commands.
+    Skynet {
+        #[command(subcommand)]
+        command: SkynetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SkynetCommand {
+    /// Opens channels and prints every message on them as JSON lines.
+    Listen {
+        /// The server's URL, such as `ws://127.0.0.1:8080/connect`.
+        url: String,
+        /// Channels to open: a JSON number is a number channel, anything else a string.
+        #[arg(long = "channel", required = true)]
+        channels: Vec<String>,
+    },
+    /// Sends one message and prints what the server returns.
+    Send {
+        /// The server's URL.
+        url: String,
+        /// The channel.
+        #[arg(long)]
+        channel: String,
+        /// The message: JSON if it parses as JSON, else a string.
+        message: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +103,15 @@ enum ServeCommand {
         /// Ask every client whether this token is valid (TOKEN_VALIDATE), as the real gateway does.
         #[arg(long)]
         validate_token: Option<String>,
+    },
+    /// Skynet, at `/connect`.
+    Skynet {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long)]
+        listen: String,
+        /// Messages kept in the log (not persisted across restarts).
+        #[arg(long, default_value_t = 100)]
+        log_size: usize,
     },
 }
 
@@ -108,6 +145,17 @@ fn main() -> ExitCode {
                     hb_interval,
                     validate_token,
                 } => litecord::serve(&listen, password, hb_interval, validate_token).await,
+                ServeCommand::Skynet { listen, log_size } => skynet::serve(&listen, log_size).await,
+            }
+        }),
+        Command::Skynet { command } => run(async move {
+            match command {
+                SkynetCommand::Listen { url, channels } => skynet::listen(&url, channels).await,
+                SkynetCommand::Send {
+                    url,
+                    channel,
+                    message,
+                } => skynet::send(&url, &channel, &message).await,
             }
         }),
         Command::Litecord { command } => run(async move {

@@ -5,9 +5,12 @@ use thiserror::Error;
 /// A frame could not be read as a message of the protocol.
 #[derive(Debug, Error)]
 pub enum DecodeError {
-    /// The frame is not JSON, or not a JSON object.
-    #[error("frame is not a JSON object: {0}")]
+    /// The frame is not JSON.
+    #[error("frame is not JSON: {0}")]
     Json(#[source] serde_json::Error),
+    /// The frame is JSON but not an object.
+    #[error("frame is not a JSON object")]
+    NotAnObject,
     /// An envelope key the protocol requires is missing.
     #[error("frame has no `{0}` key")]
     MissingKey(&'static str),
@@ -41,7 +44,11 @@ pub enum DecodeError {
 
 impl DecodeError {
     pub(crate) fn json(error: serde_json::Error) -> Self {
-        DecodeError::Json(error)
+        if error.is_data() {
+            DecodeError::NotAnObject
+        } else {
+            DecodeError::Json(error)
+        }
     }
 
     pub(crate) fn payload(message: &'static str, source: serde_json::Error) -> Self {
@@ -62,6 +69,9 @@ pub enum EncodeError {
     /// serde_json failed (a map with non-string keys, a float that is not finite, ...).
     #[error("cannot serialise: {0}")]
     Json(#[source] serde_json::Error),
+    /// The protocol numbers its frames per link, so one frame cannot go to many links.
+    #[error("this protocol numbers frames per link; encode for each link")]
+    Sequenced,
     /// An inline payload or a reply merged into an object did not serialise to an object.
     #[error("payload must serialise to a JSON object here")]
     NotAnObject,

@@ -4,6 +4,7 @@
 //! [`Request`], [`Inbound`], [`Dispatch`]) and reaches everything else through
 //! [`__private`], which is not public API.
 
+pub mod broker;
 pub mod error;
 pub mod link;
 pub mod message;
@@ -13,7 +14,7 @@ pub mod validate;
 pub mod wire;
 pub mod ws;
 
-pub use link::{Link, LinkConfig, LinkState, Session};
+pub use link::{InvalidInput, Link, LinkConfig, LinkState, Session};
 
 pub use error::{DecodeError, EncodeError};
 pub use message::{

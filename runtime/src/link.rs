@@ -103,8 +103,29 @@ pub enum LinkState {
 pub struct Session<S: Side> {
     provided: HashMap<Tag, Box<RawValue>>,
     auth: Option<AuthHook>,
+    describe: Option<DescribeHook>,
     _side: PhantomData<fn() -> S>,
 }
+
+/// A frame the link could not use: why, for the error reply the peer gets.
+#[derive(Debug)]
+pub enum InvalidInput {
+    /// The frame did not decode (not JSON, not an object, unknown message, bad payload).
+    Decode(DecodeError),
+    /// The message decoded but breaks its definition's constraints.
+    Validation(crate::ValidationErrors),
+}
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidInput::Decode(e) => write!(f, "{e}"),
+            InvalidInput::Validation(e) => write!(f, "validation failed: {e}"),
+        }
+    }
+}
+
+type DescribeHook = Arc<dyn Fn(&InvalidInput) -> String + Send + Sync>;
 
 type AuthHook = Arc<
     dyn Fn(Box<RawValue>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
@@ -117,6 +138,7 @@ impl<S: Side> Default for Session<S> {
         Session {
             provided: HashMap::new(),
             auth: None,
+            describe: None,
             _side: PhantomData,
         }
     }
@@ -127,6 +149,7 @@ impl<S: Side> Clone for Session<S> {
         Session {
             provided: self.provided.clone(),
             auth: self.auth.clone(),
+            describe: self.describe.clone(),
             _side: PhantomData,
         }
     }
@@ -145,6 +168,16 @@ impl<S: Side> Session<S> {
         if let Ok(raw) = serde_json::value::to_raw_value(&message) {
             self.provided.insert(M::TAG, raw);
         }
+        self
+    }
+
+    /// Words the error reply to a frame that could not be used (the default is the error's own
+    /// description), for protocols whose peers expect particular texts.
+    pub fn describe_invalid(
+        mut self,
+        describe: impl Fn(&InvalidInput) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.describe = Some(Arc::new(describe));
         self
     }
 
@@ -434,6 +467,23 @@ impl<S: Side> Link<S> {
                         Err(SendError::Closed)
                     }
                 }
+            }
+        }
+    }
+
+    /// Queues an already encoded frame without waiting (fan-out): a full queue means the peer
+    /// does not keep up, and the link closes with 1008. `false` when the frame was not queued.
+    pub fn try_send_frame(&self, text: String) -> bool {
+        if !matches!(*self.shared.state.borrow(), LinkState::Ready) {
+            return false;
+        }
+        match self.shared.out.try_send(Outgoing::Frame(text)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!("subscriber does not keep up; closing");
+                self.abort(close::POLICY, "peer too slow");
+                false
             }
         }
     }
@@ -994,7 +1044,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let profile = wire::<S>();
         let frame = match profile.classify(&text) {
             Ok(frame) => frame,
-            Err(e) => return self.invalid(None, e.to_string()).await,
+            Err(e) => return self.invalid(None, InvalidInput::Decode(e)).await,
         };
         match frame {
             RawFrame::Reply(reply) => {
@@ -1011,7 +1061,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
 
     /// A frame that cannot be used: answered with an error when it can be correlated, else
     /// logged; too many close the link.
-    async fn invalid(&mut self, id: Option<(Tag, Option<RequestId>)>, detail: String) {
+    async fn invalid(&mut self, id: Option<(Tag, Option<RequestId>)>, input: InvalidInput) {
+        let detail = match &self.session.describe {
+            Some(describe) => describe(&input),
+            None => input.to_string(),
+        };
         debug!(%detail, "invalid frame");
         self.invalid += 1;
         let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
@@ -1038,7 +1092,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 let correlatable = is_request
                     && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
                 return self
-                    .invalid(correlatable.then_some((tag, request_id)), e.to_string())
+                    .invalid(
+                        correlatable.then_some((tag, request_id)),
+                        InvalidInput::Decode(e),
+                    )
                     .await;
             }
         };
@@ -1049,7 +1106,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             return self
                 .invalid(
                     correlatable.then_some((tag, request_id)),
-                    format!("validation failed: {errors}"),
+                    InvalidInput::Validation(errors),
                 )
                 .await;
         }
@@ -1231,6 +1288,26 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         });
         let _ = sender.send(message).await;
     }
+}
+
+/// Encodes a message once, to send the same frame to many links of side `S` (fan-out with
+/// [`Link::try_send_frame`] or a [`crate::broker::Broker`]). Protocols that number their frames
+/// cannot share a frame between links.
+pub fn encode_frame<S: Side, M: Message + SendableBy<S>>(message: &M) -> Result<String, SendError> {
+    if wire::<S>().sequence.is_some() {
+        return Err(SendError::Encode(crate::EncodeError::Sequenced));
+    }
+    message.validate()?;
+    let mut buf = Vec::with_capacity(128);
+    wire::<S>().encode_message(
+        &mut buf,
+        M::KIND,
+        M::TAG,
+        M::HAS_PAYLOAD.then_some(message),
+        None,
+        None,
+    )?;
+    Ok(String::from_utf8(buf).unwrap_or_default())
 }
 
 fn encode_reply<S: Side>(

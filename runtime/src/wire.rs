@@ -280,16 +280,10 @@ impl<'a> Fields<'a> {
             .map(|&(_, value)| value)
     }
 
-    /// Every key not in `skip`.
-    fn without(&self, skip: &[&str]) -> Fields<'a> {
-        Fields {
-            entries: self
-                .entries
-                .iter()
-                .filter(|(k, _)| !skip.contains(&k.as_ref()))
-                .cloned()
-                .collect(),
-        }
+    /// Every key not in `skip`, in place: an inline payload reuses the frame's own list.
+    fn without(mut self, skip: &[&str]) -> Fields<'a> {
+        self.entries.retain(|(k, _)| !skip.contains(&k.as_ref()));
+        self
     }
 
     /// Whether the object has no keys.
@@ -557,7 +551,7 @@ impl WireProfile {
         if self.reply.matched == ReplyMatch::Untagged {
             if let Some(KeyPath::Top(id_key)) = self.reply.id {
                 if fields.get(id_key).is_some() {
-                    return self.classify_reply(&fields, None, seq);
+                    return self.classify_reply(fields, None, seq);
                 }
             }
         }
@@ -576,14 +570,14 @@ impl WireProfile {
                 TagRef::Str(t),
             ) if t == reply_tag => {
                 let name = read_str(&fields, for_key)?;
-                return self.classify_reply(&fields, name, seq);
+                return self.classify_reply(fields, name, seq);
             }
             (ReplyMatch::Carrier(carrier), t) if tag_eq(carrier, t) => {
-                return self.classify_reply(&fields, None, seq);
+                return self.classify_reply(fields, None, seq);
             }
             (ReplyMatch::Suffix(suffix), TagRef::Str(t)) => {
                 if let Some(name) = t.strip_suffix(suffix) {
-                    return self.classify_reply(&fields, Some(name), seq);
+                    return self.classify_reply(fields, Some(name), seq);
                 }
             }
             _ => {}
@@ -592,7 +586,7 @@ impl WireProfile {
             (self.reply.error, tag)
         {
             if t == error_tag {
-                return self.classify_reply(&fields, None, seq);
+                return self.classify_reply(fields, None, seq);
             }
         }
 
@@ -624,7 +618,7 @@ impl WireProfile {
                             name: TagRef::Str(name),
                             id,
                             seq,
-                            payload: self.payload_of(&fields),
+                            payload: self.payload_of(fields),
                         }));
                     }
                 }
@@ -640,7 +634,7 @@ impl WireProfile {
             name: tag,
             id,
             seq,
-            payload: self.payload_of(&fields),
+            payload: self.payload_of(fields),
         }))
     }
 
@@ -662,7 +656,7 @@ impl WireProfile {
         ]
     }
 
-    fn payload_of<'a>(&self, fields: &Fields<'a>) -> Payload<'a> {
+    fn payload_of<'a>(&self, fields: Fields<'a>) -> Payload<'a> {
         match self.payload {
             PayloadPlace::Inline => Payload::Inline(fields.without(&self.envelope_keys())),
             PayloadPlace::Under(key) => fields.get(key).map_or(Payload::Absent, Payload::Raw),
@@ -687,7 +681,7 @@ impl WireProfile {
 
     fn classify_reply<'a>(
         &self,
-        fields: &Fields<'a>,
+        fields: Fields<'a>,
         name: Option<&'a str>,
         seq: Option<i64>,
     ) -> Result<RawFrame<'a>, DecodeError> {
@@ -713,12 +707,10 @@ impl WireProfile {
             }
         }
         // The reply's own object: the frame for inline profiles, else the payload object.
-        let inner;
-        let (object, payload_keys): (&Fields<'a>, bool) = match (self.reply.id, self.payload) {
+        let (object, payload_keys) = match (self.reply.id, self.payload) {
             (Some(KeyPath::InPayload(_)), PayloadPlace::Under(key)) => {
                 let raw = fields.get(key).ok_or(DecodeError::MissingKey(key))?;
-                inner = Fields::parse(raw.get())?;
-                (&inner, true)
+                (Fields::parse(raw.get())?, true)
             }
             _ => (fields, false),
         };
@@ -749,20 +741,21 @@ impl WireProfile {
         let result = match (self.reply.result, payload_keys) {
             (Some(key), _) => object.get(key).map_or(Payload::Absent, Payload::Raw),
             (None, true) => {
-                let mut skip = vec![];
-                if let Some(KeyPath::InPayload(key)) = self.reply.id {
-                    skip.push(key);
-                }
-                Payload::Inline(object.without(&skip))
+                let id_key = match self.reply.id {
+                    Some(KeyPath::InPayload(key)) => Some(key),
+                    _ => None,
+                };
+                Payload::Inline(object.without(id_key.as_slice()))
             }
             (None, false) => match self.payload {
                 PayloadPlace::Under(key) => object.get(key).map_or(Payload::Absent, Payload::Raw),
                 PayloadPlace::Inline => {
-                    let mut skip = self.envelope_keys().to_vec();
-                    if let ReplyMatch::Tag { for_key, .. } = self.reply.matched {
-                        skip.push(for_key);
-                    }
-                    Payload::Inline(object.without(&skip))
+                    let [tag, sequence, id, reply_id] = self.envelope_keys();
+                    let for_key = match self.reply.matched {
+                        ReplyMatch::Tag { for_key, .. } => for_key,
+                        _ => self.tag,
+                    };
+                    Payload::Inline(object.without(&[tag, sequence, id, reply_id, for_key]))
                 }
             },
         };
@@ -965,9 +958,7 @@ impl WireProfile {
             PayloadPlace::Inline => {
                 let start = out.len();
                 write_json(out, payload)?;
-                let written = out.split_off(start);
-                let text = std::str::from_utf8(&written).map_err(|_| EncodeError::NotAnObject)?;
-                splice_object(out, first, text)
+                splice_written(out, start, first)
             }
         }
     }
@@ -993,14 +984,43 @@ fn splice_object(out: &mut Vec<u8>, first: &mut bool, value: &str) -> Result<(),
     Ok(())
 }
 
+/// Like [`splice_object`] for the value just written at `out[start..]`, in place: the object's
+/// braces are dropped (the opening one becomes the separating comma) instead of copying it out.
+fn splice_written(out: &mut Vec<u8>, start: usize, first: &mut bool) -> Result<(), EncodeError> {
+    let members = match &out[start..] {
+        b"null" => Ok(false),
+        [b'{', inner @ .., b'}'] => std::str::from_utf8(inner)
+            .map(|inner| !inner.trim().is_empty())
+            .map_err(|_| EncodeError::NotAnObject),
+        _ => Err(EncodeError::NotAnObject),
+    };
+    match members {
+        Ok(true) => {
+            out.pop();
+            if *first {
+                out.remove(start);
+            } else {
+                out[start] = b',';
+            }
+            *first = false;
+            Ok(())
+        }
+        other => {
+            out.truncate(start);
+            other.map(|_| ())
+        }
+    }
+}
+
 fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
     if !*first {
         out.push(b',');
     }
     *first = false;
-    let mut s = String::with_capacity(key.len() + 2);
-    push_json_str(&mut s, key);
-    out.extend_from_slice(s.as_bytes());
+    // serde_json's escaping into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, key).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
     out.push(b':');
 }
 
@@ -1018,10 +1038,14 @@ fn write_tag(out: &mut Vec<u8>, tag: Tag) -> Result<(), EncodeError> {
 fn write_suffixed(out: &mut Vec<u8>, tag: Tag, suffix: &str) -> Result<(), EncodeError> {
     match tag {
         Tag::Str(s) => {
-            let mut name = String::with_capacity(s.len() + suffix.len());
-            name.push_str(s);
-            name.push_str(suffix);
-            write_json(out, &name)
+            // Escaping works character by character, so `"name"` + `"suffix"` with the quotes
+            // between them dropped is `"namesuffix"`, without building the name.
+            write_json(out, s)?;
+            out.pop();
+            let at = out.len();
+            write_json(out, suffix)?;
+            out.remove(at);
+            Ok(())
         }
         Tag::Int(_) => Err(EncodeError::NotAnObject),
     }

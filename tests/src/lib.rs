@@ -1,1 +1,2 @@
-//! Tests only: see `tests/codec.rs` (codec tests) and `ui/` (compile-fail cases run by trybuild).
+//! Tests only: `tests/codec.rs` (codec tests, with the compile-fail cases of `ui/` run by
+//! trybuild) and `tests/e2e.rs` (end-to-end tests over the runtime).

@@ -7,7 +7,7 @@ use protolink::wire::{
     FrameClass, Framing, Kind, RawFrame, RawMessage, RawReply, ReplyMatch, RequestId,
     RequestIdPlace, Tag, TagRef, WireProfile,
 };
-use protolink::{Message, RemoteError};
+use protolink::{DecodeError, Message, RemoteError};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -166,4 +166,17 @@ where
             .unwrap_or_else(|e| panic!("reply payload did not decode: {e}"))),
         Err(error) => Err(error.clone()),
     }
+}
+
+/// Whether `classify` refused the text as a frame at all (not JSON, or JSON but not an object),
+/// before reading any envelope key.
+pub(crate) fn not_a_frame(error: &DecodeError) -> bool {
+    !matches!(
+        error,
+        DecodeError::MissingKey(_)
+            | DecodeError::WrongKeyType { .. }
+            | DecodeError::UnknownMessage { .. }
+            | DecodeError::Payload { .. }
+            | DecodeError::MalformedError
+    )
 }

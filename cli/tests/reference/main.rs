@@ -10,7 +10,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
+mod skynet;
+
 const WAIT: Duration = Duration::from_secs(10);
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Running {
     child: Child,

@@ -1,0 +1,343 @@
+//! The Skynet reference server and client commands, built only on the generated `skynet`
+//! bindings, with fan-out through a [`Broker`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use protolink::broker::{Broker, LocalBroker, SubscriberId};
+use protolink::link::encode_frame;
+use protolink::ws::{Server, WsLimits, connect};
+use protolink::{DecodeError, InvalidInput, Link, LinkConfig, RemoteError, Session};
+use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
+use tracing::info;
+
+use crate::output::{Printer, shutdown_signal};
+
+/// What every connection shares: the broker and the message log.
+pub(crate) struct Hub<B> {
+    broker: B,
+    log: Mutex<VecDeque<sk::LogEntry>>,
+    log_size: usize,
+    next_subscriber: AtomicU64,
+    next_message: AtomicU64,
+    /// Makes message ids unique across restarts too.
+    epoch: u128,
+}
+
+impl<B: Broker> Hub<B> {
+    pub(crate) fn new(broker: B, log_size: usize) -> Self {
+        Hub {
+            broker,
+            log: Mutex::new(VecDeque::new()),
+            log_size,
+            next_subscriber: AtomicU64::new(1),
+            next_message: AtomicU64::new(0),
+            epoch: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        }
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, VecDeque<sk::LogEntry>> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A channel's broker topic: its JSON text, so `42` and `"42"` stay apart.
+fn topic(channel: &Channel) -> String {
+    serde_json::to_string(channel).unwrap_or_default()
+}
+
+/// How the real server prints a channel in its errors (JavaScript's string conversion).
+fn shown(channel: &Channel) -> String {
+    match channel {
+        Channel::String(s) => s.clone(),
+        Channel::Int(n) => n.to_string(),
+    }
+}
+
+/// One connection.
+pub(crate) struct Connection<B: Broker> {
+    hub: Arc<Hub<B>>,
+    link: Link<sk::Server>,
+    id: SubscriberId,
+    channels: Mutex<Vec<Channel>>,
+}
+
+impl<B: Broker> Connection<B> {
+    fn channels(&self) -> std::sync::MutexGuard<'_, Vec<Channel>> {
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<B: Broker> Drop for Connection<B> {
+    fn drop(&mut self) {
+        self.hub.broker.unsubscribe_all(self.id);
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `Array.prototype.slice` bounds: negative counts from the end, everything clamped.
+fn slice_bounds(len: usize, start: i64, end: i64) -> (usize, usize) {
+    let len_i = i64::try_from(len).unwrap_or(i64::MAX);
+    let clamp = |i: i64| -> usize {
+        let i = if i < 0 {
+            (len_i + i).max(0)
+        } else {
+            i.min(len_i)
+        };
+        usize::try_from(i).unwrap_or(0)
+    };
+    let (s, e) = (clamp(start), clamp(end));
+    (s, e.max(s))
+}
+
+impl<B: Broker> ServerHandler for Connection<B> {
+    async fn open(&self, request: sk::Open) -> Result<sk::OpenReply, RemoteError> {
+        let mut channels = self.channels();
+        if !channels.contains(&request.channel) {
+            let link: Arc<dyn protolink::broker::Deliver> = Arc::new(self.link.clone());
+            self.hub
+                .broker
+                .subscribe(&topic(&request.channel), self.id, link);
+            channels.push(request.channel);
+        }
+        Ok(sk::OpenReply {
+            channels: channels.clone(),
+        })
+    }
+
+    async fn close(&self, request: sk::Close) -> Result<sk::CloseReply, RemoteError> {
+        let mut channels = self.channels();
+        let Some(at) = channels.iter().position(|c| *c == request.channel) else {
+            return Err(RemoteError::new(format!(
+                "Error: Channel {} not open.",
+                shown(&request.channel)
+            )));
+        };
+        channels.remove(at);
+        self.hub
+            .broker
+            .unsubscribe(&topic(&request.channel), self.id);
+        Ok(sk::CloseReply {
+            channels: channels.clone(),
+        })
+    }
+
+    async fn message(&self, request: sk::Message) -> Result<sk::SentMessage, RemoteError> {
+        if !self.channels().contains(&request.channel) {
+            return Err(RemoteError::new(format!(
+                "Error: Channel {} not open.",
+                shown(&request.channel)
+            )));
+        }
+        let n = self.hub.next_message.fetch_add(1, Ordering::Relaxed);
+        let sent = sk::SentMessage {
+            channel: request.channel,
+            message: request.message,
+            id: format!("{:x}{n:08x}", self.hub.epoch),
+            time: now_ms(),
+            extra: request.extra,
+        };
+        {
+            let mut log = self.hub.log();
+            log.push_front(sk::LogEntry {
+                r#type: Some("message".to_owned()),
+                channel: sent.channel.clone(),
+                message: sent.message.clone(),
+                id: sent.id.clone(),
+                time: sent.time,
+                extra: sent.extra.clone(),
+            });
+            log.truncate(self.hub.log_size);
+        }
+        // Encoded once, delivered to every other listener of the channel or of `*`.
+        let frame = encode_frame::<sk::Server, _>(&sk::MessageEvent(sent.clone()))
+            .map_err(|e| RemoteError::new(format!("Error: {e}")))?;
+        let channel_topic = topic(&sent.channel);
+        let everything = topic(&Channel::String("*".to_owned()));
+        self.hub
+            .broker
+            .publish(&[&channel_topic, &everything], &frame, Some(self.id))
+            .await;
+        Ok(sent)
+    }
+
+    async fn log(&self, request: sk::Log) -> Result<sk::LogReply, RemoteError> {
+        let log = self.hub.log();
+        let (start, end) = slice_bounds(
+            log.len(),
+            request.start.unwrap_or(0),
+            request.end.unwrap_or(100),
+        );
+        Ok(sk::LogReply {
+            log: log.range(start..end).cloned().collect(),
+        })
+    }
+}
+
+/// The real server's error texts for frames it cannot use.
+fn describe(input: &InvalidInput) -> String {
+    match input {
+        InvalidInput::Decode(DecodeError::Json(e)) => format!("SyntaxError: {e}"),
+        InvalidInput::Decode(DecodeError::NotAnObject) => {
+            "Error: Message must be object".to_owned()
+        }
+        InvalidInput::Decode(DecodeError::MissingKey(key)) => {
+            format!("Error: Message must have a {key}")
+        }
+        InvalidInput::Decode(DecodeError::UnknownMessage { name }) => {
+            format!("Error: Unknown command {name}")
+        }
+        InvalidInput::Decode(other) => format!("Error: {other}"),
+        InvalidInput::Validation(e) => format!("Error: {e}"),
+    }
+}
+
+/// The session every server link runs: no handshake, Skynet's error texts.
+pub(crate) fn server_session() -> Session<sk::Server> {
+    Session::new().describe_invalid(describe)
+}
+
+/// Starts serving on `server` with a hub; returns the shutdown handle and the accept task.
+pub(crate) fn start<B: Broker>(
+    server: Server<sk::Server>,
+    hub: Arc<Hub<B>>,
+) -> (protolink::ws::ShutdownHandle, tokio::task::JoinHandle<()>) {
+    server.serve(server_session(), move |link| Connection {
+        id: hub.next_subscriber.fetch_add(1, Ordering::Relaxed),
+        hub: hub.clone(),
+        link,
+        channels: Mutex::new(Vec::new()),
+    })
+}
+
+/// `protolink serve skynet`.
+pub(crate) async fn serve(listen: &str, log_size: usize) -> std::io::Result<()> {
+    let server = Server::<sk::Server>::bind(listen)
+        .await?
+        .path("/connect")
+        .link_config(LinkConfig {
+            max_invalid: u32::MAX,
+            ..LinkConfig::default()
+        });
+    Printer::stdout().line_text(&format!(
+        "listening on ws://{}/connect",
+        server.local_addr()?
+    ));
+    let hub = Arc::new(Hub::new(LocalBroker::new(), log_size));
+    let (shutdown, task) = start(server, hub);
+    shutdown_signal().await;
+    info!("shutting down");
+    shutdown.shutdown();
+    let _ = task.await;
+    Ok(())
+}
+
+/// Prints every `message` event as a JSON line.
+struct Listener {
+    out: Printer,
+}
+
+impl ClientHandler for Listener {
+    async fn message_event(&self, message: sk::MessageEvent) {
+        self.out
+            .line(serde_json::to_value(&message.0).unwrap_or_default());
+    }
+}
+
+/// A channel from the command line: a JSON number is a number channel, anything else a string
+/// (write `'"42"'` for the string "42").
+pub(crate) fn parse_channel(text: &str) -> Channel {
+    match serde_json::from_str::<Channel>(text) {
+        Ok(channel) => channel,
+        Err(_) => Channel::String(text.to_owned()),
+    }
+}
+
+async fn client(url: &str, out: Printer) -> Result<Link<sk::Client>, std::io::Error> {
+    connect(
+        url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        Session::new(),
+        move |_| Listener { out },
+    )
+    .await
+    .map_err(std::io::Error::other)
+}
+
+/// `protolink skynet listen`: opens the channels and prints messages until interrupted.
+pub(crate) async fn listen(url: &str, channels: Vec<String>) -> std::io::Result<()> {
+    use protolink::Sender;
+    let out = Printer::stdout();
+    let link = client(url, out.clone()).await?;
+    for channel in channels {
+        let reply = link
+            .request(sk::Open {
+                channel: parse_channel(&channel),
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+        out.line(serde_json::json!({"open": reply.channels}));
+    }
+    tokio::select! {
+        () = shutdown_signal() => {}
+        _ = link.closed() => {}
+    }
+    Ok(())
+}
+
+/// `protolink skynet send`: opens the channel, sends one message and prints the result.
+pub(crate) async fn send(url: &str, channel: &str, message: &str) -> std::io::Result<()> {
+    use protolink::Sender;
+    let out = Printer::stdout();
+    let link = client(url, out.clone()).await?;
+    let channel = parse_channel(channel);
+    link.request(sk::Open {
+        channel: channel.clone(),
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    // The message is JSON when it parses as JSON, else a string.
+    let message = serde_json::from_str(message)
+        .unwrap_or_else(|_| serde_json::Value::String(message.to_owned()));
+    let sent = link
+        .request(sk::Message {
+            channel,
+            message,
+            extra: Default::default(),
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+    out.line(serde_json::to_value(&sent).unwrap_or_default());
+    link.close(protolink::link::close::NORMAL, "done").await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slice_bounds;
+
+    #[test]
+    fn slices_like_javascript() {
+        assert_eq!(slice_bounds(5, 0, 100), (0, 5));
+        assert_eq!(slice_bounds(5, 1, 2), (1, 2));
+        assert_eq!(slice_bounds(5, -2, 100), (3, 5));
+        assert_eq!(slice_bounds(5, 3, 1), (3, 3));
+        assert_eq!(slice_bounds(5, 10, 20), (5, 5));
+        assert_eq!(slice_bounds(5, -10, -4), (0, 1));
+        assert_eq!(slice_bounds(0, 0, 100), (0, 0));
+    }
+}

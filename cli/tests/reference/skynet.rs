@@ -1,0 +1,310 @@
+//! The Skynet reference server, driven by several plain WebSocket clients.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+use super::{RawWs, WAIT, spawn, terminate};
+
+async fn client(url: &str) -> RawWs {
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn send(ws: &mut RawWs, frame: Value) {
+    ws.send(Ws::text(frame.to_string())).await.unwrap();
+}
+
+async fn recv(ws: &mut RawWs) -> Value {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .unwrap()
+            .unwrap()
+        {
+            Ws::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ws::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Sends a command and returns its reply (replies come in order; no events are expected).
+async fn command(ws: &mut RawWs, frame: Value) -> Value {
+    send(ws, frame).await;
+    recv(ws).await
+}
+
+/// Asserts nothing arrives: a round trip with `log` must come back first.
+async fn nothing_pending(ws: &mut RawWs) {
+    let reply = command(ws, json!({"type": "log", "start": 0, "end": 0})).await;
+    assert_eq!(
+        reply,
+        json!({"type": "result", "for": "log", "log": []}),
+        "an unexpected frame came first"
+    );
+}
+
+#[tokio::test]
+async fn fan_out_wildcard_strict_channels_and_extra_keys() {
+    let server = spawn(&[
+        "serve",
+        "skynet",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-size",
+        "50",
+    ])
+    .await;
+    assert!(server.url.ends_with("/connect"));
+    let (mut a, mut b, mut star, mut other) = (
+        client(&server.url).await,
+        client(&server.url).await,
+        client(&server.url).await,
+        client(&server.url).await,
+    );
+
+    assert_eq!(
+        command(&mut a, json!({"type": "open", "channel": 42})).await,
+        json!({"type": "result", "for": "open", "channels": [42]})
+    );
+    assert_eq!(
+        command(&mut b, json!({"type": "open", "channel": 42})).await["channels"],
+        json!([42])
+    );
+    assert_eq!(
+        command(&mut star, json!({"type": "open", "channel": "*"})).await["channels"],
+        json!(["*"])
+    );
+    // "42" is not 42.
+    assert_eq!(
+        command(&mut other, json!({"type": "open", "channel": "42"})).await["channels"],
+        json!(["42"])
+    );
+
+    let reply = command(
+        &mut b,
+        json!({"type": "message", "channel": 42, "message": "hi", "extra": {"x": 1}}),
+    )
+    .await;
+    assert_eq!(reply["type"], "result");
+    assert_eq!(reply["for"], "message");
+    assert_eq!(reply["message"], "hi");
+    assert_eq!(reply["extra"], json!({"x": 1}));
+    assert!(reply["ID"].is_string() && reply["time"].is_i64(), "{reply}");
+
+    for ws in [&mut a, &mut star] {
+        let event = recv(ws).await;
+        assert_eq!(event["type"], "message");
+        assert_eq!(event["channel"], 42);
+        assert_eq!(event["message"], "hi");
+        assert_eq!(event["extra"], json!({"x": 1}));
+        assert_eq!(event["ID"], reply["ID"]);
+        assert_eq!(event["time"], reply["time"]);
+    }
+    // Not back to the sender, not to the string channel "42".
+    nothing_pending(&mut b).await;
+    nothing_pending(&mut other).await;
+
+    // Closing returns the channels left; closing again is an error.
+    assert_eq!(
+        command(&mut a, json!({"type": "close", "channel": 42})).await["channels"],
+        json!([])
+    );
+    assert_eq!(
+        command(&mut a, json!({"type": "close", "channel": 42})).await,
+        json!({"type": "error", "error": "Error: Channel 42 not open."})
+    );
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn log_is_newest_first_and_sliced() {
+    let server = spawn(&[
+        "serve",
+        "skynet",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-size",
+        "3",
+    ])
+    .await;
+    let mut ws = client(&server.url).await;
+    command(&mut ws, json!({"type": "open", "channel": "c"})).await;
+    for i in 0..5 {
+        command(
+            &mut ws,
+            json!({"type": "message", "channel": "c", "message": i}),
+        )
+        .await;
+    }
+    // Bounded by --log-size, newest first.
+    let log = command(&mut ws, json!({"type": "log"})).await;
+    let messages: Vec<Value> = log["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].clone())
+        .collect();
+    assert_eq!(messages, vec![json!(4), json!(3), json!(2)]);
+    let slice = |start: Value, end: Value| {
+        let mut frame = json!({"type": "log"});
+        if !start.is_null() {
+            frame["start"] = start;
+        }
+        if !end.is_null() {
+            frame["end"] = end;
+        }
+        frame
+    };
+    let pick = |reply: Value| -> Vec<Value> {
+        reply["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].clone())
+            .collect()
+    };
+    assert_eq!(
+        pick(command(&mut ws, slice(json!(1), json!(2))).await),
+        vec![json!(3)]
+    );
+    assert_eq!(
+        pick(command(&mut ws, slice(json!(1), Value::Null)).await),
+        vec![json!(3), json!(2)]
+    );
+    assert_eq!(
+        pick(command(&mut ws, slice(json!(-1), Value::Null)).await),
+        vec![json!(2)]
+    );
+    assert_eq!(
+        pick(command(&mut ws, slice(json!(10), json!(20))).await),
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        pick(command(&mut ws, slice(json!(2), json!(1))).await),
+        Vec::<Value>::new()
+    );
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn every_error_case() {
+    let server = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let mut ws = client(&server.url).await;
+    let error = |reply: Value| -> String {
+        assert_eq!(reply["type"], "error", "{reply}");
+        reply["error"].as_str().unwrap().to_owned()
+    };
+    ws.send(Ws::text("not json")).await.unwrap();
+    assert!(error(recv(&mut ws).await).starts_with("SyntaxError: "));
+    ws.send(Ws::text("[1, 2]")).await.unwrap();
+    assert_eq!(error(recv(&mut ws).await), "Error: Message must be object");
+    assert_eq!(
+        error(command(&mut ws, json!({"channel": 1})).await),
+        "Error: Message must have a type"
+    );
+    assert!(error(command(&mut ws, json!({"type": "dance"})).await).contains("dance"));
+    assert!(error(command(&mut ws, json!({"type": "open"})).await).contains("channel"));
+    assert!(
+        error(command(&mut ws, json!({"type": "open", "channel": true})).await)
+            .starts_with("Error: ")
+    );
+    assert!(
+        error(command(&mut ws, json!({"type": "log", "start": "x"})).await).starts_with("Error: ")
+    );
+    assert_eq!(
+        error(
+            command(
+                &mut ws,
+                json!({"type": "message", "channel": 99, "message": "x"})
+            )
+            .await
+        ),
+        "Error: Channel 99 not open."
+    );
+    assert_eq!(
+        error(command(&mut ws, json!({"type": "close", "channel": "zz"})).await),
+        "Error: Channel zz not open."
+    );
+    // Still serving.
+    assert_eq!(
+        command(&mut ws, json!({"type": "open", "channel": 1})).await["channels"],
+        json!([1])
+    );
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn a_thousand_pipelined_commands_match_their_replies() {
+    let server = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let mut ws = client(&server.url).await;
+    for i in 0..1000 {
+        let frame = if i % 2 == 0 {
+            json!({"type": "open", "channel": i})
+        } else {
+            json!({"type": "close", "channel": -i})
+        };
+        ws.feed(Ws::text(frame.to_string())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    for i in 0..1000 {
+        let reply = recv(&mut ws).await;
+        if i % 2 == 0 {
+            assert_eq!(reply["for"], "open");
+            assert_eq!(
+                reply["channels"].as_array().unwrap().last().unwrap(),
+                &json!(i)
+            );
+        } else {
+            assert_eq!(reply["error"], format!("Error: Channel {} not open.", -i));
+        }
+    }
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn listen_and_send_commands() {
+    let server = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let mut listener = tokio::process::Command::new(env!("CARGO_BIN_EXE_protolink"))
+        .args(["skynet", "listen", &server.url, "--channel", "7"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(listener.stdout.take().unwrap()).lines();
+    let opened = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened, r#"{"open":[7]}"#);
+    let sent = tokio::process::Command::new(env!("CARGO_BIN_EXE_protolink"))
+        .args([
+            "skynet",
+            "send",
+            &server.url,
+            "--channel",
+            "7",
+            r#"{"hello":"world"}"#,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(sent.status.success());
+    let printed: Value = serde_json::from_slice(&sent.stdout).unwrap();
+    assert_eq!(printed["message"], json!({"hello": "world"}));
+    let heard: Value = serde_json::from_str(
+        &tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(heard["message"], json!({"hello": "world"}));
+    assert_eq!(heard["channel"], 7);
+    terminate(server).await;
+}

@@ -1,0 +1,129 @@
+//! Pub/sub fan-out: a [`Broker`] delivers a frame, encoded once, to every subscriber of a topic.
+//!
+//! Handlers publish and subscribe through the trait; [`LocalBroker`] (one process) is the
+//! default. A broker shared by several server processes implements the same trait: `publish`
+//! forwards the frame to the other processes, which deliver it to their own subscribers, so
+//! handlers do not change.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use crate::link::Link;
+use crate::message::Side;
+
+/// A subscriber's identity within a broker (unique per connection).
+pub type SubscriberId = u64;
+
+/// Something that receives published frames: a link, or a test's collector.
+pub trait Deliver: Send + Sync + 'static {
+    /// Delivers one encoded frame without waiting; `false` when the subscriber is gone (or too
+    /// slow and closed), which removes it.
+    fn deliver(&self, frame: &str) -> bool;
+}
+
+impl<S: Side> Deliver for Link<S> {
+    fn deliver(&self, frame: &str) -> bool {
+        self.try_send_frame(frame.to_owned())
+    }
+}
+
+/// Topics and their subscribers.
+pub trait Broker: Send + Sync + 'static {
+    /// Starts delivering `topic` to `subscriber`.
+    fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Deliver>);
+    /// Stops delivering `topic` to `id`.
+    fn unsubscribe(&self, topic: &str, id: SubscriberId);
+    /// Stops delivering anything to `id` (its connection closed).
+    fn unsubscribe_all(&self, id: SubscriberId);
+    /// Delivers `frame` once to every subscriber of any of `topics`, except `except`; resolves to
+    /// how many subscribers it reached.
+    fn publish(
+        &self,
+        topics: &[&str],
+        frame: &str,
+        except: Option<SubscriberId>,
+    ) -> impl Future<Output = usize> + Send;
+}
+
+/// The in-process broker.
+#[derive(Default)]
+pub struct LocalBroker {
+    topics: RwLock<HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>>,
+}
+
+impl LocalBroker {
+    /// An empty broker.
+    pub fn new() -> Self {
+        LocalBroker::default()
+    }
+
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>>
+    {
+        // Map updates are single inserts and removals: a poisoned lock still holds a valid map.
+        self.topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>>
+    {
+        self.topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Broker for LocalBroker {
+    fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Deliver>) {
+        self.write()
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(id, subscriber);
+    }
+
+    fn unsubscribe(&self, topic: &str, id: SubscriberId) {
+        let mut topics = self.write();
+        if let Some(subscribers) = topics.get_mut(topic) {
+            subscribers.remove(&id);
+            if subscribers.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    fn unsubscribe_all(&self, id: SubscriberId) {
+        self.write().retain(|_, subscribers| {
+            subscribers.remove(&id);
+            !subscribers.is_empty()
+        });
+    }
+
+    async fn publish(&self, topics: &[&str], frame: &str, except: Option<SubscriberId>) -> usize {
+        let targets: Vec<(SubscriberId, Arc<dyn Deliver>)> = {
+            let map = self.read();
+            let mut targets: Vec<(SubscriberId, Arc<dyn Deliver>)> = Vec::new();
+            for topic in topics {
+                for (id, subscriber) in map.get(*topic).into_iter().flatten() {
+                    if Some(*id) != except && !targets.iter().any(|(t, _)| t == id) {
+                        targets.push((*id, subscriber.clone()));
+                    }
+                }
+            }
+            targets
+        };
+        let mut reached = 0;
+        for (id, subscriber) in targets {
+            if subscriber.deliver(frame) {
+                reached += 1;
+            } else {
+                self.unsubscribe_all(id);
+            }
+        }
+        reached
+    }
+}
