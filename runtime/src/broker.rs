@@ -46,10 +46,13 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = usize> + Send;
 }
 
+/// Each topic's subscribers.
+type Topics = HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>;
+
 /// The in-process broker.
 #[derive(Default)]
 pub struct LocalBroker {
-    topics: RwLock<HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>>,
+    topics: RwLock<Topics>,
 }
 
 impl LocalBroker {
@@ -58,20 +61,14 @@ impl LocalBroker {
         LocalBroker::default()
     }
 
-    fn read(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>>
-    {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
         // Map updates are single inserts and removals: a poisoned lock still holds a valid map.
         self.topics
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<SubscriberId, Arc<dyn Deliver>>>>
-    {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
         self.topics
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
