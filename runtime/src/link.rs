@@ -1067,6 +1067,15 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             None => input.to_string(),
         };
         debug!(%detail, "invalid frame");
+        // Anything unusable before the handshake finished is traffic before the handshake.
+        if matches!(self.link.state(), LinkState::Handshaking) {
+            self.close_before_handshake().await;
+            return;
+        }
+        if let Some(prefix) = rules::<S>().invalid_closes {
+            self.link.close(close::POLICY, &format!("{prefix}: {detail}")).await;
+            return;
+        }
         self.invalid += 1;
         let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
         if ordered || id.is_some() {
@@ -1079,6 +1088,17 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 .close(close::POLICY, "too many invalid frames")
                 .await;
         }
+    }
+
+    /// Closes as the protocol says for traffic before the handshake finished.
+    async fn close_before_handshake(&mut self) {
+        let rules = rules::<S>();
+        let code = rules.before_handshake.unwrap_or(close::POLICY);
+        let reason = rules
+            .before_handshake_reason
+            .or_else(|| <S::Protocol as Protocol>::CloseCode::reason_for(code))
+            .unwrap_or("message before the handshake finished");
+        self.link.close(code, reason).await;
     }
 
     async fn on_message(&mut self, raw: RawMessage<'_>) {
@@ -1114,10 +1134,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             return;
         }
         if matches!(self.link.state(), LinkState::Handshaking) {
-            let code = rules::<S>().before_handshake.unwrap_or(close::POLICY);
-            let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code)
-                .unwrap_or("message before the handshake finished");
-            self.link.close(code, reason).await;
+            self.close_before_handshake().await;
             return;
         }
         match kind {

@@ -23,6 +23,11 @@ pub struct SessionRules {
     pub handshake_timeout_ms: Option<u64>,
     /// The close code for traffic before the handshake finished.
     pub before_handshake: Option<u16>,
+    /// The reason sent for traffic before the handshake, when declared as a text.
+    pub before_handshake_reason: Option<&'static str>,
+    /// When set, any frame that cannot be used closes the link, with this reason followed by
+    /// `": "` and the detail (Clusterio's `Invalid message: ...`).
+    pub invalid_closes: Option<&'static str>,
     /// Heartbeats; several when the protocol has variants (SocketCluster's versions).
     pub heartbeats: &'static [Heartbeat],
     /// The message a closing side sends first, and the field holding the reason.

@@ -278,6 +278,8 @@ impl Emitter<'_> {
         });
         let timeout = opt(s.handshake_timeout_ms.map(Literal::u64_unsuffixed));
         let before = opt(s.before_handshake.map(Literal::u16_unsuffixed));
+        let before_reason = opt(s.before_handshake_reason.as_ref());
+        let invalid_closes = opt(s.invalid_closes.as_ref());
         let close = opt(s.close_message.as_ref().map(|(i, reason)| {
             let t = msg_tag(*i);
             quote!(__p::CloseMessage { message: #t, reason: #reason })
@@ -288,6 +290,8 @@ impl Emitter<'_> {
                 handshake: &[#(#steps),*],
                 handshake_timeout_ms: #timeout,
                 before_handshake: #before,
+                before_handshake_reason: #before_reason,
+                invalid_closes: #invalid_closes,
                 heartbeats: &[#(#heartbeats),*],
                 close_message: #close,
                 reconnect_min_ms: #reconnect,

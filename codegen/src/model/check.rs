@@ -2581,14 +2581,38 @@ impl<'a> Checker<'a> {
                         ) =>
                     {
                         let code = &clause.atoms[2];
-                        let text = atom_key(code)
-                            .or_else(|| int_of(code).map(|n| n.to_string()))
-                            .unwrap_or_default();
-                        self.p.session.before_handshake = self.close_code(&text, code.span());
+                        if let ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(reason), .. }) = code {
+                            // A reason text: the close message carries it (Clusterio's
+                            // "Invalid handshake"); the WebSocket code is 1008.
+                            self.p.session.before_handshake_reason = Some(reason.clone());
+                        } else {
+                            let text = atom_key(code)
+                                .or_else(|| int_of(code).map(|n| n.to_string()))
+                                .unwrap_or_default();
+                            self.p.session.before_handshake = self.close_code(&text, code.span());
+                        }
                     }
                     _ => self.err(Diagnostic::error(
                         "E0116",
                         "expected `before handshake closes CODE`",
+                        item.span,
+                        "malformed",
+                    )),
+                },
+                "invalid" => match item.clauses.as_slice() {
+                    [clause]
+                        if matches!(
+                            clause.atoms.as_slice(),
+                            [c, ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(_), .. })] if atom_word(c) == Some("closes")
+                        ) =>
+                    {
+                        if let ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(prefix), .. }) = &clause.atoms[1] {
+                            self.p.session.invalid_closes = Some(prefix.clone());
+                        }
+                    }
+                    _ => self.err(Diagnostic::error(
+                        "E0116",
+                        "expected `invalid closes \"REASON\"`",
                         item.span,
                         "malformed",
                     )),

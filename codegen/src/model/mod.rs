@@ -189,6 +189,10 @@ pub struct Session {
     pub handshake_timeout_ms: Option<u64>,
     /// Close code for traffic before the handshake.
     pub before_handshake: Option<u16>,
+    /// The reason sent (in the close message) for traffic before the handshake.
+    pub before_handshake_reason: Option<String>,
+    /// Frames that cannot be used close the link, with this reason prefix.
+    pub invalid_closes: Option<String>,
     /// Heartbeat rules.
     pub heartbeats: Vec<Heartbeat>,
     /// The close message and its reason field (wire name).

@@ -122,6 +122,8 @@ pub mod clusterio {
             ],
             handshake_timeout_ms: ::core::option::Option::None,
             before_handshake: ::core::option::Option::None,
+            before_handshake_reason: ::core::option::Option::Some("Invalid handshake"),
+            invalid_closes: ::core::option::Option::Some("Invalid message"),
             heartbeats: &[],
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("close"),

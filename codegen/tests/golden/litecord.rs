@@ -110,6 +110,8 @@ pub mod litecord {
             ],
             handshake_timeout_ms: ::core::option::Option::None,
             before_handshake: ::core::option::Option::Some(4002),
+            before_handshake_reason: ::core::option::Option::None,
+            invalid_closes: ::core::option::Option::None,
             heartbeats: &[
                 __p::Heartbeat {
                     pinger: __p::Role::Client,

@@ -78,6 +78,8 @@ pub mod skynet {
             handshake: &[],
             handshake_timeout_ms: ::core::option::Option::None,
             before_handshake: ::core::option::Option::None,
+            before_handshake_reason: ::core::option::Option::None,
+            invalid_closes: ::core::option::Option::None,
             heartbeats: &[],
             close_message: ::core::option::Option::None,
             reconnect_min_ms: 0,

@@ -99,6 +99,8 @@ pub mod socketcluster {
             ],
             handshake_timeout_ms: ::core::option::Option::Some(10000),
             before_handshake: ::core::option::Option::Some(4009),
+            before_handshake_reason: ::core::option::Option::None,
+            invalid_closes: ::core::option::Option::None,
             heartbeats: &[
                 __p::Heartbeat {
                     pinger: __p::Role::Server,
