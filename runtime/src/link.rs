@@ -1073,7 +1073,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             return;
         }
         if let Some(prefix) = rules::<S>().invalid_closes {
-            self.link.close(close::POLICY, &format!("{prefix}: {detail}")).await;
+            self.link
+                .close(close::POLICY, &format!("{prefix}: {detail}"))
+                .await;
             return;
         }
         self.invalid += 1;

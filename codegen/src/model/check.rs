@@ -2581,7 +2581,11 @@ impl<'a> Checker<'a> {
                         ) =>
                     {
                         let code = &clause.atoms[2];
-                        if let ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(reason), .. }) = code {
+                        if let ast::Atom::Lit(ast::Lit {
+                            value: ast::LitValue::Str(reason),
+                            ..
+                        }) = code
+                        {
                             // A reason text: the close message carries it (Clusterio's
                             // "Invalid handshake"); the WebSocket code is 1008.
                             self.p.session.before_handshake_reason = Some(reason.clone());
@@ -2606,7 +2610,11 @@ impl<'a> Checker<'a> {
                             [c, ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(_), .. })] if atom_word(c) == Some("closes")
                         ) =>
                     {
-                        if let ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(prefix), .. }) = &clause.atoms[1] {
+                        if let ast::Atom::Lit(ast::Lit {
+                            value: ast::LitValue::Str(prefix),
+                            ..
+                        }) = &clause.atoms[1]
+                        {
                             self.p.session.invalid_closes = Some(prefix.clone());
                         }
                     }
