@@ -783,6 +783,11 @@ struct Driver<S: Side, H> {
     ordered: Option<mpsc::Sender<oneshot::Receiver<Option<String>>>>,
 }
 
+/// The close code this side uses when its peer goes silent, if it watches at all.
+fn watch_code<S: Side>(rule: &crate::session::Heartbeat) -> Option<u16> {
+    if S::ACCEPTS { rule.missed } else { rule.client_missed }
+}
+
 fn my_role<S: Side>() -> Role {
     if S::ACCEPTS {
         Role::Server
@@ -847,7 +852,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 }
                 _ = sleep_until_opt(ping_at) => self.ping().await,
                 _ = sleep_until_opt(watchdog) => {
-                    let code = self.heartbeat.as_ref().and_then(|h| h.rule.missed).unwrap_or(close::POLICY);
+                    let code = self.heartbeat.as_ref().and_then(|h| watch_code::<S>(&h.rule)).unwrap_or(close::POLICY);
                     let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("heartbeat timed out");
                     self.link.close(code, reason).await;
                 }
@@ -991,8 +996,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             } else {
                 None
             },
-            // The watcher is whoever declares a code for a missed beat.
-            watchdog: if !i_ping && rule.missed.is_some() {
+            // Each side watches its peer when the protocol gives it a code for silence.
+            watchdog: if watch_code::<S>(&rule).is_some() {
                 deadline_after.map(|d| now + d)
             } else {
                 None
@@ -1041,8 +1046,24 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         // Any traffic shows the peer is alive.
         self.beat_received();
+        if wire::<S>().batch && text.trim_start().starts_with('[') {
+            match serde_json::from_str::<Vec<&RawValue>>(&text) {
+                Ok(packets) => {
+                    for packet in packets {
+                        self.on_packet(packet.get()).await;
+                    }
+                }
+                Err(e) => self.invalid(None, InvalidInput::Decode(DecodeError::Json(e))).await,
+            }
+            return;
+        }
+        self.on_packet(&text).await;
+    }
+
+    /// One JSON packet: a frame, or an element of a batch.
+    async fn on_packet(&mut self, text: &str) {
         let profile = wire::<S>();
-        let frame = match profile.classify(&text) {
+        let frame = match profile.classify(text) {
             Ok(frame) => frame,
             Err(e) => return self.invalid(None, InvalidInput::Decode(e)).await,
         };

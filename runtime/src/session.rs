@@ -64,8 +64,11 @@ pub struct Heartbeat {
     pub interval: Interval,
     /// Milliseconds beyond the interval before the watcher gives up.
     pub grace_ms: u64,
-    /// The close code for a missed heartbeat.
+    /// The close code the server uses when the client goes silent (a missed heartbeat, or a
+    /// missed pong).
     pub missed: Option<u16>,
+    /// The close code the client uses when the server goes silent.
+    pub client_missed: Option<u16>,
     /// The variant this rule belongs to (`"1"`, `"2"`), when there are several.
     pub variant: Option<&'static str>,
 }

@@ -206,6 +206,8 @@ pub struct WireProfile {
     pub reply: ReplyFraming,
     /// Whether payload objects reject keys they do not declare.
     pub strict: bool,
+    /// Whether a frame may hold a JSON array of packets, each handled as a frame of its own.
+    pub batch: bool,
 }
 
 /// The kind of a declared message.

@@ -217,6 +217,7 @@ impl Emitter<'_> {
             }
         };
         let strict = w.strict;
+        let batch = w.batch;
         quote! {
             __p::WireProfile {
                 tag: #tag,
@@ -228,6 +229,7 @@ impl Emitter<'_> {
                 request_id: #request_id,
                 reply: __p::ReplyFraming { matched: #matched, id: #reply_id, result: #result, error: #error },
                 strict: #strict,
+                batch: #batch,
             }
         }
     }
@@ -273,8 +275,9 @@ impl Emitter<'_> {
             };
             let grace = Literal::u64_unsuffixed(h.grace_ms);
             let missed = opt(h.missed.map(Literal::u16_unsuffixed));
+            let client_missed = opt(h.client_missed.map(Literal::u16_unsuffixed));
             let variant = opt(h.variant.as_ref());
-            quote!(__p::Heartbeat { pinger: #pinger, ping: #ping, pong: #pong, interval: #interval, grace_ms: #grace, missed: #missed, variant: #variant })
+            quote!(__p::Heartbeat { pinger: #pinger, ping: #ping, pong: #pong, interval: #interval, grace_ms: #grace, missed: #missed, client_missed: #client_missed, variant: #variant })
         });
         let timeout = opt(s.handshake_timeout_ms.map(Literal::u64_unsuffixed));
         let before = opt(s.before_handshake.map(Literal::u16_unsuffixed));

@@ -231,6 +231,7 @@ impl<'a> Checker<'a> {
                     reply_result: None,
                     error: ErrorFraming::None,
                     strict: false,
+                    batch: false,
                 },
                 close_codes: Vec::new(),
                 session: Session::default(),
@@ -728,6 +729,7 @@ impl<'a> Checker<'a> {
                     )),
                 },
                 "strict" => self.p.wire.strict = true,
+                "batch" => self.p.wire.batch = true,
                 "event" => self.p.wire.event = self.framing(item, false),
                 "request" => self.p.wire.request = self.framing(item, true),
                 "response" => self.response(item),
@@ -2921,6 +2923,7 @@ impl<'a> Checker<'a> {
             interval: Interval::Fixed(0),
             grace_ms: 0,
             missed: None,
+            client_missed: None,
             variant: None,
         };
         let mut timeout = None;
@@ -3038,6 +3041,16 @@ impl<'a> Checker<'a> {
                         .or_else(|| int_of(code).map(|n| n.to_string()))
                         .unwrap_or_default();
                     beat.missed = self.close_code(&text, code.span());
+                }
+                [side, w, c, code]
+                    if atom_word(side) == Some("client")
+                        && atom_word(w) == Some("missed")
+                        && atom_word(c) == Some("closes") =>
+                {
+                    let text = atom_key(code)
+                        .or_else(|| int_of(code).map(|n| n.to_string()))
+                        .unwrap_or_default();
+                    beat.client_missed = self.close_code(&text, code.span());
                 }
                 [w, c, code] if atom_word(w) == Some("early") && atom_word(c) == Some("closes") => {
                     let text = atom_key(code)

@@ -74,6 +74,8 @@ pub struct Wire {
     pub error: ErrorFraming,
     /// Whether payload objects reject unknown keys.
     pub strict: bool,
+    /// Whether a frame may hold a JSON array of packets.
+    pub batch: bool,
 }
 
 /// How events or requests are framed.
@@ -231,6 +233,8 @@ pub struct Heartbeat {
     pub grace_ms: u64,
     /// Close code when missed.
     pub missed: Option<u16>,
+    /// Close code the client uses when the server goes silent (`client missed closes CODE`).
+    pub client_missed: Option<u16>,
     /// Variant name.
     pub variant: Option<String>,
 }

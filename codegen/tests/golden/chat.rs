@@ -54,6 +54,7 @@ pub mod chat {
                 },
             },
             strict: false,
+            batch: true,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -77,6 +78,7 @@ pub mod chat {
                     interval: __p::Interval::Fixed(8000),
                     grace_ms: 12000,
                     missed: ::core::option::Option::Some(4001),
+                    client_missed: ::core::option::Option::Some(4000),
                     variant: ::core::option::Option::Some("2"),
                 },
                 __p::Heartbeat {
@@ -86,6 +88,7 @@ pub mod chat {
                     interval: __p::Interval::Fixed(8000),
                     grace_ms: 12000,
                     missed: ::core::option::Option::Some(4001),
+                    client_missed: ::core::option::Option::Some(4000),
                     variant: ::core::option::Option::Some("1"),
                 },
             ],

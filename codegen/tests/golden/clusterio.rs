@@ -92,6 +92,7 @@ pub mod clusterio {
                 },
             },
             strict: true,
+            batch: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[

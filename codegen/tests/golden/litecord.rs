@@ -90,6 +90,7 @@ pub mod litecord {
                 },
             },
             strict: false,
+            batch: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -125,6 +126,7 @@ pub mod litecord {
                     },
                     grace_ms: 1000,
                     missed: ::core::option::Option::Some(4003),
+                    client_missed: ::core::option::Option::None,
                     variant: ::core::option::Option::None,
                 },
             ],

@@ -63,6 +63,7 @@ pub mod litecord_example {
                 },
             },
             strict: false,
+            batch: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -98,6 +99,7 @@ pub mod litecord_example {
                     },
                     grace_ms: 1000,
                     missed: ::core::option::Option::Some(4003),
+                    client_missed: ::core::option::Option::None,
                     variant: ::core::option::Option::None,
                 },
             ],

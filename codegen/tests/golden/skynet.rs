@@ -73,6 +73,7 @@ pub mod skynet {
                 },
             },
             strict: false,
+            batch: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[],

@@ -51,9 +51,9 @@
 ///   the delivery to subscribers, an event, declared as `publish_event`.
 /// - `#subscribe` options: 20.x clients send `waitForAuth` and `data` beside `channel` when set.
 ///   Other keys some versions add (such as `batch`) are tolerated, not declared.
-/// - Not expressible, left to the runtime: a frame may hold a JSON array of packets (batching);
-///   a `#handshake` without `cid` is answered by a reply without `rid`; the endpoint path
-///   (`/socketcluster/` by default).
+/// - A frame may hold a JSON array of packets (batching): `batch`, each packet handled in order.
+/// - Not expressible, left to the runtime: a `#handshake` without `cid` is answered by a reply
+///   without `rid`; the endpoint path (`/socketcluster/` by default).
 /// - `version`: "1" is this file's own revision; the two ping protocol versions are the
 ///   heartbeat variants.
 pub mod socketcluster {
@@ -86,6 +86,7 @@ pub mod socketcluster {
                 },
             },
             strict: false,
+            batch: true,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -109,6 +110,7 @@ pub mod socketcluster {
                     interval: __p::Interval::Fixed(8000),
                     grace_ms: 12000,
                     missed: ::core::option::Option::Some(4001),
+                    client_missed: ::core::option::Option::Some(4000),
                     variant: ::core::option::Option::Some("2"),
                 },
                 __p::Heartbeat {
@@ -118,6 +120,7 @@ pub mod socketcluster {
                     interval: __p::Interval::Fixed(8000),
                     grace_ms: 12000,
                     missed: ::core::option::Option::Some(4001),
+                    client_missed: ::core::option::Option::Some(4000),
                     variant: ::core::option::Option::Some("1"),
                 },
             ],
