@@ -6,8 +6,11 @@
 //! protolink gen protocol-defs/litecord.protocol --out target/review
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
+//! protolink serve clusterio --listen 127.0.0.1:0 --secret S
+//! protolink clusterio ctl --url ws://127.0.0.1:PORT/api/socket --token T list-slaves
 //! ```
 
+mod clusterio;
 mod litecord;
 mod output;
 mod skynet;
@@ -63,6 +66,54 @@ enum Command {
         #[command(subcommand)]
         command: SkynetCommand,
     },
+    /// Clusterio slave, control client and tokens.
+    Clusterio {
+        #[command(subcommand)]
+        command: ClusterioCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterioCommand {
+    /// Connects to the master (reconnecting), registers and hosts simulated instances, printing
+    /// what it receives as JSON lines.
+    Slave {
+        /// The master's URL, such as `ws://127.0.0.1:8080/api/socket`.
+        #[arg(long)]
+        url: String,
+        /// The slave's token (`protolink clusterio token --slave ID`).
+        #[arg(long)]
+        token: String,
+        /// The slave's id.
+        #[arg(long)]
+        id: i64,
+        /// The slave's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Sends one request to the master and prints the reply as a JSON line.
+    Ctl {
+        /// The master's URL.
+        #[arg(long)]
+        url: String,
+        /// A control token (`protolink clusterio token --control`).
+        #[arg(long)]
+        token: String,
+        #[command(subcommand)]
+        command: clusterio::CtlCommand,
+    },
+    /// Prints a token signed with the master's secret.
+    Token {
+        /// The master's secret.
+        #[arg(long)]
+        secret: String,
+        /// A slave token for this slave id.
+        #[arg(long, conflicts_with = "control", required_unless_present = "control")]
+        slave: Option<i64>,
+        /// A control token.
+        #[arg(long)]
+        control: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +154,15 @@ enum ServeCommand {
         /// Ask every client whether this token is valid (TOKEN_VALIDATE), as the real gateway does.
         #[arg(long)]
         validate_token: Option<String>,
+    },
+    /// The Clusterio master, at `/api/socket`.
+    Clusterio {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long)]
+        listen: String,
+        /// The secret tokens are signed with.
+        #[arg(long)]
+        secret: String,
     },
     /// Skynet, at `/connect`.
     Skynet {
@@ -146,6 +206,9 @@ fn main() -> ExitCode {
                     validate_token,
                 } => litecord::serve(&listen, password, hb_interval, validate_token).await,
                 ServeCommand::Skynet { listen, log_size } => skynet::serve(&listen, log_size).await,
+                ServeCommand::Clusterio { listen, secret } => {
+                    clusterio::serve(&listen, secret).await
+                }
             }
         }),
         Command::Skynet { command } => run(async move {
@@ -156,6 +219,39 @@ fn main() -> ExitCode {
                     channel,
                     message,
                 } => skynet::send(&url, &channel, &message).await,
+            }
+        }),
+        Command::Clusterio {
+            command:
+                ClusterioCommand::Token {
+                    secret,
+                    slave,
+                    control: _,
+                },
+        } => match clusterio::token(&secret, slave) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Clusterio { command } => run(async move {
+            match command {
+                ClusterioCommand::Slave {
+                    url,
+                    token,
+                    id,
+                    name,
+                } => clusterio::slave(url, token, id, name).await,
+                ClusterioCommand::Ctl {
+                    url,
+                    token,
+                    command,
+                } => clusterio::ctl(&url, token, command).await,
+                ClusterioCommand::Token { .. } => Ok(()),
             }
         }),
         Command::Litecord { command } => run(async move {

@@ -104,6 +104,7 @@ pub struct Session<S: Side> {
     provided: HashMap<Tag, Box<RawValue>>,
     auth: Option<AuthHook>,
     describe: Option<DescribeHook>,
+    check: Option<CheckHook>,
     _side: PhantomData<fn() -> S>,
 }
 
@@ -127,6 +128,8 @@ impl std::fmt::Display for InvalidInput {
 
 type DescribeHook = Arc<dyn Fn(&InvalidInput) -> String + Send + Sync>;
 
+type CheckHook = Arc<dyn Fn(Option<&RequestId>, &RawValue) -> Result<(), u16> + Send + Sync>;
+
 type AuthHook = Arc<
     dyn Fn(Box<RawValue>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
         + Send
@@ -139,6 +142,7 @@ impl<S: Side> Default for Session<S> {
             provided: HashMap::new(),
             auth: None,
             describe: None,
+            check: None,
             _side: PhantomData,
         }
     }
@@ -150,6 +154,7 @@ impl<S: Side> Clone for Session<S> {
             provided: self.provided.clone(),
             auth: self.auth.clone(),
             describe: self.describe.clone(),
+            check: self.check.clone(),
             _side: PhantomData,
         }
     }
@@ -178,6 +183,18 @@ impl<S: Side> Session<S> {
         describe: impl Fn(&InvalidInput) -> String + Send + Sync + 'static,
     ) -> Self {
         self.describe = Some(Arc::new(describe));
+        self
+    }
+
+    /// Checks the envelope of each handshake message the peer sends (its request id, if any,
+    /// and its payload) before anything else handles it; `Err(code)` closes the link with that
+    /// code and the protocol's reason for it (SocketCluster closes with 4008 when the
+    /// `#handshake` request's `cid` is not a number).
+    pub fn check_handshake(
+        mut self,
+        check: impl Fn(Option<&RequestId>, &RawValue) -> Result<(), u16> + Send + Sync + 'static,
+    ) -> Self {
+        self.check = Some(Arc::new(check));
         self
     }
 
@@ -228,6 +245,8 @@ struct Shared<S: Side> {
     state: watch::Sender<LinkState>,
     config: LinkConfig,
     unmatched_replies: AtomicU64,
+    /// Set once the writer has stopped (after writing the close frame, or on failure).
+    writer_done: watch::Sender<bool>,
     /// Requests being handled on this side, and a signal when the count drops.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -302,6 +321,7 @@ impl<S: Side> Link<S> {
             state,
             config,
             unmatched_replies: AtomicU64::new(0),
+            writer_done: watch::channel(false).0,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
             handshake_reply: Mutex::new(None),
@@ -412,6 +432,10 @@ impl<S: Side> Link<S> {
             })
             .await;
         self.mark_closed(code, reason);
+        // Return once the close frame is on the wire (or the connection is gone), so a program
+        // may exit right after closing.
+        let mut written = self.shared.writer_done.subscribe();
+        let _ = timeout(Duration::from_secs(2), written.wait_for(|done| *done)).await;
     }
 
     fn farewell(&self, reason: &str) -> Option<String> {
@@ -623,7 +647,8 @@ impl<S: Side> Link<S> {
         }
     }
 
-    fn resolve(&self, id: Option<RequestId>, result: ReplyResult) {
+    /// Hands a reply to its requester; `false` when it matches no pending request.
+    fn resolve(&self, id: Option<RequestId>, result: ReplyResult) -> bool {
         let sender = match (lock(&self.shared.pending).as_mut(), &id) {
             (Some(Pending::ById(map)), Some(id)) => map.remove(id),
             (Some(Pending::Ordered(queue)), _) => queue.pop_front(),
@@ -633,12 +658,14 @@ impl<S: Side> Link<S> {
             // The requester may have timed out meanwhile; its slot is used up either way.
             Some(tx) => {
                 let _ = tx.send(result);
+                true
             }
             None => {
                 self.shared
                     .unmatched_replies
                     .fetch_add(1, Ordering::Relaxed);
-                debug!(?id, "reply matches no pending request; dropped");
+                debug!(?id, "reply matches no pending request");
+                false
             }
         }
     }
@@ -698,6 +725,14 @@ async fn write_loop<S: Side, Snk: FrameSink>(
     mut sink: Snk,
     mut rx: mpsc::Receiver<Outgoing>,
 ) {
+    struct Done<'a>(&'a watch::Sender<bool>);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.send_replace(true);
+        }
+    }
+    let shared = link.shared.clone();
+    let _done = Done(&shared.writer_done);
     let mut state = link.watch_state();
     loop {
         let first = tokio::select! {
@@ -785,7 +820,11 @@ struct Driver<S: Side, H> {
 
 /// The close code this side uses when its peer goes silent, if it watches at all.
 fn watch_code<S: Side>(rule: &crate::session::Heartbeat) -> Option<u16> {
-    if S::ACCEPTS { rule.missed } else { rule.client_missed }
+    if S::ACCEPTS {
+        rule.missed
+    } else {
+        rule.client_missed
+    }
 }
 
 fn my_role<S: Side>() -> Role {
@@ -1053,7 +1092,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         self.on_packet(packet.get()).await;
                     }
                 }
-                Err(e) => self.invalid(None, InvalidInput::Decode(DecodeError::Json(e))).await,
+                Err(e) => {
+                    self.invalid(None, InvalidInput::Decode(DecodeError::Json(e)))
+                        .await
+                }
             }
             return;
         }
@@ -1074,7 +1116,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     RequestIdPlace::Ordered => None,
                     _ => reply.id,
                 };
-                self.link.resolve(id, result);
+                if !self.link.resolve(id, result) {
+                    // Dropped and counted; protocols that close on invalid frames close here too.
+                    if let Some(prefix) = rules::<S>().invalid_closes {
+                        let reason = format!("{prefix}: reply matches no pending request");
+                        self.link.close(close::POLICY, &reason).await;
+                    }
+                }
             }
             RawFrame::Message(raw) => self.on_message(raw).await,
         }
@@ -1208,6 +1256,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         };
         if step.sender == my_role::<S>() || !step.messages.contains(&tag) {
             return false;
+        }
+        if let Some(check) = &self.session.check {
+            if let Err(code) = check(raw.id.as_ref(), &raw.payload.to_json()) {
+                let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code)
+                    .unwrap_or("handshake rejected");
+                self.link.close(code, reason).await;
+                return true;
+            }
         }
         if step.auth_field.is_some() {
             if let Some(auth) = self.session.auth.clone() {

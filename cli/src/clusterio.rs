@@ -1,0 +1,1353 @@
+//! The Clusterio reference master, slave, control client and token tool, built only on the
+//! generated `clusterio` bindings and the runtime (2020-03 wire format).
+//!
+//! ```text
+//! protolink clusterio token --secret S --control            # a control token
+//! protolink clusterio token --secret S --slave 1            # slave 1's token
+//! protolink serve clusterio --listen 127.0.0.1:0 --secret S # ws://IP:PORT/api/socket
+//! protolink clusterio slave --url ws://IP:PORT/api/socket --token T --id 1 --name one
+//! protolink clusterio ctl --url ws://IP:PORT/api/socket --token T create-instance --name a --id 7
+//! ```
+//!
+//! Decisions where the seeds and WIRE-NOTES are silent:
+//!
+//! - Tokens are HS256 JWTs signed with the master's secret, without expiry, as the 2020-03
+//!   master issued them: a control's claims are `{"aud": "control"}`, slave N's are
+//!   `{"aud": "slave", "slave": N}`. The master checks the signature, the audience of the link
+//!   kind, and for a slave that `slave` equals the `id` it registers with; anything else closes
+//!   the link with "Authentication failed".
+//! - One endpoint, `/api/socket`, serves controls and slaves; the first client frame
+//!   (`register_control` or `register_slave`) decides which kind of link it is.
+//! - An instance's `serialized_config` is a flat JSON object that must hold an integer `id` and
+//!   a string `name`: `create_instance` takes both from it ("Instance with ID N already
+//!   exists" for a taken id). `set_instance_config_field` stores `value` as a string under
+//!   `field` (`id` cannot be changed; `name` renames); when the instance's slave is connected
+//!   the new configuration is pushed to it with `assign_instance`.
+//! - The master's registry is in memory. `update_instances` adds the instances a slave reports
+//!   that the master does not know (after a master restart) and marks every reported instance
+//!   as assigned to that slave; for known instances the master's configuration wins.
+//! - `assign_instance_command` needs the target slave connected ("Slave with ID N is not
+//!   connected"); an instance moving away from another connected slave is first deleted there.
+//! - `delete_instance` of an assigned instance is forwarded to its slave (the catalogue's
+//!   forwarding errors apply), which stops it first if it runs; an unassigned one is only
+//!   dropped from the registry.
+//! - The slave hosts each assigned instance in-process over a virtual pair. It tracks whether an
+//!   instance runs: `start_instance` on a running one fails with "Instance ID N is already
+//!   running"; `stop_instance`, `create_save` and `send_rcon` on a stopped one fail with
+//!   "Instance ID N is not running"; an instance the slave does not host is "Instance with ID N
+//!   does not exist".
+//! - The simulated instance answers `send_rcon` with the command itself (echo) and emits one
+//!   `instance_output` line per command (`{source: "rcon", format: "none", type: "generic",
+//!   message: COMMAND}`), as well as lines for start, stop and save.
+//! - Invalid frames close with `Invalid message: ` and the real master's texts where they are
+//!   known: `Validation failed for TYPE` for a payload that does not match, `Unhandled message
+//!   TYPE` for an unknown type or one not valid in that direction.
+//! - A slave closed with "Registered from another connection" stops (exit code 1) instead of
+//!   reconnecting and taking the registration back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Subcommand;
+use protolink::link::close;
+use protolink::transport::{Frame, FrameSink, FrameSource, TransportError, split_ws, virtual_pair};
+use protolink::wire::Kind;
+use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, connect};
+use protolink::{
+    DecodeError, Empty, InvalidInput, Link, LinkConfig, Protocol, RemoteError, RequestError,
+    Session, Side,
+};
+use protolink_protocols::clusterio::{
+    self as cl, ControlWithMaster, ControlWithMasterHandler, ControlWithMasterSender,
+    InstanceWithSlave, InstanceWithSlaveHandler, InstanceWithSlaveSender, MasterWithControl,
+    MasterWithControlHandler, MasterWithControlSender, MasterWithSlave, MasterWithSlaveHandler,
+    MasterWithSlaveSender, SlaveWithInstance, SlaveWithInstanceHandler, SlaveWithInstanceSender,
+    SlaveWithMaster, SlaveWithMasterHandler, SlaveWithMasterSender,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::output::{Printer, shutdown_signal};
+
+/// The version every endpoint announces.
+const VERSION: &str = "2.0.0-alpha";
+/// Where the master serves.
+const PATH: &str = "/api/socket";
+/// The close reason of a slave link replaced by a newer registration.
+const REPLACED: &str = "Registered from another connection";
+/// The close reason of a failed registration.
+const AUTH_FAILED: &str = "Authentication failed";
+
+type Config = BTreeMap<String, Value>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+/// What a token says: who it is for.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// `"control"` or `"slave"`.
+    aud: String,
+    /// The slave's id, on slave tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    slave: Option<i64>,
+}
+
+/// Signs a token: a slave's when `slave` is given, else a control's.
+pub(crate) fn token(
+    secret: &str,
+    slave: Option<i64>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = Claims {
+        aud: if slave.is_some() { "slave" } else { "control" }.to_owned(),
+        slave,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+/// Checks a token's signature and audience; the claims when valid.
+fn verify(secret: &str, token: &str, audience: &str) -> Option<Claims> {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.set_audience(&[audience]);
+    jsonwebtoken::decode::<Claims>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map(|data| data.claims)
+    .map_err(|e| debug!(error = %e, "token refused"))
+    .ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid frames
+
+/// A message's name as it travels (`list_instances` is `list_instances_request`).
+fn wire_name(name: &str) -> String {
+    let kind = <cl::Clusterio as Protocol>::MESSAGES
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| m.kind);
+    let suffix = match kind {
+        Some(Kind::Request) => "_request",
+        Some(Kind::Event) => "_event",
+        _ => "",
+    };
+    format!("{name}{suffix}")
+}
+
+/// The real master's texts for frames it cannot use (after `Invalid message: `).
+fn describe(input: &InvalidInput) -> String {
+    match input {
+        InvalidInput::Decode(DecodeError::UnknownMessage { name }) => {
+            // The runtime quotes string names and strips the `_request`/`_event` suffix.
+            let bare = serde_json::from_str::<String>(name).unwrap_or_else(|_| name.clone());
+            format!("Unhandled message {}", wire_name(&bare))
+        }
+        InvalidInput::Decode(DecodeError::Payload { message, .. }) => {
+            format!("Validation failed for {}", wire_name(message))
+        }
+        InvalidInput::Decode(other) => other.to_string(),
+        InvalidInput::Validation(errors) => format!("Validation failed: {errors}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The master
+
+/// A slave the master has seen.
+struct SlaveRecord {
+    agent: String,
+    version: String,
+    name: String,
+    /// The connection it is registered on, while connected.
+    connection: Option<(u64, Link<MasterWithSlave>)>,
+}
+
+/// An instance the master knows.
+struct InstanceRecord {
+    config: Config,
+    assigned_slave: Option<i64>,
+}
+
+impl InstanceRecord {
+    fn name(&self) -> String {
+        match self.config.get("name") {
+            Some(Value::String(name)) => name.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+}
+
+/// A control client's link and the instances whose output it receives.
+struct ControlRecord {
+    link: Link<MasterWithControl>,
+    subscriptions: BTreeSet<i64>,
+}
+
+/// Everything the master knows, shared by every connection.
+struct Master {
+    secret: String,
+    slaves: Mutex<BTreeMap<i64, SlaveRecord>>,
+    instances: Mutex<BTreeMap<i64, InstanceRecord>>,
+    controls: Mutex<BTreeMap<u64, ControlRecord>>,
+    next_connection: AtomicU64,
+    out: Printer,
+}
+
+fn not_found(instance_id: i64) -> RemoteError {
+    RemoteError::new(format!("Instance with ID {instance_id} does not exist"))
+}
+
+impl Master {
+    fn instance_config(&self, instance_id: i64) -> Result<(Config, Option<i64>), RemoteError> {
+        lock(&self.instances)
+            .get(&instance_id)
+            .map(|i| (i.config.clone(), i.assigned_slave))
+            .ok_or_else(|| not_found(instance_id))
+    }
+
+    fn slave_link(&self, slave_id: i64) -> Option<Link<MasterWithSlave>> {
+        lock(&self.slaves)
+            .get(&slave_id)
+            .and_then(|s| s.connection.as_ref())
+            .map(|(_, link)| link.clone())
+            .filter(|link| !link.is_closed())
+    }
+
+    /// The link to the slave owning an instance, with the catalogue's forwarding errors.
+    fn owner(&self, instance_id: i64) -> Result<Link<MasterWithSlave>, RemoteError> {
+        let (_, assigned) = self.instance_config(instance_id)?;
+        let slave_id =
+            assigned.ok_or_else(|| RemoteError::new("Instance is not assigned to a slave"))?;
+        self.slave_link(slave_id)
+            .ok_or_else(|| RemoteError::new("Slave containing instance is not connected"))
+    }
+
+    /// Records a registered slave on its connection; a previous connection of the same id is
+    /// closed.
+    async fn slave_registered(
+        &self,
+        connection: u64,
+        registration: &cl::RegisterSlave,
+        link: Link<MasterWithSlave>,
+    ) {
+        let replaced = {
+            let mut slaves = lock(&self.slaves);
+            let previous = slaves.insert(
+                registration.id,
+                SlaveRecord {
+                    agent: registration.agent.clone(),
+                    version: registration.version.clone(),
+                    name: registration.name.clone(),
+                    connection: Some((connection, link)),
+                },
+            );
+            previous.and_then(|p| p.connection).map(|(_, link)| link)
+        };
+        self.out.line(json!({"slave_registered": {
+            "id": registration.id,
+            "name": registration.name,
+            "replaced": replaced.is_some(),
+        }}));
+        if let Some(old) = replaced {
+            old.close(close::NORMAL, REPLACED).await;
+        }
+    }
+
+    fn slave_disconnected(&self, connection: u64, slave_id: i64) {
+        let mut slaves = lock(&self.slaves);
+        if let Some(record) = slaves.get_mut(&slave_id) {
+            if record
+                .connection
+                .as_ref()
+                .is_some_and(|(c, _)| *c == connection)
+            {
+                record.connection = None;
+                self.out.line(json!({"slave_disconnected": slave_id}));
+            }
+        }
+    }
+
+    /// Sends an instance's output to every control subscribed to it.
+    async fn publish_output(&self, output: cl::InstanceOutput) {
+        let links: Vec<_> = lock(&self.controls)
+            .values()
+            .filter(|c| c.subscriptions.contains(&output.instance_id))
+            .map(|c| c.link.clone())
+            .collect();
+        for link in links {
+            if let Err(e) = link.instance_output(output.clone()).await {
+                debug!(error = %e, "cannot pass output on to a control");
+            }
+        }
+    }
+}
+
+/// The handler of one control link.
+struct ControlConnection {
+    master: Arc<Master>,
+    id: u64,
+}
+
+impl MasterWithControlHandler for ControlConnection {
+    async fn list_slaves(&self, _: cl::ListSlaves) -> Result<cl::ListSlavesReply, RemoteError> {
+        let list = lock(&self.master.slaves)
+            .iter()
+            .map(|(&id, s)| cl::SlaveInfo {
+                agent: s.agent.clone(),
+                version: s.version.clone(),
+                name: s.name.clone(),
+                id,
+                connected: s.connection.as_ref().is_some_and(|(_, l)| !l.is_closed()),
+            })
+            .collect();
+        Ok(cl::ListSlavesReply { list })
+    }
+
+    async fn list_instances(
+        &self,
+        _: cl::ListInstances,
+    ) -> Result<cl::ListInstancesReply, RemoteError> {
+        let list = lock(&self.master.instances)
+            .iter()
+            .map(|(&id, i)| cl::InstanceInfo {
+                name: i.name(),
+                id,
+                assigned_slave: i.assigned_slave,
+            })
+            .collect();
+        Ok(cl::ListInstancesReply { list })
+    }
+
+    async fn set_instance_output_subscriptions(
+        &self,
+        request: cl::SetInstanceOutputSubscriptions,
+    ) -> Result<Empty, RemoteError> {
+        if let Some(control) = lock(&self.master.controls).get_mut(&self.id) {
+            control.subscriptions = request.instance_ids.into_iter().collect();
+        }
+        Ok(Empty)
+    }
+
+    async fn create_instance(&self, request: cl::CreateInstance) -> Result<Empty, RemoteError> {
+        let config = request.serialized_config;
+        let id = config
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| RemoteError::new("serialized_config needs an integer \"id\""))?;
+        if !matches!(config.get("name"), Some(Value::String(_))) {
+            return Err(RemoteError::new(
+                "serialized_config needs a string \"name\"",
+            ));
+        }
+        let mut instances = lock(&self.master.instances);
+        if instances.contains_key(&id) {
+            return Err(RemoteError::new(format!(
+                "Instance with ID {id} already exists"
+            )));
+        }
+        instances.insert(
+            id,
+            InstanceRecord {
+                config,
+                assigned_slave: None,
+            },
+        );
+        Ok(Empty)
+    }
+
+    async fn get_instance_config(
+        &self,
+        request: cl::GetInstanceConfig,
+    ) -> Result<cl::GetInstanceConfigReply, RemoteError> {
+        let (serialized_config, _) = self.master.instance_config(request.instance_id)?;
+        Ok(cl::GetInstanceConfigReply { serialized_config })
+    }
+
+    async fn set_instance_config_field(
+        &self,
+        request: cl::SetInstanceConfigField,
+    ) -> Result<Empty, RemoteError> {
+        if request.field == "id" {
+            return Err(RemoteError::new("Field id cannot be changed"));
+        }
+        let (config, assigned) = {
+            let mut instances = lock(&self.master.instances);
+            let instance = instances
+                .get_mut(&request.instance_id)
+                .ok_or_else(|| not_found(request.instance_id))?;
+            instance
+                .config
+                .insert(request.field, Value::String(request.value));
+            (instance.config.clone(), instance.assigned_slave)
+        };
+        // The slave keeps a copy: bring it up to date while it is connected.
+        if let Some(link) = assigned.and_then(|s| self.master.slave_link(s)) {
+            link.assign_instance(cl::AssignInstance {
+                instance_id: request.instance_id,
+                serialized_config: config,
+            })
+            .await?;
+        }
+        Ok(Empty)
+    }
+
+    async fn assign_instance_command(
+        &self,
+        request: cl::AssignInstanceCommand,
+    ) -> Result<Empty, RemoteError> {
+        let (config, assigned) = self.master.instance_config(request.instance_id)?;
+        let target = self.master.slave_link(request.slave_id).ok_or_else(|| {
+            RemoteError::new(format!(
+                "Slave with ID {} is not connected",
+                request.slave_id
+            ))
+        })?;
+        if let Some(previous) = assigned.filter(|&s| s != request.slave_id) {
+            if let Some(link) = self.master.slave_link(previous) {
+                link.delete_instance(cl::DeleteInstance {
+                    instance_id: request.instance_id,
+                })
+                .await?;
+            }
+        }
+        target
+            .assign_instance(cl::AssignInstance {
+                instance_id: request.instance_id,
+                serialized_config: config,
+            })
+            .await?;
+        if let Some(instance) = lock(&self.master.instances).get_mut(&request.instance_id) {
+            instance.assigned_slave = Some(request.slave_id);
+        }
+        Ok(Empty)
+    }
+
+    async fn start_instance(&self, request: cl::StartInstance) -> Result<Empty, RemoteError> {
+        Ok(self
+            .master
+            .owner(request.instance_id)?
+            .start_instance(request)
+            .await?)
+    }
+
+    async fn create_save(&self, request: cl::CreateSave) -> Result<Empty, RemoteError> {
+        Ok(self
+            .master
+            .owner(request.instance_id)?
+            .create_save(request)
+            .await?)
+    }
+
+    async fn stop_instance(&self, request: cl::StopInstance) -> Result<Empty, RemoteError> {
+        Ok(self
+            .master
+            .owner(request.instance_id)?
+            .stop_instance(request)
+            .await?)
+    }
+
+    async fn delete_instance(&self, request: cl::DeleteInstance) -> Result<Empty, RemoteError> {
+        let id = request.instance_id;
+        let (_, assigned) = self.master.instance_config(id)?;
+        if assigned.is_some() {
+            self.master.owner(id)?.delete_instance(request).await?;
+        }
+        lock(&self.master.instances).remove(&id);
+        Ok(Empty)
+    }
+
+    async fn send_rcon(&self, request: cl::SendRcon) -> Result<cl::SendRconReply, RemoteError> {
+        Ok(self
+            .master
+            .owner(request.instance_id)?
+            .send_rcon(request)
+            .await?)
+    }
+}
+
+/// The handler of one slave link.
+struct SlaveConnection {
+    master: Arc<Master>,
+    /// The slave's id, once it registered.
+    slave_id: Arc<OnceLock<i64>>,
+}
+
+impl MasterWithSlaveHandler for SlaveConnection {
+    async fn update_instances(&self, message: cl::UpdateInstances) {
+        let Some(&slave_id) = self.slave_id.get() else {
+            return;
+        };
+        let mut instances = lock(&self.master.instances);
+        for reported in message.instances {
+            let Some(id) = reported.serialized_config.get("id").and_then(Value::as_i64) else {
+                warn!(slave_id, "a reported instance has no integer id");
+                continue;
+            };
+            instances
+                .entry(id)
+                .or_insert_with(|| InstanceRecord {
+                    config: reported.serialized_config,
+                    assigned_slave: None,
+                })
+                .assigned_slave = Some(slave_id);
+        }
+    }
+
+    async fn instance_output(&self, message: cl::InstanceOutput) {
+        self.master.publish_output(message).await;
+    }
+}
+
+/// `MasterWithSlave` handler for the link that only produces the greeting.
+struct Greeter;
+
+impl MasterWithSlaveHandler for Greeter {}
+
+/// A sink that hands the first frame written to it over, and drops the rest.
+struct Capture(Option<oneshot::Sender<String>>);
+
+impl FrameSink for Capture {
+    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(text);
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn close(&mut self, _: u16, _: String) {}
+}
+
+/// A source that never yields.
+struct Silent;
+
+impl FrameSource for Silent {
+    async fn next_frame(&mut self) -> Option<Result<Frame, TransportError>> {
+        std::future::pending().await
+    }
+}
+
+/// The master's `hello` frame, as the runtime writes it for a new link (`seq` 1).
+async fn greeting() -> io::Result<String> {
+    let (tx, rx) = oneshot::channel();
+    let link = Link::<MasterWithSlave>::spawn(
+        Silent,
+        Capture(Some(tx)),
+        LinkConfig::default(),
+        Session::new().with(cl::Hello {
+            version: VERSION.to_owned(),
+        }),
+        |_| Greeter,
+    );
+    let text = rx
+        .await
+        .map_err(|_| io::Error::other("the runtime wrote no hello"))?;
+    link.close(close::NORMAL, "").await;
+    Ok(text)
+}
+
+/// Replays the frame read to learn the link's kind, then reads on.
+struct Replay<Src> {
+    first: Option<Frame>,
+    inner: Src,
+}
+
+impl<Src: FrameSource> FrameSource for Replay<Src> {
+    async fn next_frame(&mut self) -> Option<Result<Frame, TransportError>> {
+        match self.first.take() {
+            Some(frame) => Some(Ok(frame)),
+            None => self.inner.next_frame().await,
+        }
+    }
+}
+
+/// Drops the link's own `hello` (already sent, identical) and writes everything after it.
+struct AfterGreeting<Snk> {
+    greeting: Option<Arc<str>>,
+    inner: Snk,
+}
+
+impl<Snk: FrameSink> FrameSink for AfterGreeting<Snk> {
+    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
+        if let Some(greeting) = self.greeting.take() {
+            if *greeting == *text {
+                return Ok(());
+            }
+            warn!(%text, "the link's first frame is not the greeting already sent");
+        }
+        self.inner.feed(text).await
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.inner.flush().await
+    }
+
+    async fn close(&mut self, code: u16, reason: String) {
+        self.inner.close(code, reason).await;
+    }
+}
+
+/// Runs the WebSocket handshake on `/api/socket`; other paths get 404.
+async fn accept_ws(tcp: TcpStream) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() == PATH {
+            return Ok(resp);
+        }
+        let mut not_found =
+            ErrorResponse::new(Some(format!("no endpoint at {}", req.uri().path())));
+        *not_found.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+        Err(not_found)
+    };
+    tokio_tungstenite::accept_hdr_async(tcp, check)
+        .await
+        .map_err(|e| debug!(error = %e, "WebSocket handshake failed"))
+        .ok()
+}
+
+/// Until the link closes or the server stops; on stop, requests in flight get a grace period.
+async fn supervise<S: Side>(link: &Link<S>, stopping: &mut broadcast::Receiver<()>) {
+    tokio::select! {
+        _ = link.closed() => {}
+        _ = stopping.recv() => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), link.idle()).await;
+            link.close(close::GOING_AWAY, "server shutting down").await;
+        }
+    }
+}
+
+/// One connection: greet, learn the link's kind from the first frame, then run that link.
+async fn connection(
+    master: Arc<Master>,
+    tcp: TcpStream,
+    greeting: Arc<str>,
+    mut stopping: broadcast::Receiver<()>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let Some(ws) = accept_ws(tcp).await else {
+        return;
+    };
+    let (mut source, mut sink) = split_ws(ws);
+    if sink.feed(greeting.to_string()).await.is_err() || sink.flush().await.is_err() {
+        return;
+    }
+    let config = LinkConfig::default();
+    let first = tokio::select! {
+        first = tokio::time::timeout(config.handshake_timeout, source.next_frame()) => first,
+        _ = stopping.recv() => return,
+    };
+    let (first, timed_out) = match first {
+        Ok(Some(Ok(frame))) => (Some(frame), false),
+        Ok(None | Some(Err(_))) => return,
+        Err(_) => (None, true),
+    };
+    let is_slave = match &first {
+        Some(Frame::Text(text)) => serde_json::from_str::<Value>(text)
+            .ok()
+            .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("register_slave")),
+        _ => false,
+    };
+    let source = Replay {
+        first,
+        inner: source,
+    };
+    let sink = AfterGreeting {
+        greeting: Some(greeting),
+        inner: sink,
+    };
+    let config = LinkConfig {
+        // No first frame in time: let the runtime close it as a handshake timeout.
+        handshake_timeout: if timed_out {
+            Duration::from_millis(1)
+        } else {
+            config.handshake_timeout
+        },
+        ..config
+    };
+    let id = master.next_connection.fetch_add(1, Ordering::Relaxed);
+    let hello = cl::Hello {
+        version: VERSION.to_owned(),
+    };
+    if is_slave {
+        let slave_id = Arc::new(OnceLock::new());
+        let (link_tx, link_rx) = watch::channel(None::<Link<MasterWithSlave>>);
+        let session = Session::new()
+            .with(hello)
+            .describe_invalid(describe)
+            .authenticate({
+                let (master, slave_id) = (master.clone(), slave_id.clone());
+                move |registration: cl::RegisterSlave| {
+                    let (master, slave_id, mut link_rx) =
+                        (master.clone(), slave_id.clone(), link_rx.clone());
+                    async move {
+                        let claims = verify(&master.secret, &registration.token, "slave")
+                            .filter(|c| c.slave == Some(registration.id))
+                            .ok_or_else(|| AUTH_FAILED.to_owned())?;
+                        debug!(?claims, "slave authenticated");
+                        let link = link_rx
+                            .wait_for(Option::is_some)
+                            .await
+                            .ok()
+                            .and_then(|l| l.clone())
+                            .ok_or_else(|| AUTH_FAILED.to_owned())?;
+                        let _ = slave_id.set(registration.id);
+                        // Registered before `ready` goes out: the slave is listed once it is in.
+                        master.slave_registered(id, &registration, link).await;
+                        Ok(())
+                    }
+                }
+            });
+        let link =
+            Link::<MasterWithSlave>::spawn(source, sink, config, session, |_| SlaveConnection {
+                master: master.clone(),
+                slave_id: slave_id.clone(),
+            });
+        let _ = link_tx.send(Some(link.clone()));
+        supervise(&link, &mut stopping).await;
+        if let Some(&slave) = slave_id.get() {
+            master.slave_disconnected(id, slave);
+        }
+    } else {
+        let session = Session::new()
+            .with(hello)
+            .describe_invalid(describe)
+            .authenticate({
+                let master = master.clone();
+                move |registration: cl::RegisterControl| {
+                    let valid = verify(&master.secret, &registration.token, "control").is_some();
+                    async move {
+                        if valid {
+                            Ok(())
+                        } else {
+                            Err(AUTH_FAILED.to_owned())
+                        }
+                    }
+                }
+            });
+        let link = Link::<MasterWithControl>::spawn(source, sink, config, session, |_| {
+            ControlConnection {
+                master: master.clone(),
+                id,
+            }
+        });
+        lock(&master.controls).insert(
+            id,
+            ControlRecord {
+                link: link.clone(),
+                subscriptions: BTreeSet::new(),
+            },
+        );
+        supervise(&link, &mut stopping).await;
+        lock(&master.controls).remove(&id);
+    }
+}
+
+/// `protolink serve clusterio`: the master at `/api/socket`.
+pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    let out = Printer::stdout();
+    out.line_text(&format!(
+        "listening on ws://{}{PATH}",
+        listener.local_addr()?
+    ));
+    let greeting: Arc<str> = greeting().await?.into();
+    let master = Arc::new(Master {
+        secret,
+        slaves: Mutex::new(BTreeMap::new()),
+        instances: Mutex::new(BTreeMap::new()),
+        controls: Mutex::new(BTreeMap::new()),
+        next_connection: AtomicU64::new(1),
+        out,
+    });
+    let (stop_tx, _) = broadcast::channel::<()>(1);
+    let mut connections = JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((tcp, _)) => {
+                connections.spawn(connection(
+                    master.clone(),
+                    tcp,
+                    greeting.clone(),
+                    stop_tx.subscribe(),
+                ));
+            }
+            Err(e) => warn!(error = %e, "accept failed"),
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    info!("shutting down");
+    let _ = stop_tx.send(());
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("connections still open after the grace period");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The slave
+
+/// An instance the slave hosts.
+struct Hosted {
+    config: Config,
+    link: Link<SlaveWithInstance>,
+    running: bool,
+}
+
+/// The slave's state, shared by its master links and its instances.
+struct Slave {
+    instances: Mutex<BTreeMap<i64, Hosted>>,
+    /// The current link to the master.
+    master: Mutex<Option<Link<SlaveWithMaster>>>,
+    out: Printer,
+}
+
+impl Slave {
+    fn received<M: Serialize>(&self, name: &str, message: &M) {
+        self.out.line(json!({
+            "received": name,
+            "data": serde_json::to_value(message).unwrap_or_default(),
+        }));
+    }
+
+    fn report(&self) -> cl::UpdateInstances {
+        cl::UpdateInstances {
+            instances: lock(&self.instances)
+                .values()
+                .map(|h| cl::SlaveInstance {
+                    serialized_config: h.config.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The link to an instance, if hosted and (when `running` is given) in that state.
+    fn instance(
+        &self,
+        id: i64,
+        running: Option<bool>,
+    ) -> Result<Link<SlaveWithInstance>, RemoteError> {
+        let instances = lock(&self.instances);
+        let hosted = instances.get(&id).ok_or_else(|| not_found(id))?;
+        match running {
+            Some(true) if !hosted.running => {
+                Err(RemoteError::new(format!("Instance ID {id} is not running")))
+            }
+            Some(false) if hosted.running => Err(RemoteError::new(format!(
+                "Instance ID {id} is already running"
+            ))),
+            _ => Ok(hosted.link.clone()),
+        }
+    }
+
+    fn set_running(&self, id: i64, running: bool) {
+        if let Some(hosted) = lock(&self.instances).get_mut(&id) {
+            hosted.running = running;
+        }
+    }
+
+    /// Starts an in-process instance over a virtual pair.
+    fn host(self: &Arc<Self>, id: i64, config: Config) {
+        let ((slave_src, slave_snk), (inst_src, inst_snk)) = virtual_pair(64);
+        let out = self.out.clone();
+        Link::<InstanceWithSlave>::spawn(
+            inst_src,
+            inst_snk,
+            LinkConfig::default(),
+            Session::new().describe_invalid(describe),
+            move |link| Instance { id, link, out },
+        );
+        let slave = self.clone();
+        let link = Link::<SlaveWithInstance>::spawn(
+            slave_src,
+            slave_snk,
+            LinkConfig::default(),
+            Session::new().describe_invalid(describe),
+            move |_| InstanceUplink { slave },
+        );
+        lock(&self.instances).insert(
+            id,
+            Hosted {
+                config,
+                link,
+                running: false,
+            },
+        );
+    }
+}
+
+/// The slave's handler of one master link.
+struct MasterUplink {
+    slave: Arc<Slave>,
+    link: Link<SlaveWithMaster>,
+}
+
+impl SlaveWithMasterHandler for MasterUplink {
+    async fn assign_instance(&self, request: cl::AssignInstance) -> Result<Empty, RemoteError> {
+        self.slave.received("assign_instance", &request);
+        let id = request.instance_id;
+        let updated = match lock(&self.slave.instances).get_mut(&id) {
+            Some(hosted) => {
+                hosted.config = request.serialized_config.clone();
+                true
+            }
+            None => false,
+        };
+        if !updated {
+            self.slave.host(id, request.serialized_config);
+        }
+        let _ = self.link.update_instances(self.slave.report()).await;
+        Ok(Empty)
+    }
+
+    async fn start_instance(&self, request: cl::StartInstance) -> Result<Empty, RemoteError> {
+        self.slave.received("start_instance", &request);
+        let id = request.instance_id;
+        let reply = self
+            .slave
+            .instance(id, Some(false))?
+            .start_instance(request)
+            .await?;
+        self.slave.set_running(id, true);
+        Ok(reply)
+    }
+
+    async fn create_save(&self, request: cl::CreateSave) -> Result<Empty, RemoteError> {
+        self.slave.received("create_save", &request);
+        let link = self.slave.instance(request.instance_id, Some(true))?;
+        Ok(link.create_save(request).await?)
+    }
+
+    async fn stop_instance(&self, request: cl::StopInstance) -> Result<Empty, RemoteError> {
+        self.slave.received("stop_instance", &request);
+        let id = request.instance_id;
+        let reply = self
+            .slave
+            .instance(id, Some(true))?
+            .stop_instance(request)
+            .await?;
+        self.slave.set_running(id, false);
+        Ok(reply)
+    }
+
+    async fn delete_instance(&self, request: cl::DeleteInstance) -> Result<Empty, RemoteError> {
+        self.slave.received("delete_instance", &request);
+        let id = request.instance_id;
+        let link = self.slave.instance(id, None)?;
+        if self.slave.instance(id, Some(true)).is_ok() {
+            link.stop_instance(cl::StopInstance { instance_id: id })
+                .await?;
+        }
+        lock(&self.slave.instances).remove(&id);
+        link.close(close::NORMAL, "instance deleted").await;
+        let _ = self.link.update_instances(self.slave.report()).await;
+        Ok(Empty)
+    }
+
+    async fn send_rcon(&self, request: cl::SendRcon) -> Result<cl::SendRconReply, RemoteError> {
+        self.slave.received("send_rcon", &request);
+        let link = self.slave.instance(request.instance_id, Some(true))?;
+        Ok(link.send_rcon(request).await?)
+    }
+}
+
+/// The slave's handler of an instance link: output goes up to the master.
+struct InstanceUplink {
+    slave: Arc<Slave>,
+}
+
+impl SlaveWithInstanceHandler for InstanceUplink {
+    async fn instance_output(&self, message: cl::InstanceOutput) {
+        let master = lock(&self.slave.master).clone();
+        if let Some(link) = master {
+            if let Err(e) = link.instance_output(message).await {
+                debug!(error = %e, "cannot pass output on to the master");
+            }
+        }
+    }
+}
+
+/// A simulated instance: answers what its slave forwards and reports output lines.
+struct Instance {
+    id: i64,
+    link: Link<InstanceWithSlave>,
+    out: Printer,
+}
+
+impl Instance {
+    async fn output(&self, kind: &str, source: &str, message: String) {
+        self.out
+            .line(json!({"instance": self.id, "output": message}));
+        let line = cl::InstanceOutput {
+            instance_id: self.id,
+            output: cl::OutputLine {
+                source: source.to_owned(),
+                format: "none".to_owned(),
+                r#type: kind.to_owned(),
+                message,
+                received: now_ms(),
+                time: None,
+                level: None,
+                file: None,
+                action: None,
+            },
+        };
+        if let Err(e) = self.link.instance_output(line).await {
+            debug!(error = %e, "cannot send output");
+        }
+    }
+}
+
+impl InstanceWithSlaveHandler for Instance {
+    async fn start_instance(&self, _: cl::StartInstance) -> Result<Empty, RemoteError> {
+        self.output("log", "server", "Starting instance".to_owned())
+            .await;
+        Ok(Empty)
+    }
+
+    async fn create_save(&self, _: cl::CreateSave) -> Result<Empty, RemoteError> {
+        self.output("log", "server", "Saving game".to_owned()).await;
+        Ok(Empty)
+    }
+
+    async fn stop_instance(&self, _: cl::StopInstance) -> Result<Empty, RemoteError> {
+        self.output("log", "server", "Stopping instance".to_owned())
+            .await;
+        Ok(Empty)
+    }
+
+    async fn send_rcon(&self, request: cl::SendRcon) -> Result<cl::SendRconReply, RemoteError> {
+        self.output("generic", "rcon", request.command.clone())
+            .await;
+        Ok(cl::SendRconReply {
+            result: request.command,
+        })
+    }
+}
+
+/// `protolink clusterio slave`: stays connected (reconnecting) and hosts instances.
+pub(crate) async fn slave(url: String, token: String, id: i64, name: String) -> io::Result<()> {
+    let out = Printer::stdout();
+    let slave = Arc::new(Slave {
+        instances: Mutex::new(BTreeMap::new()),
+        master: Mutex::new(None),
+        out: out.clone(),
+    });
+    let session = Session::new()
+        .with(cl::RegisterSlave {
+            token,
+            agent: "protolink-slave".to_owned(),
+            version: VERSION.to_owned(),
+            name,
+            id,
+        })
+        .describe_invalid(describe);
+    let (replaced_tx, mut replaced_rx) = watch::channel(false);
+    let client = ReconnectingClient::<SlaveWithMaster>::start(
+        url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        Backoff::default(),
+        session,
+        {
+            let slave = slave.clone();
+            move |link| MasterUplink {
+                slave: slave.clone(),
+                link,
+            }
+        },
+        move |link: Link<SlaveWithMaster>| {
+            let (slave, replaced_tx) = (slave.clone(), replaced_tx.clone());
+            async move {
+                *lock(&slave.master) = Some(link.clone());
+                slave.out.line(json!({"connected": {"id": id}}));
+                if let Err(e) = link.update_instances(slave.report()).await {
+                    debug!(error = %e, "cannot report instances");
+                }
+                tokio::spawn(async move {
+                    let (code, reason) = link.closed().await;
+                    slave
+                        .out
+                        .line(json!({"disconnected": {"code": code, "reason": reason}}));
+                    if reason == REPLACED {
+                        let _ = replaced_tx.send(true);
+                    }
+                });
+            }
+        },
+    );
+    let replaced = tokio::select! {
+        () = shutdown_signal() => false,
+        _ = replaced_rx.wait_for(|r| *r) => true,
+    };
+    client.stop();
+    let mut state = client.state();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.wait_for(|s| *s == ConnectionState::Stopped),
+    )
+    .await;
+    if replaced {
+        return Err(io::Error::other(REPLACED));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control client
+
+/// One request of `protolink clusterio ctl`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CtlCommand {
+    /// Lists the slaves.
+    ListSlaves,
+    /// Lists the instances.
+    ListInstances,
+    /// Creates an instance (its configuration is `{"id": ID, "name": NAME}`).
+    CreateInstance {
+        /// The instance's name.
+        #[arg(long)]
+        name: String,
+        /// The instance's id.
+        #[arg(long)]
+        id: i64,
+    },
+    /// Assigns an instance to a slave.
+    AssignInstance {
+        /// The instance.
+        #[arg(long)]
+        instance: i64,
+        /// The slave.
+        #[arg(long)]
+        slave: i64,
+    },
+    /// Starts an instance.
+    StartInstance {
+        /// The instance.
+        instance: i64,
+    },
+    /// Stops an instance.
+    StopInstance {
+        /// The instance.
+        instance: i64,
+    },
+    /// Saves an instance's game.
+    CreateSave {
+        /// The instance.
+        instance: i64,
+    },
+    /// Deletes an instance.
+    DeleteInstance {
+        /// The instance.
+        instance: i64,
+    },
+    /// Sends an RCON command to an instance and prints its result.
+    SendRcon {
+        /// The instance.
+        instance: i64,
+        /// The command.
+        command: String,
+    },
+    /// Prints an instance's configuration.
+    GetConfig {
+        /// The instance.
+        instance: i64,
+    },
+    /// Sets one field of an instance's configuration.
+    SetConfigField {
+        /// The instance.
+        instance: i64,
+        /// The field.
+        field: String,
+        /// The new value (a string).
+        value: String,
+    },
+    /// Prints the output of instances as JSON lines until interrupted.
+    SubscribeOutput {
+        /// The instances.
+        #[arg(required = true)]
+        instances: Vec<i64>,
+    },
+}
+
+/// Prints every `instance_output` event.
+struct OutputPrinter {
+    out: Printer,
+}
+
+impl ControlWithMasterHandler for OutputPrinter {
+    async fn instance_output(&self, message: cl::InstanceOutput) {
+        self.out
+            .line(serde_json::to_value(&message).unwrap_or_default());
+    }
+}
+
+/// The peer's own error text, or what went wrong on the way.
+fn request_error(error: RequestError) -> io::Error {
+    match error {
+        RequestError::Remote(remote) => io::Error::other(remote.message),
+        other => io::Error::other(other),
+    }
+}
+
+/// A reply as one JSON line (`{}` for replies without data).
+fn reply_line<T: Serialize>(reply: Result<T, RequestError>) -> io::Result<Value> {
+    let value = serde_json::to_value(reply.map_err(request_error)?).map_err(io::Error::other)?;
+    Ok(if value.is_null() { json!({}) } else { value })
+}
+
+/// `protolink clusterio ctl`: one request, its reply as a JSON line.
+pub(crate) async fn ctl(url: &str, token: String, command: CtlCommand) -> io::Result<()> {
+    let out = Printer::stdout();
+    let session = Session::new()
+        .with(cl::RegisterControl {
+            token,
+            agent: "protolink-ctl".to_owned(),
+            version: VERSION.to_owned(),
+        })
+        .describe_invalid(describe);
+    let printer = out.clone();
+    let link = connect::<ControlWithMaster, _>(
+        url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        session,
+        move |_| OutputPrinter { out: printer },
+    )
+    .await
+    .map_err(io::Error::other)?;
+    let reply = match command {
+        CtlCommand::ListSlaves => reply_line(link.list_slaves(cl::ListSlaves {}).await),
+        CtlCommand::ListInstances => reply_line(link.list_instances(cl::ListInstances {}).await),
+        CtlCommand::CreateInstance { name, id } => {
+            let serialized_config = [
+                ("id".to_owned(), json!(id)),
+                ("name".to_owned(), json!(name)),
+            ]
+            .into_iter()
+            .collect();
+            reply_line(
+                link.create_instance(cl::CreateInstance { serialized_config })
+                    .await,
+            )
+        }
+        CtlCommand::AssignInstance { instance, slave } => reply_line(
+            link.assign_instance_command(cl::AssignInstanceCommand {
+                instance_id: instance,
+                slave_id: slave,
+            })
+            .await,
+        ),
+        CtlCommand::StartInstance { instance } => reply_line(
+            link.start_instance(cl::StartInstance {
+                instance_id: instance,
+            })
+            .await,
+        ),
+        CtlCommand::StopInstance { instance } => reply_line(
+            link.stop_instance(cl::StopInstance {
+                instance_id: instance,
+            })
+            .await,
+        ),
+        CtlCommand::CreateSave { instance } => reply_line(
+            link.create_save(cl::CreateSave {
+                instance_id: instance,
+            })
+            .await,
+        ),
+        CtlCommand::DeleteInstance { instance } => reply_line(
+            link.delete_instance(cl::DeleteInstance {
+                instance_id: instance,
+            })
+            .await,
+        ),
+        CtlCommand::SendRcon { instance, command } => reply_line(
+            link.send_rcon(cl::SendRcon {
+                instance_id: instance,
+                command,
+            })
+            .await,
+        ),
+        CtlCommand::GetConfig { instance } => reply_line(
+            link.get_instance_config(cl::GetInstanceConfig {
+                instance_id: instance,
+            })
+            .await,
+        ),
+        CtlCommand::SetConfigField {
+            instance,
+            field,
+            value,
+        } => reply_line(
+            link.set_instance_config_field(cl::SetInstanceConfigField {
+                instance_id: instance,
+                field,
+                value,
+            })
+            .await,
+        ),
+        CtlCommand::SubscribeOutput { instances } => {
+            link.set_instance_output_subscriptions(cl::SetInstanceOutputSubscriptions {
+                instance_ids: instances.clone(),
+            })
+            .await
+            .map_err(request_error)?;
+            out.line(json!({"subscribed": instances}));
+            tokio::select! {
+                () = shutdown_signal() => {}
+                (code, reason) = link.closed() => {
+                    return Err(io::Error::other(format!("the master closed the link ({code}): {reason}")));
+                }
+            }
+            Ok(Value::Null)
+        }
+    };
+    let result = reply.map(|value| {
+        if !value.is_null() {
+            out.line(value);
+        }
+    });
+    // Returns once the close frame is written.
+    link.close(close::NORMAL, "quit").await;
+    result
+}
