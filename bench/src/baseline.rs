@@ -76,6 +76,31 @@ pub mod litecord {
         Str(String),
     }
 
+    /// Read by JSON type, not `untagged` (which would build an error for every string nonce).
+    impl<'de> Deserialize<'de> for Nonce {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct NonceVisitor;
+            impl serde::de::Visitor<'_> for NonceVisitor {
+                type Value = Nonce;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a nonce: an integer or a string")
+                }
+                fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Nonce, E> {
+                    Ok(Nonce::Int(n))
+                }
+                fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Nonce, E> {
+                    i64::try_from(n)
+                        .map(Nonce::Int)
+                        .map_err(|_| E::custom("nonce out of range"))
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Nonce, E> {
+                    Ok(Nonce::Str(s.to_owned()))
+                }
+            }
+            deserializer.deserialize_any(NonceVisitor)
+        }
+    }
+
     /// A method carried by OP 4 REQUEST.
     #[derive(Debug, Clone, PartialEq)]
     pub enum ServerCall {
@@ -163,18 +188,11 @@ pub mod litecord {
         w: Option<&'a str>,
     }
 
-    /// An OP 4 frame read in the second pass, its arguments as method `M`'s.
+    /// An OP 4 frame read in the second pass, with the method's arguments `A`.
     #[derive(Deserialize)]
     struct RequestFrame<A> {
         a: A,
-        n: NonceIn,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NonceIn {
-        Int(i64),
-        Str(String),
+        n: Nonce,
     }
 
     /// The other workaround: read `op` (and `w`) in a first pass that skips every other value,
@@ -189,12 +207,8 @@ pub mod litecord {
             }
             (4, Some("TOKEN_VALIDATE")) => {
                 let frame: RequestFrame<TokenValidate> = serde_json::from_str(text)?;
-                let n = match frame.n {
-                    NonceIn::Int(n) => Nonce::Int(n),
-                    NonceIn::Str(s) => Nonce::Str(s),
-                };
                 ServerFrame::Request {
-                    n,
+                    n: frame.n,
                     call: ServerCall::TokenValidate(frame.a),
                 }
             }
