@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The SocketCluster interop tests run the real socketcluster-server and -client (Node 20+),
+# pinned by interop/package-lock.json.
+if [ ! -d interop/node_modules ]; then
+    npm ci --prefix interop --no-audit --no-fund
+fi
+
 cargo test --workspace --locked
 # The generated-code snapshots must match what the generator writes today (UPDATE_SNAPSHOTS=1
 # rewrites them); the test above checks it, and the docs build must be warning-free.

@@ -1,8 +1,9 @@
 //! The generated path, as the runtime drives it for each frame.
 //!
-//! Decoding is [`WireProfile::classify`](protolink::wire::WireProfile::classify) and then the
-//! direction's generated `Inbound::decode` (or, for a reply, the request's reply type from the
-//! classified payload). Encoding is `encode_message`, or for a reply `Outcome::reply`'s
+//! Decoding is what the runtime does per frame: the single-pass
+//! [`WireProfile::decode_fast`](protolink::wire::WireProfile::decode_fast), falling back to
+//! [`WireProfile::classify`](protolink::wire::WireProfile::classify) and the direction's generated
+//! `Inbound::decode` (for a reply: the request's reply type from the classified payload). Encoding is `encode_message`, or for a reply `Outcome::reply`'s
 //! serialisation to JSON text followed by `encode_reply`.
 
 use protolink::wire::{RawFrame, RequestId};
@@ -14,8 +15,12 @@ use crate::BenchError;
 /// A decoded payload with the frame's request id and sequence number.
 pub type Decoded<T> = (T, Option<RequestId>, Option<i64>);
 
-/// Decodes a message, event or request frame as the runtime does: classify, then `I::decode`.
+/// Decodes a message, event or request frame as the runtime does: in one pass when the envelope
+/// comes first, else classify, then `I::decode`.
 pub fn decode_inbound<P: Protocol, I: Inbound>(text: &str) -> Result<I, BenchError> {
+    if let Some(frame) = P::WIRE.decode_fast::<I>(text) {
+        return Ok(frame.message);
+    }
     match P::WIRE.classify(text)? {
         RawFrame::Message(message) => Ok(I::decode(&message)?),
         RawFrame::Reply(_) => Err("expected a message, read a reply".into()),

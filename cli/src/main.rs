@@ -8,12 +8,15 @@
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
 //! protolink clusterio ctl --url ws://127.0.0.1:PORT/api/socket --token T list-slaves
+//! protolink serve socketcluster --listen 127.0.0.1:0 --protocol-version 1 --auth-secret S
+//! protolink socketcluster client ws://127.0.0.1:PORT/socketcluster/ 'invoke:sum:{"a":2,"b":3}'
 //! ```
 
 mod clusterio;
 mod litecord;
 mod output;
 mod skynet;
+mod socketcluster;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: SkynetCommand,
     },
+    /// SocketCluster client commands.
+    Socketcluster {
+        #[command(subcommand)]
+        command: SocketclusterCommand,
+    },
     /// Clusterio slave, control client and tokens.
     Clusterio {
         #[command(subcommand)]
@@ -117,6 +125,29 @@ enum ClusterioCommand {
 }
 
 #[derive(Subcommand)]
+enum SocketclusterCommand {
+    /// Connects, runs the steps in order and prints JSON lines (steps: `emit:EVENT:JSON`,
+    /// `invoke:EVENT:JSON`, `subscribe:CH`, `unsubscribe:CH`, `publish:CH:JSON`,
+    /// `invoke-publish:CH:JSON`, `authenticate:TOKEN|saved`, `deauthenticate`, `wait:KEY`,
+    /// `stay:MS`).
+    Client {
+        /// The server's URL, such as `ws://127.0.0.1:8000/socketcluster/`.
+        url: String,
+        /// 1 (`#1` / `#2`) or 2 (empty frames): the server's ping / pong.
+        #[arg(long, default_value_t = 2)]
+        protocol_version: u8,
+        /// A signed auth token to send in the handshake.
+        #[arg(long)]
+        auth_token: Option<String>,
+        /// Milliseconds a request or a `wait:` step waits.
+        #[arg(long, default_value_t = 5000)]
+        timeout: u64,
+        /// The steps, in order.
+        steps: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum SkynetCommand {
     /// Opens channels and prints every message on them as JSON lines.
     Listen {
@@ -164,6 +195,24 @@ enum ServeCommand {
         #[arg(long)]
         secret: String,
     },
+    /// SocketCluster (with the `socketcluster_chat` procedures), at `/socketcluster/`.
+    Socketcluster {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long)]
+        listen: String,
+        /// 1 (`#1` / `#2`) or 2 (empty frames, the 20.x default): the ping / pong.
+        #[arg(long, default_value_t = 2)]
+        protocol_version: u8,
+        /// The key auth tokens are signed and checked with (HS256).
+        #[arg(long, default_value = "protolink-socketcluster")]
+        auth_secret: String,
+        /// Milliseconds between pings.
+        #[arg(long, default_value_t = 8000)]
+        ping_interval: u64,
+        /// Milliseconds without anything from a client before it is closed (4001).
+        #[arg(long, default_value_t = 20_000)]
+        ping_timeout: u64,
+    },
     /// Skynet, at `/connect`.
     Skynet {
         /// Address to listen on; port 0 picks a free port.
@@ -206,10 +255,43 @@ fn main() -> ExitCode {
                     validate_token,
                 } => litecord::serve(&listen, password, hb_interval, validate_token).await,
                 ServeCommand::Skynet { listen, log_size } => skynet::serve(&listen, log_size).await,
+                ServeCommand::Socketcluster {
+                    listen,
+                    protocol_version,
+                    auth_secret,
+                    ping_interval,
+                    ping_timeout,
+                } => {
+                    let options = socketcluster::ServeOptions {
+                        protocol_version,
+                        auth_secret,
+                        ping_interval,
+                        ping_timeout,
+                    };
+                    socketcluster::serve(&listen, options).await
+                }
                 ServeCommand::Clusterio { listen, secret } => {
                     clusterio::serve(&listen, secret).await
                 }
             }
+        }),
+        Command::Socketcluster {
+            command:
+                SocketclusterCommand::Client {
+                    url,
+                    protocol_version,
+                    auth_token,
+                    timeout,
+                    steps,
+                },
+        } => run(async move {
+            let options = socketcluster::ClientOptions {
+                protocol_version,
+                auth_token,
+                timeout,
+                steps,
+            };
+            socketcluster::client(&url, options).await
         }),
         Command::Skynet { command } => run(async move {
             match command {

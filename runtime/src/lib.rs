@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod error;
+pub mod fast;
 pub mod link;
 pub mod message;
 pub mod session;

@@ -421,6 +421,19 @@ impl<S: Side> Link<S> {
         if self.is_closed() {
             return;
         }
+        self.start_close(code, reason).await;
+        // Return once the close frame is on the wire (or the connection is gone), so a program
+        // may exit right after closing.
+        let mut written = self.shared.writer_done.subscribe();
+        let _ = timeout(Duration::from_secs(2), written.wait_for(|done| *done)).await;
+    }
+
+    /// Queues the close and marks the link closed, without waiting for the writer (the driver
+    /// closes this way: the writer may need the driver to go on before it can finish).
+    async fn start_close(&self, code: u16, reason: &str) {
+        if self.is_closed() {
+            return;
+        }
         let farewell = self.farewell(reason);
         let _ = self
             .shared
@@ -432,10 +445,6 @@ impl<S: Side> Link<S> {
             })
             .await;
         self.mark_closed(code, reason);
-        // Return once the close frame is on the wire (or the connection is gone), so a program
-        // may exit right after closing.
-        let mut written = self.shared.writer_done.subscribe();
-        let _ = timeout(Duration::from_secs(2), written.wait_for(|done| *done)).await;
     }
 
     fn farewell(&self, reason: &str) -> Option<String> {
@@ -868,7 +877,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 frame = source.next_frame() => match frame {
                     Some(Ok(Frame::Text(text))) => self.on_text(text).await,
                     Some(Ok(Frame::Binary(_))) => {
-                        self.link.close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
+                        self.link.start_close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
                     }
                     Some(Ok(Frame::Close(frame))) => {
                         let (code, reason) = frame.unwrap_or((close::NORMAL, String::new()));
@@ -877,7 +886,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         let _ = self.link.shared.out.try_send(Outgoing::Close { farewell: None, code, reason });
                     }
                     Some(Err(TransportError::TooLarge)) => {
-                        self.link.close(close::TOO_BIG, "frame too large").await;
+                        self.link.start_close(close::TOO_BIG, "frame too large").await;
                     }
                     Some(Err(TransportError::Lost(e))) => {
                         debug!(error = %e, "connection lost");
@@ -887,13 +896,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 },
                 _ = sleep_until_opt(hs_deadline) => {
                     let code = rules.before_handshake.unwrap_or(close::POLICY);
-                    self.link.close(code, "handshake timed out").await;
+                    self.link.start_close(code, "handshake timed out").await;
                 }
                 _ = sleep_until_opt(ping_at) => self.ping().await,
                 _ = sleep_until_opt(watchdog) => {
                     let code = self.heartbeat.as_ref().and_then(|h| watch_code::<S>(&h.rule)).unwrap_or(close::POLICY);
                     let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("heartbeat timed out");
-                    self.link.close(code, reason).await;
+                    self.link.start_close(code, reason).await;
                 }
                 _ = state.changed() => {}
             }
@@ -1105,6 +1114,16 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     /// One JSON packet: a frame, or an element of a batch.
     async fn on_packet(&mut self, text: &str) {
         let profile = wire::<S>();
+        // Once ready, most frames decode in one pass; the close message still goes the general
+        // way, since its reason is read from the payload's text.
+        if matches!(*self.link.shared.state.borrow(), LinkState::Ready) {
+            if let Some(fast) = profile.decode_fast::<S::Inbound>(text) {
+                let close_tag = rules::<S>().close_message.map(|c| c.message);
+                if close_tag != Some(fast.message.tag()) {
+                    return self.on_decoded(fast.message, fast.id, None).await;
+                }
+            }
+        }
         let frame = match profile.classify(text) {
             Ok(frame) => frame,
             Err(e) => return self.invalid(None, InvalidInput::Decode(e)).await,
@@ -1120,7 +1139,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     // Dropped and counted; protocols that close on invalid frames close here too.
                     if let Some(prefix) = rules::<S>().invalid_closes {
                         let reason = format!("{prefix}: reply matches no pending request");
-                        self.link.close(close::POLICY, &reason).await;
+                        self.link.start_close(close::POLICY, &reason).await;
                     }
                 }
             }
@@ -1143,7 +1162,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         if let Some(prefix) = rules::<S>().invalid_closes {
             self.link
-                .close(close::POLICY, &format!("{prefix}: {detail}"))
+                .start_close(close::POLICY, &format!("{prefix}: {detail}"))
                 .await;
             return;
         }
@@ -1156,7 +1175,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         if self.invalid > self.link.shared.config.max_invalid {
             self.link
-                .close(close::POLICY, "too many invalid frames")
+                .start_close(close::POLICY, "too many invalid frames")
                 .await;
         }
     }
@@ -1169,7 +1188,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             .before_handshake_reason
             .or_else(|| <S::Protocol as Protocol>::CloseCode::reason_for(code))
             .unwrap_or("message before the handshake finished");
-        self.link.close(code, reason).await;
+        self.link.start_close(code, reason).await;
     }
 
     async fn on_message(&mut self, raw: RawMessage<'_>) {
@@ -1190,6 +1209,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     .await;
             }
         };
+        self.on_decoded(message, request_id, Some(&raw)).await;
+    }
+
+    /// A decoded message: validation, session rules, then dispatch. `raw` is the classified
+    /// frame when there is one; the single-pass path has none and is only taken where the
+    /// session rules do not need the payload's text.
+    async fn on_decoded(&mut self, message: S::Inbound, request_id: Option<RequestId>, raw: Option<&RawMessage<'_>>) {
         let tag = message.tag();
         let kind = message.kind();
         if let Err(errors) = message.validate() {
@@ -1201,7 +1227,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 )
                 .await;
         }
-        if self.on_session_message(tag, &raw).await {
+        if self.on_session_message(tag, raw).await {
             return;
         }
         if matches!(self.link.state(), LinkState::Handshaking) {
@@ -1220,11 +1246,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     }
 
     /// Handles handshake steps, heartbeats and the close message; `true` when consumed.
-    async fn on_session_message(&mut self, tag: Tag, raw: &RawMessage<'_>) -> bool {
+    async fn on_session_message(&mut self, tag: Tag, raw: Option<&RawMessage<'_>>) -> bool {
         let rules = rules::<S>();
         if let Some((close_tag, field)) = rules.close_message.map(|c| (c.message, c.reason)) {
             if close_tag == tag {
-                let reason = field_text(&raw.payload, field).unwrap_or_default();
+                let reason = raw
+                    .and_then(|raw| field_text(&raw.payload, field))
+                    .unwrap_or_default();
                 debug!(%reason, "peer sent its close message");
                 self.link.mark_closed(close::NORMAL, &reason);
                 let _ = self.link.shared.out.try_send(Outgoing::Close {
@@ -1257,11 +1285,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         if step.sender == my_role::<S>() || !step.messages.contains(&tag) {
             return false;
         }
+        // Handshake steps always come through the classified path (the link is not ready yet).
+        let Some(raw) = raw else { return false };
         if let Some(check) = &self.session.check {
             if let Err(code) = check(raw.id.as_ref(), &raw.payload.to_json()) {
                 let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code)
                     .unwrap_or("handshake rejected");
-                self.link.close(code, reason).await;
+                self.link.start_close(code, reason).await;
                 return true;
             }
         }
@@ -1271,7 +1301,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     let code = step.failure.unwrap_or(close::POLICY);
                     let text = <S::Protocol as Protocol>::CloseCode::reason_for(code)
                         .map_or(reason, str::to_owned);
-                    self.link.close(code, &text).await;
+                    self.link.start_close(code, &text).await;
                     return true;
                 }
             }

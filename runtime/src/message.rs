@@ -109,6 +109,13 @@ pub trait SendableBy<S: Side>: Message {}
 pub trait Inbound: Sized + Send + 'static {
     /// Picks the message by its name and frame class and deserialises its payload.
     fn decode(frame: &RawMessage<'_>) -> Result<Self, DecodeError>;
+    /// Deserialises the message named `name` (recognised as `class`) from `payload`; the
+    /// single-pass decoder calls it with the payload's part of the frame.
+    fn decode_from<'de, D: serde::Deserializer<'de>>(
+        class: crate::wire::FrameClass,
+        name: crate::wire::TagRef<'_>,
+        payload: D,
+    ) -> Result<Self, D::Error>;
     /// Whether a message with this tag may arrive in this direction.
     fn accepts(tag: Tag) -> bool;
     /// The kind of the decoded message (a request needs a reply).

@@ -463,7 +463,7 @@ impl<'de> MapAccess<'de> for InlineMap<'_, 'de> {
 }
 
 /// Deserialises a type from a payload that is not there: an empty object, unit or `None`.
-struct AbsentDeserializer;
+pub(crate) struct AbsentDeserializer;
 
 impl<'de> Deserializer<'de> for AbsentDeserializer {
     type Error = serde_json::Error;

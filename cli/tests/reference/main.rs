@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 
 mod clusterio;
 mod skynet;
+mod socketcluster;
 
 const WAIT: Duration = Duration::from_secs(10);
 

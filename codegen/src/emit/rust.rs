@@ -954,6 +954,12 @@ impl Emitter<'_> {
             let tag = tag_pattern(&m.tag);
             quote!((#class, #tag) => frame.decode::<#v>().map(Self::#v))
         });
+        let fast_arms = msgs.iter().map(|m| {
+            let v = ident(&m.rust_name);
+            let class = self.frame_class(m);
+            let tag = tag_pattern(&m.tag);
+            quote!((#class, #tag) => <#v as __p::Deserialize>::deserialize(payload).map(Self::#v))
+        });
         let kinds = msgs.iter().map(|m| {
             let v = ident(&m.rust_name);
             quote!(Self::#v(_) => <#v as __p::Message>::KIND)
@@ -979,6 +985,13 @@ impl Emitter<'_> {
                     fn decode(frame: &__p::RawMessage<'_>) -> ::core::result::Result<Self, __p::DecodeError> {
                         ::core::result::Result::Err(__p::DecodeError::unknown(frame.name))
                     }
+                    fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+                        _class: __p::FrameClass,
+                        name: __p::TagRef<'_>,
+                        _payload: D,
+                    ) -> ::core::result::Result<Self, D::Error> {
+                        ::core::result::Result::Err(<D::Error as __p::serde::de::Error>::custom(::core::format_args!("unknown message {name}")))
+                    }
                     fn accepts(_tag: __p::Tag) -> bool { false }
                     fn kind(&self) -> __p::Kind { match *self {} }
                     fn tag(&self) -> __p::Tag { match *self {} }
@@ -996,6 +1009,16 @@ impl Emitter<'_> {
                     match (frame.class, frame.name) {
                         #(#arms,)*
                         (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+                    }
+                }
+                fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+                    class: __p::FrameClass,
+                    name: __p::TagRef<'_>,
+                    payload: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    match (class, name) {
+                        #(#fast_arms,)*
+                        (_, name) => ::core::result::Result::Err(<D::Error as __p::serde::de::Error>::custom(::core::format_args!("unknown message {name}"))),
                     }
                 }
                 fn accepts(tag: __p::Tag) -> bool {

@@ -8,7 +8,7 @@
 /// `{"rid": N, "data": {...}}` or `{"rid": N, "error": {...}}`, as in WIRE-NOTES, section
 /// "SocketCluster (seed 001; socketcluster-server / socketcluster-client 20.x on the npm
 /// registry)" (`C {"event":"add",...,"cid":2}  S {"rid":2,"data":5}`,
-/// `S {"event":"srvRpc","cid":1,...}  C {"rid":1,...}`). Session, close codes and reserved `#`
+/// `S {"event":"askClient","cid":1,...}  C {"rid":1,...}`). Session, close codes and reserved `#`
 /// events are the base protocol's.
 ///
 /// Decisions (the seeds say nothing about this application; all of it is invented for the
@@ -192,6 +192,66 @@ pub mod chat {
             __p::MessageInfo {
                 name: "ping_client",
                 tag: __p::Tag::Str("ping_client"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "sum",
+                tag: __p::Tag::Str("sum"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "fail",
+                tag: __p::Tag::Str("fail"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "nothing",
+                tag: __p::Tag::Str("nothing"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "shout",
+                tag: __p::Tag::Str("shout"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "shouted",
+                tag: __p::Tag::Str("shouted"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "callMe",
+                tag: __p::Tag::Str("callMe"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "askClient",
+                tag: __p::Tag::Str("askClient"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "askClientResult",
+                tag: __p::Tag::Str("askClientResult"),
+                kind: __p::Kind::Event,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "login",
+                tag: __p::Tag::Str("login"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "logout",
+                tag: __p::Tag::Str("logout"),
                 kind: __p::Kind::Request,
                 has_payload: true,
             },
@@ -873,6 +933,208 @@ pub mod chat {
         type Reply = PingClientReply;
     }
     impl __p::SendableBy<Server> for PingClient {}
+    /// Adds two numbers: `{"a": 2, "b": 3}` is answered with `5`.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    pub struct Sum {
+        /// The first addend.
+        pub a: i64,
+        /// The second addend.
+        pub b: i64,
+    }
+    impl __p::Validate for Sum {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Sum {
+        type Protocol = Chat;
+        const NAME: &'static str = "sum";
+        const TAG: __p::Tag = __p::Tag::Str("sum");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for Sum {
+        type Reply = i64;
+    }
+    impl __p::SendableBy<Client> for Sum {}
+    /// Always fails, with the error object `{"name": "MyError", "message": "nope", "code": 42}`.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct Fail(pub __p::Value);
+    impl __p::Validate for Fail {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Fail {
+        type Protocol = Chat;
+        const NAME: &'static str = "fail";
+        const TAG: __p::Tag = __p::Tag::Str("fail");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for Fail {
+        type Reply = __p::Empty;
+    }
+    impl __p::SendableBy<Client> for Fail {}
+    /// Answered without data: `{"rid": N}`.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct Nothing(pub __p::Value);
+    impl __p::Validate for Nothing {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Nothing {
+        type Protocol = Chat;
+        const NAME: &'static str = "nothing";
+        const TAG: __p::Tag = __p::Tag::Str("nothing");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for Nothing {
+        type Reply = __p::Empty;
+    }
+    impl __p::SendableBy<Client> for Nothing {}
+    /// An emit without a reply; the server transmits `shouted` back with the same data.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct Shout(pub __p::Value);
+    impl __p::Validate for Shout {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Shout {
+        type Protocol = Chat;
+        const NAME: &'static str = "shout";
+        const TAG: __p::Tag = __p::Tag::Str("shout");
+        const KIND: __p::Kind = __p::Kind::Event;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Event for Shout {}
+    impl __p::SendableBy<Client> for Shout {}
+    /// The data of a `shout` the server received, sent back to the same client.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct Shouted(pub __p::Value);
+    impl __p::Validate for Shouted {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Shouted {
+        type Protocol = Chat;
+        const NAME: &'static str = "shouted";
+        const TAG: __p::Tag = __p::Tag::Str("shouted");
+        const KIND: __p::Kind = __p::Kind::Event;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Event for Shouted {}
+    impl __p::SendableBy<Server> for Shouted {}
+    /// Asks the server to invoke `askClient` on the caller with this data; answered with the
+    /// caller's reply to it.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct CallMe(pub __p::Value);
+    impl __p::Validate for CallMe {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for CallMe {
+        type Protocol = Chat;
+        const NAME: &'static str = "callMe";
+        const TAG: __p::Tag = __p::Tag::Str("callMe");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for CallMe {
+        type Reply = __p::Value;
+    }
+    impl __p::SendableBy<Client> for CallMe {}
+    /// Invoked by the server on a client (after `callMe`, and by the real server after every
+    /// connection); the client answers `{"a": "ok", "q": <the data's q>}`.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct AskClient(pub __p::Value);
+    impl __p::Validate for AskClient {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for AskClient {
+        type Protocol = Chat;
+        const NAME: &'static str = "askClient";
+        const TAG: __p::Tag = __p::Tag::Str("askClient");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for AskClient {
+        type Reply = __p::Value;
+    }
+    impl __p::SendableBy<Server> for AskClient {}
+    /// The reply the server got to the `askClient` it invoked right after the connection.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct AskClientResult(pub __p::Value);
+    impl __p::Validate for AskClientResult {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for AskClientResult {
+        type Protocol = Chat;
+        const NAME: &'static str = "askClientResult";
+        const TAG: __p::Tag = __p::Tag::Str("askClientResult");
+        const KIND: __p::Kind = __p::Kind::Event;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Event for AskClientResult {}
+    impl __p::SendableBy<Server> for AskClientResult {}
+    /// Makes the server give the caller a signed auth token (`#setAuthToken`) for this user.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    pub struct Login {
+        /// The user name the token names.
+        pub user: ::std::string::String,
+    }
+    impl __p::Validate for Login {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Login {
+        type Protocol = Chat;
+        const NAME: &'static str = "login";
+        const TAG: __p::Tag = __p::Tag::Str("login");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for Login {
+        type Reply = __p::Empty;
+    }
+    impl __p::SendableBy<Client> for Login {}
+    /// Makes the server deauthenticate the caller (`#removeAuthToken`).
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct Logout(pub __p::Value);
+    impl __p::Validate for Logout {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Logout {
+        type Protocol = Chat;
+        const NAME: &'static str = "logout";
+        const TAG: __p::Tag = __p::Tag::Str("logout");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for Logout {
+        type Reply = __p::Empty;
+    }
+    impl __p::SendableBy<Client> for Logout {}
     /// Everything `client` may send to `server`.
     #[derive(Debug, Clone, PartialEq)]
     pub enum ClientToServer {
@@ -896,6 +1158,20 @@ pub mod chat {
         SendMessage(SendMessage),
         /// [`Typing`]
         Typing(Typing),
+        /// [`Sum`]
+        Sum(Sum),
+        /// [`Fail`]
+        Fail(Fail),
+        /// [`Nothing`]
+        Nothing(Nothing),
+        /// [`Shout`]
+        Shout(Shout),
+        /// [`CallMe`]
+        CallMe(CallMe),
+        /// [`Login`]
+        Login(Login),
+        /// [`Logout`]
+        Logout(Logout),
     }
     impl __p::Inbound for ClientToServer {
         fn decode(
@@ -932,7 +1208,103 @@ pub mod chat {
                 (__p::FrameClass::Plain, __p::TagRef::Str("typing")) => {
                     frame.decode::<Typing>().map(Self::Typing)
                 }
+                (__p::FrameClass::Plain, __p::TagRef::Str("sum")) => {
+                    frame.decode::<Sum>().map(Self::Sum)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("fail")) => {
+                    frame.decode::<Fail>().map(Self::Fail)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("nothing")) => {
+                    frame.decode::<Nothing>().map(Self::Nothing)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("shout")) => {
+                    frame.decode::<Shout>().map(Self::Shout)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("callMe")) => {
+                    frame.decode::<CallMe>().map(Self::CallMe)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("login")) => {
+                    frame.decode::<Login>().map(Self::Login)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("logout")) => {
+                    frame.decode::<Logout>().map(Self::Logout)
+                }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("#handshake")) => {
+                    <Handshake as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Handshake)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#subscribe")) => {
+                    <Subscribe as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Subscribe)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#unsubscribe")) => {
+                    <Unsubscribe as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Unsubscribe)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
+                    <Publish as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Publish)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#authenticate")) => {
+                    <Authenticate as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Authenticate)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
+                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
+                        .map(Self::RemoveAuthToken)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
+                    <Disconnect as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Disconnect)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("join")) => {
+                    <Join as __p::Deserialize>::deserialize(payload).map(Self::Join)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("sendMessage")) => {
+                    <SendMessage as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SendMessage)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("typing")) => {
+                    <Typing as __p::Deserialize>::deserialize(payload).map(Self::Typing)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("sum")) => {
+                    <Sum as __p::Deserialize>::deserialize(payload).map(Self::Sum)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("fail")) => {
+                    <Fail as __p::Deserialize>::deserialize(payload).map(Self::Fail)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("nothing")) => {
+                    <Nothing as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Nothing)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("shout")) => {
+                    <Shout as __p::Deserialize>::deserialize(payload).map(Self::Shout)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("callMe")) => {
+                    <CallMe as __p::Deserialize>::deserialize(payload).map(Self::CallMe)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("login")) => {
+                    <Login as __p::Deserialize>::deserialize(payload).map(Self::Login)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("logout")) => {
+                    <Logout as __p::Deserialize>::deserialize(payload).map(Self::Logout)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {
@@ -941,7 +1313,10 @@ pub mod chat {
                 __p::Tag::Str("#unsubscribe") | __p::Tag::Str("#publish") |
                 __p::Tag::Str("#authenticate") | __p::Tag::Str("#removeAuthToken") |
                 __p::Tag::Str("#disconnect") | __p::Tag::Str("join") |
-                __p::Tag::Str("sendMessage") | __p::Tag::Str("typing")
+                __p::Tag::Str("sendMessage") | __p::Tag::Str("typing") |
+                __p::Tag::Str("sum") | __p::Tag::Str("fail") | __p::Tag::Str("nothing") |
+                __p::Tag::Str("shout") | __p::Tag::Str("callMe") | __p::Tag::Str("login")
+                | __p::Tag::Str("logout")
             )
         }
         fn kind(&self) -> __p::Kind {
@@ -956,6 +1331,13 @@ pub mod chat {
                 Self::Join(_) => <Join as __p::Message>::KIND,
                 Self::SendMessage(_) => <SendMessage as __p::Message>::KIND,
                 Self::Typing(_) => <Typing as __p::Message>::KIND,
+                Self::Sum(_) => <Sum as __p::Message>::KIND,
+                Self::Fail(_) => <Fail as __p::Message>::KIND,
+                Self::Nothing(_) => <Nothing as __p::Message>::KIND,
+                Self::Shout(_) => <Shout as __p::Message>::KIND,
+                Self::CallMe(_) => <CallMe as __p::Message>::KIND,
+                Self::Login(_) => <Login as __p::Message>::KIND,
+                Self::Logout(_) => <Logout as __p::Message>::KIND,
             }
         }
         fn tag(&self) -> __p::Tag {
@@ -970,6 +1352,13 @@ pub mod chat {
                 Self::Join(_) => <Join as __p::Message>::TAG,
                 Self::SendMessage(_) => <SendMessage as __p::Message>::TAG,
                 Self::Typing(_) => <Typing as __p::Message>::TAG,
+                Self::Sum(_) => <Sum as __p::Message>::TAG,
+                Self::Fail(_) => <Fail as __p::Message>::TAG,
+                Self::Nothing(_) => <Nothing as __p::Message>::TAG,
+                Self::Shout(_) => <Shout as __p::Message>::TAG,
+                Self::CallMe(_) => <CallMe as __p::Message>::TAG,
+                Self::Login(_) => <Login as __p::Message>::TAG,
+                Self::Logout(_) => <Logout as __p::Message>::TAG,
             }
         }
         fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> {
@@ -984,6 +1373,13 @@ pub mod chat {
                 Self::Join(message) => __p::Validate::validate(message),
                 Self::SendMessage(message) => __p::Validate::validate(message),
                 Self::Typing(message) => __p::Validate::validate(message),
+                Self::Sum(message) => __p::Validate::validate(message),
+                Self::Fail(message) => __p::Validate::validate(message),
+                Self::Nothing(message) => __p::Validate::validate(message),
+                Self::Shout(message) => __p::Validate::validate(message),
+                Self::CallMe(message) => __p::Validate::validate(message),
+                Self::Login(message) => __p::Validate::validate(message),
+                Self::Logout(message) => __p::Validate::validate(message),
             }
         }
     }
@@ -1006,6 +1402,12 @@ pub mod chat {
         UserTyping(UserTyping),
         /// [`PingClient`]
         PingClient(PingClient),
+        /// [`Shouted`]
+        Shouted(Shouted),
+        /// [`AskClient`]
+        AskClient(AskClient),
+        /// [`AskClientResult`]
+        AskClientResult(AskClientResult),
     }
     impl __p::Inbound for ServerToClient {
         fn decode(
@@ -1036,7 +1438,75 @@ pub mod chat {
                 (__p::FrameClass::Plain, __p::TagRef::Str("ping_client")) => {
                     frame.decode::<PingClient>().map(Self::PingClient)
                 }
+                (__p::FrameClass::Plain, __p::TagRef::Str("shouted")) => {
+                    frame.decode::<Shouted>().map(Self::Shouted)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("askClient")) => {
+                    frame.decode::<AskClient>().map(Self::AskClient)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("askClientResult")) => {
+                    frame.decode::<AskClientResult>().map(Self::AskClientResult)
+                }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
+                    <PublishEvent as __p::Deserialize>::deserialize(payload)
+                        .map(Self::PublishEvent)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#kickOut")) => {
+                    <KickOut as __p::Deserialize>::deserialize(payload)
+                        .map(Self::KickOut)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#setAuthToken")) => {
+                    <SetAuthToken as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SetAuthToken)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
+                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
+                        .map(Self::RemoveAuthToken)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
+                    <Disconnect as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Disconnect)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
+                    <Message as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Message)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("user_typing")) => {
+                    <UserTyping as __p::Deserialize>::deserialize(payload)
+                        .map(Self::UserTyping)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("ping_client")) => {
+                    <PingClient as __p::Deserialize>::deserialize(payload)
+                        .map(Self::PingClient)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("shouted")) => {
+                    <Shouted as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Shouted)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("askClient")) => {
+                    <AskClient as __p::Deserialize>::deserialize(payload)
+                        .map(Self::AskClient)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("askClientResult")) => {
+                    <AskClientResult as __p::Deserialize>::deserialize(payload)
+                        .map(Self::AskClientResult)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {
@@ -1044,7 +1514,9 @@ pub mod chat {
                 tag, __p::Tag::Str("#publish") | __p::Tag::Str("#kickOut") |
                 __p::Tag::Str("#setAuthToken") | __p::Tag::Str("#removeAuthToken") |
                 __p::Tag::Str("#disconnect") | __p::Tag::Str("message") |
-                __p::Tag::Str("user_typing") | __p::Tag::Str("ping_client")
+                __p::Tag::Str("user_typing") | __p::Tag::Str("ping_client") |
+                __p::Tag::Str("shouted") | __p::Tag::Str("askClient") |
+                __p::Tag::Str("askClientResult")
             )
         }
         fn kind(&self) -> __p::Kind {
@@ -1057,6 +1529,9 @@ pub mod chat {
                 Self::Message(_) => <Message as __p::Message>::KIND,
                 Self::UserTyping(_) => <UserTyping as __p::Message>::KIND,
                 Self::PingClient(_) => <PingClient as __p::Message>::KIND,
+                Self::Shouted(_) => <Shouted as __p::Message>::KIND,
+                Self::AskClient(_) => <AskClient as __p::Message>::KIND,
+                Self::AskClientResult(_) => <AskClientResult as __p::Message>::KIND,
             }
         }
         fn tag(&self) -> __p::Tag {
@@ -1069,6 +1544,9 @@ pub mod chat {
                 Self::Message(_) => <Message as __p::Message>::TAG,
                 Self::UserTyping(_) => <UserTyping as __p::Message>::TAG,
                 Self::PingClient(_) => <PingClient as __p::Message>::TAG,
+                Self::Shouted(_) => <Shouted as __p::Message>::TAG,
+                Self::AskClient(_) => <AskClient as __p::Message>::TAG,
+                Self::AskClientResult(_) => <AskClientResult as __p::Message>::TAG,
             }
         }
         fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> {
@@ -1081,6 +1559,9 @@ pub mod chat {
                 Self::Message(message) => __p::Validate::validate(message),
                 Self::UserTyping(message) => __p::Validate::validate(message),
                 Self::PingClient(message) => __p::Validate::validate(message),
+                Self::Shouted(message) => __p::Validate::validate(message),
+                Self::AskClient(message) => __p::Validate::validate(message),
+                Self::AskClientResult(message) => __p::Validate::validate(message),
             }
         }
     }
@@ -1160,6 +1641,34 @@ pub mod chat {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<PingClientReply, __p::RemoteError>,
         > + ::core::marker::Send;
+        /// The data of a `shout` the server received, sent back to the same client.
+        ///
+        /// Ignored unless implemented.
+        fn shouted(
+            &self,
+            message: Shouted,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            let _ = message;
+            async {}
+        }
+        /// Invoked by the server on a client (after `callMe`, and by the real server after every
+        /// connection); the client answers `{"a": "ok", "q": <the data's q>}`.
+        fn ask_client(
+            &self,
+            request: AskClient,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Value, __p::RemoteError>,
+        > + ::core::marker::Send;
+        /// The reply the server got to the `askClient` it invoked right after the connection.
+        ///
+        /// Ignored unless implemented.
+        fn ask_client_result(
+            &self,
+            message: AskClientResult,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            let _ = message;
+            async {}
+        }
     }
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
         async fn dispatch(handler: &H, message: ServerToClient) -> __p::Outcome {
@@ -1191,6 +1700,17 @@ pub mod chat {
                 }
                 ServerToClient::PingClient(request) => {
                     __p::Outcome::reply(handler.ping_client(request).await)
+                }
+                ServerToClient::Shouted(message) => {
+                    handler.shouted(message).await;
+                    __p::Outcome::Done
+                }
+                ServerToClient::AskClient(request) => {
+                    __p::Outcome::reply(handler.ask_client(request).await)
+                }
+                ServerToClient::AskClientResult(message) => {
+                    handler.ask_client_result(message).await;
+                    __p::Outcome::Done
                 }
             }
         }
@@ -1278,6 +1798,70 @@ pub mod chat {
         > + ::core::marker::Send {
             self.send(message)
         }
+        /// Adds two numbers: `{"a": 2, "b": 3}` is answered with `5`.
+        fn sum(
+            &self,
+            message: Sum,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<i64, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(message)
+        }
+        /// Always fails, with the error object `{"name": "MyError", "message": "nope", "code": 42}`.
+        fn fail(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(Fail(payload))
+        }
+        /// Answered without data: `{"rid": N}`.
+        fn nothing(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(Nothing(payload))
+        }
+        /// An emit without a reply; the server transmits `shouted` back with the same data.
+        fn shout(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), __p::SendError>,
+        > + ::core::marker::Send {
+            self.send(Shout(payload))
+        }
+        /// Asks the server to invoke `askClient` on the caller with this data; answered with the
+        /// caller's reply to it.
+        fn call_me(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Value, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(CallMe(payload))
+        }
+        /// Makes the server give the caller a signed auth token (`#setAuthToken`) for this user.
+        fn login(
+            &self,
+            message: Login,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(message)
+        }
+        /// Makes the server deauthenticate the caller (`#removeAuthToken`).
+        fn logout(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(Logout(payload))
+        }
     }
     impl<T: __p::Sender<Client>> ClientSender for T {}
     /// The `server` side of a link with `client`.
@@ -1362,6 +1946,59 @@ pub mod chat {
             let _ = message;
             async {}
         }
+        /// Adds two numbers: `{"a": 2, "b": 3}` is answered with `5`.
+        fn sum(
+            &self,
+            request: Sum,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<i64, __p::RemoteError>,
+        > + ::core::marker::Send;
+        /// Always fails, with the error object `{"name": "MyError", "message": "nope", "code": 42}`.
+        fn fail(
+            &self,
+            request: Fail,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
+        > + ::core::marker::Send;
+        /// Answered without data: `{"rid": N}`.
+        fn nothing(
+            &self,
+            request: Nothing,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
+        > + ::core::marker::Send;
+        /// An emit without a reply; the server transmits `shouted` back with the same data.
+        ///
+        /// Ignored unless implemented.
+        fn shout(
+            &self,
+            message: Shout,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            let _ = message;
+            async {}
+        }
+        /// Asks the server to invoke `askClient` on the caller with this data; answered with the
+        /// caller's reply to it.
+        fn call_me(
+            &self,
+            request: CallMe,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Value, __p::RemoteError>,
+        > + ::core::marker::Send;
+        /// Makes the server give the caller a signed auth token (`#setAuthToken`) for this user.
+        fn login(
+            &self,
+            request: Login,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
+        > + ::core::marker::Send;
+        /// Makes the server deauthenticate the caller (`#removeAuthToken`).
+        fn logout(
+            &self,
+            request: Logout,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
+        > + ::core::marker::Send;
     }
     impl<H: ServerHandler> __p::Dispatch<H> for Server {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {
@@ -1396,6 +2033,28 @@ pub mod chat {
                 ClientToServer::Typing(message) => {
                     handler.typing(message).await;
                     __p::Outcome::Done
+                }
+                ClientToServer::Sum(request) => {
+                    __p::Outcome::reply(handler.sum(request).await)
+                }
+                ClientToServer::Fail(request) => {
+                    __p::Outcome::reply(handler.fail(request).await)
+                }
+                ClientToServer::Nothing(request) => {
+                    __p::Outcome::reply(handler.nothing(request).await)
+                }
+                ClientToServer::Shout(message) => {
+                    handler.shout(message).await;
+                    __p::Outcome::Done
+                }
+                ClientToServer::CallMe(request) => {
+                    __p::Outcome::reply(handler.call_me(request).await)
+                }
+                ClientToServer::Login(request) => {
+                    __p::Outcome::reply(handler.login(request).await)
+                }
+                ClientToServer::Logout(request) => {
+                    __p::Outcome::reply(handler.logout(request).await)
                 }
             }
         }
@@ -1463,6 +2122,34 @@ pub mod chat {
             Output = ::core::result::Result<PingClientReply, __p::RequestError>,
         > + ::core::marker::Send {
             self.request(message)
+        }
+        /// The data of a `shout` the server received, sent back to the same client.
+        fn shouted(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), __p::SendError>,
+        > + ::core::marker::Send {
+            self.send(Shouted(payload))
+        }
+        /// Invoked by the server on a client (after `callMe`, and by the real server after every
+        /// connection); the client answers `{"a": "ok", "q": <the data's q>}`.
+        fn ask_client(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Value, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(AskClient(payload))
+        }
+        /// The reply the server got to the `askClient` it invoked right after the connection.
+        fn ask_client_result(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), __p::SendError>,
+        > + ::core::marker::Send {
+            self.send(AskClientResult(payload))
         }
     }
     impl<T: __p::Sender<Server>> ServerSender for T {}

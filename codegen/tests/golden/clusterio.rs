@@ -1009,6 +1009,87 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("register_control")) => {
+                    <RegisterControl as __p::Deserialize>::deserialize(payload)
+                        .map(Self::RegisterControl)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
+                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("list_slaves")) => {
+                    <ListSlaves as __p::Deserialize>::deserialize(payload)
+                        .map(Self::ListSlaves)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("list_instances")) => {
+                    <ListInstances as __p::Deserialize>::deserialize(payload)
+                        .map(Self::ListInstances)
+                }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("set_instance_output_subscriptions"),
+                ) => {
+                    <SetInstanceOutputSubscriptions as __p::Deserialize>::deserialize(
+                            payload,
+                        )
+                        .map(Self::SetInstanceOutputSubscriptions)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("create_instance")) => {
+                    <CreateInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::CreateInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("get_instance_config")) => {
+                    <GetInstanceConfig as __p::Deserialize>::deserialize(payload)
+                        .map(Self::GetInstanceConfig)
+                }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("set_instance_config_field"),
+                ) => {
+                    <SetInstanceConfigField as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SetInstanceConfigField)
+                }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("assign_instance_command"),
+                ) => {
+                    <AssignInstanceCommand as __p::Deserialize>::deserialize(payload)
+                        .map(Self::AssignInstanceCommand)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("start_instance")) => {
+                    <StartInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::StartInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("create_save")) => {
+                    <CreateSave as __p::Deserialize>::deserialize(payload)
+                        .map(Self::CreateSave)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("stop_instance")) => {
+                    <StopInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::StopInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("delete_instance")) => {
+                    <DeleteInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::DeleteInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
+                    <SendRcon as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SendRcon)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Str("register_control") | __p::Tag::Str("close") |
@@ -1123,6 +1204,34 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("hello")) => {
+                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("ready")) => {
+                    <Ready as __p::Deserialize>::deserialize(payload).map(Self::Ready)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
+                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                }
+                (__p::FrameClass::Event, __p::TagRef::Str("instance_output")) => {
+                    <InstanceOutput as __p::Deserialize>::deserialize(payload)
+                        .map(Self::InstanceOutput)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Str("hello") | __p::Tag::Str("ready") |
@@ -1184,6 +1293,36 @@ pub mod clusterio {
                     frame.decode::<InstanceOutput>().map(Self::InstanceOutput)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("register_slave")) => {
+                    <RegisterSlave as __p::Deserialize>::deserialize(payload)
+                        .map(Self::RegisterSlave)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
+                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                }
+                (__p::FrameClass::Event, __p::TagRef::Str("update_instances")) => {
+                    <UpdateInstances as __p::Deserialize>::deserialize(payload)
+                        .map(Self::UpdateInstances)
+                }
+                (__p::FrameClass::Event, __p::TagRef::Str("instance_output")) => {
+                    <InstanceOutput as __p::Deserialize>::deserialize(payload)
+                        .map(Self::InstanceOutput)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {
@@ -1274,6 +1413,54 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("hello")) => {
+                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("ready")) => {
+                    <Ready as __p::Deserialize>::deserialize(payload).map(Self::Ready)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
+                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("assign_instance")) => {
+                    <AssignInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::AssignInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("start_instance")) => {
+                    <StartInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::StartInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("create_save")) => {
+                    <CreateSave as __p::Deserialize>::deserialize(payload)
+                        .map(Self::CreateSave)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("stop_instance")) => {
+                    <StopInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::StopInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("delete_instance")) => {
+                    <DeleteInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::DeleteInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
+                    <SendRcon as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SendRcon)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Str("hello") | __p::Tag::Str("ready") |
@@ -1340,6 +1527,25 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Event, __p::TagRef::Str("instance_output")) => {
+                    <InstanceOutput as __p::Deserialize>::deserialize(payload)
+                        .map(Self::InstanceOutput)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(tag, __p::Tag::Str("instance_output"))
         }
@@ -1389,6 +1595,37 @@ pub mod clusterio {
                     frame.decode::<SendRcon>().map(Self::SendRcon)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Request, __p::TagRef::Str("start_instance")) => {
+                    <StartInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::StartInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("create_save")) => {
+                    <CreateSave as __p::Deserialize>::deserialize(payload)
+                        .map(Self::CreateSave)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("stop_instance")) => {
+                    <StopInstance as __p::Deserialize>::deserialize(payload)
+                        .map(Self::StopInstance)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
+                    <SendRcon as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SendRcon)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {

@@ -303,6 +303,29 @@ pub mod litecord {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Int(1)) => {
+                    <HelloAck as __p::Deserialize>::deserialize(payload)
+                        .map(Self::HelloAck)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Int(2)) => {
+                    <Heartbeat as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Heartbeat)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(tag, __p::Tag::Int(1) | __p::Tag::Int(2))
         }
@@ -345,6 +368,28 @@ pub mod litecord {
                     frame.decode::<HeartbeatAck>().map(Self::HeartbeatAck)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Int(0)) => {
+                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Int(3)) => {
+                    <HeartbeatAck as __p::Deserialize>::deserialize(payload)
+                        .map(Self::HeartbeatAck)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {

@@ -604,6 +604,37 @@ pub mod litecord_example {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Int(1)) => {
+                    <HelloAck as __p::Deserialize>::deserialize(payload)
+                        .map(Self::HelloAck)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Int(2)) => {
+                    <Heartbeat as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Heartbeat)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("GET_GUILD")) => {
+                    <GetGuild as __p::Deserialize>::deserialize(payload)
+                        .map(Self::GetGuild)
+                }
+                (__p::FrameClass::Event, __p::TagRef::Str("USER_PRESENCE")) => {
+                    <UserPresence as __p::Deserialize>::deserialize(payload)
+                        .map(Self::UserPresence)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Int(1) | __p::Tag::Int(2) | __p::Tag::Str("GET_GUILD") |
@@ -660,6 +691,32 @@ pub mod litecord_example {
                     frame.decode::<TokenValidate>().map(Self::TokenValidate)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Int(0)) => {
+                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Int(3)) => {
+                    <HeartbeatAck as __p::Deserialize>::deserialize(payload)
+                        .map(Self::HeartbeatAck)
+                }
+                (__p::FrameClass::Request, __p::TagRef::Str("TOKEN_VALIDATE")) => {
+                    <TokenValidate as __p::Deserialize>::deserialize(payload)
+                        .map(Self::TokenValidate)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {

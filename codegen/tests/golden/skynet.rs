@@ -467,6 +467,34 @@ pub mod skynet {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("open")) => {
+                    <Open as __p::Deserialize>::deserialize(payload).map(Self::Open)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
+                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
+                    <Message as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Message)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("log")) => {
+                    <Log as __p::Deserialize>::deserialize(payload).map(Self::Log)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Str("open") | __p::Tag::Str("close") |
@@ -513,6 +541,25 @@ pub mod skynet {
                     frame.decode::<MessageEvent>().map(Self::MessageEvent)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
+                    <MessageEvent as __p::Deserialize>::deserialize(payload)
+                        .map(Self::MessageEvent)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {

@@ -612,6 +612,49 @@ pub mod socketcluster {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("#handshake")) => {
+                    <Handshake as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Handshake)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#subscribe")) => {
+                    <Subscribe as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Subscribe)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#unsubscribe")) => {
+                    <Unsubscribe as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Unsubscribe)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
+                    <Publish as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Publish)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#authenticate")) => {
+                    <Authenticate as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Authenticate)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
+                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
+                        .map(Self::RemoveAuthToken)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
+                    <Disconnect as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Disconnect)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
+            }
+        }
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Str("#handshake") | __p::Tag::Str("#subscribe") |
@@ -689,6 +732,41 @@ pub mod socketcluster {
                     frame.decode::<Disconnect>().map(Self::Disconnect)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
+            }
+        }
+        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+            class: __p::FrameClass,
+            name: __p::TagRef<'_>,
+            payload: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            match (class, name) {
+                (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
+                    <PublishEvent as __p::Deserialize>::deserialize(payload)
+                        .map(Self::PublishEvent)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#kickOut")) => {
+                    <KickOut as __p::Deserialize>::deserialize(payload)
+                        .map(Self::KickOut)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#setAuthToken")) => {
+                    <SetAuthToken as __p::Deserialize>::deserialize(payload)
+                        .map(Self::SetAuthToken)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
+                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
+                        .map(Self::RemoveAuthToken)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
+                    <Disconnect as __p::Deserialize>::deserialize(payload)
+                        .map(Self::Disconnect)
+                }
+                (_, name) => {
+                    ::core::result::Result::Err(
+                        <D::Error as __p::serde::de::Error>::custom(
+                            ::core::format_args!("unknown message {name}"),
+                        ),
+                    )
+                }
             }
         }
         fn accepts(tag: __p::Tag) -> bool {

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use crate::support::not_a_frame;
 
-type DecodeMessage = fn(&RawMessage<'_>) -> Result<(), DecodeError>;
+/// Decodes a classified frame (or, with `None`, one that `classify` refused) with one direction
+/// enum, checking that the single-pass decoder agrees with the general path.
+type DecodeMessage = fn(&WireProfile, &str, Option<&RawMessage<'_>>) -> Result<(), DecodeError>;
 type DecodeReply = fn(&Payload<'_>) -> Result<(), DecodeError>;
 
 /// A protocol: its profile, its direction enums and its reply types.
@@ -23,8 +25,24 @@ struct Target {
     replies: &'static [DecodeReply],
 }
 
-fn inbound<I: Inbound>(raw: &RawMessage<'_>) -> Result<(), DecodeError> {
-    I::decode(raw).map(drop)
+fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
+    wire: &WireProfile,
+    text: &str,
+    raw: Option<&RawMessage<'_>>,
+) -> Result<(), DecodeError> {
+    let fast = wire.decode_fast::<I>(text);
+    let Some(raw) = raw else {
+        assert!(fast.is_none(), "one pass took {text:?}, which classify refuses");
+        return Ok(());
+    };
+    let slow = I::decode(raw);
+    if let Some(fast) = fast {
+        match &slow {
+            Ok(message) => assert_eq!(&fast.message, message, "one pass disagrees on {text:?}"),
+            Err(e) => panic!("one pass took {text:?}, which the general path refuses: {e}"),
+        }
+    }
+    slow.map(drop)
 }
 
 fn reply<R: DeserializeOwned>(payload: &Payload<'_>) -> Result<(), DecodeError> {
@@ -154,10 +172,19 @@ impl Outcome {
 /// Classifies `text` and decodes it every way the protocol can; errors must render.
 fn attempt(target: &Target, text: &str) -> Outcome {
     let outcome = match target.wire.classify(text) {
-        Err(e) => Outcome::Refused(e),
-        Ok(RawFrame::Message(raw)) => {
-            Outcome::Message(target.inbound.iter().map(|decode| decode(&raw)).collect())
+        Err(e) => {
+            for decode in target.inbound {
+                let _ = decode(target.wire, text, None);
+            }
+            Outcome::Refused(e)
         }
+        Ok(RawFrame::Message(raw)) => Outcome::Message(
+            target
+                .inbound
+                .iter()
+                .map(|decode| decode(target.wire, text, Some(&raw)))
+                .collect(),
+        ),
         Ok(RawFrame::Reply(raw)) => Outcome::Reply(match &raw.result {
             Ok(payload) => Ok(target
                 .replies

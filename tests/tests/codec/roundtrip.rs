@@ -452,6 +452,14 @@ where
         prop_assert_eq!(&raw.id, &expected_id, "id in {}", text);
         prop_assert_eq!(raw.seq, seq, "seq in {}", text);
         let decoded = I::decode(&raw).map_err(|e| fail(format!("{text} did not decode: {e}")))?;
+        // The single-pass decoder reads what we write (envelope first) and agrees exactly.
+        let fast = wire
+            .decode_fast::<I>(&text)
+            .ok_or_else(|| fail(format!("{text} was not decoded in one pass")))?;
+        prop_assert_eq!(&fast.message, &decoded, "one pass decoded {}", text);
+        prop_assert_eq!(&fast.id, &raw.id, "one-pass id in {}", text);
+        prop_assert_eq!(fast.seq, raw.seq, "one-pass seq in {}", text);
+        prop_assert_eq!(fast.class, raw.class, "one-pass class in {}", text);
         prop_assert_eq!(decoded, wrap(value), "decoded {}", text);
         Ok(())
     });
@@ -606,11 +614,12 @@ fn cases() -> Vec<Case> {
     direction!(cases, chat::ClientToServer {
         Handshake => reply, Subscribe => reply, Unsubscribe => reply, Publish => reply,
         Authenticate => reply, RemoveAuthToken, Disconnect, Join => reply,
-        SendMessage => reply, Typing,
+        SendMessage => reply, Typing, Sum => reply, Fail => reply, Nothing => reply, Shout,
+        CallMe => reply, Login => reply, Logout => reply,
     });
     direction!(cases, chat::ServerToClient {
         PublishEvent, KickOut, SetAuthToken => reply, RemoveAuthToken, Disconnect, Message,
-        UserTyping, PingClient => reply,
+        UserTyping, PingClient => reply, Shouted, AskClient => reply, AskClientResult,
     });
     direction!(cases, clusterio::ControlToMaster {
         RegisterControl, Close, ListSlaves => reply, ListInstances => reply,

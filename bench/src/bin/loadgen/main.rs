@@ -1,0 +1,95 @@
+//! Loopback load generator for protolink: request/reply throughput against a hand-written
+//! tokio-tungstenite server (and jsonrpsee with `--features jsonrpsee`), idle memory per
+//! connection with heartbeats running, and Skynet fan-out against a plain broadcast server.
+//!
+//! Every server runs in a child process (this binary spawned with a hidden `serve-*` command, or
+//! `protolink serve skynet`); the parent is the client and prints the ratio tables. Every run is
+//! bounded in time and only talks to 127.0.0.1. See BENCHMARKS.md for the method.
+
+mod fanout;
+mod idle;
+mod proc;
+mod raw;
+mod rpc;
+
+use clap::{Parser, Subcommand};
+
+/// Loopback load tests of the protolink runtime (see BENCHMARKS.md).
+#[derive(Parser)]
+#[command(name = "loadgen")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Request/reply throughput over one connection: protolink (litecord_example GET_GUILD)
+    /// against a hand-written tokio-tungstenite + serde_json client and server, and against
+    /// jsonrpsee when built with `--features jsonrpsee`.
+    Rpc(rpc::RpcArgs),
+    /// Server memory with many idle connections that heartbeat.
+    Idle(idle::IdleArgs),
+    /// Skynet fan-out: one publisher, many subscribers on one channel, against the reference
+    /// server and a plain tokio-tungstenite broadcast server.
+    Fanout(fanout::FanoutArgs),
+    /// (internal) An RPC server for `rpc`.
+    #[command(hide = true)]
+    ServeRpc {
+        /// `protolink`, `raw` or `jsonrpsee`.
+        kind: String,
+    },
+    /// (internal) A Litecord server for `idle`.
+    #[command(hide = true)]
+    ServeIdle {
+        /// `runtime`, `runtime-4k` or `raw-4k`.
+        kind: String,
+        /// Heartbeat interval announced in HELLO, in ms.
+        #[arg(long)]
+        hb_ms: u32,
+    },
+    /// (internal) The idle clients for `idle`.
+    #[command(hide = true)]
+    IdleClients {
+        /// Server URL.
+        #[arg(long)]
+        url: String,
+        /// How many connections.
+        #[arg(long)]
+        conns: usize,
+    },
+    /// (internal) The plain broadcast server for `fanout`.
+    #[command(hide = true)]
+    ServeBroadcast,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Rpc(args) => rpc::run(args).await,
+            Command::Idle(args) => idle::run(args).await,
+            Command::Fanout(args) => fanout::run(args).await,
+            Command::ServeRpc { kind } => rpc::serve(&kind).await,
+            Command::ServeIdle { kind, hb_ms } => idle::serve(&kind, hb_ms).await,
+            Command::IdleClients { url, conns } => idle::clients(&url, conns).await,
+            Command::ServeBroadcast => fanout::serve_broadcast().await,
+        }
+    });
+    // Connection tasks may still be running; do not wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! SocketCluster end to end: the real socketcluster-client 20.x against `protolink serve
+//! socketcluster`, `protolink socketcluster client` against the real socketcluster-server 20.x,
+//! each with protocol version 1 and 2, and the server's answers to bad input.
+//!
+//! The Node packages are pinned by `interop/package-lock.json`; `scripts/test.sh` installs them
+//! (`npm ci --prefix interop`) when `interop/node_modules` is missing.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+use super::{RawWs, WAIT, spawn, terminate};
+
+/// Short pings, so that staying connected for several intervals takes well under a second.
+const PING_INTERVAL: &str = "200";
+const PING_TIMEOUT: &str = "2000";
+/// More than three ping intervals.
+const STAY_MS: &str = "700";
+
+fn interop_dir() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../interop"));
+    assert!(
+        dir.join("node_modules/socketcluster-client").is_dir()
+            && dir.join("node_modules/socketcluster-server").is_dir(),
+        "the real SocketCluster packages are missing: run `npm ci --prefix interop` \
+         (scripts/test.sh does)"
+    );
+    dir
+}
+
+async fn our_server(version: &str) -> super::Running {
+    spawn(&[
+        "serve",
+        "socketcluster",
+        "--listen",
+        "127.0.0.1:0",
+        "--protocol-version",
+        version,
+        "--auth-secret",
+        "test-secret",
+        "--ping-interval",
+        PING_INTERVAL,
+        "--ping-timeout",
+        PING_TIMEOUT,
+    ])
+    .await
+}
+
+/// The real server, with its stdout (the first line names the address).
+struct RealServer {
+    child: Child,
+    url: String,
+}
+
+async fn real_server(version: &str) -> RealServer {
+    let mut child = Command::new("node")
+        .current_dir(interop_dir())
+        .args([
+            "sc-server.js",
+            "--protocol-version",
+            version,
+            "--ping-interval",
+            PING_INTERVAL,
+            "--ping-timeout",
+            PING_TIMEOUT,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("the real server starts in time")
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("first line names the address")
+        .to_owned();
+    // Keep reading so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    RealServer { child, url }
+}
+
+/// Runs a client to its end and returns its JSON lines.
+async fn run_to_end(mut command: Command) -> (bool, Vec<Value>) {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(WAIT * 3, child.wait_with_output())
+        .await
+        .expect("the client finishes in time")
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    if !output.status.success() {
+        eprintln!(
+            "client failed; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    (output.status.success(), lines)
+}
+
+async fn real_client(url: &str, version: &str) -> Vec<Value> {
+    let mut command = Command::new("node");
+    command.current_dir(interop_dir()).args([
+        "sc-client.js",
+        url,
+        "--protocol-version",
+        version,
+        "--stay",
+        STAY_MS,
+    ]);
+    let (ok, lines) = run_to_end(command).await;
+    assert!(ok, "the real client failed: {lines:#?}");
+    lines
+}
+
+/// The line of a step (the first with that name).
+fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {lines:#?}"))
+}
+
+fn steps<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["step"] == name).collect()
+}
+
+fn received<'a>(lines: &'a [Value], key: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter_map(|l| l["received"].get(key))
+        .collect()
+}
+
+async fn real_client_against_our_server(version: &str) {
+    let server = our_server(version).await;
+    assert!(server.url.ends_with("/socketcluster/"), "{}", server.url);
+    let lines = real_client(&server.url, version).await;
+
+    let handshake = step(&lines, "handshake");
+    assert_eq!(handshake["isAuthenticated"], false);
+    assert_eq!(handshake["pingTimeout"], 2000);
+    assert_eq!(handshake["id"], "string");
+    assert_eq!(step(&lines, "shout")["data"], json!({"x": 1}));
+    assert_eq!(step(&lines, "sum")["data"], 5);
+    assert_eq!(
+        step(&lines, "fail")["error"],
+        json!({"name": "MyError", "message": "nope", "code": 42})
+    );
+    assert_eq!(step(&lines, "nothing")["hasData"], false);
+    // `callMe` makes the server invoke `askClient` on the client; the reply comes back.
+    assert_eq!(received(&lines, "askClient"), [&json!({"q": 2})]);
+    assert_eq!(step(&lines, "callMe")["data"], json!({"a": "ok", "q": 2}));
+    assert_eq!(step(&lines, "subscribe")["channel"], "news");
+    assert_eq!(step(&lines, "publish")["data"], json!({"t": "hi"}));
+    assert_eq!(step(&lines, "invokePublish")["acked"], true);
+    assert_eq!(step(&lines, "publishReceived")["data"], "hi2");
+    // After unsubscribing from `news`, the next publish seen is on `other`.
+    assert_eq!(
+        step(&lines, "unsubscribe")["next"],
+        json!({"channel": "other", "data": "after"})
+    );
+    assert!(
+        !received(&lines, "publish")
+            .iter()
+            .any(|p| p["data"] == "gone"),
+        "{lines:#?}"
+    );
+    let authenticated = step(&lines, "authenticated");
+    assert_eq!(authenticated["state"], "authenticated");
+    assert_eq!(authenticated["authToken"]["user"], "alice");
+    assert!(authenticated["authToken"]["exp"].is_u64());
+    assert_eq!(step(&lines, "deauthenticated")["state"], "unauthenticated");
+    let again = step(&lines, "authenticate");
+    assert_eq!(again["isAuthenticated"], true);
+    assert_eq!(again["state"], "authenticated");
+    assert_eq!(step(&lines, "deauthenticate")["state"], "unauthenticated");
+    let bad = &step(&lines, "badToken")["error"];
+    assert_eq!(bad["name"], "AuthTokenInvalidError");
+    assert_eq!(bad["isBadToken"], true);
+    let stay = step(&lines, "stay");
+    assert_eq!(stay["state"], "open", "{lines:#?}");
+    assert_eq!(stay["closed"], Value::Null);
+    step(&lines, "done");
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn real_client_against_our_server_protocol_v2() {
+    real_client_against_our_server("2").await;
+}
+
+#[tokio::test]
+async fn real_client_against_our_server_protocol_v1() {
+    real_client_against_our_server("1").await;
+}
+
+async fn our_client(url: &str, version: &str, steps: &[&str]) -> (bool, Vec<Value>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_protolink"));
+    command
+        .args([
+            "socketcluster",
+            "client",
+            url,
+            "--protocol-version",
+            version,
+        ])
+        .args(steps);
+    run_to_end(command).await
+}
+
+async fn our_client_against_real_server(version: &str) {
+    let server = real_server(version).await;
+    let stay = format!("stay:{STAY_MS}");
+    let (ok, lines) = our_client(
+        &server.url,
+        version,
+        &[
+            // The real server invokes `askClient` right after the connection, then transmits our
+            // reply back as `askClientResult`.
+            "wait:askClient",
+            "wait:askClientResult",
+            r#"emit:shout:{"x":1}"#,
+            "wait:shouted",
+            r#"invoke:sum:{"a":2,"b":3}"#,
+            "invoke:fail:{}",
+            "invoke:nothing:{}",
+            r#"invoke:callMe:{"q":2}"#,
+            "subscribe:news",
+            r#"publish:news:{"t":"hi"}"#,
+            "wait:publish",
+            r#"invoke-publish:news:"hi2""#,
+            "wait:publish",
+            "unsubscribe:news",
+            r#"invoke:login:{"user":"bob"}"#,
+            "wait:setAuthToken",
+            "invoke:logout:{}",
+            "wait:removeAuthToken",
+            "authenticate:saved",
+            "authenticate:not.a.token",
+            "deauthenticate",
+            &stay,
+        ],
+    )
+    .await;
+    assert!(ok, "{lines:#?}");
+
+    let handshake = step(&lines, "handshake");
+    assert_eq!(handshake["isAuthenticated"], false);
+    assert_eq!(handshake["pingTimeout"], 2000);
+    assert!(handshake["id"].is_string());
+    assert_eq!(
+        received(&lines, "askClient"),
+        [&json!({"q": 1}), &json!({"q": 2})]
+    );
+    assert_eq!(
+        received(&lines, "askClientResult"),
+        [&json!({"a": "ok", "q": 1})]
+    );
+    assert_eq!(received(&lines, "shouted"), [&json!({"x": 1})]);
+    let invokes = steps(&lines, "invoke");
+    assert_eq!(
+        invokes[0],
+        &json!({"step": "invoke", "event": "sum", "data": 5})
+    );
+    assert_eq!(
+        invokes[1]["error"],
+        json!({"name": "MyError", "message": "nope", "code": 42})
+    );
+    assert_eq!(
+        invokes[2],
+        &json!({"step": "invoke", "event": "nothing", "data": null})
+    );
+    assert_eq!(invokes[3]["data"], json!({"a": "ok", "q": 2}));
+    assert_eq!(
+        received(&lines, "publish"),
+        [
+            &json!({"channel": "news", "data": {"t": "hi"}}),
+            &json!({"channel": "news", "data": "hi2"})
+        ]
+    );
+    assert_eq!(step(&lines, "invokePublish")["acked"], true);
+    let token = received(&lines, "setAuthToken");
+    assert_eq!(token.len(), 1, "{lines:#?}");
+    assert_eq!(token[0]["user"], "bob");
+    assert!(!received(&lines, "removeAuthToken").is_empty());
+    let auths = steps(&lines, "authenticate");
+    assert_eq!(auths[0]["isAuthenticated"], true, "{lines:#?}");
+    assert_eq!(auths[1]["error"]["name"], "AuthTokenInvalidError");
+    assert_eq!(auths[1]["error"]["isBadToken"], true);
+    assert_eq!(step(&lines, "stay")["open"], true);
+    assert_eq!(step(&lines, "done")["ok"], true);
+    drop(server.child);
+}
+
+#[tokio::test]
+async fn our_client_against_real_server_protocol_v2() {
+    our_client_against_real_server("2").await;
+}
+
+#[tokio::test]
+async fn our_client_against_real_server_protocol_v1() {
+    our_client_against_real_server("1").await;
+}
+
+#[tokio::test]
+async fn our_client_and_server_together() {
+    let server = our_server("1").await;
+    let (ok, lines) = our_client(
+        &server.url,
+        "1",
+        &[
+            r#"invoke:sum:{"a":20,"b":22}"#,
+            r#"invoke:join:{"room":"lobby"}"#,
+            r#"invoke:sendMessage:{"room":"lobby","text":"hello"}"#,
+            "wait:message",
+            r#"invoke:login:{"user":"carol"}"#,
+            "wait:setAuthToken",
+            "authenticate:saved",
+            "stay:700",
+        ],
+    )
+    .await;
+    assert!(ok, "{lines:#?}");
+    let invokes = steps(&lines, "invoke");
+    assert_eq!(invokes[0]["data"], 42);
+    assert_eq!(invokes[1]["data"]["members"].as_array().unwrap().len(), 1);
+    assert_eq!(invokes[2]["data"], json!({"id": 1}));
+    let message = received(&lines, "message");
+    assert_eq!(message[0]["text"], "hello");
+    assert_eq!(message[0]["room"], "lobby");
+    assert_eq!(step(&lines, "authenticate")["isAuthenticated"], true);
+    assert_eq!(step(&lines, "stay")["open"], true);
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn mismatched_protocol_versions_time_out() {
+    // The server pings `#1`; a version 2 client waits for empty frames and answers none.
+    let server = our_server("1").await;
+    let mut command = Command::new("node");
+    command.current_dir(interop_dir()).args([
+        "sc-client.js",
+        &server.url,
+        "--protocol-version",
+        "2",
+        "--stay",
+        "3500",
+    ]);
+    let (_, lines) = run_to_end(command).await;
+    let closed = &step(&lines, "stay")["closed"];
+    assert!(
+        *closed == 4000 || *closed == 4001,
+        "expected a ping timeout: {lines:#?}"
+    );
+    terminate(server).await;
+}
+
+// Bad input, on a plain WebSocket.
+
+async fn raw(url: &str) -> RawWs {
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn send(ws: &mut RawWs, text: &str) {
+    ws.send(Ws::text(text.to_owned())).await.unwrap();
+}
+
+/// The next JSON frame, skipping pings (empty or `#1` text frames).
+async fn recv(ws: &mut RawWs) -> Value {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .unwrap()
+            .unwrap()
+        {
+            Ws::Text(t) if t.as_str().is_empty() || t.as_str() == "#1" => continue,
+            Ws::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ws::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until the close frame; its code.
+async fn close_code(ws: &mut RawWs) -> u16 {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Ws::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Ws::Close(None))) | None | Some(Err(_)) => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_input_closes_as_socketcluster_does() {
+    let server = our_server("2").await;
+
+    // Anything before the handshake: 4009.
+    let mut ws = raw(&server.url).await;
+    send(&mut ws, r#"{"event":"sum","data":{"a":1,"b":2},"cid":1}"#).await;
+    assert_eq!(close_code(&mut ws).await, 4009);
+
+    // A pong before the handshake is traffic before the handshake too.
+    let mut ws = raw(&server.url).await;
+    send(&mut ws, "").await;
+    assert_eq!(close_code(&mut ws).await, 4009);
+
+    // A `#handshake` whose cid is a string: 4008.
+    let mut ws = raw(&server.url).await;
+    send(
+        &mut ws,
+        r##"{"event":"#handshake","data":{"authToken":null},"cid":"1"}"##,
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, 4008);
+
+    // A `#handshake` without cid: 4008.
+    let mut ws = raw(&server.url).await;
+    send(&mut ws, r##"{"event":"#handshake","data":{}}"##).await;
+    assert_eq!(close_code(&mut ws).await, 4008);
+
+    terminate(server).await;
+}
+
+#[tokio::test]
+async fn batches_tokens_and_pub_sub_on_the_wire() {
+    let server = our_server("2").await;
+    let mut ws = raw(&server.url).await;
+
+    // One frame holding a JSON array of packets: each is handled, in order.
+    send(
+        &mut ws,
+        r##"[{"event":"#handshake","data":{"authToken":"not.a.token"},"cid":1},
+            {"event":"sum","data":{"a":2,"b":3},"cid":2}]"##,
+    )
+    .await;
+    // Replies are matched by rid; requests are handled concurrently, so either may come first.
+    let mut replies = [recv(&mut ws).await, recv(&mut ws).await];
+    replies.sort_by_key(|r| r["rid"].as_i64());
+    let [handshake, sum] = replies;
+    assert_eq!(handshake["rid"], 1);
+    assert!(handshake["data"]["id"].is_string());
+    assert_eq!(handshake["data"]["pingTimeout"], 2000);
+    assert_eq!(handshake["data"]["isAuthenticated"], false);
+    // A bad token does not fail the handshake: it is reported.
+    assert_eq!(
+        handshake["data"]["authError"],
+        json!({"name": "AuthTokenInvalidError", "message": "invalid token", "isBadToken": true})
+    );
+    assert_eq!(sum, json!({"rid": 2, "data": 5}));
+
+    // A reply without data, and an error object with extra keys.
+    send(&mut ws, r#"{"event":"nothing","data":{},"cid":3}"#).await;
+    assert_eq!(recv(&mut ws).await, json!({"rid": 3}));
+    send(&mut ws, r#"{"event":"fail","data":{},"cid":4}"#).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"rid": 4, "error": {"message": "nope", "name": "MyError", "code": 42}})
+    );
+
+    // Pub/sub: subscribe, publish without and with cid, unsubscribe (a bare string).
+    send(
+        &mut ws,
+        r##"{"event":"#subscribe","data":{"channel":"news"},"cid":5}"##,
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await, json!({"rid": 5}));
+    send(
+        &mut ws,
+        r##"{"event":"#publish","data":{"channel":"news","data":{"t":"hi"}}}"##,
+    )
+    .await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"event": "#publish", "data": {"channel": "news", "data": {"t": "hi"}}})
+    );
+    send(
+        &mut ws,
+        r##"{"event":"#publish","data":{"channel":"news","data":"hi2"},"cid":6}"##,
+    )
+    .await;
+    let mut got = vec![recv(&mut ws).await, recv(&mut ws).await];
+    got.sort_by_key(|v| v.get("rid").is_some());
+    assert_eq!(
+        got,
+        [
+            json!({"event": "#publish", "data": {"channel": "news", "data": "hi2"}}),
+            json!({"rid": 6})
+        ]
+    );
+    send(&mut ws, r##"{"event":"#unsubscribe","data":"news"}"##).await;
+    // Emits are handled one after another: once `shout` is echoed, the unsubscribe is done.
+    send(&mut ws, r#"{"event":"shout","data":{"n":1}}"#).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"event": "shouted", "data": {"n": 1}})
+    );
+    send(
+        &mut ws,
+        r##"{"event":"#publish","data":{"channel":"news","data":"gone"},"cid":7}"##,
+    )
+    .await;
+    // Only the acknowledgement: nothing is delivered any more.
+    assert_eq!(recv(&mut ws).await, json!({"rid": 7}));
+
+    // Auth: a token from `login`, then `#authenticate` with a bad one.
+    send(
+        &mut ws,
+        r#"{"event":"login","data":{"user":"dave"},"cid":8}"#,
+    )
+    .await;
+    let set = recv(&mut ws).await;
+    assert_eq!(set["event"], "#setAuthToken");
+    let token = set["data"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+    send(
+        &mut ws,
+        &json!({"rid": set["cid"], "data": null}).to_string(),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await, json!({"rid": 8}));
+    send(
+        &mut ws,
+        &json!({"event": "#authenticate", "data": token, "cid": 9}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"rid": 9, "data": {"isAuthenticated": true}})
+    );
+    send(
+        &mut ws,
+        r##"{"event":"#authenticate","data":"x.y.z","cid":10}"##,
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await, json!({"event": "#removeAuthToken"}));
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"rid": 10, "error": {"name": "AuthTokenInvalidError", "message": "invalid token", "isBadToken": true}})
+    );
+    terminate(server).await;
+}
