@@ -14,6 +14,9 @@ pub enum DecodeError {
     /// An envelope key the protocol requires is missing.
     #[error("frame has no `{0}` key")]
     MissingKey(&'static str),
+    /// A `strict` protocol's frame has a key its envelope does not declare.
+    #[error("frame has an unexpected key `{0}`")]
+    UnexpectedKey(String),
     /// An envelope key holds the wrong JSON type.
     #[error("`{key}` must be {expected}")]
     WrongKeyType {

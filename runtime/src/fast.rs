@@ -171,12 +171,17 @@ fn under_key<'de, I: Inbound, A: MapAccess<'de>>(
         if key.0 == payload_key && message.is_none() {
             message = Some(map.next_value_seed(DecodeSeed::<I> { class, name, _inbound: PhantomData })?);
         } else if !envelope.take(p, &key.0, &mut map)? {
+            if p.strict {
+                // The general path words the error.
+                return Ok(None);
+            }
             map.next_value::<IgnoredAny>()?;
         }
     }
     // A missing payload is "absent" (SocketCluster's `#removeAuthToken` has no `data`).
     let message = match message {
         Some(message) => message,
+        None if p.strict => return Ok(None),
         None => I::decode_from(class, name, AbsentDeserializer).map_err(de::Error::custom)?,
     };
     let id = request_id(p, class, &envelope);

@@ -344,9 +344,22 @@ impl<S: Side> Link<S> {
             heartbeat: None,
             events: None,
             ordered: None,
+            awaiting_handshake_reply: false,
         };
         tokio::spawn(driver.run(source).instrument(span));
         link
+    }
+
+    /// Keeps the reply to this side's handshake request and announces that the link is ready.
+    fn handshake_done(&self, reply: Box<RawValue>) {
+        *lock(&self.shared.handshake_reply) = Some(reply);
+        self.shared.state.send_if_modified(|s| {
+            let was = matches!(s, LinkState::Handshaking);
+            if was {
+                *s = LinkState::Ready;
+            }
+            was
+        });
     }
 
     /// The current state.
@@ -825,6 +838,8 @@ struct Driver<S: Side, H> {
     heartbeat: Option<ActiveHeartbeat>,
     events: Option<mpsc::Sender<S::Inbound>>,
     ordered: Option<mpsc::Sender<oneshot::Receiver<Option<String>>>>,
+    /// This side sent its handshake request and waits for the reply.
+    awaiting_handshake_reply: bool,
 }
 
 /// The close code this side uses when its peer goes silent, if it watches at all.
@@ -941,19 +956,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 let info = crate::message::message_info::<S::Protocol>(tag);
                 let kind = info.map_or(Kind::Request, |i| i.kind);
                 let payload = provided.or_else(|| RawValue::from_string("{}".to_owned()).ok());
+                self.awaiting_handshake_reply = true;
                 // The reply arrives through the driver itself, so wait for it elsewhere.
                 tokio::spawn(async move {
                     match link.request_raw(kind, tag, payload.as_deref()).await {
-                        Ok(Ok(reply)) => {
-                            *lock(&link.shared.handshake_reply) = Some(reply);
-                            link.shared.state.send_if_modified(|s| {
-                                let was = matches!(s, LinkState::Handshaking);
-                                if was {
-                                    *s = LinkState::Ready;
-                                }
-                                was
-                            });
-                        }
+                        // The driver has usually done this already (see `on_packet`).
+                        Ok(Ok(reply)) => link.handshake_done(reply),
                         Ok(Err(e)) => {
                             link.close(close::POLICY, &format!("handshake failed: {e}"))
                                 .await
@@ -1135,7 +1143,23 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     RequestIdPlace::Ordered => None,
                     _ => reply.id,
                 };
-                if !self.link.resolve(id, result) {
+                // While this side waits for the reply to its handshake request, it has sent no
+                // other request (application requests wait for the handshake), so a reply that
+                // resolves one is that reply: the link is ready before the next frame is read,
+                // since the peer may send right behind it (SocketCluster invokes the client at
+                // once).
+                let handshake_reply = match &result {
+                    Ok(raw) if self.awaiting_handshake_reply => Some(raw.clone()),
+                    _ => None,
+                };
+                let resolved = self.link.resolve(id, result);
+                if resolved && self.awaiting_handshake_reply {
+                    self.awaiting_handshake_reply = false;
+                    if let Some(reply) = handshake_reply {
+                        self.link.handshake_done(reply);
+                    }
+                }
+                if !resolved {
                     // Dropped and counted; protocols that close on invalid frames close here too.
                     if let Some(prefix) = rules::<S>().invalid_closes {
                         let reason = format!("{prefix}: reply matches no pending request");

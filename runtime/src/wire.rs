@@ -546,6 +546,9 @@ impl WireProfile {
     /// Reads one text frame into its envelope parts.
     pub fn classify<'a>(&self, text: &'a str) -> Result<RawFrame<'a>, DecodeError> {
         let fields = Fields::parse(text)?;
+        if self.strict {
+            self.check_envelope(&fields)?;
+        }
         let seq = match self.sequence {
             Some(key) => Some(read_int(&fields, key)?.ok_or(DecodeError::MissingKey(key))?),
             None => None,
@@ -638,6 +641,28 @@ impl WireProfile {
             seq,
             payload: self.payload_of(fields),
         }))
+    }
+
+    /// A `strict` envelope holds exactly its declared keys: the tag, the sequence number, the
+    /// payload key and the request-id key, with the payload key always present (Clusterio:
+    /// exactly `seq`, `type`, `data`).
+    fn check_envelope(&self, fields: &Fields<'_>) -> Result<(), DecodeError> {
+        let PayloadPlace::Under(payload) = self.payload else {
+            return Ok(());
+        };
+        let allowed = |key: &str| {
+            key == self.tag
+                || Some(key) == self.sequence
+                || key == payload
+                || matches!(self.request_id, RequestIdPlace::Key { key: id, .. } if id == key)
+        };
+        if let Some((key, _)) = fields.entries.iter().find(|(key, _)| !allowed(key)) {
+            return Err(DecodeError::UnexpectedKey(key.to_string()));
+        }
+        if fields.get(payload).is_none() {
+            return Err(DecodeError::MissingKey(payload));
+        }
+        Ok(())
     }
 
     /// The keys that belong to the envelope rather than to an inline payload.

@@ -769,8 +769,13 @@ async fn invalid_messages_close_the_link_with_the_reason() {
             "{frame}"
         );
     }
-    // Not JSON, and an envelope without `seq`.
-    for frame in ["not json", r#"{"type": "list_slaves_request", "data": {}}"#] {
+    // Not JSON, an envelope without `seq`, one with a key too many, one without `data`.
+    for frame in [
+        "not json",
+        r#"{"type": "list_slaves_request", "data": {}}"#,
+        r#"{"seq": 2, "type": "list_slaves_request", "data": {}, "extra": 1}"#,
+        r#"{"seq": 2, "type": "list_slaves_request"}"#,
+    ] {
         let mut control = Peer::control(&url).await;
         control.send_text(frame.to_owned()).await;
         let close = control.closed().await;
