@@ -101,25 +101,35 @@ impl Broker for LocalBroker {
     }
 
     async fn publish(&self, topics: &[&str], frame: &str, except: Option<SubscriberId>) -> usize {
-        let targets: Vec<(SubscriberId, Arc<dyn Deliver>)> = {
+        let mut reached = 0;
+        let mut gone = Vec::new();
+        {
             let map = self.read();
-            let mut targets: Vec<(SubscriberId, Arc<dyn Deliver>)> = Vec::new();
+            let mut delivered: Vec<SubscriberId> = Vec::new();
+            // With one topic (or one topic that has subscribers) nobody can be reached twice.
+            let live = topics.iter().filter(|t| map.contains_key(**t)).count();
             for topic in topics {
                 for (id, subscriber) in map.get(*topic).into_iter().flatten() {
-                    if Some(*id) != except && !targets.iter().any(|(t, _)| t == id) {
-                        targets.push((*id, subscriber.clone()));
+                    if Some(*id) == except {
+                        continue;
+                    }
+                    if live > 1 {
+                        if delivered.contains(id) {
+                            continue;
+                        }
+                        delivered.push(*id);
+                    }
+                    // Delivery never waits, so it is fine under the read lock.
+                    if subscriber.deliver(frame) {
+                        reached += 1;
+                    } else {
+                        gone.push(*id);
                     }
                 }
             }
-            targets
-        };
-        let mut reached = 0;
-        for (id, subscriber) in targets {
-            if subscriber.deliver(frame) {
-                reached += 1;
-            } else {
-                self.unsubscribe_all(id);
-            }
+        }
+        for id in gone {
+            self.unsubscribe_all(id);
         }
         reached
     }

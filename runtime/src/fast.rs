@@ -16,8 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use crate::message::Inbound;
 use crate::wire::{
-    AbsentDeserializer, ErrorFraming, FrameClass, Framing, PayloadPlace, ReplyMatch, RequestId, RequestIdPlace, Tag,
-    TagRef, TagType, WireProfile,
+    AbsentDeserializer, ErrorFraming, FrameClass, Framing, PayloadPlace, ReplyMatch, RequestId,
+    RequestIdPlace, Tag, TagRef, TagType, WireProfile,
 };
 
 /// A message decoded in one pass.
@@ -38,7 +38,10 @@ impl WireProfile {
     pub fn decode_fast<I: Inbound>(&self, text: &str) -> Option<FastFrame<I>> {
         let mut de = serde_json::Deserializer::from_str(text);
         let frame = de
-            .deserialize_map(FrameVisitor::<I> { profile: self, _inbound: PhantomData })
+            .deserialize_map(FrameVisitor::<I> {
+                profile: self,
+                _inbound: PhantomData,
+            })
             .ok()??;
         de.end().ok()?;
         // A numbered protocol's frame without its number is malformed: the general path says so.
@@ -70,7 +73,12 @@ struct Envelope {
 
 impl Envelope {
     /// Reads `key`'s value if it is an envelope key; `Ok(false)` when it is not.
-    fn take<'de, A: MapAccess<'de>>(&mut self, profile: &WireProfile, key: &str, map: &mut A) -> Result<bool, A::Error> {
+    fn take<'de, A: MapAccess<'de>>(
+        &mut self,
+        profile: &WireProfile,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
         if Some(key) == profile.sequence {
             self.seq = Some(map.next_value()?);
             Ok(true)
@@ -96,7 +104,9 @@ impl<'de, I: Inbound> Visitor<'de> for FrameVisitor<'_, I> {
         // Envelope keys may come before the tag (Clusterio's `seq`); anything else means the
         // payload comes first, which the general path handles.
         let tag = loop {
-            let Some(key) = map.next_key::<Key<'de>>()? else { return Ok(None) };
+            let Some(key) = map.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
             if key.0 == p.tag {
                 break match p.tag_type {
                     TagType::Int => OwnedTag::Int(map.next_value()?),
@@ -116,11 +126,16 @@ impl<'de, I: Inbound> Visitor<'de> for FrameVisitor<'_, I> {
             return Ok(None);
         }
         // Carried messages: the method name, then the arguments.
-        for (framing, class) in [(p.request, FrameClass::Request), (p.event, FrameClass::Event)] {
+        for (framing, class) in [
+            (p.request, FrameClass::Request),
+            (p.event, FrameClass::Event),
+        ] {
             if let Framing::Carrier(carrier) = framing {
                 if tag_eq(carrier.tag, tag_ref) {
                     let name = loop {
-                        let Some(key) = map.next_key::<Key<'de>>()? else { return Ok(None) };
+                        let Some(key) = map.next_key::<Key<'de>>()? else {
+                            return Ok(None);
+                        };
                         if key.0 == carrier.method {
                             match map.next_value::<Key<'de>>()?.0 {
                                 Cow::Borrowed(name) => break name,
@@ -131,14 +146,25 @@ impl<'de, I: Inbound> Visitor<'de> for FrameVisitor<'_, I> {
                             return Ok(None);
                         }
                     };
-                    return under_key::<I, A>(p, map, envelope, class, TagRef::Str(name), carrier.args);
+                    return under_key::<I, A>(
+                        p,
+                        map,
+                        envelope,
+                        class,
+                        TagRef::Str(name),
+                        carrier.args,
+                    );
                 }
             }
         }
         let (class, name) = match tag_ref {
             TagRef::Str(t) => match (p.request, p.event) {
-                (Framing::Suffix(s), _) if t.ends_with(s) => (FrameClass::Request, TagRef::Str(&t[..t.len() - s.len()])),
-                (_, Framing::Suffix(s)) if t.ends_with(s) => (FrameClass::Event, TagRef::Str(&t[..t.len() - s.len()])),
+                (Framing::Suffix(s), _) if t.ends_with(s) => {
+                    (FrameClass::Request, TagRef::Str(&t[..t.len() - s.len()]))
+                }
+                (_, Framing::Suffix(s)) if t.ends_with(s) => {
+                    (FrameClass::Event, TagRef::Str(&t[..t.len() - s.len()]))
+                }
                 _ => (FrameClass::Plain, tag_ref),
             },
             TagRef::Int(_) => (FrameClass::Plain, tag_ref),
@@ -147,11 +173,20 @@ impl<'de, I: Inbound> Visitor<'de> for FrameVisitor<'_, I> {
             PayloadPlace::Under(key) => under_key::<I, A>(p, map, envelope, class, name, key),
             PayloadPlace::Inline => {
                 let message = {
-                    let filtered = EnvelopeFilter { map: &mut map, profile: p, envelope: &mut envelope };
+                    let filtered = EnvelopeFilter {
+                        map: &mut map,
+                        profile: p,
+                        envelope: &mut envelope,
+                    };
                     I::decode_from(class, name, de::value::MapAccessDeserializer::new(filtered))?
                 };
                 let id = request_id(p, class, &envelope);
-                Ok(Some(FastFrame { message, id, seq: envelope.seq, class }))
+                Ok(Some(FastFrame {
+                    message,
+                    id,
+                    seq: envelope.seq,
+                    class,
+                }))
             }
         }
     }
@@ -169,7 +204,11 @@ fn under_key<'de, I: Inbound, A: MapAccess<'de>>(
     let mut message = None;
     while let Some(key) = map.next_key::<Key<'de>>()? {
         if key.0 == payload_key && message.is_none() {
-            message = Some(map.next_value_seed(DecodeSeed::<I> { class, name, _inbound: PhantomData })?);
+            message = Some(map.next_value_seed(DecodeSeed::<I> {
+                class,
+                name,
+                _inbound: PhantomData,
+            })?);
         } else if !envelope.take(p, &key.0, &mut map)? {
             if p.strict {
                 // The general path words the error.
@@ -185,12 +224,19 @@ fn under_key<'de, I: Inbound, A: MapAccess<'de>>(
         None => I::decode_from(class, name, AbsentDeserializer).map_err(de::Error::custom)?,
     };
     let id = request_id(p, class, &envelope);
-    Ok(Some(FastFrame { message, id, seq: envelope.seq, class }))
+    Ok(Some(FastFrame {
+        message,
+        id,
+        seq: envelope.seq,
+        class,
+    }))
 }
 
 fn request_id(p: &WireProfile, class: FrameClass, envelope: &Envelope) -> Option<RequestId> {
     match p.request_id {
-        RequestIdPlace::Sequence if class == FrameClass::Request => envelope.seq.map(RequestId::Int),
+        RequestIdPlace::Sequence if class == FrameClass::Request => {
+            envelope.seq.map(RequestId::Int)
+        }
         RequestIdPlace::Key { .. } => envelope.id.clone(),
         _ => None,
     }
@@ -253,15 +299,24 @@ struct EnvelopeFilter<'a, 'p, A> {
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for EnvelopeFilter<'_, '_, A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
         loop {
-            let Some(key) = self.map.next_key::<Key<'de>>()? else { return Ok(None) };
+            let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
             if self.envelope.take(self.profile, &key.0, self.map)? {
                 continue;
             }
             return match key.0 {
-                Cow::Borrowed(k) => seed.deserialize(de::value::BorrowedStrDeserializer::new(k)).map(Some),
-                Cow::Owned(k) => seed.deserialize(de::value::StringDeserializer::new(k)).map(Some),
+                Cow::Borrowed(k) => seed
+                    .deserialize(de::value::BorrowedStrDeserializer::new(k))
+                    .map(Some),
+                Cow::Owned(k) => seed
+                    .deserialize(de::value::StringDeserializer::new(k))
+                    .map(Some),
             };
         }
     }
@@ -308,7 +363,9 @@ impl<'de> de::Deserialize<'de> for IdValue {
                 Ok(IdValue(RequestId::Int(v)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<IdValue, E> {
-                i64::try_from(v).map(|v| IdValue(RequestId::Int(v))).map_err(|_| E::custom("id out of range"))
+                i64::try_from(v)
+                    .map(|v| IdValue(RequestId::Int(v)))
+                    .map_err(|_| E::custom("id out of range"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<IdValue, E> {
                 Ok(IdValue(RequestId::Str(v.to_owned())))

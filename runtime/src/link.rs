@@ -520,9 +520,8 @@ impl<S: Side> Link<S> {
     /// Queues an already encoded frame without waiting (fan-out): a full queue means the peer
     /// does not keep up, and the link closes with 1008. `false` when the frame was not queued.
     pub fn try_send_frame(&self, text: String) -> bool {
-        if !matches!(*self.shared.state.borrow(), LinkState::Ready) {
-            return false;
-        }
+        // No state check here: a closed link's queue is closed too, and subscribers only
+        // subscribe once their handshake is done.
         match self.shared.out.try_send(Outgoing::Frame(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -1239,7 +1238,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     /// A decoded message: validation, session rules, then dispatch. `raw` is the classified
     /// frame when there is one; the single-pass path has none and is only taken where the
     /// session rules do not need the payload's text.
-    async fn on_decoded(&mut self, message: S::Inbound, request_id: Option<RequestId>, raw: Option<&RawMessage<'_>>) {
+    async fn on_decoded(
+        &mut self,
+        message: S::Inbound,
+        request_id: Option<RequestId>,
+        raw: Option<&RawMessage<'_>>,
+    ) {
         let tag = message.tag();
         let kind = message.kind();
         if let Err(errors) = message.validate() {

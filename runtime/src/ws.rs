@@ -25,6 +25,10 @@ pub struct WsLimits {
     pub max_message_size: usize,
     /// Largest write buffer before writes fail (backpressure beyond is the link's queue).
     pub max_write_buffer: usize,
+    /// Size of each connection's read buffer. tungstenite keeps (and zero-fills) the whole
+    /// buffer per connection, so this sets most of an idle connection's memory; small frames
+    /// need little.
+    pub read_buffer: usize,
 }
 
 impl Default for WsLimits {
@@ -32,6 +36,7 @@ impl Default for WsLimits {
         WsLimits {
             max_message_size: 16 << 20,
             max_write_buffer: 8 << 20,
+            read_buffer: 4096,
         }
     }
 }
@@ -39,6 +44,7 @@ impl Default for WsLimits {
 impl WsLimits {
     fn config(self) -> WebSocketConfig {
         WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer.max(256))
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
             .write_buffer_size(64 << 10)

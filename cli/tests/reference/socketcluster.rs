@@ -383,7 +383,10 @@ async fn send(ws: &mut RawWs, text: &str) {
 }
 
 /// The next JSON frame, skipping pings (empty or `#1` text frames).
-async fn recv(ws: &mut RawWs) -> Value {
+async fn recv<T>(ws: &mut tokio_tungstenite::WebSocketStream<T>) -> Value
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(WAIT, ws.next())
             .await
@@ -400,7 +403,10 @@ async fn recv(ws: &mut RawWs) -> Value {
 }
 
 /// Reads until the close frame; its code.
-async fn close_code(ws: &mut RawWs) -> u16 {
+async fn close_code<T>(ws: &mut tokio_tungstenite::WebSocketStream<T>) -> u16
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(WAIT, ws.next())
             .await
@@ -561,4 +567,37 @@ async fn batches_tokens_and_pub_sub_on_the_wire() {
         json!({"rid": 10, "error": {"name": "AuthTokenInvalidError", "message": "invalid token", "isBadToken": true}})
     );
     terminate(server).await;
+}
+
+/// A server that invokes the client right behind the handshake reply (as socketcluster-server
+/// does on `connection`), here in the same frame: the client must already be past its
+/// handshake when it reads the invoke.
+#[tokio::test]
+async fn our_client_takes_an_invoke_right_behind_the_handshake_reply() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/socketcluster/", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let handshake = recv(&mut ws).await;
+        assert_eq!(handshake["event"], "#handshake");
+        let reply = json!([
+            {"rid": handshake["cid"], "data": {"id": "x", "pingTimeout": 20000, "isAuthenticated": false}},
+            {"event": "askClient", "cid": 1, "data": {"q": 9}}
+        ]);
+        ws.send(Ws::text(reply.to_string())).await.unwrap();
+        assert_eq!(
+            recv(&mut ws).await,
+            json!({"rid": 1, "data": {"a": "ok", "q": 9}})
+        );
+        // The client waits for this before it closes.
+        ws.send(Ws::text(r#"{"event":"shouted","data":1}"#))
+            .await
+            .unwrap();
+        assert_eq!(close_code(&mut ws).await, 1000);
+    });
+    let (ok, lines) = our_client(&url, "2", &["wait:askClient", "wait:shouted"]).await;
+    assert!(ok, "{lines:#?}");
+    assert_eq!(received(&lines, "askClient"), [&json!({"q": 9})]);
+    tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
 }

@@ -32,7 +32,10 @@ fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
 ) -> Result<(), DecodeError> {
     let fast = wire.decode_fast::<I>(text);
     let Some(raw) = raw else {
-        assert!(fast.is_none(), "one pass took {text:?}, which classify refuses");
+        assert!(
+            fast.is_none(),
+            "one pass took {text:?}, which classify refuses"
+        );
         return Ok(());
     };
     let slow = I::decode(raw);

@@ -195,6 +195,7 @@ async fn oversize_frame_closes_1009() {
     let limits = WsLimits {
         max_message_size: 1024,
         max_write_buffer: 1 << 20,
+        ..WsLimits::default()
     };
     let (url, _s, _t) = lc_server(LinkConfig::default(), limits).await;
     let mut ws = raw_lc(&url).await;
@@ -619,6 +620,7 @@ async fn a_peer_that_does_not_read_is_closed_and_memory_stays_bounded() {
     let limits = WsLimits {
         max_message_size: 1 << 16,
         max_write_buffer: 1 << 16,
+        ..WsLimits::default()
     };
     let server = Server::<sk::Server>::bind("127.0.0.1:0")
         .await

@@ -50,7 +50,8 @@ pub(crate) struct FanoutArgs {
 }
 
 const OPEN: &str = r#"{"type":"open","channel":7}"#;
-const MESSAGE: &str = r#"{"type":"message","channel":7,"message":"the quick brown fox jumps over the lazy dog"}"#;
+const MESSAGE: &str =
+    r#"{"type":"message","channel":7,"message":"the quick brown fox jumps over the lazy dog"}"#;
 
 /// `loadgen fanout`.
 pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
@@ -69,12 +70,7 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
         .into());
     }
     let mut servers = vec![
-        Proc::spawn(Command::new(&protolink).args([
-            "serve",
-            "skynet",
-            "--listen",
-            "127.0.0.1:0",
-        ]))?,
+        Proc::spawn(Command::new(&protolink).args(["serve", "skynet", "--listen", "127.0.0.1:0"]))?,
         Proc::spawn_self(&["serve-broadcast"])?,
     ];
     let names = ["protolink serve skynet", "tokio-tungstenite broadcast"];
@@ -142,9 +138,8 @@ struct Measured {
     loaded_rss: u64,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(url: &str) -> Result<Ws> {
     let (mut ws, _) =

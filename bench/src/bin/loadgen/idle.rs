@@ -38,7 +38,11 @@ pub(crate) struct IdleArgs {
     /// Servers to measure (comma-separated): `runtime` (protolink's `ws::Server` as shipped),
     /// `runtime-4k` (the same link driver over sockets with a 4 KiB tungstenite read buffer),
     /// `raw-4k` (a hand-written tokio-tungstenite server, one task per connection).
-    #[arg(long, value_delimiter = ',', default_value = "runtime,runtime-4k,raw-4k")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "runtime,runtime-4k,raw-4k"
+    )]
     servers: Vec<String>,
 }
 
@@ -181,10 +185,8 @@ async fn serve_raw(hb_ms: u32) -> Result<()> {
                             deadline = tokio::time::Instant::now() + grace;
                             match (frame.op, ready) {
                                 (1, false) if frame.password.as_deref() == Some(PASSWORD) => ready = true,
-                                (2, true) => {
-                                    if ws.send(Message::text(r#"{"op":3}"#)).await.is_err() {
-                                        return;
-                                    }
+                                (2, true) if ws.send(Message::text(r#"{"op":3}"#)).await.is_err() => {
+                                    return;
                                 }
                                 _ => {}
                             }

@@ -72,7 +72,10 @@ pub(crate) async fn serve(kind: &str) -> Result<()> {
 pub(crate) struct Gateway;
 
 impl ServerHandler for Gateway {
-    async fn get_guild(&self, request: lc::GetGuild) -> std::result::Result<lc::Guild, RemoteError> {
+    async fn get_guild(
+        &self,
+        request: lc::GetGuild,
+    ) -> std::result::Result<lc::Guild, RemoteError> {
         Ok(guild_for(request.guild_id))
     }
 }
@@ -448,9 +451,7 @@ pub(crate) async fn run(args: RpcArgs) -> Result<()> {
                 .map(|(p, o)| p / o)
                 .collect();
             let (median, min, max) = spread(&ratios);
-            println!(
-                "| {inflight} | protolink ÷ {kind} | {median:.2}× | {min:.2}–{max:.2} |"
-            );
+            println!("| {inflight} | protolink ÷ {kind} | {median:.2}× | {min:.2}–{max:.2} |");
         }
     }
     for server in servers {
