@@ -53,7 +53,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
 use protolink::link::close;
-use protolink::transport::{Frame, FrameSink, FrameSource, TransportError, split_ws, virtual_pair};
+use protolink::transport::{
+    Frame, FrameSink, FrameSource, Text, TransportError, split_ws, virtual_pair,
+};
 use protolink::wire::Kind;
 use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, connect};
 use protolink::{
@@ -533,9 +535,9 @@ impl MasterWithSlaveHandler for Greeter {}
 struct Capture(Option<oneshot::Sender<String>>);
 
 impl FrameSink for Capture {
-    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
+    async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
         if let Some(tx) = self.0.take() {
-            let _ = tx.send(text);
+            let _ = tx.send(text.as_str().to_owned());
         }
         Ok(())
     }
@@ -597,9 +599,9 @@ struct AfterGreeting<Snk> {
 }
 
 impl<Snk: FrameSink> FrameSink for AfterGreeting<Snk> {
-    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
+    async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
         if let Some(greeting) = self.greeting.take() {
-            if *greeting == *text {
+            if *greeting == *text.as_str() {
                 return Ok(());
             }
             warn!(%text, "the link's first frame is not the greeting already sent");
@@ -658,7 +660,7 @@ async fn connection(
         return;
     };
     let (mut source, mut sink) = split_ws(ws);
-    if sink.feed(greeting.to_string()).await.is_err() || sink.flush().await.is_err() {
+    if sink.feed(Text::from(greeting.to_string())).await.is_err() || sink.flush().await.is_err() {
         return;
     }
     let config = LinkConfig::default();

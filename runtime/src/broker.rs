@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::link::Link;
 use crate::message::Side;
+use crate::transport::Text;
 
 /// A subscriber's identity within a broker (unique per connection).
 pub type SubscriberId = u64;
@@ -19,12 +20,13 @@ pub type SubscriberId = u64;
 pub trait Deliver: Send + Sync + 'static {
     /// Delivers one encoded frame without waiting; `false` when the subscriber is gone (or too
     /// slow and closed), which removes it.
-    fn deliver(&self, frame: &str) -> bool;
+    fn deliver(&self, frame: &Text) -> bool;
 }
 
 impl<S: Side> Deliver for Link<S> {
-    fn deliver(&self, frame: &str) -> bool {
-        self.try_send_frame(frame.to_owned())
+    fn deliver(&self, frame: &Text) -> bool {
+        // A clone of the shared frame, not a copy of its text.
+        self.try_send_frame(frame.clone())
     }
 }
 
@@ -103,6 +105,7 @@ impl Broker for LocalBroker {
     async fn publish(&self, topics: &[&str], frame: &str, except: Option<SubscriberId>) -> usize {
         let mut reached = 0;
         let mut gone = Vec::new();
+        let frame = Text::from(frame.to_owned());
         {
             let map = self.read();
             let mut delivered: Vec<SubscriberId> = Vec::new();
@@ -120,7 +123,7 @@ impl Broker for LocalBroker {
                         delivered.push(*id);
                     }
                     // Delivery never waits, so it is fine under the read lock.
-                    if subscriber.deliver(frame) {
+                    if subscriber.deliver(&frame) {
                         reached += 1;
                     } else {
                         gone.push(*id);

@@ -220,7 +220,7 @@ impl<S: Side> Session<S> {
 }
 
 enum Outgoing {
-    Frame(String),
+    Frame(crate::transport::Text),
     Close {
         farewell: Option<String>,
         code: u16,
@@ -499,7 +499,7 @@ impl<S: Side> Link<S> {
 
     /// Queues a frame, waiting for space up to the send timeout; a peer that does not read closes.
     async fn enqueue(&self, text: String) -> Result<(), SendError> {
-        match self.shared.out.try_send(Outgoing::Frame(text)) {
+        match self.shared.out.try_send(Outgoing::Frame(text.into())) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(frame)) => {
@@ -519,10 +519,10 @@ impl<S: Side> Link<S> {
 
     /// Queues an already encoded frame without waiting (fan-out): a full queue means the peer
     /// does not keep up, and the link closes with 1008. `false` when the frame was not queued.
-    pub fn try_send_frame(&self, text: String) -> bool {
+    pub fn try_send_frame(&self, text: impl Into<crate::transport::Text>) -> bool {
         // No state check here: a closed link's queue is closed too, and subscribers only
         // subscribe once their handshake is done.
-        match self.shared.out.try_send(Outgoing::Frame(text)) {
+        match self.shared.out.try_send(Outgoing::Frame(text.into())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -793,7 +793,7 @@ async fn write_batch<Snk: FrameSink>(
                 reason,
             } => {
                 if let Some(text) = farewell {
-                    let _ = sink.feed(text).await;
+                    let _ = sink.feed(text.into()).await;
                 }
                 let _ = sink.flush().await;
                 sink.close(code, reason).await;

@@ -24,6 +24,9 @@ pub enum Frame {
     Close(Option<(u16, String)>),
 }
 
+/// The text of an outgoing frame: cheap to clone (fan-out sends one encoded frame to many links).
+pub type Text = tokio_tungstenite::tungstenite::Utf8Bytes;
+
 /// Why a transport stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -44,7 +47,7 @@ pub trait FrameSource: Send + 'static {
 /// The writing half of a connection.
 pub trait FrameSink: Send + 'static {
     /// Queues a text frame without flushing (write coalescing: flush once per batch).
-    fn feed(&mut self, text: String) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn feed(&mut self, text: Text) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Writes everything queued.
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Sends a close frame with a code and reason, then stops.
@@ -95,8 +98,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSource for WsSourc
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
-    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
-        self.0.feed(WsMessage::text(text)).await.map_err(lost)
+    async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
+        self.0.feed(WsMessage::Text(text)).await.map_err(lost)
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {
@@ -154,8 +157,8 @@ impl FrameSource for VirtualSource {
 }
 
 impl FrameSink for VirtualSink {
-    async fn feed(&mut self, text: String) -> Result<(), TransportError> {
-        self.batch.push(text);
+    async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
+        self.batch.push(text.as_str().to_owned());
         Ok(())
     }
 
