@@ -583,11 +583,11 @@ impl<S: Side> Link<S> {
     }
 
     /// Sends a request frame (any side check done by the caller) and waits for the raw reply.
-    async fn request_raw(
+    async fn request_raw<P: serde::Serialize + ?Sized + Sync>(
         &self,
         kind: Kind,
         tag: Tag,
-        payload: Option<&RawValue>,
+        payload: Option<&P>,
     ) -> Result<ReplyResult, RequestError> {
         let profile = wire::<S>();
         let (tx, rx) = oneshot::channel();
@@ -715,11 +715,9 @@ impl<S: Side> Sender<S> for Link<S> {
     ) -> Result<R::Reply, RequestError> {
         request.validate().map_err(SendError::from)?;
         self.after_handshake().await?;
-        let payload = serde_json::value::to_raw_value(&request)
-            .map_err(|e| SendError::from(crate::EncodeError::Json(e)))?;
         let span = debug_span!("request", message = R::NAME);
         let result = self
-            .request_raw(R::KIND, R::TAG, R::HAS_PAYLOAD.then_some(&*payload))
+            .request_raw(R::KIND, R::TAG, R::HAS_PAYLOAD.then_some(&request))
             .instrument(span)
             .await?;
         let raw = result?;
@@ -1375,7 +1373,21 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             reply
         }
         .instrument(span);
-        if wire::<S>().request_id == RequestIdPlace::Ordered {
+        // Most handlers answer without waiting: poll once, and only a handler that has to wait
+        // gets a task of its own (so a slow one never holds up the others).
+        let mut work = Box::pin(work);
+        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
+        if let Some(reply) = futures_util::FutureExt::now_or_never(work.as_mut()) {
+            if ordered {
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(reply);
+                self.ordered_slot(rx).await;
+            } else if let Some(text) = reply {
+                let _ = self.link.enqueue(text).await;
+            }
+            return;
+        }
+        if ordered {
             let (tx, rx) = oneshot::channel();
             tokio::spawn(async move {
                 let _ = tx.send(work.await);
