@@ -907,8 +907,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     None => self.link.mark_closed(1006, "connection closed without a close frame"),
                 },
                 _ = sleep_until_opt(hs_deadline) => {
-                    let code = rules.before_handshake.unwrap_or(close::POLICY);
-                    self.link.start_close(code, "handshake timed out").await;
+                    let code = rules.handshake_timeout_code.or(rules.before_handshake).unwrap_or(close::POLICY);
+                    let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("handshake timed out");
+                    self.link.start_close(code, reason).await;
                 }
                 _ = sleep_until_opt(ping_at) => self.ping().await,
                 _ = sleep_until_opt(watchdog) => {

@@ -21,6 +21,8 @@ pub struct SessionRules {
     pub handshake: &'static [HandshakeStep],
     /// Milliseconds the whole handshake may take.
     pub handshake_timeout_ms: Option<u64>,
+    /// The close code for a handshake that took too long; the before-handshake code otherwise.
+    pub handshake_timeout_code: Option<u16>,
     /// The close code for traffic before the handshake finished.
     pub before_handshake: Option<u16>,
     /// The reason sent for traffic before the handshake, when declared as a text.

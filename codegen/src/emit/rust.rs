@@ -280,6 +280,7 @@ impl Emitter<'_> {
             quote!(__p::Heartbeat { pinger: #pinger, ping: #ping, pong: #pong, interval: #interval, grace_ms: #grace, missed: #missed, client_missed: #client_missed, variant: #variant })
         });
         let timeout = opt(s.handshake_timeout_ms.map(Literal::u64_unsuffixed));
+        let timeout_code = opt(s.handshake_timeout_code.map(Literal::u16_unsuffixed));
         let before = opt(s.before_handshake.map(Literal::u16_unsuffixed));
         let before_reason = opt(s.before_handshake_reason.as_ref());
         let invalid_closes = opt(s.invalid_closes.as_ref());
@@ -292,6 +293,7 @@ impl Emitter<'_> {
             __p::SessionRules {
                 handshake: &[#(#steps),*],
                 handshake_timeout_ms: #timeout,
+                handshake_timeout_code: #timeout_code,
                 before_handshake: #before,
                 before_handshake_reason: #before_reason,
                 invalid_closes: #invalid_closes,

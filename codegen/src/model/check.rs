@@ -2627,9 +2627,36 @@ impl<'a> Checker<'a> {
                         "malformed",
                     )),
                 },
-                "timeout" => match single_int(item) {
-                    Some(ms) => self.p.session.handshake_timeout_ms = Some(ms),
-                    None => self.err(Diagnostic::error(
+                "timeout" => match (item.clauses.as_slice(), single_int(item)) {
+                    (_, Some(ms)) => self.p.session.handshake_timeout_ms = Some(ms),
+                    // `timeout MS, closes CODE`: the code for a handshake that took too long.
+                    ([first, second], None)
+                        if matches!(
+                            first.atoms.as_slice(),
+                            [ast::Atom::Lit(ast::Lit {
+                                value: ast::LitValue::Int(_),
+                                ..
+                            })]
+                        ) && matches!(second.atoms.as_slice(), [w, _] if atom_word(w) == Some("closes")) =>
+                    {
+                        if let [
+                            ast::Atom::Lit(ast::Lit {
+                                value: ast::LitValue::Int(ms),
+                                ..
+                            }),
+                        ] = first.atoms.as_slice()
+                        {
+                            self.p.session.handshake_timeout_ms = u64::try_from(*ms).ok();
+                        }
+                        if let [_, code] = second.atoms.as_slice() {
+                            let text = atom_key(code)
+                                .or_else(|| int_of(code).map(|n| n.to_string()))
+                                .unwrap_or_default();
+                            self.p.session.handshake_timeout_code =
+                                self.close_code(&text, code.span());
+                        }
+                    }
+                    _ => self.err(Diagnostic::error(
                         "E0116",
                         "`timeout` takes milliseconds",
                         item.span,

@@ -189,6 +189,8 @@ pub struct Session {
     pub handshake: Vec<HandshakeStep>,
     /// Handshake timeout.
     pub handshake_timeout_ms: Option<u64>,
+    /// Close code for a handshake that took too long (else the before-handshake code).
+    pub handshake_timeout_code: Option<u16>,
     /// Close code for traffic before the handshake.
     pub before_handshake: Option<u16>,
     /// The reason sent (in the close message) for traffic before the handshake.

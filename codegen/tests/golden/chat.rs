@@ -67,6 +67,7 @@ pub mod chat {
                 },
             ],
             handshake_timeout_ms: ::core::option::Option::Some(10000),
+            handshake_timeout_code: ::core::option::Option::Some(4005),
             before_handshake: ::core::option::Option::Some(4009),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,

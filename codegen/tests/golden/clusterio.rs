@@ -122,6 +122,7 @@ pub mod clusterio {
                 },
             ],
             handshake_timeout_ms: ::core::option::Option::None,
+            handshake_timeout_code: ::core::option::Option::None,
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::Some("Invalid handshake"),
             invalid_closes: ::core::option::Option::Some("Invalid message"),

@@ -78,6 +78,7 @@ pub mod skynet {
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[],
             handshake_timeout_ms: ::core::option::Option::None,
+            handshake_timeout_code: ::core::option::Option::None,
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,

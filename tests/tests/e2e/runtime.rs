@@ -754,3 +754,17 @@ async fn forwarded_requests_route_replies_and_errors_back() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_handshake_that_never_finishes_times_out() {
+    let config = LinkConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..LinkConfig::default()
+    };
+    let (url, _s, _t) = lc_server(config, WsLimits::default()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // HELLO comes; HELLO_ACK never goes. Litecord declares no code of its own for a slow
+    // handshake, so the before-handshake code applies.
+    assert_eq!(next(&mut ws).await.unwrap()["op"], 0);
+    assert_eq!(next(&mut ws).await, Err(Some(4002)));
+}
