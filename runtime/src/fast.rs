@@ -16,8 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use crate::message::Inbound;
 use crate::wire::{
-    AbsentDeserializer, ErrorFraming, FrameClass, Framing, PayloadPlace, ReplyMatch, RequestId,
-    RequestIdPlace, Tag, TagRef, TagType, WireProfile,
+    AbsentDeserializer, ErrorFraming, FrameClass, Framing, Key, PayloadPlace, ReplyMatch,
+    RequestId, RequestIdPlace, TagRef, TagType, WireProfile, tag_eq,
 };
 
 /// A message decoded in one pass.
@@ -253,14 +253,6 @@ fn is_reply(p: &WireProfile, tag: TagRef<'_>) -> bool {
     matched || error
 }
 
-fn tag_eq(declared: Tag, read: TagRef<'_>) -> bool {
-    match (declared, read) {
-        (Tag::Str(a), TagRef::Str(b)) => a == b,
-        (Tag::Int(a), TagRef::Int(b)) => a == b,
-        _ => false,
-    }
-}
-
 enum OwnedTag<'de> {
     Str(Cow<'de, str>),
     Int(i64),
@@ -323,28 +315,6 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for EnvelopeFilter<'_, '_, A> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         self.map.next_value_seed(seed)
-    }
-}
-
-/// A map key or tag, borrowed when the input allows.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
     }
 }
 

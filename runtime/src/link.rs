@@ -549,16 +549,7 @@ impl<S: Side> Link<S> {
         id: Option<&RequestId>,
         seq: Option<i64>,
     ) -> Result<String, SendError> {
-        let mut buf = Vec::with_capacity(128);
-        wire::<S>().encode_message(
-            &mut buf,
-            M::KIND,
-            M::TAG,
-            M::HAS_PAYLOAD.then_some(message),
-            id,
-            seq,
-        )?;
-        Ok(String::from_utf8(buf).unwrap_or_default())
+        encode_typed::<S, M>(message, id, seq)
     }
 
     /// Sends a message of any kind without checking the side may send it (session traffic).
@@ -1465,15 +1456,25 @@ pub fn encode_frame<S: Side, M: Message + SendableBy<S>>(message: &M) -> Result<
         return Err(SendError::Encode(crate::EncodeError::Sequenced));
     }
     message.validate()?;
+    encode_typed::<S, M>(message, None, None)
+}
+
+/// A message of side `S`'s protocol as one frame's text.
+fn encode_typed<S: Side, M: Message>(
+    message: &M,
+    id: Option<&RequestId>,
+    seq: Option<i64>,
+) -> Result<String, SendError> {
     let mut buf = Vec::with_capacity(128);
     wire::<S>().encode_message(
         &mut buf,
         M::KIND,
         M::TAG,
         M::HAS_PAYLOAD.then_some(message),
-        None,
-        None,
+        id,
+        seq,
     )?;
+    // serde_json writes UTF-8.
     Ok(String::from_utf8(buf).unwrap_or_default())
 }
 

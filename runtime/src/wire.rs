@@ -329,7 +329,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 }
 
 /// A map key, borrowed when the input allows it.
-struct Key<'a>(Cow<'a, str>);
+pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -1083,7 +1083,7 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
 }
 
-fn tag_eq(declared: Tag, read: TagRef<'_>) -> bool {
+pub(crate) fn tag_eq(declared: Tag, read: TagRef<'_>) -> bool {
     match (declared, read) {
         (Tag::Str(a), TagRef::Str(b)) => a == b,
         (Tag::Int(a), TagRef::Int(b)) => a == b,
