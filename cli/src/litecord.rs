@@ -17,7 +17,6 @@ use crate::output::{Printer, shutdown_signal};
 
 /// What the server knows: guilds are made up from their ids.
 struct Gateway {
-    link: Link<ServerSide>,
     out: Printer,
 }
 
@@ -34,7 +33,6 @@ impl ServerHandler for Gateway {
     }
 
     async fn user_presence(&self, message: lc::UserPresence) {
-        let _ = &self.link;
         self.out
             .line(serde_json::json!({"received": "USER_PRESENCE", "payload": message}));
     }
@@ -67,7 +65,6 @@ pub(crate) async fn serve(
     let (shutdown, task) = server.serve(session, move |link: Link<ServerSide>| {
         if let Some(token) = validate.clone() {
             // Ask every client about a token once it is authenticated, as the real gateway does.
-            let link = link.clone();
             let out = printer.clone();
             tokio::spawn(async move {
                 if link.ready().await.is_ok() {
@@ -81,7 +78,6 @@ pub(crate) async fn serve(
             });
         }
         Gateway {
-            link,
             out: printer.clone(),
         }
     });

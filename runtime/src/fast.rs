@@ -180,13 +180,7 @@ impl<'de, I: Inbound> Visitor<'de> for FrameVisitor<'_, I> {
                     };
                     I::decode_from(class, name, de::value::MapAccessDeserializer::new(filtered))?
                 };
-                let id = request_id(p, class, &envelope);
-                Ok(Some(FastFrame {
-                    message,
-                    id,
-                    seq: envelope.seq,
-                    class,
-                }))
+                Ok(Some(finish(p, message, class, &envelope)))
             }
         }
     }
@@ -223,13 +217,16 @@ fn under_key<'de, I: Inbound, A: MapAccess<'de>>(
         None if p.strict => return Ok(None),
         None => I::decode_from(class, name, AbsentDeserializer).map_err(de::Error::custom)?,
     };
-    let id = request_id(p, class, &envelope);
-    Ok(Some(FastFrame {
+    Ok(Some(finish(p, message, class, &envelope)))
+}
+
+fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: &Envelope) -> FastFrame<I> {
+    FastFrame {
         message,
-        id,
+        id: request_id(p, class, envelope),
         seq: envelope.seq,
         class,
-    }))
+    }
 }
 
 fn request_id(p: &WireProfile, class: FrameClass, envelope: &Envelope) -> Option<RequestId> {

@@ -859,21 +859,13 @@ impl<'a> Checker<'a> {
                     } else {
                         &["suffix", "carrier", "method", "args"]
                     };
-                    let mut d = if known.contains(&other) {
-                        Diagnostic::error(
-                            "E0116",
-                            format!("malformed `{other}` clause"),
-                            clause.span,
-                            "unexpected arguments",
-                        )
-                    } else {
-                        Diagnostic::error(
-                            "E0114",
-                            format!("unknown clause `{other}`"),
-                            atoms[0].span(),
-                            "not a clause of this directive",
-                        )
-                    };
+                    let mut d = clause_error(
+                        other,
+                        known,
+                        clause,
+                        &atoms[0],
+                        "not a clause of this directive",
+                    );
                     if let Some(s) =
                         did_you_mean(other, known.iter().copied()).filter(|s| *s != other)
                     {
@@ -1024,21 +1016,13 @@ impl<'a> Checker<'a> {
                     let known = [
                         "suffix", "carrier", "untagged", "tag", "for", "id", "result", "error",
                     ];
-                    let mut d = if known.contains(&other) {
-                        Diagnostic::error(
-                            "E0116",
-                            format!("malformed `{other}` clause"),
-                            clause.span,
-                            "unexpected arguments",
-                        )
-                    } else {
-                        Diagnostic::error(
-                            "E0114",
-                            format!("unknown clause `{other}`"),
-                            atoms[0].span(),
-                            "not a clause of `response`",
-                        )
-                    };
+                    let mut d = clause_error(
+                        other,
+                        &known,
+                        clause,
+                        &atoms[0],
+                        "not a clause of `response`",
+                    );
                     if let Some(s) = did_you_mean(other, known).filter(|s| *s != other) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
@@ -2592,10 +2576,7 @@ impl<'a> Checker<'a> {
                             // "Invalid handshake"); the WebSocket code is 1008.
                             self.p.session.before_handshake_reason = Some(reason.clone());
                         } else {
-                            let text = atom_key(code)
-                                .or_else(|| int_of(code).map(|n| n.to_string()))
-                                .unwrap_or_default();
-                            self.p.session.before_handshake = self.close_code(&text, code.span());
+                            self.p.session.before_handshake = self.close_code_atom(code);
                         }
                     }
                     _ => self.err(Diagnostic::error(
@@ -2649,11 +2630,7 @@ impl<'a> Checker<'a> {
                             self.p.session.handshake_timeout_ms = u64::try_from(*ms).ok();
                         }
                         if let [_, code] = second.atoms.as_slice() {
-                            let text = atom_key(code)
-                                .or_else(|| int_of(code).map(|n| n.to_string()))
-                                .unwrap_or_default();
-                            self.p.session.handshake_timeout_code =
-                                self.close_code(&text, code.span());
+                            self.p.session.handshake_timeout_code = self.close_code_atom(code);
                         }
                     }
                     _ => self.err(Diagnostic::error(
@@ -2700,6 +2677,14 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+    }
+
+    /// A close code written as a name from the `close` block or as a number.
+    fn close_code_atom(&mut self, code: &ast::Atom) -> Option<u16> {
+        let text = atom_key(code)
+            .or_else(|| int_of(code).map(|n| n.to_string()))
+            .unwrap_or_default();
+        self.close_code(&text, code.span())
     }
 
     fn close_code(&mut self, code: &str, span: Span) -> Option<u16> {
@@ -2897,10 +2882,7 @@ impl<'a> Checker<'a> {
                     step.auth_field = Some(name);
                 }
                 [w, code] if atom_word(w) == Some("failure") => {
-                    let text = atom_key(code)
-                        .or_else(|| int_of(code).map(|n| n.to_string()))
-                        .unwrap_or_default();
-                    step.failure = self.close_code(&text, code.span());
+                    step.failure = self.close_code_atom(code);
                 }
                 _ => self.err(Diagnostic::error(
                     "E0114",
@@ -3064,26 +3046,17 @@ impl<'a> Checker<'a> {
                 [w, c, code]
                     if atom_word(w) == Some("missed") && atom_word(c) == Some("closes") =>
                 {
-                    let text = atom_key(code)
-                        .or_else(|| int_of(code).map(|n| n.to_string()))
-                        .unwrap_or_default();
-                    beat.missed = self.close_code(&text, code.span());
+                    beat.missed = self.close_code_atom(code);
                 }
                 [side, w, c, code]
                     if atom_word(side) == Some("client")
                         && atom_word(w) == Some("missed")
                         && atom_word(c) == Some("closes") =>
                 {
-                    let text = atom_key(code)
-                        .or_else(|| int_of(code).map(|n| n.to_string()))
-                        .unwrap_or_default();
-                    beat.client_missed = self.close_code(&text, code.span());
+                    beat.client_missed = self.close_code_atom(code);
                 }
                 [w, c, code] if atom_word(w) == Some("early") && atom_word(c) == Some("closes") => {
-                    let text = atom_key(code)
-                        .or_else(|| int_of(code).map(|n| n.to_string()))
-                        .unwrap_or_default();
-                    let code = self.close_code(&text, code.span());
+                    let code = self.close_code_atom(code);
                     if self.p.session.before_handshake.is_none() {
                         self.p.session.before_handshake = code;
                     }
@@ -3186,6 +3159,31 @@ impl<'a> Checker<'a> {
                 self.err(with_field_help(d, &name, &fields));
             }
         }
+    }
+}
+
+/// A clause that is known but malformed (E0116), or not known at all (E0114).
+fn clause_error(
+    word: &str,
+    known: &[&str],
+    clause: &ast::Clause,
+    first: &ast::Atom,
+    unknown_label: &str,
+) -> Diagnostic {
+    if known.contains(&word) {
+        Diagnostic::error(
+            "E0116",
+            format!("malformed `{word}` clause"),
+            clause.span,
+            "unexpected arguments",
+        )
+    } else {
+        Diagnostic::error(
+            "E0114",
+            format!("unknown clause `{word}`"),
+            first.span(),
+            unknown_label,
+        )
     }
 }
 

@@ -18,7 +18,6 @@ const PASSWORD: &str = "hunter2";
 const WAIT: Duration = Duration::from_secs(5);
 
 struct ServerApp {
-    link: Link<ServerSide>,
     presences: Arc<AtomicUsize>,
 }
 
@@ -41,7 +40,6 @@ impl ServerHandler for ServerApp {
 
     async fn user_presence(&self, _message: lc::UserPresence) {
         self.presences.fetch_add(1, Ordering::SeqCst);
-        let _ = &self.link;
     }
 }
 
@@ -84,7 +82,6 @@ async fn start_server(hb_interval: u32) -> Running {
     let (shutdown, _task) = server.serve(session, move |link| {
         let _ = tx.send(link.clone());
         ServerApp {
-            link,
             presences: counter.clone(),
         }
     });
