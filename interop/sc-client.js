@@ -159,6 +159,11 @@ async function invokeStep(step, event, data) {
   const status = await withTimeout('handshake', socket.listener('connect').once());
   log({ step: 'handshake', id: typeof status.id, isAuthenticated: status.isAuthenticated, pingTimeout: status.pingTimeout });
 
+  // The server invokes `askClient {"q": 1}` unprompted right after the connection, then
+  // transmits our reply back as `askClientResult`.
+  const result = await waitFor('askClientResult', (m) => 'askClientResult' in m);
+  log({ step: 'askClientResult', data: result.askClientResult });
+
   socket.transmit('shout', { x: 1 });
   const shouted = await waitFor('shout', (m) => 'shouted' in m);
   log({ step: 'shout', data: shouted.shouted });

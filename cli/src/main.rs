@@ -212,6 +212,10 @@ enum ServeCommand {
         /// Milliseconds without anything from a client before it is closed (4001).
         #[arg(long, default_value_t = 20_000)]
         ping_timeout: u64,
+        /// Invoke `askClient` with this JSON on every client right after its handshake, and
+        /// transmit the reply back as `askClientResult`.
+        #[arg(long, value_name = "JSON", value_parser = parse_json)]
+        ask_client: Option<serde_json::Value>,
     },
     /// Skynet, at `/connect`.
     Skynet {
@@ -242,6 +246,11 @@ enum LitecordCommand {
     },
 }
 
+/// A command-line value that must be JSON.
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { inputs } => check(&inputs),
@@ -261,12 +270,14 @@ fn main() -> ExitCode {
                     auth_secret,
                     ping_interval,
                     ping_timeout,
+                    ask_client,
                 } => {
                     let options = socketcluster::ServeOptions {
                         protocol_version,
                         auth_secret,
                         ping_interval,
                         ping_timeout,
+                        ask_client,
                     };
                     socketcluster::serve(&listen, options).await
                 }

@@ -42,11 +42,16 @@ pub(crate) struct ServeOptions {
     pub(crate) ping_interval: u64,
     /// Milliseconds without anything from a client after which it is closed (4001).
     pub(crate) ping_timeout: u64,
+    /// Invoke `askClient` with this data on every client right after its handshake, and
+    /// transmit the reply back as `askClientResult` (what the interop tests' real server does).
+    pub(crate) ask_client: Option<Value>,
 }
 
 /// What every connection shares.
 pub(crate) struct Hub<B> {
     broker: B,
+    /// What to invoke `askClient` with right after each handshake, if anything.
+    ask_client: Option<Value>,
     secret: String,
     ping_timeout: u64,
     next_subscriber: AtomicU64,
@@ -65,6 +70,7 @@ impl<B: Broker> Hub<B> {
     pub(crate) fn new(broker: B, secret: String, ping_timeout: u64) -> Self {
         Hub {
             broker,
+            ask_client: None,
             secret,
             ping_timeout,
             next_subscriber: AtomicU64::new(1),
@@ -231,7 +237,14 @@ impl<B: Broker> ServerHandler for Connection<B> {
                     *self.auth() = Some(claims);
                     None
                 }
-                Err(e) => Some(e),
+                Err(e) => {
+                    // The real server deauthenticates the socket on a bad token, which sends
+                    // `#removeAuthToken` ahead of the handshake reply.
+                    if e.is_bad_token == Some(true) {
+                        let _ = self.link.send_in_handshake(sc::RemoveAuthToken {}).await;
+                    }
+                    Some(e)
+                }
             },
         };
         Ok(sc::HandshakeReply {
@@ -452,6 +465,9 @@ pub(crate) fn start<B: Broker>(
 ) -> (protolink::ws::ShutdownHandle, tokio::task::JoinHandle<()>) {
     server.serve(server_session(), move |link| {
         let id = hub.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        if let Some(data) = hub.ask_client.clone() {
+            tokio::spawn(ask_client(link.clone(), data));
+        }
         Connection {
             socket_id: format!("{:x}{id:06x}", hub.epoch & 0xffff_ffff_ffff),
             id,
@@ -461,6 +477,20 @@ pub(crate) fn start<B: Broker>(
             rooms: Mutex::new(Vec::new()),
         }
     })
+}
+
+/// Invokes `askClient` on a client as soon as its handshake is done, unprompted, and transmits
+/// the reply back as `askClientResult`.
+async fn ask_client(link: Link<sc::Server>, data: Value) {
+    if link.ready().await.is_err() {
+        return;
+    }
+    match link.ask_client(data).await {
+        Ok(reply) => {
+            let _ = link.ask_client_result(reply).await;
+        }
+        Err(e) => info!(error = %e, "askClient failed"),
+    }
 }
 
 /// `protolink serve socketcluster`.
@@ -477,11 +507,13 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
             options.ping_timeout,
         ));
     Printer::stdout().line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
-    let hub = Arc::new(Hub::new(
+    let mut hub = Hub::new(
         LocalBroker::new(),
         options.auth_secret,
         options.ping_timeout,
-    ));
+    );
+    hub.ask_client = options.ask_client;
+    let hub = Arc::new(hub);
     let (shutdown, task) = start(server, hub);
     shutdown_signal().await;
     info!("shutting down");

@@ -690,6 +690,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<S: Side> Link<S> {
+    /// Sends a message at once, even while the handshake is still running; [`Sender::send`]
+    /// waits for the handshake instead.
+    ///
+    /// For the few messages a protocol allows inside its handshake, in the order the real
+    /// peers send them: a SocketCluster server handling a `#handshake` with a bad auth token
+    /// transmits `#removeAuthToken` before the handshake reply. Called from the handler of the
+    /// peer's handshake request, the message goes out ahead of that reply.
+    pub async fn send_in_handshake<M: Message + SendableBy<S>>(
+        &self,
+        message: M,
+    ) -> Result<(), SendError> {
+        message.validate()?;
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let text = self.encode(&message, None, self.seq())?;
+        self.enqueue(text).await
+    }
+
     /// Application traffic waits for the handshake: sent earlier, the peer would reject it.
     async fn after_handshake(&self) -> Result<(), SendError> {
         if matches!(*self.shared.state.borrow(), LinkState::Ready) {
@@ -1169,7 +1188,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         };
         debug!(%detail, "invalid frame");
         // Anything unusable before the handshake finished is traffic before the handshake.
-        if matches!(self.link.state(), LinkState::Handshaking) {
+        if self.peer_still_handshaking() {
             self.close_before_handshake().await;
             return;
         }
@@ -1191,6 +1210,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 .start_close(close::POLICY, "too many invalid frames")
                 .await;
         }
+    }
+
+    /// Whether a message from the peer now is traffic before the handshake. Not while this side
+    /// waits for the reply to its own handshake request: the peer has had it, and may send ahead
+    /// of its reply (a SocketCluster server sends `#removeAuthToken` before the reply to a
+    /// `#handshake` with a bad token); such messages are dispatched as usual.
+    fn peer_still_handshaking(&self) -> bool {
+        matches!(self.link.state(), LinkState::Handshaking) && !self.awaiting_handshake_reply
     }
 
     /// Closes as the protocol says for traffic before the handshake finished.
@@ -1248,7 +1275,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         if self.on_session_message(tag, raw).await {
             return;
         }
-        if matches!(self.link.state(), LinkState::Handshaking) {
+        if self.peer_still_handshaking() {
             self.close_before_handshake().await;
             return;
         }

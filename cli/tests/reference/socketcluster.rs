@@ -33,8 +33,9 @@ fn interop_dir() -> PathBuf {
     dir
 }
 
-async fn our_server(version: &str) -> super::Running {
-    spawn(&[
+/// Our server with the tests' settings, plus `extra` options.
+async fn our_server(version: &str, extra: &[&str]) -> super::Running {
+    let mut args = vec![
         "serve",
         "socketcluster",
         "--listen",
@@ -47,8 +48,9 @@ async fn our_server(version: &str) -> super::Running {
         PING_INTERVAL,
         "--ping-timeout",
         PING_TIMEOUT,
-    ])
-    .await
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args).await
 }
 
 /// The real server, with its stdout (the first line names the address).
@@ -149,7 +151,8 @@ fn received<'a>(lines: &'a [Value], key: &str) -> Vec<&'a Value> {
 }
 
 async fn real_client_against_our_server(version: &str) {
-    let server = our_server(version).await;
+    // Like the interop tests' real server, ours invokes `askClient` unprompted after connecting.
+    let server = our_server(version, &["--ask-client", r#"{"q":1}"#]).await;
     assert!(server.url.ends_with("/socketcluster/"), "{}", server.url);
     let lines = real_client(&server.url, version).await;
 
@@ -164,8 +167,16 @@ async fn real_client_against_our_server(version: &str) {
         json!({"name": "MyError", "message": "nope", "code": 42})
     );
     assert_eq!(step(&lines, "nothing")["hasData"], false);
-    // `callMe` makes the server invoke `askClient` on the client; the reply comes back.
-    assert_eq!(received(&lines, "askClient"), [&json!({"q": 2})]);
+    // The server invokes `askClient` unprompted right after the handshake and transmits the
+    // reply back; `callMe` makes it invoke `askClient` again and answer with the reply.
+    assert_eq!(
+        step(&lines, "askClientResult")["data"],
+        json!({"a": "ok", "q": 1})
+    );
+    assert_eq!(
+        received(&lines, "askClient"),
+        [&json!({"q": 1}), &json!({"q": 2})]
+    );
     assert_eq!(step(&lines, "callMe")["data"], json!({"a": "ok", "q": 2}));
     assert_eq!(step(&lines, "subscribe")["channel"], "news");
     assert_eq!(step(&lines, "publish")["data"], json!({"t": "hi"}));
@@ -321,7 +332,7 @@ async fn our_client_against_real_server_protocol_v1() {
 
 #[tokio::test]
 async fn our_client_and_server_together() {
-    let server = our_server("1").await;
+    let server = our_server("1", &[]).await;
     let (ok, lines) = our_client(
         &server.url,
         "1",
@@ -350,10 +361,45 @@ async fn our_client_and_server_together() {
     terminate(server).await;
 }
 
+/// A handshake with a bad auth token: the server deauthenticates the socket (`#removeAuthToken`,
+/// ahead of the reply), reports the error under `authError`, and the link works on.
+async fn bad_handshake_token(url: &str) -> Vec<Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_protolink"));
+    command.args([
+        "socketcluster",
+        "client",
+        url,
+        "--auth-token",
+        "not.a.token",
+        "wait:removeAuthToken",
+        r#"invoke:sum:{"a":1,"b":2}"#,
+    ]);
+    let (ok, lines) = run_to_end(command).await;
+    assert!(ok, "{lines:#?}");
+    let handshake = step(&lines, "handshake");
+    assert_eq!(handshake["isAuthenticated"], false, "{lines:#?}");
+    assert_eq!(
+        handshake["authError"],
+        json!({"name": "AuthTokenInvalidError", "message": "invalid token", "isBadToken": true})
+    );
+    assert_eq!(step(&lines, "invoke")["data"], 3);
+    lines
+}
+
+#[tokio::test]
+async fn a_bad_handshake_token_is_removed_as_the_real_server_does() {
+    let real = real_server("2").await;
+    bad_handshake_token(&real.url).await;
+    drop(real.child);
+    let ours = our_server("2", &[]).await;
+    bad_handshake_token(&ours.url).await;
+    terminate(ours).await;
+}
+
 #[tokio::test]
 async fn mismatched_protocol_versions_time_out() {
     // The server pings `#1`; a version 2 client waits for empty frames and answers none.
-    let server = our_server("1").await;
+    let server = our_server("1", &["--ask-client", r#"{"q":1}"#]).await;
     let mut command = Command::new("node");
     command.current_dir(interop_dir()).args([
         "sc-client.js",
@@ -421,7 +467,7 @@ where
 
 #[tokio::test]
 async fn bad_input_closes_as_socketcluster_does() {
-    let server = our_server("2").await;
+    let server = our_server("2", &[]).await;
 
     // Anything before the handshake: 4009.
     let mut ws = raw(&server.url).await;
@@ -452,7 +498,7 @@ async fn bad_input_closes_as_socketcluster_does() {
 
 #[tokio::test]
 async fn batches_tokens_and_pub_sub_on_the_wire() {
-    let server = our_server("2").await;
+    let server = our_server("2", &[]).await;
     let mut ws = raw(&server.url).await;
 
     // One frame holding a JSON array of packets: each is handled, in order.
@@ -462,10 +508,28 @@ async fn batches_tokens_and_pub_sub_on_the_wire() {
             {"event":"sum","data":{"a":2,"b":3},"cid":2}]"##,
     )
     .await;
-    // Replies are matched by rid; requests are handled concurrently, so either may come first.
-    let mut replies = [recv(&mut ws).await, recv(&mut ws).await];
+    // The bad token deauthenticates the socket, as the real server does: `#removeAuthToken`
+    // goes out ahead of the handshake reply. Replies are matched by rid; requests are handled
+    // concurrently, so the sum's reply may come anywhere.
+    let frames = [
+        recv(&mut ws).await,
+        recv(&mut ws).await,
+        recv(&mut ws).await,
+    ];
+    let remove = frames
+        .iter()
+        .position(|f| f == &json!({"event": "#removeAuthToken"}));
+    let handshake_at = frames.iter().position(|f| f["rid"] == 1);
+    assert!(
+        matches!((remove, handshake_at), (Some(r), Some(h)) if r < h),
+        "{frames:#?}"
+    );
+    let mut replies: Vec<Value> = frames
+        .into_iter()
+        .filter(|f| f.get("rid").is_some())
+        .collect();
     replies.sort_by_key(|r| r["rid"].as_i64());
-    let [handshake, sum] = replies;
+    let [handshake, sum] = <[Value; 2]>::try_from(replies).expect("two replies");
     assert_eq!(handshake["rid"], 1);
     assert!(handshake["data"]["id"].is_string());
     assert_eq!(handshake["data"]["pingTimeout"], 2000);
