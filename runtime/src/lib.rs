@@ -9,6 +9,7 @@ pub mod error;
 pub mod fast;
 pub mod link;
 pub mod message;
+mod one_of;
 pub mod session;
 pub mod transport;
 pub mod validate;
@@ -97,6 +98,7 @@ pub mod __private {
         CloseCode, Dispatch, Empty, Event, Inbound, Message, MessageInfo, Outcome, Protocol,
         RemoteError, Request, SendableBy, Sender, Side,
     };
+    pub use crate::one_of::{OneOf, deserialize_one_of};
     pub use crate::session::*;
     pub use crate::validate::{Validate, ValidationErrors, Validator};
     pub use crate::wire::*;

@@ -4,6 +4,7 @@
 //!   back to the same JSON;
 //! - `roundtrip`: property tests, encode then decode is the identity for every message and reply;
 //! - `garbage`: malformed input gives a typed error and never panics;
+//! - `unions`: unions matched by JSON type (test-only definitions in `defs/`);
 //! - `compile_fail`: the type system refuses sending a message from the wrong side and answering
 //!   a request with the wrong reply type (trybuild, cases in `ui/`).
 
@@ -15,5 +16,7 @@ mod garbage;
 mod roundtrip;
 #[path = "codec/support.rs"]
 mod support;
+#[path = "codec/unions.rs"]
+mod unions;
 #[path = "codec/wire_notes.rs"]
 mod wire_notes;

@@ -581,11 +581,28 @@ impl Emitter<'_> {
                 }
             }
             TypeDefKind::OneOf(variants) => {
-                let attrs = self.serde_attrs();
+                let one_of = self.one_of_impl(&name, variants);
+                // Decoded by JSON type where the members allow it; else serde's `untagged`.
+                let attrs = if one_of.is_some() {
+                    let derive = ident(DERIVES);
+                    quote! {
+                        #[#derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
+                        #[serde(crate = "::protolink::__private::serde")]
+                        #[schemars(crate = "::protolink::__private::schemars")]
+                    }
+                } else {
+                    self.serde_attrs()
+                };
                 let vs = variants.iter().map(|(rust, ty)| {
                     let v = ident(rust);
                     let ty_tokens = self.ty(ty);
-                    let vd = format!(" A {} value.", json_name(ty));
+                    let json = json_name(ty);
+                    let article = if json.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "An"
+                    } else {
+                        "A"
+                    };
+                    let vd = format!(" {article} {json} value.");
                     quote!(#[doc = #vd] #v(#ty_tokens))
                 });
                 let arms: Vec<TokenStream> = variants
@@ -604,6 +621,7 @@ impl Emitter<'_> {
                     #[serde(untagged)]
                     pub enum #name { #(#vs),* }
 
+                    #one_of
                     #validate
                 }
             }
@@ -771,6 +789,140 @@ impl Emitter<'_> {
             }
         }
         ty
+    }
+
+    /// The JSON types a value of `ty` may have.
+    fn json_types(&self, ty: &Ty) -> JsonTypes {
+        match ty {
+            Ty::Bool => JsonTypes::BOOL,
+            Ty::Int(_) | Ty::Const(TagValue::Int(_)) => JsonTypes::INT,
+            Ty::F64 => JsonTypes::INT | JsonTypes::FLOAT,
+            Ty::String | Ty::Const(TagValue::Str(_)) => JsonTypes::STR,
+            Ty::Any => JsonTypes::ALL,
+            Ty::Array(_) => JsonTypes::SEQ,
+            Ty::Map(_) => JsonTypes::MAP,
+            Ty::Nullable(inner) => self.json_types(inner) | JsonTypes::NULL,
+            Ty::Named(i) => match &self.p.types[*i].kind {
+                TypeDefKind::Struct(_) | TypeDefKind::Union { .. } => JsonTypes::MAP,
+                TypeDefKind::Enum(_) => JsonTypes::STR,
+                TypeDefKind::OneOf(members) => members
+                    .iter()
+                    .fold(JsonTypes::NONE, |all, (_, t)| all | self.json_types(t)),
+                // The checker refuses alias cycles; `resolved`'s depth bound keeps this total.
+                TypeDefKind::Alias(inner) => match self.resolved(inner) {
+                    Ty::Named(j) if matches!(self.p.types[j].kind, TypeDefKind::Alias(_)) => {
+                        JsonTypes::ALL
+                    }
+                    resolved => self.json_types(&resolved),
+                },
+            },
+        }
+    }
+
+    /// `impl OneOf` and `Deserialize` for a union decoded by the JSON type of the value, or
+    /// `None` when two members both take arrays or both take objects (those cannot be tried
+    /// one after the other without a buffer).
+    fn one_of_impl(&self, name: &Ident, variants: &[(String, Ty)]) -> Option<TokenStream> {
+        let members: Vec<(Ident, TokenStream, JsonTypes)> = variants
+            .iter()
+            .map(|(rust, ty)| (ident(rust), self.ty(ty), self.json_types(ty)))
+            .collect();
+        let takers = |json: JsonTypes| members.iter().filter(move |(_, _, t)| t.contains(json));
+        if takers(JsonTypes::SEQ).count() > 1 || takers(JsonTypes::MAP).count() > 1 {
+            return None;
+        }
+        // The members taking a scalar, tried in order: the first that accepts it wins.
+        // `param` is the method's value parameter (none for `null`).
+        let scalar = |json: JsonTypes, method: &str, param: Option<TokenStream>, de: &str| {
+            let de = ident(de);
+            let arg = if param.is_some() {
+                quote!(v)
+            } else {
+                quote!(())
+            };
+            let tries: Vec<TokenStream> = takers(json)
+                .map(|(v, ty, _)| {
+                    quote!(<#ty as __p::Deserialize>::deserialize(__p::serde::de::value::#de::new(#arg)).map(Self::#v))
+                })
+                .collect();
+            let (first, rest) = tries.split_first()?;
+            let method = ident(method);
+            let param = param.map(|ty| quote!(v: #ty));
+            Some(quote! {
+                fn #method<E: __p::serde::de::Error>(#param) -> ::core::option::Option<::core::result::Result<Self, E>> {
+                    ::core::option::Option::Some(#first #(.or_else(|_: E| #rest))*)
+                }
+            })
+        };
+        let methods = [
+            scalar(JsonTypes::NULL, "from_null", None, "UnitDeserializer"),
+            scalar(
+                JsonTypes::BOOL,
+                "from_bool",
+                Some(quote!(bool)),
+                "BoolDeserializer",
+            ),
+            scalar(
+                JsonTypes::INT,
+                "from_i64",
+                Some(quote!(i64)),
+                "I64Deserializer",
+            ),
+            scalar(
+                JsonTypes::INT,
+                "from_u64",
+                Some(quote!(u64)),
+                "U64Deserializer",
+            ),
+            scalar(
+                JsonTypes::FLOAT,
+                "from_f64",
+                Some(quote!(f64)),
+                "F64Deserializer",
+            ),
+            scalar(
+                JsonTypes::STR,
+                "from_str",
+                Some(quote!(&str)),
+                "StrDeserializer",
+            ),
+        ];
+        let compound = |json: JsonTypes, method: &str, access: &str, de: &str| {
+            let (v, ty, _) = takers(json).next()?;
+            let (method, access, de) = (ident(method), ident(access), ident(de));
+            Some(quote! {
+                fn #method<A: __p::serde::de::#access<'de>>(access: A) -> ::core::option::Option<::core::result::Result<Self, A::Error>> {
+                    ::core::option::Option::Some(<#ty as __p::Deserialize>::deserialize(__p::serde::de::value::#de::new(access)).map(Self::#v))
+                }
+            })
+        };
+        let seq = compound(
+            JsonTypes::SEQ,
+            "from_seq",
+            "SeqAccess",
+            "SeqAccessDeserializer",
+        );
+        let map = compound(
+            JsonTypes::MAP,
+            "from_map",
+            "MapAccess",
+            "MapAccessDeserializer",
+        );
+        let expecting = expecting(&members.iter().map(|(_, _, t)| *t).collect::<Vec<_>>());
+        Some(quote! {
+            impl<'de> __p::OneOf<'de> for #name {
+                const EXPECTING: &'static str = #expecting;
+                #(#methods)*
+                #seq
+                #map
+            }
+
+            impl<'de> __p::Deserialize<'de> for #name {
+                fn deserialize<D: __p::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                    __p::deserialize_one_of(deserializer)
+                }
+            }
+        })
     }
 
     /// Whether values of `ty` may hold something with constraints (named types, containers of them).
@@ -1252,5 +1404,63 @@ fn json_name(ty: &Ty) -> &'static str {
         Ty::Array(_) => "array",
         Ty::Map(_) => "map",
         _ => "object",
+    }
+}
+
+/// A set of JSON value types, as a union's members take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JsonTypes(u8);
+
+impl JsonTypes {
+    const NONE: JsonTypes = JsonTypes(0);
+    const NULL: JsonTypes = JsonTypes(1);
+    const BOOL: JsonTypes = JsonTypes(1 << 1);
+    /// Integers (`i64` and `u64` visits).
+    const INT: JsonTypes = JsonTypes(1 << 2);
+    /// Numbers with a fraction or an exponent.
+    const FLOAT: JsonTypes = JsonTypes(1 << 3);
+    const STR: JsonTypes = JsonTypes(1 << 4);
+    const SEQ: JsonTypes = JsonTypes(1 << 5);
+    const MAP: JsonTypes = JsonTypes(1 << 6);
+    const ALL: JsonTypes = JsonTypes(0x7f);
+
+    fn contains(self, other: JsonTypes) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for JsonTypes {
+    type Output = JsonTypes;
+    fn bitor(self, other: JsonTypes) -> JsonTypes {
+        JsonTypes(self.0 | other.0)
+    }
+}
+
+/// What a union accepts, for its decoding errors: `"a string or an integer"`.
+fn expecting(members: &[JsonTypes]) -> String {
+    let all = members.iter().fold(JsonTypes::NONE, |all, t| all | *t);
+    let names: Vec<&str> = [
+        (JsonTypes::STR, "a string"),
+        (JsonTypes::INT | JsonTypes::FLOAT, "a number"),
+        (JsonTypes::INT, "an integer"),
+        (JsonTypes::BOOL, "a boolean"),
+        (JsonTypes::SEQ, "an array"),
+        (JsonTypes::MAP, "an object"),
+        (JsonTypes::NULL, "null"),
+    ]
+    .into_iter()
+    .scan(JsonTypes::NONE, |named, (json, name)| {
+        let new = all.contains(json) && !named.contains(json);
+        if new {
+            *named = *named | json;
+        }
+        Some(new.then_some(name))
+    })
+    .flatten()
+    .collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "nothing".to_owned(),
     }
 }

@@ -137,15 +137,55 @@ pub mod skynet {
         }
     }
     /// A channel: a string or a number, matched strictly by JSON type; `"*"` means every channel.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(untagged)]
     pub enum Channel {
         /// A string value.
         String(::std::string::String),
-        /// A integer value.
+        /// An integer value.
         Int(i64),
+    }
+    impl<'de> __p::OneOf<'de> for Channel {
+        const EXPECTING: &'static str = "a string or an integer";
+        fn from_i64<E: __p::serde::de::Error>(
+            v: i64,
+        ) -> ::core::option::Option<::core::result::Result<Self, E>> {
+            ::core::option::Option::Some(
+                <i64 as __p::Deserialize>::deserialize(
+                        __p::serde::de::value::I64Deserializer::new(v),
+                    )
+                    .map(Self::Int),
+            )
+        }
+        fn from_u64<E: __p::serde::de::Error>(
+            v: u64,
+        ) -> ::core::option::Option<::core::result::Result<Self, E>> {
+            ::core::option::Option::Some(
+                <i64 as __p::Deserialize>::deserialize(
+                        __p::serde::de::value::U64Deserializer::new(v),
+                    )
+                    .map(Self::Int),
+            )
+        }
+        fn from_str<E: __p::serde::de::Error>(
+            v: &str,
+        ) -> ::core::option::Option<::core::result::Result<Self, E>> {
+            ::core::option::Option::Some(
+                <::std::string::String as __p::Deserialize>::deserialize(
+                        __p::serde::de::value::StrDeserializer::new(v),
+                    )
+                    .map(Self::String),
+            )
+        }
+    }
+    impl<'de> __p::Deserialize<'de> for Channel {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::deserialize_one_of(deserializer)
+        }
     }
     impl __p::Validate for Channel {
         fn validate_into(&self, _: &mut __p::Validator) {}

@@ -1,0 +1,15 @@
+//! Compiles the test-only definitions in `defs/` into `OUT_DIR`.
+
+use std::path::Path;
+
+fn main() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let result = protolink_codegen::Config::new()
+        .display_base(manifest)
+        .cargo_directives(true)
+        .compile(&[manifest.join("defs")]);
+    if let Err(error) = result {
+        eprintln!("{error}");
+        std::process::exit(1);
+    }
+}

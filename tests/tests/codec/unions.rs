@@ -1,0 +1,125 @@
+//! Unions matched by JSON type decode by the type of the value, in one pass: each JSON type
+//! goes to the member that takes it (members that both take it are tried in order), and a value
+//! of no member's type is refused with what the union accepts. Definitions: `defs/unions.protocol`.
+
+use protolink::Protocol;
+use protolink::wire::RawFrame;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// The bindings, as a user's crate would include them (here only part of them is used).
+#[allow(dead_code, unreachable_pub)]
+mod generated {
+    protolink::include_protocol!("unions");
+}
+
+use generated::unions::{
+    self, Anything, ClientToServer, Colour, Key, Nested, Point, Sample, Shade,
+};
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Decodes, then checks the value encodes back to the same JSON.
+#[track_caller]
+fn round_trip<T: DeserializeOwned + serde::Serialize + std::fmt::Debug>(text: &str) -> T {
+    let value: T = decode(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let back = serde_json::to_value(&value).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+    assert_eq!(back, super::support::json(text), "{value:?}");
+    value
+}
+
+#[test]
+fn each_json_type_goes_to_its_member() {
+    assert_eq!(
+        round_trip::<Anything>(r#""x""#),
+        Anything::String("x".into())
+    );
+    assert_eq!(round_trip::<Anything>("7"), Anything::Int(7));
+    assert_eq!(round_trip::<Anything>("1.5"), Anything::Float(1.5));
+    assert_eq!(round_trip::<Anything>("true"), Anything::Bool(true));
+    assert_eq!(round_trip::<Anything>("[1,2]"), Anything::List(vec![1, 2]));
+    assert_eq!(
+        round_trip::<Anything>(r#"{"x":1,"y":-2}"#),
+        Anything::Point(Point { x: 1, y: -2 })
+    );
+}
+
+#[test]
+fn an_integer_the_integer_member_refuses_goes_to_the_number_member() {
+    // `u8 | f64`: as `#[serde(untagged)]` would, try `u8`, then `f64`.
+    assert_eq!(decode::<Anything>("300"), Ok(Anything::Float(300.0)));
+    assert_eq!(decode::<Anything>("-1"), Ok(Anything::Float(-1.0)));
+    assert_eq!(
+        decode::<Anything>("18446744073709551615"),
+        Ok(Anything::Float(18_446_744_073_709_551_615.0))
+    );
+}
+
+#[test]
+fn members_that_take_the_same_type_are_tried_in_order() {
+    assert_eq!(round_trip::<Shade>(r#""red""#), Shade::Colour(Colour::Red));
+    assert_eq!(
+        round_trip::<Shade>(r#""blue""#),
+        Shade::String("blue".into())
+    );
+}
+
+#[test]
+fn a_union_inside_a_union_takes_its_members_types() {
+    assert_eq!(
+        round_trip::<Nested>(r#""k""#),
+        Nested::Key(Key::String("k".into()))
+    );
+    assert_eq!(round_trip::<Nested>("5"), Nested::Key(Key::Int(5)));
+    assert_eq!(round_trip::<Nested>("false"), Nested::Bool(false));
+}
+
+#[test]
+fn other_types_are_refused_with_what_the_union_takes() {
+    let error = decode::<Anything>("null").unwrap_err();
+    assert!(
+        error.contains(
+            "invalid type: null, expected a string, a number, a boolean, an array or an object"
+        ),
+        "{error}"
+    );
+    let error = decode::<Nested>("1.5").unwrap_err();
+    assert!(
+        error.contains(
+            "invalid type: floating point `1.5`, expected a string, an integer or a boolean"
+        ),
+        "{error}"
+    );
+    // Inside the member, the member's own error.
+    let error = decode::<Anything>(r#"{"x":1}"#).unwrap_err();
+    assert!(error.contains("missing field `y`"), "{error}");
+}
+
+#[test]
+fn a_frame_with_unions_decodes_on_both_paths() {
+    let text = r#"{"type":"sample","anything":[3],"nested":true,"shade":"green"}"#;
+    let expected = Sample {
+        anything: Anything::List(vec![3]),
+        nested: Some(Nested::Bool(true)),
+        shade: Some(Shade::Colour(Colour::Green)),
+    };
+    let wire = &unions::Unions::WIRE;
+    let fast = wire.decode_fast::<ClientToServer>(text).map(|f| f.message);
+    assert_eq!(fast, Some(ClientToServer::Sample(expected.clone())));
+    let Ok(RawFrame::Message(raw)) = wire.classify(text) else {
+        panic!("not a message: {text}");
+    };
+    let slow = <ClientToServer as protolink::Inbound>::decode(&raw).map_err(|e| e.to_string());
+    assert_eq!(slow, Ok(ClientToServer::Sample(expected)));
+    assert_eq!(
+        serde_json::to_value(Sample {
+            anything: Anything::Float(0.5),
+            nested: None,
+            shade: None,
+        })
+        .ok(),
+        Some(json!({"anything": 0.5}))
+    );
+}
