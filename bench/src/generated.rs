@@ -3,7 +3,8 @@
 //! Decoding is what the runtime does per frame: the single-pass
 //! [`WireProfile::decode_fast`](protolink::wire::WireProfile::decode_fast), falling back to
 //! [`WireProfile::classify`](protolink::wire::WireProfile::classify) and the direction's generated
-//! `Inbound::decode` (for a reply: the request's reply type from the classified payload). Encoding is `encode_message`, or for a reply `Outcome::reply`'s
+//! `Inbound::decode`; for a reply, `peek_reply` and the one-pass `decode_reply_fast`, falling
+//! back to the request's reply type from the classified payload. Encoding is `encode_message`, or for a reply `Outcome::reply`'s
 //! serialisation to JSON text followed by `encode_reply`.
 
 use protolink::wire::{RawFrame, RequestId};
@@ -27,10 +28,17 @@ pub fn decode_inbound<P: Protocol, I: Inbound>(text: &str) -> Result<I, BenchErr
     }
 }
 
-/// Decodes a reply to `R`: classify, then the result as `R::Reply`; also returns the answered
-/// request's id and the frame's sequence number.
+/// Decodes a reply to `R` as the runtime does: when the envelope comes first, the reader peeks
+/// at it for the id and the requester decodes the frame in one pass; else classify, then the
+/// result as `R::Reply`. Also returns the answered request's id and the frame's sequence number.
 pub fn decode_reply<R: Request>(text: &str) -> Result<Decoded<R::Reply>, BenchError> {
-    match <R::Protocol as Protocol>::WIRE.classify(text)? {
+    let wire = <R::Protocol as Protocol>::WIRE;
+    if wire.peek_reply(text).is_some() {
+        if let Some(fast) = wire.decode_reply_fast::<R::Reply>(text) {
+            return Ok((fast.reply, fast.id, fast.seq));
+        }
+    }
+    match wire.classify(text)? {
         RawFrame::Reply(reply) => {
             let payload = reply.result?;
             Ok((payload.decode::<R::Reply>(R::NAME)?, reply.id, reply.seq))

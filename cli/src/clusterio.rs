@@ -674,7 +674,7 @@ async fn connection(
         Err(_) => (None, true),
     };
     let is_slave = match &first {
-        Some(Frame::Text(text)) => serde_json::from_str::<Value>(text)
+        Some(Frame::Text(text)) => serde_json::from_str::<Value>(text.as_str())
             .ok()
             .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("register_slave")),
         _ => false,

@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use crate::message::Inbound;
 use crate::wire::{
-    AbsentDeserializer, ErrorFraming, FrameClass, Framing, Key, PayloadPlace, ReplyMatch,
+    AbsentDeserializer, ErrorFraming, FrameClass, Framing, Key, KeyPath, PayloadPlace, ReplyMatch,
     RequestId, RequestIdPlace, TagRef, TagType, WireProfile, tag_eq,
 };
 
@@ -339,5 +339,306 @@ impl<'de> de::Deserialize<'de> for IdValue {
             }
         }
         deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+/// A successful reply decoded in one pass.
+#[derive(Debug)]
+pub struct FastReply<T> {
+    /// The result.
+    pub reply: T,
+    /// The id of the request answered (`None` for ordered protocols).
+    pub id: Option<RequestId>,
+    /// The frame's sequence number, for protocols that number frames.
+    pub seq: Option<i64>,
+}
+
+impl WireProfile {
+    /// Tells a reply frame from its first keys, without reading its result: `Some(id)` when the
+    /// envelope (the reply's tag, and its id for protocols with ids) comes before anything else,
+    /// as every protolink peer and the real SocketCluster and Litecord peers write it. `None`
+    /// asks for the general path: not a reply, a failure frame, the id inside the payload, or
+    /// keys in another order.
+    pub fn peek_reply(&self, text: &str) -> Option<Option<RequestId>> {
+        self.reply_id_key()?;
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_str(text);
+        // The visitor stops reading with an error once it knows; the answer is in `found`.
+        let _ = de.deserialize_map(PeekVisitor {
+            profile: self,
+            found: &mut found,
+        });
+        found
+    }
+
+    /// Decodes a successful reply as `T` in one pass, or returns `None` to ask for the general
+    /// path ([`WireProfile::classify`], which also reads failures and words every error).
+    pub fn decode_reply_fast<'de, T: de::Deserialize<'de>>(
+        &self,
+        text: &'de str,
+    ) -> Option<FastReply<T>> {
+        self.reply_id_key()?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let reply = de
+            .deserialize_map(ReplyVisitor::<T> {
+                profile: self,
+                _reply: PhantomData,
+            })
+            .ok()??;
+        de.end().ok()?;
+        Some(reply)
+    }
+
+    /// The top-level key of a reply's id (`Some(None)` for ordered protocols); `None` when the
+    /// id sits inside the payload, which the one-pass paths leave to the general one.
+    fn reply_id_key(&self) -> Option<Option<&'static str>> {
+        match (self.request_id, self.reply.id) {
+            (RequestIdPlace::Ordered, _) => Some(None),
+            (_, Some(KeyPath::Top(key))) => Some(Some(key)),
+            _ => None,
+        }
+    }
+
+    /// The key holding a reply's result; `None` when its fields sit inline.
+    fn result_key(&self) -> Option<&'static str> {
+        match (self.reply.result, self.payload) {
+            (Some(key), _) | (None, PayloadPlace::Under(key)) => Some(key),
+            (None, PayloadPlace::Inline) => None,
+        }
+    }
+}
+
+/// What a reply frame's envelope keys said so far.
+#[derive(Default)]
+struct ReplyEnvelope {
+    /// Whether the frame is a successful reply, once a key told.
+    reply: Option<bool>,
+    id: Option<RequestId>,
+    seq: Option<i64>,
+    /// Whether the key naming the answered request was read.
+    named: bool,
+}
+
+/// One key of a frame read on a reply path.
+enum ReplyKey {
+    /// An envelope key, read.
+    Envelope,
+    /// The result's key; its value is next.
+    Result,
+    /// Any other key; its value is next.
+    Other,
+    /// Not a successful reply, or not one the one-pass paths read.
+    GiveUp,
+}
+
+impl ReplyEnvelope {
+    fn key<'de, A: MapAccess<'de>>(
+        &mut self,
+        p: &WireProfile,
+        key: &str,
+        map: &mut A,
+    ) -> Result<ReplyKey, A::Error> {
+        if key == p.tag {
+            // A repeated envelope key: the general path keeps the first, and says so.
+            if self.reply.is_some() && !matches!(p.reply.matched, ReplyMatch::Untagged) {
+                return Ok(ReplyKey::GiveUp);
+            }
+            let reply = match p.tag_type {
+                TagType::Int => TagRef::Int(map.next_value()?),
+                TagType::Str => match map.next_value::<Key<'de>>()?.0 {
+                    Cow::Borrowed(tag) => TagRef::Str(tag),
+                    Cow::Owned(_) => return Ok(ReplyKey::GiveUp),
+                },
+            };
+            let failure = matches!((p.reply.error, reply), (ErrorFraming::Tagged { tag, .. }, TagRef::Str(t)) if t == tag);
+            // Untagged replies are told by their id: a tagged frame is a message.
+            if failure || matches!(p.reply.matched, ReplyMatch::Untagged) || !is_reply(p, reply) {
+                return Ok(ReplyKey::GiveUp);
+            }
+            self.reply = Some(true);
+            return Ok(ReplyKey::Envelope);
+        }
+        if Some(key) == p.reply_id_key().flatten() {
+            if self.id.is_some() {
+                return Ok(ReplyKey::GiveUp);
+            }
+            self.id = Some(map.next_value::<IdValue>()?.0);
+            if matches!(p.reply.matched, ReplyMatch::Untagged) {
+                self.reply = Some(true);
+            }
+            return Ok(ReplyKey::Envelope);
+        }
+        if Some(key) == p.sequence {
+            if self.seq.is_some() {
+                return Ok(ReplyKey::GiveUp);
+            }
+            self.seq = Some(map.next_value()?);
+            return Ok(ReplyKey::Envelope);
+        }
+        if matches!(p.reply.matched, ReplyMatch::Tag { for_key, .. } if for_key == key) {
+            // The request's name: a string without escapes, as the general path reads it.
+            let name = map.next_value::<Key<'de>>()?;
+            if self.named || matches!(name.0, Cow::Owned(_)) {
+                return Ok(ReplyKey::GiveUp);
+            }
+            self.named = true;
+            return Ok(ReplyKey::Envelope);
+        }
+        if matches!(p.reply.error, ErrorFraming::InReply { path: KeyPath::Top(error), .. } if error == key)
+        {
+            return Ok(ReplyKey::GiveUp);
+        }
+        if Some(key) == p.result_key() {
+            return Ok(ReplyKey::Result);
+        }
+        Ok(ReplyKey::Other)
+    }
+
+    /// Whether this is a reply with everything the link needs to route it.
+    fn known(&self, p: &WireProfile) -> bool {
+        self.reply == Some(true) && (self.id.is_some() || p.request_id == RequestIdPlace::Ordered)
+    }
+}
+
+struct PeekVisitor<'p, 'f> {
+    profile: &'p WireProfile,
+    found: &'f mut Option<Option<RequestId>>,
+}
+
+impl<'de> Visitor<'de> for PeekVisitor<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a frame")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut envelope = ReplyEnvelope::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match envelope.key(self.profile, &key.0, &mut map)? {
+                ReplyKey::Envelope if envelope.known(self.profile) => {
+                    *self.found = Some(envelope.id);
+                    // Done: stop reading here.
+                    return Err(de::Error::custom("peeked"));
+                }
+                ReplyKey::Envelope => {}
+                ReplyKey::Result | ReplyKey::Other | ReplyKey::GiveUp => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ReplyVisitor<'p, T> {
+    profile: &'p WireProfile,
+    _reply: PhantomData<fn() -> T>,
+}
+
+impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
+    type Value = Option<FastReply<T>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a reply")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let p = self.profile;
+        let mut envelope = ReplyEnvelope::default();
+        let mut reply = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match envelope.key(p, &key.0, &mut map)? {
+                ReplyKey::Envelope => {}
+                ReplyKey::GiveUp => return Ok(None),
+                ReplyKey::Result if reply.is_none() => reply = Some(map.next_value::<T>()?),
+                // A second result key: the general path words it.
+                ReplyKey::Result => return Ok(None),
+                ReplyKey::Other if p.result_key().is_none() => {
+                    // Inline fields: this key and every other non-envelope key are the result.
+                    let fields = ReplyFields {
+                        first: Some(key.0),
+                        map: &mut map,
+                        profile: p,
+                        envelope: &mut envelope,
+                        gave_up: false,
+                    };
+                    let mut fields = fields;
+                    let value = T::deserialize(de::value::MapAccessDeserializer::new(&mut fields))?;
+                    if fields.gave_up {
+                        return Ok(None);
+                    }
+                    reply = Some(value);
+                    break;
+                }
+                ReplyKey::Other if p.strict => return Ok(None),
+                ReplyKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if !envelope.known(p) {
+            return Ok(None);
+        }
+        let reply = match reply {
+            Some(reply) => reply,
+            // No result: "absent" (SocketCluster's `{"rid": 5}`).
+            None => T::deserialize(AbsentDeserializer).map_err(de::Error::custom)?,
+        };
+        Ok(Some(FastReply {
+            reply,
+            id: envelope.id,
+            seq: envelope.seq,
+        }))
+    }
+}
+
+/// An inline reply's fields: the frame's keys minus its envelope, starting with one already read.
+struct ReplyFields<'a, 'p, 'de, A> {
+    first: Option<Cow<'de, str>>,
+    map: &'a mut A,
+    profile: &'p WireProfile,
+    envelope: &'a mut ReplyEnvelope,
+    /// An envelope key said this is not a reply the one-pass path reads.
+    gave_up: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ReplyFields<'_, '_, 'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let key = match self.first.take() {
+            Some(first) => first,
+            None => loop {
+                let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                    return Ok(None);
+                };
+                match self.envelope.key(self.profile, &key.0, self.map)? {
+                    ReplyKey::Envelope => continue,
+                    ReplyKey::GiveUp => {
+                        // Skip the rest; the caller returns `None`.
+                        self.gave_up = true;
+                        while self.map.next_key::<IgnoredAny>()?.is_some() {
+                            self.map.next_value::<IgnoredAny>()?;
+                        }
+                        return Ok(None);
+                    }
+                    ReplyKey::Result | ReplyKey::Other => break key.0,
+                }
+            },
+        };
+        match key {
+            Cow::Borrowed(k) => seed
+                .deserialize(de::value::BorrowedStrDeserializer::new(k))
+                .map(Some),
+            Cow::Owned(k) => seed
+                .deserialize(de::value::StringDeserializer::new(k))
+                .map(Some),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }

@@ -22,7 +22,7 @@ use crate::message::{
     Side,
 };
 use crate::session::{Beat, HandshakeStep, Interval, Role};
-use crate::transport::{Frame, FrameSink, FrameSource, TransportError};
+use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
     FrameClass, Kind, Payload, RawFrame, RawMessage, RequestId, RequestIdPlace, Tag, TagRef,
@@ -233,7 +233,62 @@ enum Pending {
     Ordered(VecDeque<oneshot::Sender<ReplyResult>>),
 }
 
-type ReplyResult = Result<Box<RawValue>, RemoteError>;
+/// What a requester gets for its reply.
+enum ReplyBody {
+    /// The whole reply frame, as received: the requester decodes it in one pass as the reply
+    /// type it expects ([`WireProfile::decode_reply_fast`]), or through the general path.
+    Frame(Text),
+    /// A classified reply's result, as JSON text.
+    Raw(Box<RawValue>),
+}
+
+impl ReplyBody {
+    /// The result as JSON text (the handshake keeps its reply this way).
+    fn into_raw<S: Side>(self) -> Result<Box<RawValue>, RemoteError> {
+        match self {
+            ReplyBody::Raw(raw) => Ok(raw),
+            ReplyBody::Frame(text) => match wire::<S>().classify(&text) {
+                Ok(RawFrame::Reply(reply)) => reply.result.map(|p| p.to_json()),
+                Ok(RawFrame::Message(_)) => Err(RemoteError::new("the reply is not a reply")),
+                Err(e) => Err(RemoteError::new(e.to_string())),
+            },
+        }
+    }
+
+    /// Decodes the reply to the request `name` as `T`.
+    fn decode<S: Side, T: serde::de::DeserializeOwned>(
+        self,
+        name: &'static str,
+    ) -> Result<T, RequestError> {
+        let bad = |source| {
+            RequestError::BadReply(DecodeError::Payload {
+                message: name,
+                source,
+            })
+        };
+        match self {
+            ReplyBody::Raw(raw) => serde_json::from_str(raw.get()).map_err(bad),
+            ReplyBody::Frame(text) => {
+                let profile = wire::<S>();
+                if let Some(fast) = profile.decode_reply_fast::<T>(&text) {
+                    return Ok(fast.reply);
+                }
+                // A failure, or a result that does not decode: the general path says which.
+                match profile.classify(&text).map_err(RequestError::BadReply)? {
+                    RawFrame::Reply(reply) => {
+                        let payload = reply.result?;
+                        payload.decode::<T>(name).map_err(RequestError::BadReply)
+                    }
+                    RawFrame::Message(_) => {
+                        Err(RequestError::BadReply(DecodeError::MissingKey("reply id")))
+                    }
+                }
+            }
+        }
+    }
+}
+
+type ReplyResult = Result<ReplyBody, RemoteError>;
 
 struct Shared<S: Side> {
     out: mpsc::Sender<Outgoing>,
@@ -730,13 +785,7 @@ impl<S: Side> Sender<S> for Link<S> {
             .request_raw(R::KIND, R::TAG, R::HAS_PAYLOAD.then_some(&request))
             .instrument(span)
             .await?;
-        let raw = result?;
-        let reply: R::Reply = serde_json::from_str(raw.get()).map_err(|e| {
-            RequestError::BadReply(DecodeError::Payload {
-                message: R::NAME,
-                source: e,
-            })
-        })?;
+        let reply: R::Reply = result?.decode::<S, R::Reply>(R::NAME)?;
         reply.validate().map_err(RequestError::InvalidReply)?;
         Ok(reply)
     }
@@ -897,7 +946,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             let watchdog = self.heartbeat.as_ref().and_then(|h| h.watchdog);
             tokio::select! {
                 frame = source.next_frame() => match frame {
-                    Some(Ok(Frame::Text(text))) => self.on_text(text).await,
+                    Some(Ok(Frame::Text(text))) => self.on_text(&text).await,
                     Some(Ok(Frame::Binary(_))) => {
                         self.link.start_close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
                     }
@@ -969,7 +1018,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 tokio::spawn(async move {
                     match link.request_raw(kind, tag, payload.as_deref()).await {
                         // The driver has usually done this already (see `on_packet`).
-                        Ok(Ok(reply)) => link.handshake_done(reply),
+                        Ok(Ok(reply)) => match reply.into_raw::<S>() {
+                            Ok(raw) => link.handshake_done(raw),
+                            Err(e) => {
+                                link.close(close::POLICY, &format!("handshake failed: {e}"))
+                                    .await
+                            }
+                        },
                         Ok(Err(e)) => {
                             link.close(close::POLICY, &format!("handshake failed: {e}"))
                                 .await
@@ -1092,7 +1147,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
     }
 
-    async fn on_text(&mut self, text: String) {
+    async fn on_text(&mut self, text: &Text) {
+        let whole = text;
+        let text = text.as_str();
         // Raw text heartbeats are not JSON: look at them first.
         if let Some(h) = &self.heartbeat {
             let (ping, pong, i_ping) = (h.rule.ping, h.rule.pong, h.i_ping);
@@ -1114,7 +1171,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             match serde_json::from_str::<Vec<&RawValue>>(&text) {
                 Ok(packets) => {
                     for packet in packets {
-                        self.on_packet(packet.get()).await;
+                        self.on_packet(packet.get(), None).await;
                     }
                 }
                 Err(e) => {
@@ -1124,11 +1181,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
             return;
         }
-        self.on_packet(&text).await;
+        self.on_packet(text, Some(whole)).await;
     }
 
-    /// One JSON packet: a frame, or an element of a batch.
-    async fn on_packet(&mut self, text: &str) {
+    /// One JSON packet: a frame (`whole` is the frame itself), or an element of a batch.
+    async fn on_packet(&mut self, text: &str, whole: Option<&Text>) {
         let profile = wire::<S>();
         // Once ready, most frames decode in one pass; the close message still goes the general
         // way, since its reason is read from the payload's text.
@@ -1140,13 +1197,23 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 }
             }
         }
+        // A reply whose envelope comes first goes to its requester as it is, to be decoded
+        // there in one pass. (The handshake's reply takes the general path: the driver keeps it.)
+        if let (Some(whole), false) = (whole, self.awaiting_handshake_reply) {
+            if let Some(id) = profile.peek_reply(text) {
+                if !self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
+                    self.unmatched_reply().await;
+                }
+                return;
+            }
+        }
         let frame = match profile.classify(text) {
             Ok(frame) => frame,
             Err(e) => return self.invalid(None, InvalidInput::Decode(e)).await,
         };
         match frame {
             RawFrame::Reply(reply) => {
-                let result = reply.result.map(|p| p.to_json());
+                let result = reply.result.map(|p| ReplyBody::Raw(p.to_json()));
                 let id = match profile.request_id {
                     RequestIdPlace::Ordered => None,
                     _ => reply.id,
@@ -1157,7 +1224,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 // since the peer may send right behind it (SocketCluster invokes the client at
                 // once).
                 let handshake_reply = match &result {
-                    Ok(raw) if self.awaiting_handshake_reply => Some(raw.clone()),
+                    Ok(ReplyBody::Raw(raw)) if self.awaiting_handshake_reply => Some(raw.clone()),
                     _ => None,
                 };
                 let resolved = self.link.resolve(id, result);
@@ -1168,14 +1235,19 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                 }
                 if !resolved {
-                    // Dropped and counted; protocols that close on invalid frames close here too.
-                    if let Some(prefix) = rules::<S>().invalid_closes {
-                        let reason = format!("{prefix}: reply matches no pending request");
-                        self.link.start_close(close::POLICY, &reason).await;
-                    }
+                    self.unmatched_reply().await;
                 }
             }
             RawFrame::Message(raw) => self.on_message(raw).await,
+        }
+    }
+
+    /// A reply that matched no pending request was dropped and counted; protocols that close on
+    /// invalid frames close here too.
+    async fn unmatched_reply(&mut self) {
+        if let Some(prefix) = rules::<S>().invalid_closes {
+            let reason = format!("{prefix}: reply matches no pending request");
+            self.link.start_close(close::POLICY, &reason).await;
         }
     }
 

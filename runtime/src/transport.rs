@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 /// A frame as the link sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// A text frame.
-    Text(String),
+    /// A text frame, as received (no copy: a reply's requester decodes it from the same bytes).
+    Text(Text),
     /// A binary frame (never valid on a JSON protocol).
     Binary(usize),
     /// The peer closed, with its code and reason when it sent them.
@@ -85,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSource for WsSourc
                 Err(e) => return Some(Err(lost(e))),
             };
             return Some(Ok(match message {
-                WsMessage::Text(text) => Frame::Text(text.as_str().to_owned()),
+                WsMessage::Text(text) => Frame::Text(text),
                 WsMessage::Binary(bytes) => Frame::Binary(bytes.len()),
                 WsMessage::Close(frame) => {
                     Frame::Close(frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())))
@@ -117,13 +117,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S>
     }
 }
 
-/// One end of an in-process pair: frames cross as strings through bounded channels.
+/// One end of an in-process pair: frames cross through bounded channels.
 pub struct VirtualSource(mpsc::Receiver<Frame>);
 
 /// The writing end of an in-process pair.
 pub struct VirtualSink {
     tx: mpsc::Sender<Frame>,
-    batch: Vec<String>,
+    batch: Vec<Text>,
 }
 
 /// Two connected ends: what one side's sink writes, the other side's source reads.
@@ -158,7 +158,7 @@ impl FrameSource for VirtualSource {
 
 impl FrameSink for VirtualSink {
     async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
-        self.batch.push(text.as_str().to_owned());
+        self.batch.push(text);
         Ok(())
     }
 

@@ -172,8 +172,36 @@ impl Outcome {
     }
 }
 
+/// The one-pass reply paths take only what the general path reads as the same result.
+fn one_pass_reply(target: &Target, text: &str) {
+    let peeked = target.wire.peek_reply(text);
+    let Some(fast) = target.wire.decode_reply_fast::<Value>(text) else {
+        return;
+    };
+    let general = match target.wire.classify(text) {
+        Ok(RawFrame::Reply(raw)) => raw,
+        other => panic!("one pass took {text:?} as a reply; classify: {other:?}"),
+    };
+    assert_eq!(fast.id, general.id, "one-pass id of {text:?}");
+    if let Some(id) = peeked {
+        assert_eq!(id, general.id, "peeked id of {text:?}");
+    }
+    match general.result {
+        Ok(payload) => {
+            let value = payload.decode::<Value>("reply");
+            assert_eq!(
+                value.ok().as_ref(),
+                Some(&fast.reply),
+                "one pass on {text:?}"
+            );
+        }
+        Err(e) => panic!("one pass took the failure {text:?} ({e}) as a result"),
+    }
+}
+
 /// Classifies `text` and decodes it every way the protocol can; errors must render.
 fn attempt(target: &Target, text: &str) -> Outcome {
+    one_pass_reply(target, text);
     let outcome = match target.wire.classify(text) {
         Err(e) => {
             for decode in target.inbound {

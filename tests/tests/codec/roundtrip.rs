@@ -21,7 +21,8 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use protolink::wire::{
-    ErrorFraming, ErrorShape, Framing, Kind, RawFrame, RequestId, RequestIdPlace, WireProfile,
+    ErrorFraming, ErrorShape, Framing, KeyPath, Kind, RawFrame, RequestId, RequestIdPlace,
+    WireProfile,
 };
 use protolink::{Inbound, Message, Protocol, RemoteError, Request};
 use protolink_protocols::{chat, clusterio, litecord, litecord_example, skynet, socketcluster};
@@ -497,6 +498,20 @@ where
             let decoded = payload
                 .decode::<M::Reply>(M::NAME)
                 .map_err(|e| fail(format!("{text} did not decode: {e}")))?;
+            // The one-pass reply paths read what we write and agree exactly, except where the
+            // id sits inside the payload (they leave that to the general path).
+            let in_payload = matches!(wire.reply.id, Some(KeyPath::InPayload(_)));
+            let peeked = wire.peek_reply(&text);
+            let fast = wire.decode_reply_fast::<M::Reply>(&text);
+            if in_payload {
+                prop_assert!(peeked.is_none() && fast.is_none(), "one pass read {}", text);
+            } else {
+                prop_assert_eq!(peeked, Some(raw.id.clone()), "peeked {}", text);
+                let fast = fast.ok_or_else(|| fail(format!("{text} not decoded in one pass")))?;
+                prop_assert_eq!(&fast.reply, &decoded, "one pass decoded {}", text);
+                prop_assert_eq!(&fast.id, &raw.id, "one-pass id in {}", text);
+                prop_assert_eq!(fast.seq, raw.seq, "one-pass seq in {}", text);
+            }
             prop_assert_eq!(decoded, reply, "decoded {}", text);
             Ok(())
         },
@@ -528,6 +543,12 @@ where
                 );
             }
             prop_assert_eq!(raw.result.err(), Some(error), "error in {}", text);
+            // A failure is never taken for a result.
+            prop_assert!(
+                wire.decode_reply_fast::<M::Reply>(&text).is_none(),
+                "one pass read the failure {}",
+                text
+            );
             Ok(())
         },
     );
