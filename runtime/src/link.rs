@@ -1168,7 +1168,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // Any traffic shows the peer is alive.
         self.beat_received();
         if wire::<S>().batch && text.trim_start().starts_with('[') {
-            match serde_json::from_str::<Vec<&RawValue>>(&text) {
+            match serde_json::from_str::<Vec<&RawValue>>(text) {
                 Ok(packets) => {
                     for packet in packets {
                         self.on_packet(packet.get(), None).await;

@@ -78,14 +78,14 @@ fn a_union_inside_a_union_takes_its_members_types() {
 
 #[test]
 fn other_types_are_refused_with_what_the_union_takes() {
-    let error = decode::<Anything>("null").unwrap_err();
+    let error = decode::<Anything>("null").expect_err("null is no member");
     assert!(
         error.contains(
             "invalid type: null, expected a string, a number, a boolean, an array or an object"
         ),
         "{error}"
     );
-    let error = decode::<Nested>("1.5").unwrap_err();
+    let error = decode::<Nested>("1.5").expect_err("no member takes a float");
     assert!(
         error.contains(
             "invalid type: floating point `1.5`, expected a string, an integer or a boolean"
@@ -93,7 +93,7 @@ fn other_types_are_refused_with_what_the_union_takes() {
         "{error}"
     );
     // Inside the member, the member's own error.
-    let error = decode::<Anything>(r#"{"x":1}"#).unwrap_err();
+    let error = decode::<Anything>(r#"{"x":1}"#).expect_err("y is missing");
     assert!(error.contains("missing field `y`"), "{error}");
 }
 
