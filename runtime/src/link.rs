@@ -883,6 +883,8 @@ struct ActiveHeartbeat {
     deadline_after: Option<Duration>,
     next_ping: Option<Instant>,
     watchdog: Option<Instant>,
+    /// When the peer last showed it is alive; the watchdog looks at it only when it fires.
+    last_beat: Instant,
 }
 
 struct Driver<S: Side, H> {
@@ -937,6 +939,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             self.send_my_steps().await;
         }
         let mut state = self.link.watch_state();
+        // One timer for the earliest of the handshake deadline, the next ping and the watchdog,
+        // reset only when that deadline moves: a fresh timer per frame read costs a wake-up of
+        // tokio's time driver each time. A frame only records when it came (`last_beat`); the
+        // watchdog looks at that when it fires, and re-arms if the peer was heard from since.
+        let mut timer = Box::pin(sleep_until(Instant::now()));
+        let mut armed_at: Option<Instant> = None;
         loop {
             if self.link.is_closed() {
                 break;
@@ -944,6 +952,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             let hs_deadline = handshake_deadline.filter(|_| self.step < rules.handshake.len());
             let ping_at = self.heartbeat.as_ref().and_then(|h| h.next_ping);
             let watchdog = self.heartbeat.as_ref().and_then(|h| h.watchdog);
+            let earliest = [hs_deadline, ping_at, watchdog].into_iter().flatten().min();
+            if earliest != armed_at {
+                if let Some(at) = earliest {
+                    timer.as_mut().reset(at);
+                }
+                armed_at = earliest;
+            }
             tokio::select! {
                 frame = source.next_frame() => match frame {
                     Some(Ok(Frame::Text(text))) => self.on_text(&text).await,
@@ -965,16 +980,34 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                     None => self.link.mark_closed(1006, "connection closed without a close frame"),
                 },
-                _ = sleep_until_opt(hs_deadline) => {
-                    let code = rules.handshake_timeout_code.or(rules.before_handshake).unwrap_or(close::POLICY);
-                    let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("handshake timed out");
-                    self.link.start_close(code, reason).await;
-                }
-                _ = sleep_until_opt(ping_at) => self.ping().await,
-                _ = sleep_until_opt(watchdog) => {
-                    let code = self.heartbeat.as_ref().and_then(|h| watch_code::<S>(&h.rule)).unwrap_or(close::POLICY);
-                    let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("heartbeat timed out");
-                    self.link.start_close(code, reason).await;
+                () = &mut timer, if armed_at.is_some() => {
+                    let now = Instant::now();
+                    armed_at = None;
+                    if hs_deadline.is_some_and(|at| at <= now) {
+                        let code = rules.handshake_timeout_code.or(rules.before_handshake).unwrap_or(close::POLICY);
+                        let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("handshake timed out");
+                        self.link.start_close(code, reason).await;
+                        continue;
+                    }
+                    let mut dead = false;
+                    if let Some(h) = self.heartbeat.as_mut() {
+                        if h.watchdog.is_some_and(|at| at <= now) {
+                            let next = h.deadline_after.map(|d| h.last_beat + d);
+                            match next {
+                                Some(at) if at > now => h.watchdog = Some(at),
+                                _ => dead = true,
+                            }
+                        }
+                    }
+                    if dead {
+                        let code = self.heartbeat.as_ref().and_then(|h| watch_code::<S>(&h.rule)).unwrap_or(close::POLICY);
+                        let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("heartbeat timed out");
+                        self.link.start_close(code, reason).await;
+                        continue;
+                    }
+                    if ping_at.is_some_and(|at| at <= now) {
+                        self.ping().await;
+                    }
                 }
                 _ = state.changed() => {}
             }
@@ -1121,13 +1154,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             } else {
                 None
             },
+            last_beat: now,
         });
     }
 
     fn beat_received(&mut self) {
         if let Some(h) = &mut self.heartbeat {
             if h.watchdog.is_some() {
-                h.watchdog = h.deadline_after.map(|d| Instant::now() + d);
+                h.last_beat = Instant::now();
             }
         }
     }
@@ -1616,11 +1650,4 @@ fn field_text(payload: &Payload<'_>, field: &str) -> Option<String> {
 fn field_u64(payload: &Payload<'_>, field: &str) -> Option<u64> {
     let value: serde_json::Value = serde_json::from_str(payload.to_json().get()).ok()?;
     value.get(field)?.as_u64()
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

@@ -9,44 +9,30 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use protolink_protocols::skynet as sk;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::process::Command;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::proc::{Proc, Result, announce, io, spread, until_stdin_closes};
-use crate::raw::{SEND_QUEUE, write_loop, ws_config};
+use crate::proc::{
+    Proc, Result, announce, io, protolink_binary, rate, ratio_spread, spread, until_stdin_closes,
+};
+use crate::pubsub::{Deliveries, RunArgs};
+use crate::raw::{ClientWs, SEND_QUEUE, dial, write_loop, ws_config};
 
 /// Options of `loadgen fanout`.
 #[derive(clap::Args)]
 pub(crate) struct FanoutArgs {
-    /// Subscribers on the channel.
-    #[arg(long, default_value_t = 100)]
-    subscribers: usize,
-    /// Measured seconds per server and round.
-    #[arg(long, default_value_t = 3.0)]
-    seconds: f64,
-    /// Unmeasured seconds before each measurement.
-    #[arg(long, default_value_t = 0.5)]
-    warmup: f64,
-    /// Rounds, each measuring both servers back to back in alternating order.
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
-    /// Messages the publisher may be ahead of the slowest subscriber.
-    #[arg(long, default_value_t = 256)]
-    window: u64,
-    /// The `protolink` binary (build it with `cargo build --release -p protolink-cli`); by
-    /// default the one beside this binary.
-    #[arg(long)]
-    protolink: Option<PathBuf>,
+    /// What every pub/sub load run takes.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 const OPEN: &str = r#"{"type":"open","channel":7}"#;
@@ -55,20 +41,7 @@ const MESSAGE: &str =
 
 /// `loadgen fanout`.
 pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
-    let protolink = match args.protolink.clone() {
-        Some(path) => path,
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or("no directory")?
-            .join("protolink"),
-    };
-    if !protolink.exists() {
-        return Err(format!(
-            "{} not found: run `cargo build --release -p protolink-cli` first",
-            protolink.display()
-        )
-        .into());
-    }
+    let protolink = protolink_binary(args.run.protolink.clone())?;
     let mut servers = vec![
         Proc::spawn(Command::new(&protolink).args(["serve", "skynet", "--listen", "127.0.0.1:0"]))?,
         Proc::spawn_self(&["serve-broadcast"])?,
@@ -84,12 +57,12 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     println!(
         "fanout: 1 publisher, {} subscribers on one channel, {} rounds of {} s (+{} s warm-up), window {}",
-        args.subscribers, args.rounds, args.seconds, args.warmup, args.window
+        args.run.subscribers, args.run.rounds, args.run.seconds, args.run.warmup, args.run.window
     );
     let mut rates = vec![Vec::new(); servers.len()];
     let mut connected_rss = vec![Vec::new(); servers.len()];
     let mut loaded_rss = vec![Vec::new(); servers.len()];
-    for round in 0..args.rounds {
+    for round in 0..args.run.rounds {
         let mut line = format!("round {}:", round + 1);
         for i in 0..servers.len() {
             let i = (i + round) % servers.len();
@@ -107,7 +80,7 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
     println!();
     println!(
         "| server | deliveries/s (median) | min–max | RSS idle (KiB) | RSS with {} subscribers (KiB, median) | RSS under load (KiB, median) | peak RSS (KiB) |",
-        args.subscribers
+        args.run.subscribers
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, name) in names.iter().enumerate() {
@@ -120,8 +93,7 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
             servers[i].hwm_kib()?
         );
     }
-    let ratios: Vec<f64> = rates[0].iter().zip(&rates[1]).map(|(p, c)| p / c).collect();
-    let (median, min, max) = spread(&ratios);
+    let (median, min, max) = ratio_spread(&rates[0], &rates[1]);
     println!();
     println!("| ratio | median | min–max (per round) |");
     println!("|---|---|---|");
@@ -132,19 +104,17 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
     Ok(())
 }
 
-struct Measured {
-    rate: f64,
-    connected_rss: u64,
-    loaded_rss: u64,
+/// A fan-out run against one server: deliveries per second, and the server's memory.
+pub(crate) struct Measured {
+    pub(crate) rate: f64,
+    /// With the subscribers connected, before the load.
+    pub(crate) connected_rss: u64,
+    /// At the end of the measured window.
+    pub(crate) loaded_rss: u64,
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn open(url: &str) -> Result<Ws> {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(ws_config(Some(64 << 10))), true)
-            .await?;
+async fn open(url: &str) -> Result<ClientWs> {
+    let mut ws = dial(url).await?;
     ws.send(Message::text(OPEN)).await?;
     loop {
         match ws.next().await {
@@ -158,24 +128,18 @@ async fn open(url: &str) -> Result<Ws> {
 
 /// One run against one server: fresh connections, warm-up, then deliveries per second.
 async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured> {
-    let total = Arc::new(AtomicU64::new(0));
-    let progress = Arc::new(Notify::new());
-    let mut counts = Vec::new();
+    let mut deliveries = Deliveries::default();
     let mut tasks = Vec::new();
-    for _ in 0..args.subscribers {
+    for _ in 0..args.run.subscribers {
         let mut ws = open(url).await?;
-        let count = Arc::new(AtomicU64::new(0));
-        counts.push(count.clone());
-        let (total, progress) = (total.clone(), progress.clone());
+        let received = deliveries.subscriber();
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(message)) = ws.next().await {
                 if let Message::Text(t) = message {
                     if t.as_str().starts_with(r#"{"type":"message""#)
                         || t.as_str().contains(r#""type":"message""#)
                     {
-                        count.fetch_add(1, Ordering::Relaxed);
-                        total.fetch_add(1, Ordering::Relaxed);
-                        progress.notify_one();
+                        received.one();
                     } else {
                         eprintln!("subscriber got {t}");
                     }
@@ -186,7 +150,9 @@ async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured
     tokio::time::sleep(Duration::from_millis(200)).await;
     let connected_rss = server.rss_kib()?;
     let publisher = open(url).await?;
-    let (mut sink, mut source) = publisher.split();
+    let (sink, mut source) = publisher.split();
+    let (out, rx) = mpsc::channel::<String>(SEND_QUEUE);
+    tasks.push(tokio::spawn(write_loop(sink, rx)));
     let errors = Arc::new(AtomicU64::new(0));
     let errors_seen = errors.clone();
     tasks.push(tokio::spawn(async move {
@@ -199,35 +165,12 @@ async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured
         }
     }));
     let stop = Arc::new(AtomicBool::new(false));
-    let stopping = stop.clone();
-    let window = args.window;
-    let publish = tokio::spawn(async move {
-        let mut sent = 0u64;
-        while !stopping.load(Ordering::Relaxed) {
-            let slowest = counts
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .min()
-                .unwrap_or(sent);
-            let room = (slowest + window).saturating_sub(sent);
-            if room == 0 {
-                // Woken by deliveries; the timeout only guards against a lost wake-up.
-                let _ = tokio::time::timeout(Duration::from_millis(5), progress.notified()).await;
-                continue;
-            }
-            for _ in 0..room.min(64) {
-                sink.feed(Message::text(MESSAGE)).await.map_err(io)?;
-                sent += 1;
-            }
-            sink.flush().await.map_err(io)?;
-        }
-        let _ = sink.close().await;
-        Ok::<u64, crate::proc::Error>(sent)
-    });
-    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let (c0, t0) = (total.load(Ordering::Relaxed), Instant::now());
-    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-    let (c1, t1) = (total.load(Ordering::Relaxed), Instant::now());
+    let publish = tokio::spawn(
+        deliveries
+            .pacer(args.run.window, stop.clone())
+            .run(out, |_| MESSAGE.to_owned()),
+    );
+    let rate = rate(|| deliveries.total(), args.run.warmup, args.run.seconds).await;
     let loaded_rss = server.rss_kib()?;
     stop.store(true, Ordering::Relaxed);
     let _sent = publish.await.map_err(io)??;
@@ -241,7 +184,7 @@ async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured
     // Let the server drop the connections before the next run.
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(Measured {
-        rate: (c1 - c0) as f64 / (t1 - t0).as_secs_f64(),
+        rate,
         connected_rss,
         loaded_rss,
     })

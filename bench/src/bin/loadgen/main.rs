@@ -1,16 +1,20 @@
 //! Loopback load generator for protolink: request/reply throughput against a hand-written
 //! tokio-tungstenite server (and jsonrpsee with `--features jsonrpsee`), idle memory per
-//! connection with heartbeats running, and Skynet fan-out against a plain broadcast server.
+//! connection with heartbeats running, Skynet fan-out against a plain broadcast server, and
+//! SocketCluster invokes and pub/sub against the real socketcluster-server.
 //!
-//! Every server runs in a child process (this binary spawned with a hidden `serve-*` command, or
-//! `protolink serve skynet`); the parent is the client and prints the ratio tables. Every run is
-//! bounded in time and only talks to 127.0.0.1. See BENCHMARKS.md for the method.
+//! Every server runs in a child process (this binary spawned with a hidden `serve-*` command,
+//! `protolink serve skynet|socketcluster`, or Node); the parent is the client and prints the
+//! ratio tables. Every run is bounded in time and only talks to 127.0.0.1. See BENCHMARKS.md for
+//! the method.
 
 mod fanout;
 mod idle;
 mod proc;
+mod pubsub;
 mod raw;
 mod rpc;
+mod socketcluster;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +37,10 @@ enum Command {
     /// Skynet fan-out: one publisher, many subscribers on one channel, against the reference
     /// server and a plain tokio-tungstenite broadcast server.
     Fanout(fanout::FanoutArgs),
+    /// SocketCluster: invoke round trips and pub/sub deliveries, `protolink serve
+    /// socketcluster` against the real socketcluster-server 20.x (`interop/sc-server.js`; run
+    /// `npm ci --prefix interop` first).
+    Socketcluster(socketcluster::SocketclusterArgs),
     /// (internal) An RPC server for `rpc`.
     #[command(hide = true)]
     ServeRpc {
@@ -80,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Rpc(args) => rpc::run(args).await,
             Command::Idle(args) => idle::run(args).await,
             Command::Fanout(args) => fanout::run(args).await,
+            Command::Socketcluster(args) => socketcluster::run(args).await,
             Command::ServeRpc { kind } => rpc::serve(&kind).await,
             Command::ServeIdle { kind, hb_ms } => idle::serve(&kind, hb_ms).await,
             Command::IdleClients { url, conns } => idle::clients(&url, conns).await,

@@ -1,8 +1,9 @@
 //! Child processes, resident memory, and small statistics.
 
 use std::io;
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -15,7 +16,8 @@ pub(crate) struct Proc {
     child: Child,
     /// Closing stdin tells this binary's own children to exit.
     stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
+    /// `None` once [`Proc::drain`] took it.
+    lines: Option<Lines<BufReader<ChildStdout>>>,
     pub(crate) pid: u32,
 }
 
@@ -39,14 +41,18 @@ impl Proc {
         Ok(Proc {
             stdin: child.stdin.take(),
             child,
-            lines: BufReader::new(stdout).lines(),
+            lines: Some(BufReader::new(stdout).lines()),
             pid,
         })
     }
 
     /// The next line on the child's stdout, waiting at most `wait`.
     pub(crate) async fn line(&mut self, wait: Duration) -> Result<String> {
-        match tokio::time::timeout(wait, self.lines.next_line()).await {
+        let lines = self
+            .lines
+            .as_mut()
+            .ok_or("the child's stdout is being drained")?;
+        match tokio::time::timeout(wait, lines.next_line()).await {
             Ok(Ok(Some(line))) => Ok(line),
             Ok(Ok(None)) => Err("the child closed its stdout".into()),
             Ok(Err(e)) => Err(e.into()),
@@ -60,6 +66,18 @@ impl Proc {
         line.strip_prefix("listening on ")
             .map(str::to_owned)
             .ok_or_else(|| format!("unexpected first line {line:?}").into())
+    }
+
+    /// From now on, reads every line the child prints (so its stdout pipe never fills) and hands
+    /// it to `each`, in a task of its own.
+    pub(crate) fn drain(&mut self, mut each: impl FnMut(String) + Send + 'static) {
+        if let Some(mut lines) = self.lines.take() {
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    each(line);
+                }
+            });
+        }
     }
 
     /// Writes a line to the child's stdin.
@@ -78,6 +96,23 @@ impl Proc {
     /// Peak resident memory, in KiB.
     pub(crate) fn hwm_kib(&self) -> Result<u64> {
         status_kib(self.pid, "VmHWM:")
+    }
+
+    /// CPU time the process used so far (user and system, all threads), in seconds.
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // The fields after the command name (which may hold spaces) start with field 3; utime
+        // and stime are fields 14 and 15, in ticks of USER_HZ (100 on Linux).
+        let rest = stat.rsplit_once(')').ok_or("bad /proc/PID/stat")?.1;
+        let mut fields = rest.split_whitespace().skip(11);
+        let mut ticks = 0u64;
+        for _ in 0..2 {
+            ticks += fields
+                .next()
+                .ok_or("short /proc/PID/stat")?
+                .parse::<u64>()?;
+        }
+        Ok(ticks as f64 / 100.0)
     }
 
     /// Stops the process: closes stdin, then kills it.
@@ -101,6 +136,25 @@ pub(crate) fn status_kib(pid: u32, key: &str) -> Result<u64> {
         .trim_end_matches("kB")
         .trim()
         .parse()?)
+}
+
+/// The `protolink` binary: `given`, else the one beside this binary.
+pub(crate) fn protolink_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    let path = match given {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("no directory")?
+            .join("protolink"),
+    };
+    if !path.exists() {
+        return Err(format!(
+            "{} not found: run `cargo build --release -p protolink-cli` first",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
 }
 
 /// Runs a server until its stdin closes (the parent went away) or `serve` ends.
@@ -135,6 +189,28 @@ pub(crate) fn spread(values: &[f64]) -> (f64, f64, f64) {
         (v[mid - 1] + v[mid]) / 2.0
     };
     (median, v[0], v[v.len() - 1])
+}
+
+/// Median, minimum and maximum of the per-round ratios `ours[i] / theirs[i]`.
+pub(crate) fn ratio_spread(ours: &[f64], theirs: &[f64]) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    spread(&ratios)
+}
+
+/// Takes `sample` after `warmup` unmeasured seconds and again `seconds` later; returns both
+/// samples and the seconds between them.
+pub(crate) async fn window<T>(warmup: f64, seconds: f64, sample: impl Fn() -> T) -> (T, T, f64) {
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    let (first, t0) = (sample(), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let (last, t1) = (sample(), Instant::now());
+    (first, last, (t1 - t0).as_secs_f64())
+}
+
+/// Events per second: how much `count` grows over `seconds`, after `warmup` unmeasured seconds.
+pub(crate) async fn rate(count: impl Fn() -> u64, warmup: f64, seconds: f64) -> f64 {
+    let (c0, c1, elapsed) = window(warmup, seconds, count).await;
+    c1.saturating_sub(c0) as f64 / elapsed
 }
 
 /// The errors a bench can hit on I/O, as our error type.

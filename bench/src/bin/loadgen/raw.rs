@@ -3,10 +3,11 @@
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The WebSocket settings the runtime uses (`protolink::ws::WsLimits::default()`), so the
 /// baselines pay the same in the WebSocket layer. `read_buffer` is tungstenite's read buffer:
@@ -22,6 +23,16 @@ pub(crate) fn ws_config(read_buffer: Option<usize>) -> WebSocketConfig {
         Some(size) => config.read_buffer_size(size),
         None => config,
     }
+}
+
+/// A lean client's connection.
+pub(crate) type ClientWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a lean client connection (64 KiB read buffer, no Nagle delay).
+pub(crate) async fn dial(url: &str) -> crate::proc::Result<ClientWs> {
+    let config = ws_config(Some(64 << 10));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+    Ok(ws)
 }
 
 /// The runtime's writer, by hand: feeds every frame that is ready, then flushes once.
