@@ -360,7 +360,18 @@ impl WireProfile {
     /// asks for the general path: not a reply, a failure frame, the id inside the payload, or
     /// keys in another order.
     pub fn peek_reply(&self, text: &str) -> Option<Option<RequestId>> {
-        self.reply_id_key()?;
+        let id_key = self.reply_id_key()?;
+        // A frame whose first key cannot start a reply's envelope needs no parser at all (the
+        // parser's early stop costs an error value).
+        let for_key = match self.reply.matched {
+            ReplyMatch::Tag { for_key, .. } => Some(for_key),
+            _ => None,
+        };
+        if let Some(first) = first_key(text) {
+            if ![Some(self.tag), id_key, self.sequence, for_key].contains(&Some(first)) {
+                return None;
+            }
+        }
         let mut found = None;
         let mut de = serde_json::Deserializer::from_str(text);
         // The visitor stops reading with an error once it knows; the answer is in `found`.
@@ -641,4 +652,13 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ReplyFields<'_, '_, 'de, A>
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         self.map.next_value_seed(seed)
     }
+}
+
+/// The first key of a JSON object, when it holds no escape; `None` when it cannot be told this
+/// cheaply (the caller then reads the frame properly).
+fn first_key(text: &str) -> Option<&str> {
+    let rest = text.trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes().get(end) == Some(&b'"')).then(|| &rest[..end])
 }
