@@ -104,6 +104,7 @@ pub struct Session<S: Side> {
     provided: HashMap<Tag, Box<RawValue>>,
     auth: Option<AuthHook>,
     describe: Option<DescribeHook>,
+    answer: Option<AnswerHook>,
     check: Option<CheckHook>,
     _side: PhantomData<fn() -> S>,
 }
@@ -128,6 +129,8 @@ impl std::fmt::Display for InvalidInput {
 
 type DescribeHook = Arc<dyn Fn(&InvalidInput) -> String + Send + Sync>;
 
+type AnswerHook = Arc<dyn Fn(Tag, &InvalidInput, String) -> RemoteError + Send + Sync>;
+
 type CheckHook = Arc<dyn Fn(Option<&RequestId>, &RawValue) -> Result<(), u16> + Send + Sync>;
 
 type AuthHook = Arc<
@@ -142,6 +145,7 @@ impl<S: Side> Default for Session<S> {
             provided: HashMap::new(),
             auth: None,
             describe: None,
+            answer: None,
             check: None,
             _side: PhantomData,
         }
@@ -154,6 +158,7 @@ impl<S: Side> Clone for Session<S> {
             provided: self.provided.clone(),
             auth: self.auth.clone(),
             describe: self.describe.clone(),
+            answer: self.answer.clone(),
             check: self.check.clone(),
             _side: PhantomData,
         }
@@ -183,6 +188,19 @@ impl<S: Side> Session<S> {
         describe: impl Fn(&InvalidInput) -> String + Send + Sync + 'static,
     ) -> Self {
         self.describe = Some(Arc::new(describe));
+        self
+    }
+
+    /// The error a request that could not be used is answered with, given the request's tag,
+    /// why, and the description (`describe_invalid`'s, or the error's own); the default is an
+    /// error with that description only. For protocols whose peers expect an error name too
+    /// (socketcluster-server answers a `#subscribe` without a channel name with an
+    /// `InvalidActionError`).
+    pub fn answer_invalid(
+        mut self,
+        answer: impl Fn(Tag, &InvalidInput, String) -> RemoteError + Send + Sync + 'static,
+    ) -> Self {
+        self.answer = Some(Arc::new(answer));
         self
     }
 
@@ -1308,8 +1326,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
         if ordered || id.is_some() {
             let (tag, rid) = id.unwrap_or((Tag::Str(""), None));
-            self.reply_now(tag, rid, Err(RemoteError::new(detail)))
-                .await;
+            let error = match &self.session.answer {
+                Some(answer) => answer(tag, &input, detail),
+                None => RemoteError::new(detail),
+            };
+            self.reply_now(tag, rid, Err(error)).await;
         }
         if self.invalid > self.link.shared.config.max_invalid {
             self.link
@@ -1344,7 +1365,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let message = match decoded {
             Ok(m) => m,
             Err(e) => {
-                let tag = tag_of(raw.name);
+                let tag = tag_of::<S::Protocol>(raw.name);
                 let correlatable = is_request
                     && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
                 return self
@@ -1631,11 +1652,19 @@ fn encode_reply<S: Side>(
     }
 }
 
-fn tag_of(name: TagRef<'_>) -> Tag {
+/// The declared tag of a name read from a frame.
+fn tag_of<P: Protocol>(name: TagRef<'_>) -> Tag {
     match name {
         TagRef::Int(n) => Tag::Int(n),
-        // Unknown names are not 'static; replies to them only need a tag for suffix framing.
-        TagRef::Str(_) => Tag::Str(""),
+        TagRef::Str(read) => P::MESSAGES
+            .iter()
+            .find(|m| matches!(m.tag, Tag::Str(declared) if declared == read))
+            .map_or(
+                // Unknown names are not 'static; replies to them only need a tag for suffix
+                // framing.
+                Tag::Str(""),
+                |m| m.tag,
+            ),
     }
 }
 

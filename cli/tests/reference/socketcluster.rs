@@ -665,3 +665,59 @@ async fn our_client_takes_an_invoke_right_behind_the_handshake_reply() {
     assert_eq!(received(&lines, "askClient"), [&json!({"q": 9})]);
     tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
 }
+
+/// Sends requests with malformed channel names and arguments after a handshake; returns the
+/// replies by `cid`.
+async fn malformed_requests(url: &str) -> Vec<Value> {
+    let mut ws = raw(url).await;
+    send(
+        &mut ws,
+        r##"{"event":"#handshake","data":{"authToken":null},"cid":1}"##,
+    )
+    .await;
+    send(
+        &mut ws,
+        r##"{"event":"#subscribe","data":{"channel":5},"cid":2}"##,
+    )
+    .await;
+    send(&mut ws, r##"{"event":"#subscribe","cid":3}"##).await;
+    send(
+        &mut ws,
+        r##"{"event":"#publish","data":{"data":1},"cid":4}"##,
+    )
+    .await;
+    send(&mut ws, r##"{"event":"#unsubscribe","data":5,"cid":5}"##).await;
+    let mut replies = Vec::new();
+    while replies.len() < 5 {
+        let frame = recv(&mut ws).await;
+        // The real server invokes `askClient` on every new socket: not a reply.
+        if frame.get("rid").is_some() {
+            replies.push(frame);
+        }
+    }
+    replies.sort_by_key(|r| r["rid"].as_i64());
+    replies.remove(0);
+    replies
+}
+
+#[tokio::test]
+async fn malformed_channel_names_are_refused_as_the_real_server_does() {
+    let error = |rid: u32, what: &str| {
+        json!({"rid": rid, "error": {
+            "name": "InvalidActionError",
+            "message": format!("{what} channel name was malformatted"),
+        }})
+    };
+    let expected = [
+        error(2, "Subscribe"),
+        error(3, "Subscribe"),
+        error(4, "Publish"),
+        error(5, "Unsubscribe"),
+    ];
+    let real = real_server("2").await;
+    assert_eq!(malformed_requests(&real.url).await, expected);
+    drop(real.child);
+    let ours = our_server("2", &[]).await;
+    assert_eq!(malformed_requests(&ours.url).await, expected);
+    terminate(ours).await;
+}
