@@ -43,6 +43,9 @@ pub enum DecodeError {
     /// The error object of a failed reply is malformed.
     #[error("malformed error in reply")]
     MalformedError,
+    /// A frame handed over as a reply reads as a message.
+    #[error("expected a reply, read a message")]
+    NotAReply,
 }
 
 impl DecodeError {

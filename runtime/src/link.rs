@@ -297,9 +297,7 @@ impl ReplyBody {
                         let payload = reply.result?;
                         payload.decode::<T>(name).map_err(RequestError::BadReply)
                     }
-                    RawFrame::Message(_) => {
-                        Err(RequestError::BadReply(DecodeError::MissingKey("reply id")))
-                    }
+                    RawFrame::Message(_) => Err(RequestError::BadReply(DecodeError::NotAReply)),
                 }
             }
         }
