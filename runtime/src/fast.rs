@@ -299,19 +299,23 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for EnvelopeFilter<'_, '_, A> {
             if self.envelope.take(self.profile, &key.0, self.map)? {
                 continue;
             }
-            return match key.0 {
-                Cow::Borrowed(k) => seed
-                    .deserialize(de::value::BorrowedStrDeserializer::new(k))
-                    .map(Some),
-                Cow::Owned(k) => seed
-                    .deserialize(de::value::StringDeserializer::new(k))
-                    .map(Some),
-            };
+            return seed_key(seed, key.0).map(Some);
         }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         self.map.next_value_seed(seed)
+    }
+}
+
+/// Hands a key already read to the payload's deserialiser, borrowed when it can be.
+fn seed_key<'de, K: DeserializeSeed<'de>, E: de::Error>(
+    seed: K,
+    key: Cow<'de, str>,
+) -> Result<K::Value, E> {
+    match key {
+        Cow::Borrowed(k) => seed.deserialize(de::value::BorrowedStrDeserializer::new(k)),
+        Cow::Owned(k) => seed.deserialize(de::value::StringDeserializer::new(k)),
     }
 }
 
@@ -639,14 +643,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ReplyFields<'_, '_, 'de, A>
                 }
             },
         };
-        match key {
-            Cow::Borrowed(k) => seed
-                .deserialize(de::value::BorrowedStrDeserializer::new(k))
-                .map(Some),
-            Cow::Owned(k) => seed
-                .deserialize(de::value::StringDeserializer::new(k))
-                .map(Some),
-        }
+        seed_key(seed, key).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
