@@ -267,7 +267,9 @@ impl ReplyBody {
             ReplyBody::Raw(raw) => Ok(raw),
             ReplyBody::Frame(text) => match wire::<S>().classify(&text) {
                 Ok(RawFrame::Reply(reply)) => reply.result.map(|p| p.to_json()),
-                Ok(RawFrame::Message(_)) => Err(RemoteError::new("the reply is not a reply")),
+                Ok(RawFrame::Message(_)) => {
+                    Err(RemoteError::new(DecodeError::NotAReply.to_string()))
+                }
                 Err(e) => Err(RemoteError::new(e.to_string())),
             },
         }
