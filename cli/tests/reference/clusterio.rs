@@ -133,18 +133,7 @@ impl Peer {
     }
 
     async fn recv(&mut self) -> Value {
-        loop {
-            match tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame in time")
-                .unwrap()
-                .unwrap()
-            {
-                Ws::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-                Ws::Close(frame) => panic!("closed: {frame:?}"),
-                _ => continue,
-            }
-        }
+        super::recv_json(&mut self.ws, |_| false).await
     }
 
     /// The next frame of this type, keeping others aside.
@@ -226,15 +215,19 @@ struct SlaveProcess {
 impl SlaveProcess {
     async fn start(url: &str, id: i64, name: &str) -> SlaveProcess {
         let token = token(SECRET, &["--slave", &id.to_string()]).await;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_protolink"))
-            .args(["clusterio", "slave", "--url", url, "--token", &token])
-            .args(["--id", &id.to_string(), "--name", name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let id_text = id.to_string();
+        let (child, mut lines) = super::start(&[
+            "clusterio",
+            "slave",
+            "--url",
+            url,
+            "--token",
+            &token,
+            "--id",
+            &id_text,
+            "--name",
+            name,
+        ]);
         line_where(&mut lines, |v| v["connected"]["id"] == id).await;
         SlaveProcess { child, lines }
     }

@@ -22,10 +22,14 @@ type RawWs =
 struct Running {
     child: Child,
     url: String,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    lines: Lines,
 }
 
-async fn spawn(args: &[&str]) -> Running {
+/// Lines a child process prints.
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts the binary with `args`, its stdout read line by line.
+fn start(args: &[&str]) -> (Child, Lines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_protolink"))
         .args(args)
         .stdout(Stdio::piped())
@@ -33,7 +37,36 @@ async fn spawn(args: &[&str]) -> Running {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The next JSON frame within `WAIT`, skipping control frames and the text frames for which
+/// `skip` holds (raw text pings); panics on a close.
+async fn recv_json<T>(
+    ws: &mut tokio_tungstenite::WebSocketStream<T>,
+    skip: impl Fn(&str) -> bool,
+) -> serde_json::Value
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .unwrap()
+            .unwrap()
+        {
+            Ws::Text(t) if skip(t.as_str()) => continue,
+            Ws::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ws::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+async fn spawn(args: &[&str]) -> Running {
+    let (child, mut lines) = start(args);
     let first = tokio::time::timeout(WAIT, lines.next_line())
         .await
         .unwrap()

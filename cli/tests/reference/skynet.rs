@@ -1,6 +1,6 @@
 //! The Skynet reference server, driven by several plain WebSocket clients.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
@@ -15,18 +15,7 @@ async fn send(ws: &mut RawWs, frame: Value) {
 }
 
 async fn recv(ws: &mut RawWs) -> Value {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .unwrap()
-            .unwrap()
-        {
-            Ws::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Ws::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
+    super::recv_json(ws, |_| false).await
 }
 
 /// Sends a command and returns its reply (replies come in order; no events are expected).

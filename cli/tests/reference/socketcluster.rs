@@ -433,19 +433,7 @@ async fn recv<T>(ws: &mut tokio_tungstenite::WebSocketStream<T>) -> Value
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .unwrap()
-            .unwrap()
-        {
-            Ws::Text(t) if t.as_str().is_empty() || t.as_str() == "#1" => continue,
-            Ws::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Ws::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
+    super::recv_json(ws, |t| t.is_empty() || t == "#1").await
 }
 
 /// Reads until the close frame; its code.
