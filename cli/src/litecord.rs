@@ -11,9 +11,8 @@ use protolink_protocols::litecord_example::{
     self as lc, Client, ClientHandler, ClientSender, Server as ServerSide, ServerHandler,
     ServerSender,
 };
-use tracing::info;
 
-use crate::output::{Printer, shutdown_signal};
+use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// What the server knows: guilds are made up from their ids.
 struct Gateway {
@@ -81,11 +80,7 @@ pub(crate) async fn serve(
             out: printer.clone(),
         }
     });
-    shutdown_signal().await;
-    info!("shutting down");
-    shutdown.shutdown();
-    let _ = task.await;
-    Ok(())
+    serve_until_signal(shutdown, task).await
 }
 
 /// Answers TOKEN_VALIDATE from a list of valid tokens.

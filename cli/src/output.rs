@@ -50,3 +50,16 @@ pub(crate) async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// Serves until Ctrl-C or SIGTERM, then shuts the server down gracefully (requests in flight
+/// may finish) and waits for its accept loop.
+pub(crate) async fn serve_until_signal(
+    shutdown: protolink::ws::ShutdownHandle,
+    task: tokio::task::JoinHandle<()>,
+) -> std::io::Result<()> {
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    shutdown.shutdown();
+    let _ = task.await;
+    Ok(())
+}

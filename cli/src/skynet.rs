@@ -11,9 +11,8 @@ use protolink::link::encode_frame;
 use protolink::ws::{Server, WsLimits, connect};
 use protolink::{DecodeError, InvalidInput, Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
-use tracing::info;
 
-use crate::output::{Printer, shutdown_signal};
+use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// What every connection shares: the broker and the message log.
 pub(crate) struct Hub<B> {
@@ -238,11 +237,7 @@ pub(crate) async fn serve(listen: &str, log_size: usize) -> std::io::Result<()> 
     ));
     let hub = Arc::new(Hub::new(LocalBroker::new(), log_size));
     let (shutdown, task) = start(server, hub);
-    shutdown_signal().await;
-    info!("shutting down");
-    shutdown.shutdown();
-    let _ = task.await;
-    Ok(())
+    serve_until_signal(shutdown, task).await
 }
 
 /// Prints every `message` event as a JSON line.

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 use tracing::info;
 
-use crate::output::{Printer, shutdown_signal};
+use crate::output::{Printer, serve_until_signal};
 
 /// The endpoint path, as the real packages default it.
 pub(crate) const PATH: &str = "/socketcluster/";
@@ -534,11 +534,7 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
     hub.ask_client = options.ask_client;
     let hub = Arc::new(hub);
     let (shutdown, task) = start(server, hub);
-    shutdown_signal().await;
-    info!("shutting down");
-    shutdown.shutdown();
-    let _ = task.await;
-    Ok(())
+    serve_until_signal(shutdown, task).await
 }
 
 /// `protolink socketcluster client` options.
