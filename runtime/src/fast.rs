@@ -9,12 +9,14 @@
 //! key order and words every error precisely.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::message::Inbound;
+use crate::message::{FromDeserializer, Inbound, PayloadSource};
+use crate::scan::Scan;
 use crate::wire::{
     AbsentDeserializer, ErrorFraming, FrameClass, Framing, Key, KeyPath, PayloadPlace, ReplyMatch,
     RequestId, RequestIdPlace, TagRef, TagType, WireProfile, tag_eq,
@@ -36,19 +38,36 @@ pub struct FastFrame<I> {
 impl WireProfile {
     /// Decodes a message frame in one pass, or returns `None` to ask for the general path.
     pub fn decode_fast<I: Inbound>(&self, text: &str) -> Option<FastFrame<I>> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let frame = de
-            .deserialize_map(FrameVisitor::<I> {
-                profile: self,
-                _inbound: PhantomData,
-            })
-            .ok()??;
-        de.end().ok()?;
-        // A numbered protocol's frame without its number is malformed: the general path says so.
-        if self.sequence.is_some() && frame.seq.is_none() {
+        let mut scan = Scan::object(text)?;
+        let mut envelope = Envelope::default();
+        // Envelope keys may come before the tag (Clusterio's `seq`); anything else means the
+        // payload comes first, which the general path handles.
+        let tag = loop {
+            let key = scan.key()??;
+            if key == self.tag {
+                break match self.tag_type {
+                    TagType::Int => TagRef::Int(scan.int()?),
+                    // Escaped names are refused by the general path too (it borrows them).
+                    TagType::Str => TagRef::Str(scan.string()?),
+                };
+            }
+            if !envelope.scan(self, key, &mut scan)? {
+                return None;
+            }
+        };
+        if is_reply(self, tag) {
             return None;
         }
-        Some(frame)
+        let (class, name, payload_key) = self.frame_name(tag, &mut scan, &mut envelope)?;
+        let message = match payload_key {
+            Some(key) => self.under_key::<I>(&mut scan, &mut envelope, class, name, key)?,
+            None => self.inline::<I>(scan.rest(), &mut envelope, class, name)?,
+        };
+        // A numbered protocol's frame without its number is malformed: the general path says so.
+        if self.sequence.is_some() && envelope.seq.is_none() {
+            return None;
+        }
+        Some(finish(self, message, class, &envelope))
     }
 
     fn id_key(&self) -> Option<&'static str> {
@@ -57,11 +76,160 @@ impl WireProfile {
             _ => None,
         }
     }
+
+    /// How the frame tagged `tag` is recognised, the name of its message, and the key its
+    /// payload sits under (`None` for inline payloads). A carried message's method name is read
+    /// from the frame.
+    fn frame_name<'a>(
+        &self,
+        tag: TagRef<'a>,
+        scan: &mut Scan<'a>,
+        envelope: &mut Envelope,
+    ) -> Option<(FrameClass, TagRef<'a>, Option<&'static str>)> {
+        let carried = |framing: &Framing| match framing {
+            Framing::Carrier(carrier) if tag_eq(carrier.tag, tag) => Some(*carrier),
+            _ => None,
+        };
+        let carrier = match carried(&self.request) {
+            Some(carrier) => Some((carrier, FrameClass::Request)),
+            None => carried(&self.event).map(|carrier| (carrier, FrameClass::Event)),
+        };
+        if let Some((carrier, class)) = carrier {
+            let name = loop {
+                let key = scan.key()??;
+                if key == carrier.method {
+                    break scan.string()?;
+                }
+                if !envelope.scan(self, key, scan)? {
+                    return None;
+                }
+            };
+            return Some((class, TagRef::Str(name), Some(carrier.args)));
+        }
+        let suffixed = |framing: &Framing| match (framing, tag) {
+            (Framing::Suffix(s), TagRef::Str(t)) => t.strip_suffix(s).map(TagRef::Str),
+            _ => None,
+        };
+        let (class, name) = if let Some(name) = suffixed(&self.request) {
+            (FrameClass::Request, name)
+        } else if let Some(name) = suffixed(&self.event) {
+            (FrameClass::Event, name)
+        } else {
+            (FrameClass::Plain, tag)
+        };
+        let payload_key = match self.payload {
+            PayloadPlace::Under(key) => Some(key),
+            PayloadPlace::Inline => None,
+        };
+        Some((class, name, payload_key))
+    }
+
+    /// The rest of a frame whose payload sits under `payload_key`.
+    fn under_key<'a, I: Inbound>(
+        &self,
+        scan: &mut Scan<'a>,
+        envelope: &mut Envelope,
+        class: FrameClass,
+        name: TagRef<'_>,
+        payload_key: &str,
+    ) -> Option<I> {
+        let mut message = None;
+        while let Some(key) = scan.key()? {
+            if key == payload_key && message.is_none() {
+                message = Some(I::decode_from(class, name, &mut *scan).ok()?);
+            } else if !envelope.scan(self, key, scan)? {
+                // Strict protocols refuse other keys; the general path words the error.
+                if self.strict || key == payload_key {
+                    return None;
+                }
+                scan.skip()?;
+            }
+        }
+        if !scan.at_end() {
+            return None;
+        }
+        match message {
+            Some(message) => Some(message),
+            // A missing payload is "absent" (SocketCluster's `#removeAuthToken` has no `data`).
+            None if self.strict => None,
+            None => I::decode_from(class, name, FromDeserializer(AbsentDeserializer)).ok(),
+        }
+    }
+
+    /// The rest of a frame whose payload's keys sit beside the envelope's: `rest` follows the
+    /// tag (or the last envelope key read), starting with `,` or `}`.
+    fn inline<I: Inbound>(
+        &self,
+        rest: &str,
+        envelope: &mut Envelope,
+        class: FrameClass,
+        name: TagRef<'_>,
+    ) -> Option<I> {
+        // The payload is the rest of the object. serde_json reads it as an object of its own, so
+        // it gets the opening brace back: a copy of a few bytes, into a buffer kept per thread.
+        let rest = rest.trim_start_matches(JSON_WS);
+        let fields = match rest.as_bytes().first()? {
+            b'}' => rest,
+            b',' if rest[1..].trim_start_matches(JSON_WS).starts_with('"') => &rest[1..],
+            _ => return None,
+        };
+        let mut decode = |object: &mut String| {
+            object.clear();
+            object.push('{');
+            object.push_str(fields);
+            let mut de = serde_json::Deserializer::from_str(object);
+            let message = de
+                .deserialize_map(InlineVisitor::<I> {
+                    profile: self,
+                    envelope,
+                    class,
+                    name,
+                    _inbound: PhantomData,
+                })
+                .ok()?;
+            de.end().ok()?;
+            Some(message)
+        };
+        INLINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => decode(&mut buffer),
+            Err(_) => decode(&mut String::new()),
+        })
+    }
 }
 
-struct FrameVisitor<'p, I> {
+thread_local! {
+    /// The buffer [`WireProfile::decode_fast`] copies an inline payload into.
+    static INLINE_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// JSON's whitespace.
+const JSON_WS: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// An inline payload: the frame's keys after the tag, minus the envelope's.
+struct InlineVisitor<'p, 'e, 'n, I> {
     profile: &'p WireProfile,
+    envelope: &'e mut Envelope,
+    class: FrameClass,
+    name: TagRef<'n>,
     _inbound: PhantomData<fn() -> I>,
+}
+
+impl<'de, I: Inbound> Visitor<'de> for InlineVisitor<'_, '_, '_, I> {
+    type Value = I;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a payload")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<I, A::Error> {
+        let filtered = EnvelopeFilter {
+            map: &mut map,
+            profile: self.profile,
+            envelope: self.envelope,
+        };
+        let payload = de::value::MapAccessDeserializer::new(filtered);
+        I::decode_from(self.class, self.name, FromDeserializer(payload))
+    }
 }
 
 /// Envelope values read so far.
@@ -72,152 +240,59 @@ struct Envelope {
 }
 
 impl Envelope {
-    /// Reads `key`'s value if it is an envelope key; `Ok(false)` when it is not.
+    /// Reads `key`'s value if it is an envelope key: `Some(true)` when it was, `Some(false)` when
+    /// `key` is not an envelope key, `None` (ask the general path) when it is repeated or its
+    /// value is not what the envelope holds.
+    fn scan(&mut self, profile: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<bool> {
+        if Some(key) == profile.sequence {
+            if self.seq.replace(scan.int()?).is_some() {
+                return None;
+            }
+        } else if Some(key) == profile.id_key() {
+            let id = match scan.int() {
+                Some(n) => RequestId::Int(n),
+                // A string, escaped or not.
+                None => scan.value::<IdValue>().ok()?.0,
+            };
+            if self.id.replace(id).is_some() {
+                return None;
+            }
+        } else {
+            return Some(false);
+        }
+        Some(true)
+    }
+}
+
+impl Envelope {
+    /// Reads `key`'s value if it is an envelope key; `Ok(false)` when it is not. A repeated
+    /// envelope key is an error here, which sends the frame to the general path.
     fn take<'de, A: MapAccess<'de>>(
         &mut self,
         profile: &WireProfile,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        if Some(key) == profile.sequence {
-            self.seq = Some(map.next_value()?);
-            Ok(true)
+        let slot_taken = if Some(key) == profile.sequence {
+            self.seq.replace(map.next_value()?).is_some()
         } else if Some(key) == profile.id_key() {
-            self.id = Some(map.next_value::<IdValue>()?.0);
-            Ok(true)
+            self.id.replace(map.next_value::<IdValue>()?.0).is_some()
         } else {
-            Ok(false)
+            return Ok(false);
+        };
+        if slot_taken {
+            return Err(de::Error::custom("a repeated envelope key"));
         }
+        Ok(true)
     }
 }
 
-impl<'de, I: Inbound> Visitor<'de> for FrameVisitor<'_, I> {
-    type Value = Option<FastFrame<I>>;
+impl<'de> PayloadSource<'de> for &mut Scan<'de> {
+    type Error = serde_json::Error;
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a frame")
+    fn decode<T: de::Deserialize<'de>>(self) -> Result<T, serde_json::Error> {
+        self.value()
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let p = self.profile;
-        let mut envelope = Envelope::default();
-        // Envelope keys may come before the tag (Clusterio's `seq`); anything else means the
-        // payload comes first, which the general path handles.
-        let tag = loop {
-            let Some(key) = map.next_key::<Key<'de>>()? else {
-                return Ok(None);
-            };
-            if key.0 == p.tag {
-                break match p.tag_type {
-                    TagType::Int => OwnedTag::Int(map.next_value()?),
-                    // Escaped names are refused by the general path too (it borrows them).
-                    TagType::Str => match map.next_value::<Key<'de>>()?.0 {
-                        Cow::Borrowed(tag) => OwnedTag::Str(Cow::Borrowed(tag)),
-                        Cow::Owned(_) => return Ok(None),
-                    },
-                };
-            }
-            if !envelope.take(p, &key.0, &mut map)? {
-                return Ok(None);
-            }
-        };
-        let tag_ref = tag.as_ref();
-        if is_reply(p, tag_ref) {
-            return Ok(None);
-        }
-        // Carried messages: the method name, then the arguments.
-        for (framing, class) in [
-            (p.request, FrameClass::Request),
-            (p.event, FrameClass::Event),
-        ] {
-            if let Framing::Carrier(carrier) = framing {
-                if tag_eq(carrier.tag, tag_ref) {
-                    let name = loop {
-                        let Some(key) = map.next_key::<Key<'de>>()? else {
-                            return Ok(None);
-                        };
-                        if key.0 == carrier.method {
-                            match map.next_value::<Key<'de>>()?.0 {
-                                Cow::Borrowed(name) => break name,
-                                Cow::Owned(_) => return Ok(None),
-                            }
-                        }
-                        if !envelope.take(p, &key.0, &mut map)? {
-                            return Ok(None);
-                        }
-                    };
-                    return under_key::<I, A>(
-                        p,
-                        map,
-                        envelope,
-                        class,
-                        TagRef::Str(name),
-                        carrier.args,
-                    );
-                }
-            }
-        }
-        let (class, name) = match tag_ref {
-            TagRef::Str(t) => match (p.request, p.event) {
-                (Framing::Suffix(s), _) if t.ends_with(s) => {
-                    (FrameClass::Request, TagRef::Str(&t[..t.len() - s.len()]))
-                }
-                (_, Framing::Suffix(s)) if t.ends_with(s) => {
-                    (FrameClass::Event, TagRef::Str(&t[..t.len() - s.len()]))
-                }
-                _ => (FrameClass::Plain, tag_ref),
-            },
-            TagRef::Int(_) => (FrameClass::Plain, tag_ref),
-        };
-        match p.payload {
-            PayloadPlace::Under(key) => under_key::<I, A>(p, map, envelope, class, name, key),
-            PayloadPlace::Inline => {
-                let message = {
-                    let filtered = EnvelopeFilter {
-                        map: &mut map,
-                        profile: p,
-                        envelope: &mut envelope,
-                    };
-                    I::decode_from(class, name, de::value::MapAccessDeserializer::new(filtered))?
-                };
-                Ok(Some(finish(p, message, class, &envelope)))
-            }
-        }
-    }
-}
-
-/// The rest of a frame whose payload sits under `payload_key`.
-fn under_key<'de, I: Inbound, A: MapAccess<'de>>(
-    p: &WireProfile,
-    mut map: A,
-    mut envelope: Envelope,
-    class: FrameClass,
-    name: TagRef<'_>,
-    payload_key: &str,
-) -> Result<Option<FastFrame<I>>, A::Error> {
-    let mut message = None;
-    while let Some(key) = map.next_key::<Key<'de>>()? {
-        if key.0 == payload_key && message.is_none() {
-            message = Some(map.next_value_seed(DecodeSeed::<I> {
-                class,
-                name,
-                _inbound: PhantomData,
-            })?);
-        } else if !envelope.take(p, &key.0, &mut map)? {
-            if p.strict {
-                // The general path words the error.
-                return Ok(None);
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-    }
-    // A missing payload is "absent" (SocketCluster's `#removeAuthToken` has no `data`).
-    let message = match message {
-        Some(message) => message,
-        None if p.strict => return Ok(None),
-        None => I::decode_from(class, name, AbsentDeserializer).map_err(de::Error::custom)?,
-    };
-    Ok(Some(finish(p, message, class, &envelope)))
 }
 
 fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: &Envelope) -> FastFrame<I> {
@@ -248,34 +323,6 @@ fn is_reply(p: &WireProfile, tag: TagRef<'_>) -> bool {
     };
     let error = matches!((p.reply.error, tag), (ErrorFraming::Tagged { tag: e, .. }, TagRef::Str(t)) if t == e);
     matched || error
-}
-
-enum OwnedTag<'de> {
-    Str(Cow<'de, str>),
-    Int(i64),
-}
-
-impl OwnedTag<'_> {
-    fn as_ref(&self) -> TagRef<'_> {
-        match self {
-            OwnedTag::Str(s) => TagRef::Str(s),
-            OwnedTag::Int(n) => TagRef::Int(*n),
-        }
-    }
-}
-
-struct DecodeSeed<'n, I> {
-    class: FrameClass,
-    name: TagRef<'n>,
-    _inbound: PhantomData<fn() -> I>,
-}
-
-impl<'de, I: Inbound> DeserializeSeed<'de> for DecodeSeed<'_, I> {
-    type Value = I;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<I, D::Error> {
-        I::decode_from(self.class, self.name, deserializer)
-    }
 }
 
 /// Passes a frame's keys to the payload, keeping the envelope's own keys for itself.

@@ -10,6 +10,7 @@ pub mod fast;
 pub mod link;
 pub mod message;
 mod one_of;
+mod scan;
 pub mod session;
 pub mod transport;
 pub mod validate;
@@ -95,8 +96,8 @@ macro_rules! include_protocol {
 pub mod __private {
     pub use crate::error::DecodeError;
     pub use crate::message::{
-        CloseCode, Dispatch, Empty, Event, Inbound, Message, MessageInfo, Outcome, Protocol,
-        RemoteError, Request, SendableBy, Sender, Side,
+        CloseCode, Dispatch, Empty, Event, FromDeserializer, Inbound, Message, MessageInfo,
+        Outcome, PayloadSource, Protocol, RemoteError, Request, SendableBy, Sender, Side,
     };
     pub use crate::one_of::{OneOf, deserialize_one_of};
     pub use crate::session::*;

@@ -111,11 +111,11 @@ pub trait Inbound: Sized + Send + 'static {
     fn decode(frame: &RawMessage<'_>) -> Result<Self, DecodeError>;
     /// Deserialises the message named `name` (recognised as `class`) from `payload`; the
     /// single-pass decoder calls it with the payload's part of the frame.
-    fn decode_from<'de, D: serde::Deserializer<'de>>(
+    fn decode_from<'de, S: PayloadSource<'de>>(
         class: crate::wire::FrameClass,
         name: crate::wire::TagRef<'_>,
-        payload: D,
-    ) -> Result<Self, D::Error>;
+        payload: S,
+    ) -> Result<Self, S::Error>;
     /// Whether a message with this tag may arrive in this direction.
     fn accepts(tag: Tag) -> bool;
     /// The kind of the decoded message (a request needs a reply).
@@ -124,6 +124,27 @@ pub trait Inbound: Sized + Send + 'static {
     fn tag(&self) -> Tag;
     /// Checks the constraints of the decoded payload.
     fn validate(&self) -> Result<(), crate::validate::ValidationErrors>;
+}
+
+/// Where the single-pass decoder reads a payload from: [`Inbound::decode_from`] picks the
+/// payload's type by the message's name and asks the source for a value of it.
+pub trait PayloadSource<'de> {
+    /// What goes wrong.
+    type Error: serde::de::Error;
+    /// Deserialises the payload as `T`.
+    fn decode<T: Deserialize<'de>>(self) -> Result<T, Self::Error>;
+}
+
+/// A serde deserializer as a [`PayloadSource`].
+#[derive(Debug)]
+pub struct FromDeserializer<D>(pub D);
+
+impl<'de, D: serde::Deserializer<'de>> PayloadSource<'de> for FromDeserializer<D> {
+    type Error = D::Error;
+
+    fn decode<T: Deserialize<'de>>(self) -> Result<T, D::Error> {
+        T::deserialize(self.0)
+    }
 }
 
 /// What the handler made of one inbound message.

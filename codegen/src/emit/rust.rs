@@ -1112,7 +1112,7 @@ impl Emitter<'_> {
             let v = ident(&m.rust_name);
             let class = self.frame_class(m);
             let tag = tag_pattern(&m.tag);
-            quote!((#class, #tag) => <#v as __p::Deserialize>::deserialize(payload).map(Self::#v))
+            quote!((#class, #tag) => payload.decode::<#v>().map(Self::#v))
         });
         let kinds = msgs.iter().map(|m| {
             let v = ident(&m.rust_name);
@@ -1139,12 +1139,12 @@ impl Emitter<'_> {
                     fn decode(frame: &__p::RawMessage<'_>) -> ::core::result::Result<Self, __p::DecodeError> {
                         ::core::result::Result::Err(__p::DecodeError::unknown(frame.name))
                     }
-                    fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+                    fn decode_from<'de, S: __p::PayloadSource<'de>>(
                         _class: __p::FrameClass,
                         name: __p::TagRef<'_>,
-                        _payload: D,
-                    ) -> ::core::result::Result<Self, D::Error> {
-                        ::core::result::Result::Err(<D::Error as __p::serde::de::Error>::custom(::core::format_args!("unknown message {name}")))
+                        _payload: S,
+                    ) -> ::core::result::Result<Self, S::Error> {
+                        ::core::result::Result::Err(<S::Error as __p::serde::de::Error>::custom(::core::format_args!("unknown message {name}")))
                     }
                     fn accepts(_tag: __p::Tag) -> bool { false }
                     fn kind(&self) -> __p::Kind { match *self {} }
@@ -1165,14 +1165,14 @@ impl Emitter<'_> {
                         (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
                     }
                 }
-                fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+                fn decode_from<'de, S: __p::PayloadSource<'de>>(
                     class: __p::FrameClass,
                     name: __p::TagRef<'_>,
-                    payload: D,
-                ) -> ::core::result::Result<Self, D::Error> {
+                    payload: S,
+                ) -> ::core::result::Result<Self, S::Error> {
                     match (class, name) {
                         #(#fast_arms,)*
-                        (_, name) => ::core::result::Result::Err(<D::Error as __p::serde::de::Error>::custom(::core::format_args!("unknown message {name}"))),
+                        (_, name) => ::core::result::Result::Err(<S::Error as __p::serde::de::Error>::custom(::core::format_args!("unknown message {name}"))),
                     }
                 }
                 fn accepts(tag: __p::Tag) -> bool {

@@ -1233,75 +1233,66 @@ pub mod chat {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("#handshake")) => {
-                    <Handshake as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Handshake)
+                    payload.decode::<Handshake>().map(Self::Handshake)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#subscribe")) => {
-                    <Subscribe as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Subscribe)
+                    payload.decode::<Subscribe>().map(Self::Subscribe)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#unsubscribe")) => {
-                    <Unsubscribe as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Unsubscribe)
+                    payload.decode::<Unsubscribe>().map(Self::Unsubscribe)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
-                    <Publish as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Publish)
+                    payload.decode::<Publish>().map(Self::Publish)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#authenticate")) => {
-                    <Authenticate as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Authenticate)
+                    payload.decode::<Authenticate>().map(Self::Authenticate)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
-                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
-                        .map(Self::RemoveAuthToken)
+                    payload.decode::<RemoveAuthToken>().map(Self::RemoveAuthToken)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
-                    <Disconnect as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Disconnect)
+                    payload.decode::<Disconnect>().map(Self::Disconnect)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("join")) => {
-                    <Join as __p::Deserialize>::deserialize(payload).map(Self::Join)
+                    payload.decode::<Join>().map(Self::Join)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("sendMessage")) => {
-                    <SendMessage as __p::Deserialize>::deserialize(payload)
-                        .map(Self::SendMessage)
+                    payload.decode::<SendMessage>().map(Self::SendMessage)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("typing")) => {
-                    <Typing as __p::Deserialize>::deserialize(payload).map(Self::Typing)
+                    payload.decode::<Typing>().map(Self::Typing)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("sum")) => {
-                    <Sum as __p::Deserialize>::deserialize(payload).map(Self::Sum)
+                    payload.decode::<Sum>().map(Self::Sum)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("fail")) => {
-                    <Fail as __p::Deserialize>::deserialize(payload).map(Self::Fail)
+                    payload.decode::<Fail>().map(Self::Fail)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("nothing")) => {
-                    <Nothing as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Nothing)
+                    payload.decode::<Nothing>().map(Self::Nothing)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("shout")) => {
-                    <Shout as __p::Deserialize>::deserialize(payload).map(Self::Shout)
+                    payload.decode::<Shout>().map(Self::Shout)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("callMe")) => {
-                    <CallMe as __p::Deserialize>::deserialize(payload).map(Self::CallMe)
+                    payload.decode::<CallMe>().map(Self::CallMe)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("login")) => {
-                    <Login as __p::Deserialize>::deserialize(payload).map(Self::Login)
+                    payload.decode::<Login>().map(Self::Login)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("logout")) => {
-                    <Logout as __p::Deserialize>::deserialize(payload).map(Self::Logout)
+                    payload.decode::<Logout>().map(Self::Logout)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -1451,59 +1442,48 @@ pub mod chat {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
-                    <PublishEvent as __p::Deserialize>::deserialize(payload)
-                        .map(Self::PublishEvent)
+                    payload.decode::<PublishEvent>().map(Self::PublishEvent)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#kickOut")) => {
-                    <KickOut as __p::Deserialize>::deserialize(payload)
-                        .map(Self::KickOut)
+                    payload.decode::<KickOut>().map(Self::KickOut)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#setAuthToken")) => {
-                    <SetAuthToken as __p::Deserialize>::deserialize(payload)
-                        .map(Self::SetAuthToken)
+                    payload.decode::<SetAuthToken>().map(Self::SetAuthToken)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
-                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
-                        .map(Self::RemoveAuthToken)
+                    payload.decode::<RemoveAuthToken>().map(Self::RemoveAuthToken)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
-                    <Disconnect as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Disconnect)
+                    payload.decode::<Disconnect>().map(Self::Disconnect)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
-                    <Message as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Message)
+                    payload.decode::<Message>().map(Self::Message)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("user_typing")) => {
-                    <UserTyping as __p::Deserialize>::deserialize(payload)
-                        .map(Self::UserTyping)
+                    payload.decode::<UserTyping>().map(Self::UserTyping)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("ping_client")) => {
-                    <PingClient as __p::Deserialize>::deserialize(payload)
-                        .map(Self::PingClient)
+                    payload.decode::<PingClient>().map(Self::PingClient)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("shouted")) => {
-                    <Shouted as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Shouted)
+                    payload.decode::<Shouted>().map(Self::Shouted)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("askClient")) => {
-                    <AskClient as __p::Deserialize>::deserialize(payload)
-                        .map(Self::AskClient)
+                    payload.decode::<AskClient>().map(Self::AskClient)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("askClientResult")) => {
-                    <AskClientResult as __p::Deserialize>::deserialize(payload)
-                        .map(Self::AskClientResult)
+                    payload.decode::<AskClientResult>().map(Self::AskClientResult)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )

@@ -1010,81 +1010,72 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("register_control")) => {
-                    <RegisterControl as __p::Deserialize>::deserialize(payload)
-                        .map(Self::RegisterControl)
+                    payload.decode::<RegisterControl>().map(Self::RegisterControl)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                    payload.decode::<Close>().map(Self::Close)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("list_slaves")) => {
-                    <ListSlaves as __p::Deserialize>::deserialize(payload)
-                        .map(Self::ListSlaves)
+                    payload.decode::<ListSlaves>().map(Self::ListSlaves)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("list_instances")) => {
-                    <ListInstances as __p::Deserialize>::deserialize(payload)
-                        .map(Self::ListInstances)
+                    payload.decode::<ListInstances>().map(Self::ListInstances)
                 }
                 (
                     __p::FrameClass::Request,
                     __p::TagRef::Str("set_instance_output_subscriptions"),
                 ) => {
-                    <SetInstanceOutputSubscriptions as __p::Deserialize>::deserialize(
-                            payload,
-                        )
+                    payload
+                        .decode::<SetInstanceOutputSubscriptions>()
                         .map(Self::SetInstanceOutputSubscriptions)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("create_instance")) => {
-                    <CreateInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::CreateInstance)
+                    payload.decode::<CreateInstance>().map(Self::CreateInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("get_instance_config")) => {
-                    <GetInstanceConfig as __p::Deserialize>::deserialize(payload)
-                        .map(Self::GetInstanceConfig)
+                    payload.decode::<GetInstanceConfig>().map(Self::GetInstanceConfig)
                 }
                 (
                     __p::FrameClass::Request,
                     __p::TagRef::Str("set_instance_config_field"),
                 ) => {
-                    <SetInstanceConfigField as __p::Deserialize>::deserialize(payload)
+                    payload
+                        .decode::<SetInstanceConfigField>()
                         .map(Self::SetInstanceConfigField)
                 }
                 (
                     __p::FrameClass::Request,
                     __p::TagRef::Str("assign_instance_command"),
                 ) => {
-                    <AssignInstanceCommand as __p::Deserialize>::deserialize(payload)
+                    payload
+                        .decode::<AssignInstanceCommand>()
                         .map(Self::AssignInstanceCommand)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("start_instance")) => {
-                    <StartInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::StartInstance)
+                    payload.decode::<StartInstance>().map(Self::StartInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("create_save")) => {
-                    <CreateSave as __p::Deserialize>::deserialize(payload)
-                        .map(Self::CreateSave)
+                    payload.decode::<CreateSave>().map(Self::CreateSave)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("stop_instance")) => {
-                    <StopInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::StopInstance)
+                    payload.decode::<StopInstance>().map(Self::StopInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("delete_instance")) => {
-                    <DeleteInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::DeleteInstance)
+                    payload.decode::<DeleteInstance>().map(Self::DeleteInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
-                    <SendRcon as __p::Deserialize>::deserialize(payload)
-                        .map(Self::SendRcon)
+                    payload.decode::<SendRcon>().map(Self::SendRcon)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -1205,28 +1196,27 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("hello")) => {
-                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                    payload.decode::<Hello>().map(Self::Hello)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("ready")) => {
-                    <Ready as __p::Deserialize>::deserialize(payload).map(Self::Ready)
+                    payload.decode::<Ready>().map(Self::Ready)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                    payload.decode::<Close>().map(Self::Close)
                 }
                 (__p::FrameClass::Event, __p::TagRef::Str("instance_output")) => {
-                    <InstanceOutput as __p::Deserialize>::deserialize(payload)
-                        .map(Self::InstanceOutput)
+                    payload.decode::<InstanceOutput>().map(Self::InstanceOutput)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -1296,30 +1286,27 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("register_slave")) => {
-                    <RegisterSlave as __p::Deserialize>::deserialize(payload)
-                        .map(Self::RegisterSlave)
+                    payload.decode::<RegisterSlave>().map(Self::RegisterSlave)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                    payload.decode::<Close>().map(Self::Close)
                 }
                 (__p::FrameClass::Event, __p::TagRef::Str("update_instances")) => {
-                    <UpdateInstances as __p::Deserialize>::deserialize(payload)
-                        .map(Self::UpdateInstances)
+                    payload.decode::<UpdateInstances>().map(Self::UpdateInstances)
                 }
                 (__p::FrameClass::Event, __p::TagRef::Str("instance_output")) => {
-                    <InstanceOutput as __p::Deserialize>::deserialize(payload)
-                        .map(Self::InstanceOutput)
+                    payload.decode::<InstanceOutput>().map(Self::InstanceOutput)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -1414,48 +1401,42 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("hello")) => {
-                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                    payload.decode::<Hello>().map(Self::Hello)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("ready")) => {
-                    <Ready as __p::Deserialize>::deserialize(payload).map(Self::Ready)
+                    payload.decode::<Ready>().map(Self::Ready)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                    payload.decode::<Close>().map(Self::Close)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("assign_instance")) => {
-                    <AssignInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::AssignInstance)
+                    payload.decode::<AssignInstance>().map(Self::AssignInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("start_instance")) => {
-                    <StartInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::StartInstance)
+                    payload.decode::<StartInstance>().map(Self::StartInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("create_save")) => {
-                    <CreateSave as __p::Deserialize>::deserialize(payload)
-                        .map(Self::CreateSave)
+                    payload.decode::<CreateSave>().map(Self::CreateSave)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("stop_instance")) => {
-                    <StopInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::StopInstance)
+                    payload.decode::<StopInstance>().map(Self::StopInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("delete_instance")) => {
-                    <DeleteInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::DeleteInstance)
+                    payload.decode::<DeleteInstance>().map(Self::DeleteInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
-                    <SendRcon as __p::Deserialize>::deserialize(payload)
-                        .map(Self::SendRcon)
+                    payload.decode::<SendRcon>().map(Self::SendRcon)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -1528,19 +1509,18 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Event, __p::TagRef::Str("instance_output")) => {
-                    <InstanceOutput as __p::Deserialize>::deserialize(payload)
-                        .map(Self::InstanceOutput)
+                    payload.decode::<InstanceOutput>().map(Self::InstanceOutput)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -1598,31 +1578,27 @@ pub mod clusterio {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Request, __p::TagRef::Str("start_instance")) => {
-                    <StartInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::StartInstance)
+                    payload.decode::<StartInstance>().map(Self::StartInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("create_save")) => {
-                    <CreateSave as __p::Deserialize>::deserialize(payload)
-                        .map(Self::CreateSave)
+                    payload.decode::<CreateSave>().map(Self::CreateSave)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("stop_instance")) => {
-                    <StopInstance as __p::Deserialize>::deserialize(payload)
-                        .map(Self::StopInstance)
+                    payload.decode::<StopInstance>().map(Self::StopInstance)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
-                    <SendRcon as __p::Deserialize>::deserialize(payload)
-                        .map(Self::SendRcon)
+                    payload.decode::<SendRcon>().map(Self::SendRcon)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )

@@ -304,23 +304,21 @@ pub mod litecord {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Int(1)) => {
-                    <HelloAck as __p::Deserialize>::deserialize(payload)
-                        .map(Self::HelloAck)
+                    payload.decode::<HelloAck>().map(Self::HelloAck)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Int(2)) => {
-                    <Heartbeat as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Heartbeat)
+                    payload.decode::<Heartbeat>().map(Self::Heartbeat)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -371,22 +369,21 @@ pub mod litecord {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Int(0)) => {
-                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                    payload.decode::<Hello>().map(Self::Hello)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Int(3)) => {
-                    <HeartbeatAck as __p::Deserialize>::deserialize(payload)
-                        .map(Self::HeartbeatAck)
+                    payload.decode::<HeartbeatAck>().map(Self::HeartbeatAck)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )

@@ -605,31 +605,27 @@ pub mod litecord_example {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Int(1)) => {
-                    <HelloAck as __p::Deserialize>::deserialize(payload)
-                        .map(Self::HelloAck)
+                    payload.decode::<HelloAck>().map(Self::HelloAck)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Int(2)) => {
-                    <Heartbeat as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Heartbeat)
+                    payload.decode::<Heartbeat>().map(Self::Heartbeat)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("GET_GUILD")) => {
-                    <GetGuild as __p::Deserialize>::deserialize(payload)
-                        .map(Self::GetGuild)
+                    payload.decode::<GetGuild>().map(Self::GetGuild)
                 }
                 (__p::FrameClass::Event, __p::TagRef::Str("USER_PRESENCE")) => {
-                    <UserPresence as __p::Deserialize>::deserialize(payload)
-                        .map(Self::UserPresence)
+                    payload.decode::<UserPresence>().map(Self::UserPresence)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -694,26 +690,24 @@ pub mod litecord_example {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Int(0)) => {
-                    <Hello as __p::Deserialize>::deserialize(payload).map(Self::Hello)
+                    payload.decode::<Hello>().map(Self::Hello)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Int(3)) => {
-                    <HeartbeatAck as __p::Deserialize>::deserialize(payload)
-                        .map(Self::HeartbeatAck)
+                    payload.decode::<HeartbeatAck>().map(Self::HeartbeatAck)
                 }
                 (__p::FrameClass::Request, __p::TagRef::Str("TOKEN_VALIDATE")) => {
-                    <TokenValidate as __p::Deserialize>::deserialize(payload)
-                        .map(Self::TokenValidate)
+                    payload.decode::<TokenValidate>().map(Self::TokenValidate)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )

@@ -508,28 +508,27 @@ pub mod skynet {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("open")) => {
-                    <Open as __p::Deserialize>::deserialize(payload).map(Self::Open)
+                    payload.decode::<Open>().map(Self::Open)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    <Close as __p::Deserialize>::deserialize(payload).map(Self::Close)
+                    payload.decode::<Close>().map(Self::Close)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
-                    <Message as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Message)
+                    payload.decode::<Message>().map(Self::Message)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("log")) => {
-                    <Log as __p::Deserialize>::deserialize(payload).map(Self::Log)
+                    payload.decode::<Log>().map(Self::Log)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -584,19 +583,18 @@ pub mod skynet {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
-                    <MessageEvent as __p::Deserialize>::deserialize(payload)
-                        .map(Self::MessageEvent)
+                    payload.decode::<MessageEvent>().map(Self::MessageEvent)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )

@@ -613,43 +613,36 @@ pub mod socketcluster {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("#handshake")) => {
-                    <Handshake as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Handshake)
+                    payload.decode::<Handshake>().map(Self::Handshake)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#subscribe")) => {
-                    <Subscribe as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Subscribe)
+                    payload.decode::<Subscribe>().map(Self::Subscribe)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#unsubscribe")) => {
-                    <Unsubscribe as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Unsubscribe)
+                    payload.decode::<Unsubscribe>().map(Self::Unsubscribe)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
-                    <Publish as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Publish)
+                    payload.decode::<Publish>().map(Self::Publish)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#authenticate")) => {
-                    <Authenticate as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Authenticate)
+                    payload.decode::<Authenticate>().map(Self::Authenticate)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
-                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
-                        .map(Self::RemoveAuthToken)
+                    payload.decode::<RemoveAuthToken>().map(Self::RemoveAuthToken)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
-                    <Disconnect as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Disconnect)
+                    payload.decode::<Disconnect>().map(Self::Disconnect)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
@@ -735,35 +728,30 @@ pub mod socketcluster {
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
-        fn decode_from<'de, D: __p::serde::Deserializer<'de>>(
+        fn decode_from<'de, S: __p::PayloadSource<'de>>(
             class: __p::FrameClass,
             name: __p::TagRef<'_>,
-            payload: D,
-        ) -> ::core::result::Result<Self, D::Error> {
+            payload: S,
+        ) -> ::core::result::Result<Self, S::Error> {
             match (class, name) {
                 (__p::FrameClass::Plain, __p::TagRef::Str("#publish")) => {
-                    <PublishEvent as __p::Deserialize>::deserialize(payload)
-                        .map(Self::PublishEvent)
+                    payload.decode::<PublishEvent>().map(Self::PublishEvent)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#kickOut")) => {
-                    <KickOut as __p::Deserialize>::deserialize(payload)
-                        .map(Self::KickOut)
+                    payload.decode::<KickOut>().map(Self::KickOut)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#setAuthToken")) => {
-                    <SetAuthToken as __p::Deserialize>::deserialize(payload)
-                        .map(Self::SetAuthToken)
+                    payload.decode::<SetAuthToken>().map(Self::SetAuthToken)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#removeAuthToken")) => {
-                    <RemoveAuthToken as __p::Deserialize>::deserialize(payload)
-                        .map(Self::RemoveAuthToken)
+                    payload.decode::<RemoveAuthToken>().map(Self::RemoveAuthToken)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("#disconnect")) => {
-                    <Disconnect as __p::Deserialize>::deserialize(payload)
-                        .map(Self::Disconnect)
+                    payload.decode::<Disconnect>().map(Self::Disconnect)
                 }
                 (_, name) => {
                     ::core::result::Result::Err(
-                        <D::Error as __p::serde::de::Error>::custom(
+                        <S::Error as __p::serde::de::Error>::custom(
                             ::core::format_args!("unknown message {name}"),
                         ),
                     )
