@@ -7,7 +7,9 @@
 //! back to the request's reply type from the classified payload. Encoding is `encode_message`, or for a reply `Outcome::reply`'s
 //! serialisation to JSON text followed by `encode_reply`.
 
-use protolink::wire::{RawFrame, RequestId};
+use std::any::Any;
+
+use protolink::wire::{RawFrame, RequestId, RequestIdPlace, Tag};
 use protolink::{Inbound, Message, Protocol, Request};
 use serde_json::value::to_raw_value;
 
@@ -29,13 +31,29 @@ pub fn decode_inbound<P: Protocol, I: Inbound>(text: &str) -> Result<I, BenchErr
 }
 
 /// Decodes a reply to `R` as the runtime does: when the envelope comes first, the reader peeks
-/// at it for the id and the requester decodes the frame in one pass; else classify, then the
-/// result as `R::Reply`. Also returns the answered request's id and the frame's sequence number.
+/// at it for the id and the requester decodes the frame in one pass; when the payload comes
+/// first (ordered replies) or holds the id, the reader decodes it in one pass as the reply type
+/// of the oldest pending request or of the request the frame names, boxed for the requester;
+/// else classify, then the result as `R::Reply`. Also returns the answered request's id and the
+/// frame's sequence number.
 pub fn decode_reply<R: Request>(text: &str) -> Result<Decoded<R::Reply>, BenchError> {
     let wire = <R::Protocol as Protocol>::WIRE;
     if wire.peek_reply(text).is_some() {
         if let Some(fast) = wire.decode_reply_fast::<R::Reply>(text) {
             return Ok((fast.reply, fast.id, fast.seq));
+        }
+    }
+    let named = match (wire.request_id, R::TAG) {
+        (RequestIdPlace::Ordered, _) => true,
+        (_, Tag::Str(name)) => wire.peek_reply_name(text) == Some(name),
+        _ => false,
+    };
+    if named {
+        if let Some(fast) = wire.decode_reply_fast::<R::Reply>(text) {
+            let boxed: Box<dyn Any + Send> = Box::new(fast.reply);
+            if let Ok(reply) = boxed.downcast::<R::Reply>() {
+                return Ok((*reply, fast.id, fast.seq));
+            }
         }
     }
     match wire.classify(text)? {

@@ -46,6 +46,9 @@ pub enum DecodeError {
     /// A frame handed over as a reply reads as a message.
     #[error("expected a reply, read a message")]
     NotAReply,
+    /// The reply to a request names another request.
+    #[error("the reply answers another request")]
+    ReplyMismatch,
 }
 
 impl DecodeError {

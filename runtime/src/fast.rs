@@ -433,13 +433,40 @@ impl WireProfile {
         found
     }
 
+    /// The name of the request a reply answers, read from the reply's tag among its first
+    /// keys (Clusterio's `list_slaves_response` answers `list_slaves`): how the reader picks the
+    /// reply type when the reply's id sits inside the payload. `None` when the tag does not name
+    /// a request or does not come before the payload.
+    pub fn peek_reply_name<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let ReplyMatch::Suffix(suffix) = self.reply.matched else {
+            return None;
+        };
+        let mut scan = Scan::object(text)?;
+        loop {
+            let key = scan.key()??;
+            if key == self.tag {
+                return scan.string()?.strip_suffix(suffix);
+            }
+            if Some(key) != self.sequence && Some(key) != self.id_key() {
+                return None;
+            }
+            scan.skip()?;
+        }
+    }
+
     /// Decodes a successful reply as `T` in one pass, or returns `None` to ask for the general
     /// path ([`WireProfile::classify`], which also reads failures and words every error).
     pub fn decode_reply_fast<'de, T: de::Deserialize<'de>>(
         &self,
         text: &'de str,
     ) -> Option<FastReply<T>> {
-        self.reply_id_key()?;
+        // Ids inside the payload are read from there; a payload must then be an object of its
+        // own, under a key.
+        match (self.request_id, self.reply.id) {
+            (RequestIdPlace::Ordered, _) | (_, Some(KeyPath::Top(_))) => {}
+            (_, Some(KeyPath::InPayload(_))) if self.result_key().is_some() => {}
+            _ => return None,
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let reply = de
             .deserialize_map(ReplyVisitor::<T> {
@@ -611,7 +638,30 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
             match envelope.key(p, &key.0, &mut map)? {
                 ReplyKey::Envelope => {}
                 ReplyKey::GiveUp => return Ok(None),
-                ReplyKey::Result if reply.is_none() => reply = Some(map.next_value::<T>()?),
+                ReplyKey::Result if reply.is_none() => match p.reply.id {
+                    Some(KeyPath::InPayload(id_key)) => {
+                        let mut gave_up = false;
+                        let mut id = None;
+                        reply = Some(map.next_value_seed(IdInPayload::<T> {
+                            id_key,
+                            error_key: match p.reply.error {
+                                ErrorFraming::InReply {
+                                    path: KeyPath::InPayload(key),
+                                    ..
+                                } => Some(key),
+                                _ => None,
+                            },
+                            id: &mut id,
+                            gave_up: &mut gave_up,
+                            _reply: PhantomData,
+                        })?);
+                        if gave_up || envelope.id.is_some() {
+                            return Ok(None);
+                        }
+                        envelope.id = id;
+                    }
+                    _ => reply = Some(map.next_value::<T>()?),
+                },
                 // A second result key: the general path words it.
                 ReplyKey::Result => return Ok(None),
                 ReplyKey::Other if p.result_key().is_none() => {
@@ -650,6 +700,82 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
             id: envelope.id,
             seq: envelope.seq,
         }))
+    }
+}
+
+/// A reply's result whose object also holds the reply's id (Clusterio's `data.seq`): the id is
+/// taken out on the way, and an error key gives up.
+struct IdInPayload<'a, T> {
+    id_key: &'static str,
+    error_key: Option<&'static str>,
+    id: &'a mut Option<RequestId>,
+    gave_up: &'a mut bool,
+    _reply: PhantomData<fn() -> T>,
+}
+
+impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for IdInPayload<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: de::Deserialize<'de>> Visitor<'de> for IdInPayload<'_, T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a reply's result object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut fields = PayloadFields {
+            map: &mut map,
+            seed: self,
+        };
+        T::deserialize(de::value::MapAccessDeserializer::new(&mut fields))
+    }
+}
+
+/// The keys of a result object minus the reply's id.
+struct PayloadFields<'a, 'b, A, T> {
+    map: &'a mut A,
+    seed: IdInPayload<'b, T>,
+}
+
+impl<'de, A: MapAccess<'de>, T> MapAccess<'de> for &mut PayloadFields<'_, '_, A, T> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            if key.0 == self.seed.id_key {
+                let id = self.map.next_value::<IdValue>()?.0;
+                if self.seed.id.replace(id).is_some() {
+                    *self.seed.gave_up = true;
+                }
+                continue;
+            }
+            if Some(&*key.0) == self.seed.error_key {
+                // A failure: skip the rest; the caller returns `None`.
+                *self.seed.gave_up = true;
+                self.map.next_value::<IgnoredAny>()?;
+                while self.map.next_key::<IgnoredAny>()?.is_some() {
+                    self.map.next_value::<IgnoredAny>()?;
+                }
+                return Ok(None);
+            }
+            return seed_key(seed, key.0).map(Some);
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 

@@ -6,6 +6,7 @@
 //! ready and flushing once per batch. The returned [`Link`] is a cheap handle for typed sends
 //! and requests; it implements [`Sender`].
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::fast::FastReply;
 use crate::message::{
     CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Request, SendableBy, Sender,
     Side,
@@ -26,6 +28,7 @@ use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
     FrameClass, Kind, Payload, RawFrame, RawMessage, RequestId, RequestIdPlace, Tag, TagRef,
+    WireProfile,
 };
 use crate::{DecodeError, RemoteError, RequestError, SendError};
 
@@ -247,8 +250,33 @@ enum Outgoing {
 }
 
 enum Pending {
-    ById(HashMap<RequestId, oneshot::Sender<ReplyResult>>),
-    Ordered(VecDeque<oneshot::Sender<ReplyResult>>),
+    ById {
+        waiting: HashMap<RequestId, oneshot::Sender<ReplyResult>>,
+        /// The one-pass decoder of each request's reply type, by the request's name, for
+        /// replies whose id sits inside the payload: the reader decodes those by the name they
+        /// carry.
+        decoders: HashMap<&'static str, ReplyDecoder>,
+    },
+    Ordered(VecDeque<(oneshot::Sender<ReplyResult>, Option<ReplyDecoder>)>),
+}
+
+/// A reply the reader decoded in one pass, for its requester to take.
+type AnyReply = Box<dyn Any + Send>;
+
+/// Decodes a reply frame as one request's reply type in one pass ([`decode_erased`]).
+type ReplyDecoder = fn(&WireProfile, &str) -> Option<FastReply<AnyReply>>;
+
+/// [`WireProfile::decode_reply_fast`] as `T`, the value boxed for the pending table.
+fn decode_erased<T: serde::de::DeserializeOwned + Send + 'static>(
+    profile: &WireProfile,
+    text: &str,
+) -> Option<FastReply<AnyReply>> {
+    let fast = profile.decode_reply_fast::<T>(text)?;
+    Some(FastReply {
+        reply: Box::new(fast.reply),
+        id: fast.id,
+        seq: fast.seq,
+    })
 }
 
 /// What a requester gets for its reply.
@@ -258,6 +286,8 @@ enum ReplyBody {
     Frame(Text),
     /// A classified reply's result, as JSON text.
     Raw(Box<RawValue>),
+    /// The reply, decoded by the reader as the reply type of the request it names.
+    Decoded(AnyReply),
 }
 
 impl ReplyBody {
@@ -265,6 +295,8 @@ impl ReplyBody {
     fn into_raw<S: Side>(self) -> Result<Box<RawValue>, RemoteError> {
         match self {
             ReplyBody::Raw(raw) => Ok(raw),
+            // Only requests made with a reply type are decoded by the reader.
+            ReplyBody::Decoded(_) => Err(RemoteError::new(DecodeError::ReplyMismatch.to_string())),
             ReplyBody::Frame(text) => match wire::<S>().classify(&text) {
                 Ok(RawFrame::Reply(reply)) => reply.result.map(|p| p.to_json()),
                 Ok(RawFrame::Message(_)) => {
@@ -276,7 +308,7 @@ impl ReplyBody {
     }
 
     /// Decodes the reply to the request `name` as `T`.
-    fn decode<S: Side, T: serde::de::DeserializeOwned>(
+    fn decode<S: Side, T: serde::de::DeserializeOwned + 'static>(
         self,
         name: &'static str,
     ) -> Result<T, RequestError> {
@@ -288,6 +320,10 @@ impl ReplyBody {
         };
         match self {
             ReplyBody::Raw(raw) => serde_json::from_str(raw.get()).map_err(bad),
+            ReplyBody::Decoded(reply) => reply
+                .downcast::<T>()
+                .map(|reply| *reply)
+                .map_err(|_| RequestError::BadReply(DecodeError::ReplyMismatch)),
             ReplyBody::Frame(text) => {
                 let profile = wire::<S>();
                 if let Some(fast) = profile.decode_reply_fast::<T>(&text) {
@@ -378,7 +414,10 @@ impl<S: Side> Link<S> {
         let (out_tx, out_rx) = mpsc::channel(config.send_queue.max(1));
         let pending = match wire::<S>().request_id {
             RequestIdPlace::Ordered => Pending::Ordered(VecDeque::new()),
-            _ => Pending::ById(HashMap::new()),
+            _ => Pending::ById {
+                waiting: HashMap::new(),
+                decoders: HashMap::new(),
+            },
         };
         let (state, _) = watch::channel(if rules::<S>().handshake.is_empty() {
             LinkState::Ready
@@ -652,13 +691,14 @@ impl<S: Side> Link<S> {
         kind: Kind,
         tag: Tag,
         payload: Option<&P>,
+        decoder: Option<ReplyDecoder>,
     ) -> Result<ReplyResult, RequestError> {
         let profile = wire::<S>();
         let (tx, rx) = oneshot::channel();
         let id = match profile.request_id {
             RequestIdPlace::Ordered => {
                 let _order = self.shared.order.lock().await;
-                self.register(None, tx)?;
+                self.register(None, tx, tag, decoder)?;
                 let mut buf = Vec::with_capacity(128);
                 profile
                     .encode_message(&mut buf, kind, tag, payload, None, self.seq())
@@ -670,7 +710,7 @@ impl<S: Side> Link<S> {
             RequestIdPlace::Sequence => {
                 let seq = self.seq();
                 let id = RequestId::Int(seq.unwrap_or_default());
-                self.register(Some(id.clone()), tx)?;
+                self.register(Some(id.clone()), tx, tag, decoder)?;
                 let mut buf = Vec::with_capacity(128);
                 profile
                     .encode_message(&mut buf, kind, tag, payload, None, seq)
@@ -681,7 +721,7 @@ impl<S: Side> Link<S> {
             }
             RequestIdPlace::Key { .. } => {
                 let id = RequestId::Int(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
-                self.register(Some(id.clone()), tx)?;
+                self.register(Some(id.clone()), tx, tag, decoder)?;
                 let mut buf = Vec::with_capacity(128);
                 profile
                     .encode_message(&mut buf, kind, tag, payload, Some(&id), self.seq())
@@ -696,10 +736,10 @@ impl<S: Side> Link<S> {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(RequestError::Disconnected),
             Err(_) => {
-                if let (Some(id), Some(Pending::ById(map))) =
+                if let (Some(id), Some(Pending::ById { waiting, .. })) =
                     (id, lock(&self.shared.pending).as_mut())
                 {
-                    map.remove(&id);
+                    waiting.remove(&id);
                 }
                 Err(RequestError::Timeout(wait))
             }
@@ -710,33 +750,54 @@ impl<S: Side> Link<S> {
         &self,
         id: Option<RequestId>,
         tx: oneshot::Sender<ReplyResult>,
+        tag: Tag,
+        decoder: Option<ReplyDecoder>,
     ) -> Result<(), RequestError> {
         let max = self.shared.config.max_pending;
         match (lock(&self.shared.pending).as_mut(), id) {
             (None, _) => Err(RequestError::Disconnected),
-            (Some(Pending::ById(map)), Some(id)) => {
-                if map.len() >= max {
+            (Some(Pending::ById { waiting, decoders }), Some(id)) => {
+                if waiting.len() >= max {
                     return Err(RequestError::TooManyPending(max));
                 }
-                map.insert(id, tx);
+                waiting.insert(id, tx);
+                if let (Some(decoder), Tag::Str(name)) = (decoder, tag) {
+                    decoders.entry(name).or_insert(decoder);
+                }
                 Ok(())
             }
             (Some(Pending::Ordered(queue)), _) => {
                 if queue.len() >= max {
                     return Err(RequestError::TooManyPending(max));
                 }
-                queue.push_back(tx);
+                queue.push_back((tx, decoder));
                 Ok(())
             }
-            (Some(Pending::ById(_)), None) => Err(RequestError::Disconnected),
+            (Some(Pending::ById { .. }), None) => Err(RequestError::Disconnected),
         }
+    }
+
+    /// Decodes in one pass a reply the reader could not route by a peek at its envelope: in
+    /// order, as the reply of the oldest pending request; by id inside the payload, as the reply
+    /// of the request the frame names. `None` when neither applies or the frame is not such a
+    /// reply (the general path then reads it).
+    fn decode_reply(&self, text: &str) -> Option<FastReply<AnyReply>> {
+        let profile = wire::<S>();
+        let decoder = match lock(&self.shared.pending).as_ref()? {
+            Pending::Ordered(queue) => queue.front()?.1?,
+            Pending::ById { decoders, .. } => {
+                let name = profile.peek_reply_name(text)?;
+                *decoders.get(name)?
+            }
+        };
+        decoder(profile, text)
     }
 
     /// Hands a reply to its requester; `false` when it matches no pending request.
     fn resolve(&self, id: Option<RequestId>, result: ReplyResult) -> bool {
         let sender = match (lock(&self.shared.pending).as_mut(), &id) {
-            (Some(Pending::ById(map)), Some(id)) => map.remove(id),
-            (Some(Pending::Ordered(queue)), _) => queue.pop_front(),
+            (Some(Pending::ById { waiting, .. }), Some(id)) => waiting.remove(id),
+            (Some(Pending::Ordered(queue)), _) => queue.pop_front().map(|(tx, _)| tx),
             _ => None,
         };
         match sender {
@@ -800,7 +861,12 @@ impl<S: Side> Sender<S> for Link<S> {
         self.after_handshake().await?;
         let span = debug_span!("request", message = R::NAME);
         let result = self
-            .request_raw(R::KIND, R::TAG, R::HAS_PAYLOAD.then_some(&request))
+            .request_raw(
+                R::KIND,
+                R::TAG,
+                R::HAS_PAYLOAD.then_some(&request),
+                Some(decode_erased::<R::Reply>),
+            )
             .instrument(span)
             .await?;
         let reply: R::Reply = result?.decode::<S, R::Reply>(R::NAME)?;
@@ -1067,7 +1133,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 self.awaiting_handshake_reply = true;
                 // The reply arrives through the driver itself, so wait for it elsewhere.
                 tokio::spawn(async move {
-                    match link.request_raw(kind, tag, payload.as_deref()).await {
+                    match link.request_raw(kind, tag, payload.as_deref(), None).await {
                         // The driver has usually done this already (see `on_packet`).
                         Ok(Ok(reply)) => match reply.into_raw::<S>() {
                             Ok(raw) => link.handshake_done(raw),
@@ -1254,6 +1320,20 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         if let (Some(whole), false) = (whole, self.awaiting_handshake_reply) {
             if let Some(id) = profile.peek_reply(text) {
                 if !self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
+                    self.unmatched_reply().await;
+                }
+                return;
+            }
+        }
+        // A reply with its payload first or its id inside the payload: decoded here, in one
+        // pass, as the reply type of the request it answers.
+        if !self.awaiting_handshake_reply {
+            if let Some(fast) = self.link.decode_reply(text) {
+                let id = match profile.request_id {
+                    RequestIdPlace::Ordered => None,
+                    _ => fast.id,
+                };
+                if !self.link.resolve(id, Ok(ReplyBody::Decoded(fast.reply))) {
                     self.unmatched_reply().await;
                 }
                 return;

@@ -549,6 +549,68 @@ async fn pipelined_commands_match_their_replies_in_order() {
     assert!(b.is_ok());
 }
 
+/// Our client against a server written by hand from the wire notes, which writes a result's
+/// payload before its `type` (as the real Skynet server does): the link's reader decodes those
+/// in one pass as the oldest request's reply type, and errors keep their place in the order.
+#[tokio::test]
+async fn payload_first_results_reach_their_requests_in_order() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        while let Some(Ok(frame)) = ws.next().await {
+            let Ok(text) = frame.to_text() else { continue };
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let reply = match value["type"].as_str() {
+                Some("open") => format!(
+                    r#"{{"channels":[{}],"type":"result","for":"open"}}"#,
+                    value["channel"]
+                ),
+                Some("close") => r#"{"type":"error","error":"Error: Channel 9 not open."}"#.into(),
+                Some("log") => r#"{"log":[],"type":"result","for":"log"}"#.into(),
+                other => panic!("unexpected command {other:?}: {text}"),
+            };
+            ws.send(Ws::text(reply)).await.unwrap();
+        }
+    });
+    let client = connect(
+        &url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        Session::new(),
+        |_| Listener,
+    )
+    .await
+    .unwrap();
+    let open = |channel| {
+        client.request(sk::Open {
+            channel: Channel::Int(channel),
+        })
+    };
+    let close = client.request(sk::Close {
+        channel: Channel::Int(9),
+    });
+    let log = client.request(sk::Log {
+        start: None,
+        end: None,
+    });
+    let (a, b, c, d) =
+        tokio::time::timeout(WAIT, async { tokio::join!(open(1), close, open(2), log) })
+            .await
+            .unwrap();
+    assert_eq!(a.unwrap().channels, vec![Channel::Int(1)]);
+    match b {
+        Err(RequestError::Remote(e)) => assert_eq!(e.message, "Error: Channel 9 not open."),
+        other => panic!("close: {other:?}"),
+    }
+    assert_eq!(c.unwrap().channels, vec![Channel::Int(2)]);
+    assert!(d.unwrap().log.is_empty());
+    assert_eq!(client.unmatched_replies(), 0);
+    drop(client);
+    server.abort();
+}
+
 #[tokio::test]
 async fn wrong_path_is_refused() {
     let server = Server::<sk::Server>::bind("127.0.0.1:0")
