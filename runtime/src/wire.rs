@@ -328,8 +328,22 @@ impl<'de> Deserialize<'de> for Fields<'de> {
     }
 }
 
-/// A map key, borrowed when the input allows it.
-pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
+/// A JSON object's key, borrowed from the input when it holds no escape. Generated
+/// deserialisers of structs that keep every other key (`..rest`) read their keys as this.
+#[derive(Debug)]
+pub struct Key<'a>(pub(crate) Cow<'a, str>);
+
+impl Key<'_> {
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key, owned.
+    pub fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -397,6 +397,94 @@ impl Emitter<'_> {
         }
     }
 
+    /// The derives of a struct whose `Deserialize` is written out ([`Self::rest_deserialize`]).
+    fn serde_attrs_no_deserialize(&self) -> TokenStream {
+        let derive = ident(DERIVES);
+        quote! {
+            #[#derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
+            #[serde(crate = "::protolink::__private::serde")]
+            #[schemars(crate = "::protolink::__private::schemars")]
+        }
+    }
+
+    /// `Deserialize` for a struct that keeps every other key (`..rest`), in one pass over the
+    /// object's keys: what serde's derive does for it with `#[serde(flatten)]` buffers every key
+    /// first. Missing, repeated and unknown keys behave as with the derive.
+    fn rest_deserialize(&self, name: &Ident, s: &Struct, rest: &str) -> TokenStream {
+        let rest = ident(rest);
+        let expecting = format!("struct {name}");
+        let slot = |f: &Field| format_ident!("__{}", f.rust_name.trim_start_matches("r#"));
+        let slots = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let ty = self.field_type(f);
+            quote!(let mut #v: ::core::option::Option<#ty> = ::core::option::Option::None;)
+        });
+        let arms = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let wire = &f.wire_name;
+            quote! {
+                #wire => {
+                    if #v.is_some() {
+                        return ::core::result::Result::Err(
+                            <__A::Error as __p::serde::de::Error>::duplicate_field(#wire),
+                        );
+                    }
+                    #v = ::core::option::Option::Some(__map.next_value()?);
+                }
+            }
+        });
+        let values = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let n = ident(&f.rust_name);
+            let wire = &f.wire_name;
+            // An absent `Option` is `None`, as with the derive; anything else is required.
+            if f.optional || matches!(self.resolved(&f.ty), Ty::Nullable(_)) {
+                quote!(#n: #v.flatten())
+            } else {
+                quote! {
+                    #n: #v.ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(#wire))?
+                }
+            }
+        });
+        quote! {
+            impl<'de> __p::Deserialize<'de> for #name {
+                fn deserialize<__D: __p::serde::Deserializer<'de>>(
+                    deserializer: __D,
+                ) -> ::core::result::Result<Self, __D::Error> {
+                    struct __Visitor;
+                    impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
+                        type Value = #name;
+                        fn expecting(
+                            &self,
+                            f: &mut ::core::fmt::Formatter<'_>,
+                        ) -> ::core::fmt::Result {
+                            f.write_str(#expecting)
+                        }
+                        fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
+                            self,
+                            mut __map: __A,
+                        ) -> ::core::result::Result<#name, __A::Error> {
+                            #(#slots)*
+                            let mut __rest = __p::BTreeMap::new();
+                            while let ::core::option::Option::Some(__key) =
+                                __map.next_key::<__p::Key<'de>>()?
+                            {
+                                match __key.as_str() {
+                                    #(#arms)*
+                                    _ => {
+                                        __rest.insert(__key.into_string(), __map.next_value()?);
+                                    }
+                                }
+                            }
+                            ::core::result::Result::Ok(#name { #(#values,)* #rest: __rest })
+                        }
+                    }
+                    deserializer.deserialize_map(__Visitor)
+                }
+            }
+        }
+    }
+
     fn field_tokens(&self, f: &Field) -> TokenStream {
         self.field_with(f, quote!(pub))
     }
@@ -433,7 +521,13 @@ impl Emitter<'_> {
 
     /// A struct for an object payload.
     fn object_struct(&self, name: &Ident, d: TokenStream, s: &Struct) -> TokenStream {
-        let attrs = self.serde_attrs();
+        let (attrs, deserialize) = match &s.rest {
+            Some(rest) => (
+                self.serde_attrs_no_deserialize(),
+                Some(self.rest_deserialize(name, s, rest)),
+            ),
+            None => (self.serde_attrs(), None),
+        };
         let strict =
             (self.p.wire.strict && s.rest.is_none()).then(|| quote!(#[serde(deny_unknown_fields)]));
         let fields = s.fields.iter().map(|f| self.field_tokens(f));
@@ -444,6 +538,7 @@ impl Emitter<'_> {
             #attrs
             #strict
             pub struct #name { #(#fields,)* #rest }
+            #deserialize
             #validate
         }
     }

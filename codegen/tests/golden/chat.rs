@@ -355,7 +355,7 @@ pub mod chat {
         }
     }
     /// An error object as SocketCluster sends it: under `authError`, and under `error` in a reply.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct AuthError {
@@ -370,6 +370,89 @@ pub mod chat {
         /// Every other key of the object, kept as sent.
         #[serde(flatten)]
         pub details: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for AuthError {
+        fn deserialize<__D: __p::serde::Deserializer<'de>>(
+            deserializer: __D,
+        ) -> ::core::result::Result<Self, __D::Error> {
+            struct __Visitor;
+            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
+                type Value = AuthError;
+                fn expecting(
+                    &self,
+                    f: &mut ::core::fmt::Formatter<'_>,
+                ) -> ::core::fmt::Result {
+                    f.write_str("struct AuthError")
+                }
+                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
+                    self,
+                    mut __map: __A,
+                ) -> ::core::result::Result<AuthError, __A::Error> {
+                    let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+                    let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+                    let mut __is_bad_token: ::core::option::Option<
+                        ::core::option::Option<bool>,
+                    > = ::core::option::Option::None;
+                    let mut __rest = __p::BTreeMap::new();
+                    while let ::core::option::Option::Some(__key) = __map
+                        .next_key::<__p::Key<'de>>()?
+                    {
+                        match __key.as_str() {
+                            "name" => {
+                                if __name.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "name",
+                                        ),
+                                    );
+                                }
+                                __name = ::core::option::Option::Some(__map.next_value()?);
+                            }
+                            "message" => {
+                                if __message.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "message",
+                                        ),
+                                    );
+                                }
+                                __message = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            "isBadToken" => {
+                                if __is_bad_token.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "isBadToken",
+                                        ),
+                                    );
+                                }
+                                __is_bad_token = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            _ => {
+                                __rest.insert(__key.into_string(), __map.next_value()?);
+                            }
+                        }
+                    }
+                    ::core::result::Result::Ok(AuthError {
+                        name: __name
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "name",
+                            ))?,
+                        message: __message
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "message",
+                            ))?,
+                        is_bad_token: __is_bad_token.flatten(),
+                        details: __rest,
+                    })
+                }
+            }
+            deserializer.deserialize_map(__Visitor)
+        }
     }
     impl __p::Validate for AuthError {
         fn validate_into(&self, _: &mut __p::Validator) {}

@@ -191,7 +191,7 @@ pub mod skynet {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// A message as delivered: the `message` command's keys plus the server's `ID` and `time`.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct SentMessage {
@@ -208,6 +208,103 @@ pub mod skynet {
         #[serde(flatten)]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
     }
+    impl<'de> __p::Deserialize<'de> for SentMessage {
+        fn deserialize<__D: __p::serde::Deserializer<'de>>(
+            deserializer: __D,
+        ) -> ::core::result::Result<Self, __D::Error> {
+            struct __Visitor;
+            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
+                type Value = SentMessage;
+                fn expecting(
+                    &self,
+                    f: &mut ::core::fmt::Formatter<'_>,
+                ) -> ::core::fmt::Result {
+                    f.write_str("struct SentMessage")
+                }
+                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
+                    self,
+                    mut __map: __A,
+                ) -> ::core::result::Result<SentMessage, __A::Error> {
+                    let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+                    let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+                    let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+                    let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
+                    let mut __rest = __p::BTreeMap::new();
+                    while let ::core::option::Option::Some(__key) = __map
+                        .next_key::<__p::Key<'de>>()?
+                    {
+                        match __key.as_str() {
+                            "channel" => {
+                                if __channel.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "channel",
+                                        ),
+                                    );
+                                }
+                                __channel = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            "message" => {
+                                if __message.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "message",
+                                        ),
+                                    );
+                                }
+                                __message = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            "ID" => {
+                                if __id.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field("ID"),
+                                    );
+                                }
+                                __id = ::core::option::Option::Some(__map.next_value()?);
+                            }
+                            "time" => {
+                                if __time.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "time",
+                                        ),
+                                    );
+                                }
+                                __time = ::core::option::Option::Some(__map.next_value()?);
+                            }
+                            _ => {
+                                __rest.insert(__key.into_string(), __map.next_value()?);
+                            }
+                        }
+                    }
+                    ::core::result::Result::Ok(SentMessage {
+                        channel: __channel
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "channel",
+                            ))?,
+                        message: __message
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "message",
+                            ))?,
+                        id: __id
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "ID",
+                            ))?,
+                        time: __time
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "time",
+                            ))?,
+                        extra: __rest,
+                    })
+                }
+            }
+            deserializer.deserialize_map(__Visitor)
+        }
+    }
     impl __p::Validate for SentMessage {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
@@ -222,7 +319,7 @@ pub mod skynet {
         }
     }
     /// One entry of the message log: a stored `message` event.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct LogEntry {
@@ -241,6 +338,117 @@ pub mod skynet {
         /// Every other key of the object, kept as sent.
         #[serde(flatten)]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for LogEntry {
+        fn deserialize<__D: __p::serde::Deserializer<'de>>(
+            deserializer: __D,
+        ) -> ::core::result::Result<Self, __D::Error> {
+            struct __Visitor;
+            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
+                type Value = LogEntry;
+                fn expecting(
+                    &self,
+                    f: &mut ::core::fmt::Formatter<'_>,
+                ) -> ::core::fmt::Result {
+                    f.write_str("struct LogEntry")
+                }
+                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
+                    self,
+                    mut __map: __A,
+                ) -> ::core::result::Result<LogEntry, __A::Error> {
+                    let mut __type: ::core::option::Option<
+                        ::core::option::Option<::std::string::String>,
+                    > = ::core::option::Option::None;
+                    let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+                    let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+                    let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+                    let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
+                    let mut __rest = __p::BTreeMap::new();
+                    while let ::core::option::Option::Some(__key) = __map
+                        .next_key::<__p::Key<'de>>()?
+                    {
+                        match __key.as_str() {
+                            "type" => {
+                                if __type.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "type",
+                                        ),
+                                    );
+                                }
+                                __type = ::core::option::Option::Some(__map.next_value()?);
+                            }
+                            "channel" => {
+                                if __channel.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "channel",
+                                        ),
+                                    );
+                                }
+                                __channel = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            "message" => {
+                                if __message.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "message",
+                                        ),
+                                    );
+                                }
+                                __message = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            "ID" => {
+                                if __id.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field("ID"),
+                                    );
+                                }
+                                __id = ::core::option::Option::Some(__map.next_value()?);
+                            }
+                            "time" => {
+                                if __time.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "time",
+                                        ),
+                                    );
+                                }
+                                __time = ::core::option::Option::Some(__map.next_value()?);
+                            }
+                            _ => {
+                                __rest.insert(__key.into_string(), __map.next_value()?);
+                            }
+                        }
+                    }
+                    ::core::result::Result::Ok(LogEntry {
+                        r#type: __type.flatten(),
+                        channel: __channel
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "channel",
+                            ))?,
+                        message: __message
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "message",
+                            ))?,
+                        id: __id
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "ID",
+                            ))?,
+                        time: __time
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "time",
+                            ))?,
+                        extra: __rest,
+                    })
+                }
+            }
+            deserializer.deserialize_map(__Visitor)
+        }
     }
     impl __p::Validate for LogEntry {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -372,7 +580,7 @@ pub mod skynet {
     }
     impl __p::SendableBy<Client> for Close {}
     /// Sends a message to every other client listening on the channel; replies with what was sent.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Message {
@@ -383,6 +591,75 @@ pub mod skynet {
         /// Every other key of the object, kept as sent.
         #[serde(flatten)]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for Message {
+        fn deserialize<__D: __p::serde::Deserializer<'de>>(
+            deserializer: __D,
+        ) -> ::core::result::Result<Self, __D::Error> {
+            struct __Visitor;
+            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
+                type Value = Message;
+                fn expecting(
+                    &self,
+                    f: &mut ::core::fmt::Formatter<'_>,
+                ) -> ::core::fmt::Result {
+                    f.write_str("struct Message")
+                }
+                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
+                    self,
+                    mut __map: __A,
+                ) -> ::core::result::Result<Message, __A::Error> {
+                    let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+                    let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+                    let mut __rest = __p::BTreeMap::new();
+                    while let ::core::option::Option::Some(__key) = __map
+                        .next_key::<__p::Key<'de>>()?
+                    {
+                        match __key.as_str() {
+                            "channel" => {
+                                if __channel.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "channel",
+                                        ),
+                                    );
+                                }
+                                __channel = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            "message" => {
+                                if __message.is_some() {
+                                    return ::core::result::Result::Err(
+                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
+                                            "message",
+                                        ),
+                                    );
+                                }
+                                __message = ::core::option::Option::Some(
+                                    __map.next_value()?,
+                                );
+                            }
+                            _ => {
+                                __rest.insert(__key.into_string(), __map.next_value()?);
+                            }
+                        }
+                    }
+                    ::core::result::Result::Ok(Message {
+                        channel: __channel
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "channel",
+                            ))?,
+                        message: __message
+                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
+                                "message",
+                            ))?,
+                        extra: __rest,
+                    })
+                }
+            }
+            deserializer.deserialize_map(__Visitor)
+        }
     }
     impl __p::Validate for Message {
         fn validate_into(&self, v: &mut __p::Validator) {

@@ -1068,3 +1068,25 @@ fn escaped_keys_and_tags() {
         );
     }
 }
+
+/// A struct that keeps every other key (`..rest`) has a generated deserialiser; it refuses what
+/// serde's derive refuses, in the same words, and keeps escaped keys unescaped.
+#[test]
+fn rest_structs_refuse_what_the_derive_refuses() {
+    let decode = |text: &str| serde_json::from_str::<skynet::Message>(text);
+    let kept =
+        decode(r#"{"channel": 1, "message": "hi", "x": [1], "\u0079": 2}"#).expect("decodes");
+    assert_eq!(
+        kept.extra,
+        serde_json::from_str(r#"{"x": [1], "y": 2}"#).expect("a map")
+    );
+    let error = |text: &str| decode(text).expect_err(text).to_string();
+    assert!(error(r#"{"message": "hi"}"#).starts_with("missing field `channel`"));
+    assert!(
+        error(r#"{"channel": 1, "channel": 2, "message": 0}"#)
+            .starts_with("duplicate field `channel`")
+    );
+    assert!(error(r#"[1, "hi"]"#).starts_with("invalid type: sequence, expected struct Message"));
+    let wrong = error(r#"{"channel": 1.5, "message": 0}"#);
+    assert!(wrong.contains("expected"), "{wrong}");
+}
