@@ -499,6 +499,19 @@ impl sk::ServerHandler for Echo {
 struct Listener;
 impl sk::ClientHandler for Listener {}
 
+/// A Skynet client that ignores events.
+async fn sk_client(url: &str) -> Link<sk::Client> {
+    connect(
+        url,
+        LinkConfig::default(),
+        WsLimits::default(),
+        Session::new(),
+        |_| Listener,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_commands_match_their_replies_in_order() {
     let server = Server::<sk::Server>::bind("127.0.0.1:0")
@@ -507,15 +520,7 @@ async fn pipelined_commands_match_their_replies_in_order() {
         .path("/connect");
     let url = format!("ws://{}/connect", server.local_addr().unwrap());
     let (_shutdown, _task) = server.serve(Session::new(), |_| Echo);
-    let client = connect(
-        &url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        Session::new(),
-        |_| Listener,
-    )
-    .await
-    .unwrap();
+    let client = sk_client(&url).await;
     let calls = (0..1000i64).map(|i| {
         let client = client.clone();
         async move {
@@ -574,15 +579,7 @@ async fn payload_first_results_reach_their_requests_in_order() {
             ws.send(Ws::text(reply)).await.unwrap();
         }
     });
-    let client = connect(
-        &url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        Session::new(),
-        |_| Listener,
-    )
-    .await
-    .unwrap();
+    let client = sk_client(&url).await;
     let open = |channel| {
         client.request(sk::Open {
             channel: Channel::Int(channel),
