@@ -42,18 +42,11 @@ impl WireProfile {
         let mut envelope = Envelope::default();
         // Envelope keys may come before the tag (Clusterio's `seq`); anything else means the
         // payload comes first, which the general path handles.
-        let tag = loop {
-            let key = scan.key()??;
-            if key == self.tag {
-                break match self.tag_type {
-                    TagType::Int => TagRef::Int(scan.int()?),
-                    // Escaped names are refused by the general path too (it borrows them).
-                    TagType::Str => TagRef::Str(scan.string()?),
-                };
-            }
-            if !envelope.scan(self, key, &mut scan)? {
-                return None;
-            }
+        self.seek(&mut scan, &mut envelope, self.tag)?;
+        let tag = match self.tag_type {
+            TagType::Int => TagRef::Int(scan.int()?),
+            // Escaped names are refused by the general path too (it borrows them).
+            TagType::Str => TagRef::Str(scan.string()?),
         };
         if is_reply(self, tag) {
             return None;
@@ -67,7 +60,21 @@ impl WireProfile {
         if self.sequence.is_some() && envelope.seq.is_none() {
             return None;
         }
-        Some(finish(self, message, class, &envelope))
+        Some(finish(self, message, class, envelope))
+    }
+
+    /// Reads keys up to `wanted`, whose value is next; envelope keys on the way are read into
+    /// `envelope`. `None` at any other key (or the object's end).
+    fn seek(&self, scan: &mut Scan<'_>, envelope: &mut Envelope, wanted: &str) -> Option<()> {
+        loop {
+            let key = scan.key()??;
+            if key == wanted {
+                return Some(());
+            }
+            if !envelope.scan(self, key, scan)? {
+                return None;
+            }
+        }
     }
 
     fn id_key(&self) -> Option<&'static str> {
@@ -95,16 +102,8 @@ impl WireProfile {
             None => carried(&self.event).map(|carrier| (carrier, FrameClass::Event)),
         };
         if let Some((carrier, class)) = carrier {
-            let name = loop {
-                let key = scan.key()??;
-                if key == carrier.method {
-                    break scan.string()?;
-                }
-                if !envelope.scan(self, key, scan)? {
-                    return None;
-                }
-            };
-            return Some((class, TagRef::Str(name), Some(carrier.args)));
+            self.seek(scan, envelope, carrier.method)?;
+            return Some((class, TagRef::Str(scan.string()?), Some(carrier.args)));
         }
         let suffixed = |framing: &Framing| match (framing, tag) {
             (Framing::Suffix(s), TagRef::Str(t)) => t.strip_suffix(s).map(TagRef::Str),
@@ -222,13 +221,13 @@ impl<'de, I: Inbound> Visitor<'de> for InlineVisitor<'_, '_, '_, I> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<I, A::Error> {
-        let filtered = EnvelopeFilter {
-            map: &mut map,
-            profile: self.profile,
-            envelope: self.envelope,
-        };
-        let payload = de::value::MapAccessDeserializer::new(filtered);
-        I::decode_from(self.class, self.name, FromDeserializer(payload))
+        let (profile, envelope) = (self.profile, self.envelope);
+        let mut fields = KeyFilter::new(None, &mut map, |key: &str, map: &mut A| {
+            envelope.take(profile, key, map)
+        });
+        let payload = de::value::MapAccessDeserializer::new(&mut fields);
+        let message = I::decode_from(self.class, self.name, FromDeserializer(payload));
+        fields.finish(message)
     }
 }
 
@@ -262,28 +261,27 @@ impl Envelope {
         }
         Some(true)
     }
-}
 
-impl Envelope {
-    /// Reads `key`'s value if it is an envelope key; `Ok(false)` when it is not. A repeated
-    /// envelope key is an error here, which sends the frame to the general path.
+    /// Reads `key`'s value if it is an envelope key (`Taken`); `Pass` when it is not, `Stop`
+    /// when it is repeated.
     fn take<'de, A: MapAccess<'de>>(
         &mut self,
         profile: &WireProfile,
         key: &str,
         map: &mut A,
-    ) -> Result<bool, A::Error> {
-        let slot_taken = if Some(key) == profile.sequence {
+    ) -> Result<Filtered, A::Error> {
+        let repeated = if Some(key) == profile.sequence {
             self.seq.replace(map.next_value()?).is_some()
         } else if Some(key) == profile.id_key() {
             self.id.replace(map.next_value::<IdValue>()?.0).is_some()
         } else {
-            return Ok(false);
+            return Ok(Filtered::Pass);
         };
-        if slot_taken {
-            return Err(de::Error::custom("a repeated envelope key"));
-        }
-        Ok(true)
+        Ok(if repeated {
+            Filtered::Stop
+        } else {
+            Filtered::Taken
+        })
     }
 }
 
@@ -295,22 +293,19 @@ impl<'de> PayloadSource<'de> for &mut Scan<'de> {
     }
 }
 
-fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: &Envelope) -> FastFrame<I> {
-    FastFrame {
-        message,
-        id: request_id(p, class, envelope),
-        seq: envelope.seq,
-        class,
-    }
-}
-
-fn request_id(p: &WireProfile, class: FrameClass, envelope: &Envelope) -> Option<RequestId> {
-    match p.request_id {
+fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: Envelope) -> FastFrame<I> {
+    let id = match p.request_id {
         RequestIdPlace::Sequence if class == FrameClass::Request => {
             envelope.seq.map(RequestId::Int)
         }
-        RequestIdPlace::Key { .. } => envelope.id.clone(),
+        RequestIdPlace::Key { .. } => envelope.id,
         _ => None,
+    };
+    FastFrame {
+        message,
+        id,
+        seq: envelope.seq,
+        class,
     }
 }
 
@@ -325,29 +320,78 @@ fn is_reply(p: &WireProfile, tag: TagRef<'_>) -> bool {
     matched || error
 }
 
-/// Passes a frame's keys to the payload, keeping the envelope's own keys for itself.
-struct EnvelopeFilter<'a, 'p, A> {
-    map: &'a mut A,
-    profile: &'p WireProfile,
-    envelope: &'a mut Envelope,
+/// What a [`KeyFilter`] does with one key of an object.
+enum Filtered {
+    /// The key is the payload's: hand it on.
+    Pass,
+    /// The filter read the key's value for itself.
+    Taken,
+    /// The object is not one the one-pass path reads: stop with an error.
+    Stop,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for EnvelopeFilter<'_, '_, A> {
+/// An object's keys handed to a payload's deserialiser, minus the keys `take` reads for itself
+/// (envelope keys among an inline payload's, a reply's id inside its result). A key `take` stops
+/// at ends the read with an error, and `stopped` says so; the caller then asks the general path.
+struct KeyFilter<'a, 'de, A, F> {
+    /// A key already read, handed on first.
+    first: Option<Cow<'de, str>>,
+    map: &'a mut A,
+    take: F,
+    stopped: bool,
+}
+
+impl<'a, 'de, A, F> KeyFilter<'a, 'de, A, F> {
+    fn new(first: Option<Cow<'de, str>>, map: &'a mut A, take: F) -> Self {
+        KeyFilter {
+            first,
+            map,
+            take,
+            stopped: false,
+        }
+    }
+
+    /// What the payload's deserialiser made of the keys; an error if `take` stopped the read,
+    /// whatever the deserialiser made of that.
+    fn finish<T, E: de::Error>(&self, read: Result<T, E>) -> Result<T, E> {
+        if self.stopped {
+            return Err(de::Error::custom(STOPPED));
+        }
+        read
+    }
+}
+
+/// The error a [`KeyFilter`] stops with.
+const STOPPED: &str = "not read in one pass";
+
+impl<'de, A, F> MapAccess<'de> for &mut KeyFilter<'_, 'de, A, F>
+where
+    A: MapAccess<'de>,
+    F: FnMut(&str, &mut A) -> Result<Filtered, A::Error>,
+{
     type Error = A::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        loop {
-            let Some(key) = self.map.next_key::<Key<'de>>()? else {
-                return Ok(None);
-            };
-            if self.envelope.take(self.profile, &key.0, self.map)? {
-                continue;
-            }
-            return seed_key(seed, key.0).map(Some);
-        }
+        let key = match self.first.take() {
+            Some(first) => first,
+            None => loop {
+                let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                    return Ok(None);
+                };
+                match (self.take)(&key.0, self.map)? {
+                    Filtered::Pass => break key.0,
+                    Filtered::Taken => continue,
+                    Filtered::Stop => {
+                        self.stopped = true;
+                        return Err(de::Error::custom(STOPPED));
+                    }
+                }
+            },
+        };
+        seed_key(seed, key).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
@@ -442,16 +486,8 @@ impl WireProfile {
             return None;
         };
         let mut scan = Scan::object(text)?;
-        loop {
-            let key = scan.key()??;
-            if key == self.tag {
-                return scan.string()?.strip_suffix(suffix);
-            }
-            if Some(key) != self.sequence && Some(key) != self.id_key() {
-                return None;
-            }
-            scan.skip()?;
-        }
+        self.seek(&mut scan, &mut Envelope::default(), self.tag)?;
+        scan.string()?.strip_suffix(suffix)
     }
 
     /// Decodes a successful reply as `T` in one pass, or returns `None` to ask for the general
@@ -640,9 +676,7 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
                 ReplyKey::GiveUp => return Ok(None),
                 ReplyKey::Result if reply.is_none() => match p.reply.id {
                     Some(KeyPath::InPayload(id_key)) => {
-                        let mut gave_up = false;
-                        let mut id = None;
-                        reply = Some(map.next_value_seed(IdInPayload::<T> {
+                        let (result, id) = map.next_value_seed(IdInPayload::<T> {
                             id_key,
                             error_key: match p.reply.error {
                                 ErrorFraming::InReply {
@@ -651,14 +685,13 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
                                 } => Some(key),
                                 _ => None,
                             },
-                            id: &mut id,
-                            gave_up: &mut gave_up,
                             _reply: PhantomData,
-                        })?);
-                        if gave_up || envelope.id.is_some() {
+                        })?;
+                        if envelope.id.is_some() {
                             return Ok(None);
                         }
                         envelope.id = id;
+                        reply = Some(result);
                     }
                     _ => reply = Some(map.next_value::<T>()?),
                 },
@@ -666,19 +699,17 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
                 ReplyKey::Result => return Ok(None),
                 ReplyKey::Other if p.result_key().is_none() => {
                     // Inline fields: this key and every other non-envelope key are the result.
-                    let fields = ReplyFields {
-                        first: Some(key.0),
-                        map: &mut map,
-                        profile: p,
-                        envelope: &mut envelope,
-                        gave_up: false,
-                    };
-                    let mut fields = fields;
-                    let value = T::deserialize(de::value::MapAccessDeserializer::new(&mut fields))?;
-                    if fields.gave_up {
-                        return Ok(None);
-                    }
-                    reply = Some(value);
+                    let envelope = &mut envelope;
+                    let mut fields =
+                        KeyFilter::new(Some(key.0), &mut map, |key: &str, map: &mut A| {
+                            Ok(match envelope.key(p, key, map)? {
+                                ReplyKey::Envelope => Filtered::Taken,
+                                ReplyKey::GiveUp => Filtered::Stop,
+                                ReplyKey::Result | ReplyKey::Other => Filtered::Pass,
+                            })
+                        });
+                    let value = T::deserialize(de::value::MapAccessDeserializer::new(&mut fields));
+                    reply = Some(fields.finish(value)?);
                     break;
                 }
                 ReplyKey::Other if p.strict => return Ok(None),
@@ -704,123 +735,48 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
 }
 
 /// A reply's result whose object also holds the reply's id (Clusterio's `data.seq`): the id is
-/// taken out on the way, and an error key gives up.
-struct IdInPayload<'a, T> {
+/// taken out on the way, and an error key (a failure) or a repeated id stops the read.
+struct IdInPayload<T> {
     id_key: &'static str,
     error_key: Option<&'static str>,
-    id: &'a mut Option<RequestId>,
-    gave_up: &'a mut bool,
     _reply: PhantomData<fn() -> T>,
 }
 
-impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for IdInPayload<'_, T> {
-    type Value = T;
+impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for IdInPayload<T> {
+    type Value = (T, Option<RequestId>);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de, T: de::Deserialize<'de>> Visitor<'de> for IdInPayload<'_, T> {
-    type Value = T;
+impl<'de, T: de::Deserialize<'de>> Visitor<'de> for IdInPayload<T> {
+    type Value = (T, Option<RequestId>);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a reply's result object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
-        let mut fields = PayloadFields {
-            map: &mut map,
-            seed: self,
-        };
-        T::deserialize(de::value::MapAccessDeserializer::new(&mut fields))
-    }
-}
-
-/// The keys of a result object minus the reply's id.
-struct PayloadFields<'a, 'b, A, T> {
-    map: &'a mut A,
-    seed: IdInPayload<'b, T>,
-}
-
-impl<'de, A: MapAccess<'de>, T> MapAccess<'de> for &mut PayloadFields<'_, '_, A, T> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        loop {
-            let Some(key) = self.map.next_key::<Key<'de>>()? else {
-                return Ok(None);
-            };
-            if key.0 == self.seed.id_key {
-                let id = self.map.next_value::<IdValue>()?.0;
-                if self.seed.id.replace(id).is_some() {
-                    *self.seed.gave_up = true;
-                }
-                continue;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        let mut fields = KeyFilter::new(None, &mut map, |key: &str, map: &mut A| {
+            if key == self.id_key {
+                let repeated = id.replace(map.next_value::<IdValue>()?.0).is_some();
+                return Ok(if repeated {
+                    Filtered::Stop
+                } else {
+                    Filtered::Taken
+                });
             }
-            if Some(&*key.0) == self.seed.error_key {
-                // A failure: skip the rest; the caller returns `None`.
-                *self.seed.gave_up = true;
-                self.map.next_value::<IgnoredAny>()?;
-                while self.map.next_key::<IgnoredAny>()?.is_some() {
-                    self.map.next_value::<IgnoredAny>()?;
-                }
-                return Ok(None);
-            }
-            return seed_key(seed, key.0).map(Some);
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
-    }
-}
-
-/// An inline reply's fields: the frame's keys minus its envelope, starting with one already read.
-struct ReplyFields<'a, 'p, 'de, A> {
-    first: Option<Cow<'de, str>>,
-    map: &'a mut A,
-    profile: &'p WireProfile,
-    envelope: &'a mut ReplyEnvelope,
-    /// An envelope key said this is not a reply the one-pass path reads.
-    gave_up: bool,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut ReplyFields<'_, '_, 'de, A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        let key = match self.first.take() {
-            Some(first) => first,
-            None => loop {
-                let Some(key) = self.map.next_key::<Key<'de>>()? else {
-                    return Ok(None);
-                };
-                match self.envelope.key(self.profile, &key.0, self.map)? {
-                    ReplyKey::Envelope => continue,
-                    ReplyKey::GiveUp => {
-                        // Skip the rest; the caller returns `None`.
-                        self.gave_up = true;
-                        while self.map.next_key::<IgnoredAny>()?.is_some() {
-                            self.map.next_value::<IgnoredAny>()?;
-                        }
-                        return Ok(None);
-                    }
-                    ReplyKey::Result | ReplyKey::Other => break key.0,
-                }
-            },
-        };
-        seed_key(seed, key).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
+            Ok(if Some(key) == self.error_key {
+                Filtered::Stop
+            } else {
+                Filtered::Pass
+            })
+        });
+        let result = T::deserialize(de::value::MapAccessDeserializer::new(&mut fields));
+        let result = fields.finish(result)?;
+        Ok((result, id))
     }
 }
 
