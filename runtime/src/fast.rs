@@ -8,17 +8,14 @@
 //! returns `None`, and the caller falls back to [`WireProfile::classify`], which handles every
 //! key order and words every error precisely.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::message::{FromDeserializer, Inbound, PayloadSource};
-use crate::scan::Scan;
+use crate::scan::{Scan, ScanDecode};
 use crate::wire::{
-    AbsentDeserializer, ErrorFraming, FrameClass, Framing, Key, KeyPath, PayloadPlace, ReplyMatch,
+    AbsentDeserializer, ErrorFraming, FrameClass, Framing, KeyPath, PayloadPlace, ReplyMatch,
     RequestId, RequestIdPlace, TagRef, TagType, WireProfile, tag_eq,
 };
 
@@ -54,7 +51,7 @@ impl WireProfile {
         let (class, name, payload_key) = self.frame_name(tag, &mut scan, &mut envelope)?;
         let message = match payload_key {
             Some(key) => self.under_key::<I>(&mut scan, &mut envelope, class, name, key)?,
-            None => self.inline::<I>(scan.rest(), &mut envelope, class, name)?,
+            None => self.inline::<I>(&mut scan, &mut envelope, class, name)?,
         };
         // A numbered protocol's frame without its number is malformed: the general path says so.
         if self.sequence.is_some() && envelope.seq.is_none() {
@@ -71,7 +68,7 @@ impl WireProfile {
             if key == wanted {
                 return Some(());
             }
-            if !envelope.scan(self, key, scan)? {
+            if !envelope.scan(self, &key, scan)? {
                 return None;
             }
         }
@@ -136,7 +133,7 @@ impl WireProfile {
         while let Some(key) = scan.key()? {
             if key == payload_key && message.is_none() {
                 message = Some(I::decode_from(class, name, &mut *scan).ok()?);
-            } else if !envelope.scan(self, key, scan)? {
+            } else if !envelope.scan(self, &key, scan)? {
                 // Strict protocols refuse other keys; the general path words the error.
                 if self.strict || key == payload_key {
                     return None;
@@ -155,79 +152,40 @@ impl WireProfile {
         }
     }
 
-    /// The rest of a frame whose payload's keys sit beside the envelope's: `rest` follows the
-    /// tag (or the last envelope key read), starting with `,` or `}`.
+    /// The rest of a frame whose payload's keys sit beside the envelope's, after the tag (or
+    /// the last envelope key read).
     fn inline<I: Inbound>(
         &self,
-        rest: &str,
+        scan: &mut Scan<'_>,
         envelope: &mut Envelope,
         class: FrameClass,
         name: TagRef<'_>,
     ) -> Option<I> {
-        // The payload is the rest of the object. serde_json reads it as an object of its own, so
-        // it gets the opening brace back: a copy of a few bytes, into a buffer kept per thread.
-        let rest = rest.trim_start_matches(JSON_WS);
-        let fields = match rest.as_bytes().first()? {
-            b'}' => rest,
-            b',' if rest[1..].trim_start_matches(JSON_WS).starts_with('"') => &rest[1..],
-            _ => return None,
+        let fields = InlineFields {
+            profile: self,
+            scan: &mut *scan,
+            envelope,
         };
-        let mut decode = |object: &mut String| {
-            object.clear();
-            object.push('{');
-            object.push_str(fields);
-            let mut de = serde_json::Deserializer::from_str(object);
-            let message = de
-                .deserialize_map(InlineVisitor::<I> {
-                    profile: self,
-                    envelope,
-                    class,
-                    name,
-                    _inbound: PhantomData,
-                })
-                .ok()?;
-            de.end().ok()?;
-            Some(message)
-        };
-        INLINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buffer) => decode(&mut buffer),
-            Err(_) => decode(&mut String::new()),
-        })
+        let message = I::decode_from(class, name, fields).ok()?;
+        scan.at_end().then_some(message)
     }
 }
 
-thread_local! {
-    /// The buffer [`WireProfile::decode_fast`] copies an inline payload into.
-    static INLINE_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-/// JSON's whitespace.
-const JSON_WS: [char; 4] = [' ', '\t', '\n', '\r'];
-
-/// An inline payload: the frame's keys after the tag, minus the envelope's.
-struct InlineVisitor<'p, 'e, 'n, I> {
+/// An inline payload as a [`PayloadSource`]: the keys left in the frame's object, minus the
+/// envelope's.
+struct InlineFields<'p, 's, 'e, 'de> {
     profile: &'p WireProfile,
+    scan: &'s mut Scan<'de>,
     envelope: &'e mut Envelope,
-    class: FrameClass,
-    name: TagRef<'n>,
-    _inbound: PhantomData<fn() -> I>,
 }
 
-impl<'de, I: Inbound> Visitor<'de> for InlineVisitor<'_, '_, '_, I> {
-    type Value = I;
+impl<'de> PayloadSource<'de> for InlineFields<'_, '_, '_, 'de> {
+    type Error = serde_json::Error;
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a payload")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<I, A::Error> {
+    fn decode<T: ScanDecode<'de>>(self) -> Result<T, serde_json::Error> {
         let (profile, envelope) = (self.profile, self.envelope);
-        let mut fields = KeyFilter::new(None, &mut map, |key: &str, map: &mut A| {
-            envelope.take(profile, key, map)
-        });
-        let payload = de::value::MapAccessDeserializer::new(&mut fields);
-        let message = I::decode_from(self.class, self.name, FromDeserializer(payload));
-        fields.finish(message)
+        T::scan_fields(self.scan, |key, scan| envelope.scan(profile, key, scan))
+            .ok_or_else(|| de::Error::custom(STOPPED))
     }
 }
 
@@ -248,12 +206,7 @@ impl Envelope {
                 return None;
             }
         } else if Some(key) == profile.id_key() {
-            let id = match scan.int() {
-                Some(n) => RequestId::Int(n),
-                // A string, escaped or not.
-                None => scan.value::<IdValue>().ok()?.0,
-            };
-            if self.id.replace(id).is_some() {
+            if self.id.replace(scan_id(scan)?).is_some() {
                 return None;
             }
         } else {
@@ -261,35 +214,13 @@ impl Envelope {
         }
         Some(true)
     }
-
-    /// Reads `key`'s value if it is an envelope key (`Taken`); `Pass` when it is not, `Stop`
-    /// when it is repeated.
-    fn take<'de, A: MapAccess<'de>>(
-        &mut self,
-        profile: &WireProfile,
-        key: &str,
-        map: &mut A,
-    ) -> Result<Filtered, A::Error> {
-        let repeated = if Some(key) == profile.sequence {
-            self.seq.replace(map.next_value()?).is_some()
-        } else if Some(key) == profile.id_key() {
-            self.id.replace(map.next_value::<IdValue>()?.0).is_some()
-        } else {
-            return Ok(Filtered::Pass);
-        };
-        Ok(if repeated {
-            Filtered::Stop
-        } else {
-            Filtered::Taken
-        })
-    }
 }
 
 impl<'de> PayloadSource<'de> for &mut Scan<'de> {
     type Error = serde_json::Error;
 
-    fn decode<T: de::Deserialize<'de>>(self) -> Result<T, serde_json::Error> {
-        self.value()
+    fn decode<T: ScanDecode<'de>>(self) -> Result<T, serde_json::Error> {
+        T::scan(self).ok_or_else(|| de::Error::custom(STOPPED))
     }
 }
 
@@ -320,95 +251,8 @@ fn is_reply(p: &WireProfile, tag: TagRef<'_>) -> bool {
     matched || error
 }
 
-/// What a [`KeyFilter`] does with one key of an object.
-enum Filtered {
-    /// The key is the payload's: hand it on.
-    Pass,
-    /// The filter read the key's value for itself.
-    Taken,
-    /// The object is not one the one-pass path reads: stop with an error.
-    Stop,
-}
-
-/// An object's keys handed to a payload's deserialiser, minus the keys `take` reads for itself
-/// (envelope keys among an inline payload's, a reply's id inside its result). A key `take` stops
-/// at ends the read with an error, and `stopped` says so; the caller then asks the general path.
-struct KeyFilter<'a, 'de, A, F> {
-    /// A key already read, handed on first.
-    first: Option<Cow<'de, str>>,
-    map: &'a mut A,
-    take: F,
-    stopped: bool,
-}
-
-impl<'a, 'de, A, F> KeyFilter<'a, 'de, A, F> {
-    fn new(first: Option<Cow<'de, str>>, map: &'a mut A, take: F) -> Self {
-        KeyFilter {
-            first,
-            map,
-            take,
-            stopped: false,
-        }
-    }
-
-    /// What the payload's deserialiser made of the keys; an error if `take` stopped the read,
-    /// whatever the deserialiser made of that.
-    fn finish<T, E: de::Error>(&self, read: Result<T, E>) -> Result<T, E> {
-        if self.stopped {
-            return Err(de::Error::custom(STOPPED));
-        }
-        read
-    }
-}
-
-/// The error a [`KeyFilter`] stops with.
+/// The error a payload source returns when the scanner leaves the payload to the general path.
 const STOPPED: &str = "not read in one pass";
-
-impl<'de, A, F> MapAccess<'de> for &mut KeyFilter<'_, 'de, A, F>
-where
-    A: MapAccess<'de>,
-    F: FnMut(&str, &mut A) -> Result<Filtered, A::Error>,
-{
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        let key = match self.first.take() {
-            Some(first) => first,
-            None => loop {
-                let Some(key) = self.map.next_key::<Key<'de>>()? else {
-                    return Ok(None);
-                };
-                match (self.take)(&key.0, self.map)? {
-                    Filtered::Pass => break key.0,
-                    Filtered::Taken => continue,
-                    Filtered::Stop => {
-                        self.stopped = true;
-                        return Err(de::Error::custom(STOPPED));
-                    }
-                }
-            },
-        };
-        seed_key(seed, key).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
-    }
-}
-
-/// Hands a key already read to the payload's deserialiser, borrowed when it can be.
-fn seed_key<'de, K: DeserializeSeed<'de>, E: de::Error>(
-    seed: K,
-    key: Cow<'de, str>,
-) -> Result<K::Value, E> {
-    match key {
-        Cow::Borrowed(k) => seed.deserialize(de::value::BorrowedStrDeserializer::new(k)),
-        Cow::Owned(k) => seed.deserialize(de::value::StringDeserializer::new(k)),
-    }
-}
 
 /// A request id: an integer or a string.
 struct IdValue(RequestId);
@@ -455,26 +299,17 @@ impl WireProfile {
     /// asks for the general path: not a reply, a failure frame, the id inside the payload, or
     /// keys in another order.
     pub fn peek_reply(&self, text: &str) -> Option<Option<RequestId>> {
-        let id_key = self.reply_id_key()?;
-        // A frame whose first key cannot start a reply's envelope needs no parser at all (the
-        // parser's early stop costs an error value).
-        let for_key = match self.reply.matched {
-            ReplyMatch::Tag { for_key, .. } => Some(for_key),
-            _ => None,
-        };
-        if let Some(first) = first_key(text) {
-            if ![Some(self.tag), id_key, self.sequence, for_key].contains(&Some(first)) {
-                return None;
+        self.reply_id_key()?;
+        let mut scan = Scan::object(text)?;
+        let mut envelope = ReplyEnvelope::default();
+        while let Some(key) = scan.key()? {
+            match envelope.scan(self, &key, &mut scan)? {
+                ReplyKey::Envelope if envelope.known(self) => return Some(envelope.id),
+                ReplyKey::Envelope => {}
+                ReplyKey::Result | ReplyKey::Other => return None,
             }
         }
-        let mut found = None;
-        let mut de = serde_json::Deserializer::from_str(text);
-        // The visitor stops reading with an error once it knows; the answer is in `found`.
-        let _ = de.deserialize_map(PeekVisitor {
-            profile: self,
-            found: &mut found,
-        });
-        found
+        None
     }
 
     /// The name of the request a reply answers, read from the reply's tag among its first
@@ -492,26 +327,92 @@ impl WireProfile {
 
     /// Decodes a successful reply as `T` in one pass, or returns `None` to ask for the general
     /// path ([`WireProfile::classify`], which also reads failures and words every error).
-    pub fn decode_reply_fast<'de, T: de::Deserialize<'de>>(
+    pub fn decode_reply_fast<'de, T: ScanDecode<'de>>(
         &self,
         text: &'de str,
     ) -> Option<FastReply<T>> {
         // Ids inside the payload are read from there; a payload must then be an object of its
         // own, under a key.
-        match (self.request_id, self.reply.id) {
-            (RequestIdPlace::Ordered, _) | (_, Some(KeyPath::Top(_))) => {}
-            (_, Some(KeyPath::InPayload(_))) if self.result_key().is_some() => {}
+        let id_in_payload = match (self.request_id, self.reply.id) {
+            (RequestIdPlace::Ordered, _) | (_, Some(KeyPath::Top(_))) => None,
+            (_, Some(KeyPath::InPayload(key))) if self.result_key().is_some() => Some(key),
             _ => return None,
+        };
+        let mut scan = Scan::object(text)?;
+        let mut envelope = ReplyEnvelope::default();
+        let mut reply = None;
+        loop {
+            let before = scan.clone();
+            let Some(key) = scan.key()? else {
+                break;
+            };
+            match envelope.scan(self, &key, &mut scan)? {
+                ReplyKey::Envelope => {}
+                ReplyKey::Result if reply.is_none() => match id_in_payload {
+                    Some(id_key) => {
+                        let (result, id) = self.result_with_id(&mut scan, id_key)?;
+                        envelope.id = id;
+                        reply = Some(result);
+                    }
+                    None => reply = Some(T::scan(&mut scan)?),
+                },
+                // A second result key: the general path words it.
+                ReplyKey::Result => return None,
+                ReplyKey::Other if self.result_key().is_none() => {
+                    // Inline fields: this key and every other non-envelope key are the result.
+                    scan = before;
+                    let envelope = &mut envelope;
+                    let result = T::scan_fields(&mut scan, |key, scan| {
+                        Some(matches!(
+                            envelope.scan(self, key, scan)?,
+                            ReplyKey::Envelope
+                        ))
+                    })?;
+                    reply = Some(result);
+                    break;
+                }
+                ReplyKey::Other if self.strict => return None,
+                ReplyKey::Other => scan.skip()?,
+            }
         }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let reply = de
-            .deserialize_map(ReplyVisitor::<T> {
-                profile: self,
-                _reply: PhantomData,
-            })
-            .ok()??;
-        de.end().ok()?;
-        Some(reply)
+        if !scan.at_end() || !envelope.known(self) {
+            return None;
+        }
+        let reply = match reply {
+            Some(reply) => reply,
+            // No result: "absent" (SocketCluster's `{"rid": 5}`).
+            None => T::deserialize(AbsentDeserializer).ok()?,
+        };
+        Some(FastReply {
+            reply,
+            id: envelope.id,
+            seq: envelope.seq,
+        })
+    }
+
+    /// A reply's result whose object also holds the reply's id (Clusterio's `data.seq`): the id
+    /// is taken out on the way; an error key (a failure) or a repeated id stops the read.
+    fn result_with_id<'de, T: ScanDecode<'de>>(
+        &self,
+        scan: &mut Scan<'de>,
+        id_key: &str,
+    ) -> Option<(T, Option<RequestId>)> {
+        let error_key = match self.reply.error {
+            ErrorFraming::InReply {
+                path: KeyPath::InPayload(key),
+                ..
+            } => Some(key),
+            _ => None,
+        };
+        let mut id = None;
+        scan.open()?;
+        let result = T::scan_fields(scan, |key, scan| {
+            if key == id_key {
+                return id.replace(scan_id(scan)?).is_none().then_some(true);
+            }
+            (Some(key) != error_key).then_some(false)
+        })?;
+        Some((result, id))
     }
 
     /// The top-level key of a reply's id (`Some(None)` for ordered protocols); `None` when the
@@ -552,71 +453,62 @@ enum ReplyKey {
     Result,
     /// Any other key; its value is next.
     Other,
-    /// Not a successful reply, or not one the one-pass paths read.
-    GiveUp,
 }
 
 impl ReplyEnvelope {
-    fn key<'de, A: MapAccess<'de>>(
-        &mut self,
-        p: &WireProfile,
-        key: &str,
-        map: &mut A,
-    ) -> Result<ReplyKey, A::Error> {
+    /// Reads `key`'s value if it is one of a reply's envelope keys; `None` when the frame is not
+    /// a successful reply, or not one the one-pass paths read (a repeated envelope key, an
+    /// escaped tag or name: the general path keeps the first, and says so).
+    fn scan(&mut self, p: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<ReplyKey> {
+        let untagged = matches!(p.reply.matched, ReplyMatch::Untagged);
         if key == p.tag {
-            // A repeated envelope key: the general path keeps the first, and says so.
-            if self.reply.is_some() && !matches!(p.reply.matched, ReplyMatch::Untagged) {
-                return Ok(ReplyKey::GiveUp);
+            // Untagged replies are told by their id: a tagged frame is a message.
+            if self.reply.is_some() || untagged {
+                return None;
             }
             let reply = match p.tag_type {
-                TagType::Int => TagRef::Int(map.next_value()?),
-                TagType::Str => match map.next_value::<Key<'de>>()?.0 {
-                    Cow::Borrowed(tag) => TagRef::Str(tag),
-                    Cow::Owned(_) => return Ok(ReplyKey::GiveUp),
-                },
+                TagType::Int => TagRef::Int(scan.int()?),
+                TagType::Str => TagRef::Str(scan.string()?),
             };
             let failure = matches!((p.reply.error, reply), (ErrorFraming::Tagged { tag, .. }, TagRef::Str(t)) if t == tag);
-            // Untagged replies are told by their id: a tagged frame is a message.
-            if failure || matches!(p.reply.matched, ReplyMatch::Untagged) || !is_reply(p, reply) {
-                return Ok(ReplyKey::GiveUp);
+            if failure || !is_reply(p, reply) {
+                return None;
             }
             self.reply = Some(true);
-            return Ok(ReplyKey::Envelope);
+            return Some(ReplyKey::Envelope);
         }
         if Some(key) == p.reply_id_key().flatten() {
-            if self.id.is_some() {
-                return Ok(ReplyKey::GiveUp);
+            if self.id.replace(scan_id(scan)?).is_some() {
+                return None;
             }
-            self.id = Some(map.next_value::<IdValue>()?.0);
-            if matches!(p.reply.matched, ReplyMatch::Untagged) {
+            if untagged {
                 self.reply = Some(true);
             }
-            return Ok(ReplyKey::Envelope);
+            return Some(ReplyKey::Envelope);
         }
         if Some(key) == p.sequence {
-            if self.seq.is_some() {
-                return Ok(ReplyKey::GiveUp);
-            }
-            self.seq = Some(map.next_value()?);
-            return Ok(ReplyKey::Envelope);
+            return self
+                .seq
+                .replace(scan.int()?)
+                .is_none()
+                .then_some(ReplyKey::Envelope);
         }
         if matches!(p.reply.matched, ReplyMatch::Tag { for_key, .. } if for_key == key) {
             // The request's name: a string without escapes, as the general path reads it.
-            let name = map.next_value::<Key<'de>>()?;
-            if self.named || matches!(name.0, Cow::Owned(_)) {
-                return Ok(ReplyKey::GiveUp);
+            scan.string()?;
+            if std::mem::replace(&mut self.named, true) {
+                return None;
             }
-            self.named = true;
-            return Ok(ReplyKey::Envelope);
+            return Some(ReplyKey::Envelope);
         }
         if matches!(p.reply.error, ErrorFraming::InReply { path: KeyPath::Top(error), .. } if error == key)
         {
-            return Ok(ReplyKey::GiveUp);
+            return None;
         }
         if Some(key) == p.result_key() {
-            return Ok(ReplyKey::Result);
+            return Some(ReplyKey::Result);
         }
-        Ok(ReplyKey::Other)
+        Some(ReplyKey::Other)
     }
 
     /// Whether this is a reply with everything the link needs to route it.
@@ -625,166 +517,10 @@ impl ReplyEnvelope {
     }
 }
 
-struct PeekVisitor<'p, 'f> {
-    profile: &'p WireProfile,
-    found: &'f mut Option<Option<RequestId>>,
-}
-
-impl<'de> Visitor<'de> for PeekVisitor<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a frame")
+/// A request id at the scanner's position: an integer, or a string (escaped or not).
+fn scan_id(scan: &mut Scan<'_>) -> Option<RequestId> {
+    match scan.int() {
+        Some(n) => Some(RequestId::Int(n)),
+        None => scan.value::<IdValue>().ok().map(|id| id.0),
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut envelope = ReplyEnvelope::default();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match envelope.key(self.profile, &key.0, &mut map)? {
-                ReplyKey::Envelope if envelope.known(self.profile) => {
-                    *self.found = Some(envelope.id);
-                    // Done: stop reading here.
-                    return Err(de::Error::custom("peeked"));
-                }
-                ReplyKey::Envelope => {}
-                ReplyKey::Result | ReplyKey::Other | ReplyKey::GiveUp => return Ok(()),
-            }
-        }
-        Ok(())
-    }
-}
-
-struct ReplyVisitor<'p, T> {
-    profile: &'p WireProfile,
-    _reply: PhantomData<fn() -> T>,
-}
-
-impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ReplyVisitor<'_, T> {
-    type Value = Option<FastReply<T>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a reply")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let p = self.profile;
-        let mut envelope = ReplyEnvelope::default();
-        let mut reply = None;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match envelope.key(p, &key.0, &mut map)? {
-                ReplyKey::Envelope => {}
-                ReplyKey::GiveUp => return Ok(None),
-                ReplyKey::Result if reply.is_none() => match p.reply.id {
-                    Some(KeyPath::InPayload(id_key)) => {
-                        let (result, id) = map.next_value_seed(IdInPayload::<T> {
-                            id_key,
-                            error_key: match p.reply.error {
-                                ErrorFraming::InReply {
-                                    path: KeyPath::InPayload(key),
-                                    ..
-                                } => Some(key),
-                                _ => None,
-                            },
-                            _reply: PhantomData,
-                        })?;
-                        if envelope.id.is_some() {
-                            return Ok(None);
-                        }
-                        envelope.id = id;
-                        reply = Some(result);
-                    }
-                    _ => reply = Some(map.next_value::<T>()?),
-                },
-                // A second result key: the general path words it.
-                ReplyKey::Result => return Ok(None),
-                ReplyKey::Other if p.result_key().is_none() => {
-                    // Inline fields: this key and every other non-envelope key are the result.
-                    let envelope = &mut envelope;
-                    let mut fields =
-                        KeyFilter::new(Some(key.0), &mut map, |key: &str, map: &mut A| {
-                            Ok(match envelope.key(p, key, map)? {
-                                ReplyKey::Envelope => Filtered::Taken,
-                                ReplyKey::GiveUp => Filtered::Stop,
-                                ReplyKey::Result | ReplyKey::Other => Filtered::Pass,
-                            })
-                        });
-                    let value = T::deserialize(de::value::MapAccessDeserializer::new(&mut fields));
-                    reply = Some(fields.finish(value)?);
-                    break;
-                }
-                ReplyKey::Other if p.strict => return Ok(None),
-                ReplyKey::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        if !envelope.known(p) {
-            return Ok(None);
-        }
-        let reply = match reply {
-            Some(reply) => reply,
-            // No result: "absent" (SocketCluster's `{"rid": 5}`).
-            None => T::deserialize(AbsentDeserializer).map_err(de::Error::custom)?,
-        };
-        Ok(Some(FastReply {
-            reply,
-            id: envelope.id,
-            seq: envelope.seq,
-        }))
-    }
-}
-
-/// A reply's result whose object also holds the reply's id (Clusterio's `data.seq`): the id is
-/// taken out on the way, and an error key (a failure) or a repeated id stops the read.
-struct IdInPayload<T> {
-    id_key: &'static str,
-    error_key: Option<&'static str>,
-    _reply: PhantomData<fn() -> T>,
-}
-
-impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for IdInPayload<T> {
-    type Value = (T, Option<RequestId>);
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, T: de::Deserialize<'de>> Visitor<'de> for IdInPayload<T> {
-    type Value = (T, Option<RequestId>);
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a reply's result object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut id = None;
-        let mut fields = KeyFilter::new(None, &mut map, |key: &str, map: &mut A| {
-            if key == self.id_key {
-                let repeated = id.replace(map.next_value::<IdValue>()?.0).is_some();
-                return Ok(if repeated {
-                    Filtered::Stop
-                } else {
-                    Filtered::Taken
-                });
-            }
-            Ok(if Some(key) == self.error_key {
-                Filtered::Stop
-            } else {
-                Filtered::Pass
-            })
-        });
-        let result = T::deserialize(de::value::MapAccessDeserializer::new(&mut fields));
-        let result = fields.finish(result)?;
-        Ok((result, id))
-    }
-}
-
-/// The first key of a JSON object, when it holds no escape; `None` when it cannot be told this
-/// cheaply (the caller then reads the frame properly).
-fn first_key(text: &str) -> Option<&str> {
-    let rest = text.trim_start().strip_prefix('{')?.trim_start();
-    let rest = rest.strip_prefix('"')?;
-    let end = rest.find(['"', '\\'])?;
-    (rest.as_bytes().get(end) == Some(&b'"')).then(|| &rest[..end])
 }

@@ -10,7 +10,7 @@ pub mod fast;
 pub mod link;
 pub mod message;
 mod one_of;
-mod scan;
+pub mod scan;
 pub mod session;
 pub mod transport;
 pub mod validate;
@@ -100,6 +100,7 @@ pub mod __private {
         Outcome, PayloadSource, Protocol, RemoteError, Request, SendableBy, Sender, Side,
     };
     pub use crate::one_of::{OneOf, deserialize_one_of};
+    pub use crate::scan::{Scan, ScanDecode, no_envelope};
     pub use crate::session::*;
     pub use crate::validate::{Validate, ValidationErrors, Validator};
     pub use crate::wire::*;

@@ -23,6 +23,7 @@ use crate::message::{
     CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Request, SendableBy, Sender,
     Side,
 };
+use crate::scan::ScanDecode;
 use crate::session::{Beat, HandshakeStep, Interval, Role};
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
@@ -267,7 +268,7 @@ type AnyReply = Box<dyn Any + Send>;
 type ReplyDecoder = fn(&WireProfile, &str) -> Option<FastReply<AnyReply>>;
 
 /// [`WireProfile::decode_reply_fast`] as `T`, the value boxed for the pending table.
-fn decode_erased<T: serde::de::DeserializeOwned + Send + 'static>(
+fn decode_erased<T: for<'de> ScanDecode<'de> + Send + 'static>(
     profile: &WireProfile,
     text: &str,
 ) -> Option<FastReply<AnyReply>> {
@@ -308,7 +309,7 @@ impl ReplyBody {
     }
 
     /// Decodes the reply to the request `name` as `T`.
-    fn decode<S: Side, T: serde::de::DeserializeOwned + 'static>(
+    fn decode<S: Side, T: for<'de> ScanDecode<'de> + 'static>(
         self,
         name: &'static str,
     ) -> Result<T, RequestError> {

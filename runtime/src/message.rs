@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
+use crate::scan::ScanDecode;
 use crate::validate::Validate;
 use crate::wire::{ErrorShape, Kind, RawMessage, Tag, WireProfile};
 
@@ -96,7 +97,13 @@ pub trait Message: Serialize + DeserializeOwned + Validate + Send + Sync + 'stat
 /// A request, which knows the type of its reply.
 pub trait Request: Message {
     /// What a successful reply carries.
-    type Reply: Serialize + DeserializeOwned + Validate + Send + Sync + 'static;
+    type Reply: Serialize
+        + DeserializeOwned
+        + for<'de> ScanDecode<'de>
+        + Validate
+        + Send
+        + Sync
+        + 'static;
 }
 
 /// A one-way event.
@@ -131,8 +138,8 @@ pub trait Inbound: Sized + Send + 'static {
 pub trait PayloadSource<'de> {
     /// What goes wrong.
     type Error: serde::de::Error;
-    /// Deserialises the payload as `T`.
-    fn decode<T: Deserialize<'de>>(self) -> Result<T, Self::Error>;
+    /// Reads the payload as `T`.
+    fn decode<T: ScanDecode<'de>>(self) -> Result<T, Self::Error>;
 }
 
 /// A serde deserializer as a [`PayloadSource`].
@@ -142,7 +149,7 @@ pub struct FromDeserializer<D>(pub D);
 impl<'de, D: serde::Deserializer<'de>> PayloadSource<'de> for FromDeserializer<D> {
     type Error = D::Error;
 
-    fn decode<T: Deserialize<'de>>(self) -> Result<T, D::Error> {
+    fn decode<T: ScanDecode<'de>>(self) -> Result<T, D::Error> {
         T::deserialize(self.0)
     }
 }
@@ -283,6 +290,22 @@ impl std::error::Error for RemoteError {}
 /// The reply of a request declared without one: no data (`{}` where an object is required).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Empty;
+
+impl<'de> ScanDecode<'de> for Empty {
+    /// An object with no keys but the envelope's: a reply whose only key is its id (Clusterio's
+    /// `{"seq": 1}`).
+    fn scan_fields<F>(scan: &mut crate::scan::Scan<'de>, mut envelope: F) -> Option<Self>
+    where
+        F: FnMut(&str, &mut crate::scan::Scan<'de>) -> Option<bool>,
+    {
+        while let Some(key) = scan.key()? {
+            if !envelope(&key, scan)? {
+                return None;
+            }
+        }
+        Some(Empty)
+    }
+}
 
 impl Serialize for Empty {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -1,36 +1,50 @@
-//! A forward-only reader of a frame's top-level object, for the one-pass paths.
+//! A forward-only reader of JSON text, for the one-pass paths.
 //!
 //! The envelope of a frame is a handful of short keys with short string or integer values
-//! (`"event"`, `"cid"`, `"op"`). Reading those through serde_json's `MapAccess` costs a visitor
-//! call and a `Cow` per key; [`Scan`] reads them straight from the bytes and hands every value it
-//! does not read itself (the payload, keys to skip) to serde_json at the right offset.
+//! (`"event"`, `"cid"`, `"op"`), and most payloads are small objects of strings, integers and
+//! booleans. Reading those through serde_json's `MapAccess` costs a visitor call and a `Cow` per
+//! key; [`Scan`] reads them straight from the bytes, and generated payload types read themselves
+//! from it ([`ScanDecode`]). Every value it does not read itself (an escaped string, a float, an
+//! `any` value, a key to skip) goes to serde_json at the right offset.
 //!
-//! It only reads the plain case: keys and string values without escapes, integers without a
-//! fraction or exponent. Anything else (an escape, a float where an integer is expected, a
+//! It only reads the plain case: keys without escapes, integers without a fraction or exponent.
+//! Anything else (an escaped key, a float where an integer is expected, a repeated field, a
 //! malformed frame) makes it return `None`, and the caller falls back to the general path, which
 //! reads every valid frame and words every error. So the scanner never needs to be a complete JSON
-//! parser, only a correct one for what it accepts: what it accepts, serde_json reads the same way.
+//! parser, only a correct one for what it accepts: what it accepts, serde_json reads the same way,
+//! into the same value.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+/// How deep objects and arrays may nest before the scanner leaves the frame to serde_json (whose
+/// own limit, 128, then applies).
+const MAX_DEPTH: u32 = 64;
+
 /// A position in a frame's text.
-pub(crate) struct Scan<'a> {
+#[derive(Debug, Clone)]
+pub struct Scan<'a> {
     text: &'a str,
     pos: usize,
-    /// Whether the next key is the object's first (no comma before it).
+    /// Whether the next key or element is its container's first (no comma before it).
     first: bool,
+    /// Objects and arrays open around the position.
+    depth: u32,
 }
 
 impl<'a> Scan<'a> {
-    /// Starts reading `text`, which must hold a JSON object.
-    pub(crate) fn object(text: &'a str) -> Option<Self> {
+    /// Starts reading `text`, which must hold a JSON object; `None` when it does not start one.
+    pub fn object(text: &'a str) -> Option<Self> {
         let mut scan = Scan {
             text,
             pos: 0,
             first: true,
+            depth: 0,
         };
-        scan.byte(b'{')?;
+        scan.open()?;
         Some(scan)
     }
 
@@ -44,18 +58,47 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Skips whitespace, then reads `b`.
+    /// Skips whitespace, then the next byte, which must be `b`.
     fn byte(&mut self, b: u8) -> Option<()> {
         self.skip_ws();
         (self.bytes().get(self.pos) == Some(&b)).then(|| self.pos += 1)
     }
 
-    /// The next key of the object and its colon; `Some(None)` at the object's end.
-    pub(crate) fn key(&mut self) -> Option<Option<&'a str>> {
+    /// Enters an object: reads its `{`.
+    pub fn open(&mut self) -> Option<()> {
+        self.enter(b'{')
+    }
+
+    /// Enters an array: reads its `[`.
+    pub fn open_array(&mut self) -> Option<()> {
+        self.enter(b'[')
+    }
+
+    fn enter(&mut self, b: u8) -> Option<()> {
+        if self.depth == MAX_DEPTH {
+            return None;
+        }
+        self.byte(b)?;
+        self.depth += 1;
+        self.first = true;
+        Some(())
+    }
+
+    /// Leaves a container at its closing byte, which was just read. Its parent is past its
+    /// first key or element, since this container is one.
+    fn leave(&mut self) {
+        self.depth -= 1;
+        self.first = false;
+    }
+
+    /// The next key of the object entered last, and its colon; `Some(None)` at the object's end,
+    /// which it reads. A key with escapes is unescaped by serde_json.
+    pub fn key(&mut self) -> Option<Option<Cow<'a, str>>> {
         self.skip_ws();
         match self.bytes().get(self.pos)? {
             b'}' => {
                 self.pos += 1;
+                self.leave();
                 return Some(None);
             }
             b',' if !self.first => self.pos += 1,
@@ -63,37 +106,114 @@ impl<'a> Scan<'a> {
             _ => return None,
         }
         self.first = false;
-        let key = self.string()?;
+        let key = match self.string() {
+            Some(key) => Cow::Borrowed(key),
+            None => Cow::Owned(self.value::<String>().ok()?),
+        };
         self.byte(b':')?;
         Some(Some(key))
     }
 
-    /// A string without escapes.
-    pub(crate) fn string(&mut self) -> Option<&'a str> {
-        self.byte(b'"')?;
-        let bytes = self.bytes();
-        let start = self.pos;
-        let mut end = start;
-        loop {
-            match *bytes.get(end)? {
-                b'"' => break,
-                // An escape, or a control character (invalid in JSON): the general path's.
-                b'\\' | 0..0x20 => return None,
-                _ => end += 1,
+    /// Whether another element of the array entered last follows (after its comma, if any);
+    /// `Some(false)` at the array's end, which it reads.
+    pub fn element(&mut self) -> Option<bool> {
+        self.skip_ws();
+        match self.bytes().get(self.pos)? {
+            b']' => {
+                self.pos += 1;
+                self.leave();
+                return Some(false);
             }
+            b',' if !self.first => self.pos += 1,
+            // The element itself says whether it is one.
+            _ if self.first => {}
+            _ => return None,
+        }
+        self.first = false;
+        Some(true)
+    }
+
+    /// A string without escapes. `None`, with the position unchanged, for anything else.
+    pub fn string(&mut self) -> Option<&'a str> {
+        self.skip_ws();
+        let bytes = self.bytes();
+        if bytes.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let len = bytes.get(start..)?.iter().position(|&b| {
+            // An escape, or a control character (invalid in JSON), is the general path's.
+            b == b'"' || b == b'\\' || b < 0x20
+        })?;
+        let end = start + len;
+        if bytes[end] != b'"' {
+            return None;
         }
         self.pos = end + 1;
         // Both ends are ASCII bytes, so they are character boundaries.
         self.text.get(start..end)
     }
 
+    /// `true` or `false`.
+    pub fn bool(&mut self) -> Option<bool> {
+        self.skip_ws();
+        let rest = self.bytes().get(self.pos..)?;
+        let (value, len) = if rest.starts_with(b"true") {
+            (true, 4)
+        } else if rest.starts_with(b"false") {
+            (false, 5)
+        } else {
+            return None;
+        };
+        self.pos += len;
+        Some(value)
+    }
+
+    /// Reads `null` if it comes next.
+    pub fn null(&mut self) -> bool {
+        self.skip_ws();
+        let null = self
+            .bytes()
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(b"null"));
+        if null {
+            self.pos += 4;
+        }
+        null
+    }
+
     /// An integer in `i64`'s range, written without a fraction or an exponent.
-    pub(crate) fn int(&mut self) -> Option<i64> {
+    pub fn int(&mut self) -> Option<i64> {
+        let (negative, magnitude, end) = self.integer()?;
+        let value = if negative {
+            0i64.checked_sub_unsigned(magnitude)?
+        } else {
+            i64::try_from(magnitude).ok()?
+        };
+        self.pos = end;
+        Some(value)
+    }
+
+    /// An integer in `u64`'s range, written without a sign, a fraction or an exponent.
+    pub fn uint(&mut self) -> Option<u64> {
+        let (negative, magnitude, end) = self.integer()?;
+        if negative {
+            return None;
+        }
+        self.pos = end;
+        Some(magnitude)
+    }
+
+    /// The sign and magnitude of the integer that comes next, and where it ends; `None` for
+    /// anything serde_json does not read as an integer (a fraction, an exponent, `-0`, more
+    /// than `u64` holds).
+    fn integer(&mut self) -> Option<(bool, u64, usize)> {
         self.skip_ws();
         let bytes = self.bytes();
         let negative = bytes.get(self.pos) == Some(&b'-');
         let start = self.pos + usize::from(negative);
-        let digits = bytes[start..]
+        let digits = bytes
+            .get(start..)?
             .iter()
             .position(|b| !b.is_ascii_digit())
             .unwrap_or(bytes.len() - start);
@@ -103,22 +223,27 @@ impl<'a> Scan<'a> {
         if digits == 0 || leading_zero || matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        let mut value: i64 = 0;
+        let mut magnitude: u64 = 0;
         for &digit in &bytes[start..end] {
-            let digit = i64::from(digit - b'0');
-            value = value.checked_mul(10)?;
-            value = if negative {
-                value.checked_sub(digit)?
-            } else {
-                value.checked_add(digit)?
-            };
+            magnitude = magnitude
+                .checked_mul(10)?
+                .checked_add(u64::from(digit - b'0'))?;
         }
-        self.pos = end;
-        Some(value)
+        // serde_json reads `-0` as a float.
+        if negative && magnitude == 0 {
+            return None;
+        }
+        Some((negative, magnitude, end))
+    }
+
+    /// Whether the next value is a number not written with a minus sign.
+    fn unsigned_next(&mut self) -> bool {
+        self.skip_ws();
+        self.bytes().get(self.pos).is_some_and(u8::is_ascii_digit)
     }
 
     /// Deserialises the next value as `T` with serde_json, and moves past it.
-    pub(crate) fn value<T: Deserialize<'a>>(&mut self) -> Result<T, serde_json::Error> {
+    pub fn value<T: Deserialize<'a>>(&mut self) -> Result<T, serde_json::Error> {
         let rest = &self.text[self.pos..];
         let mut values = serde_json::Deserializer::from_str(rest).into_iter::<T>();
         let value = values.next().unwrap_or_else(|| {
@@ -131,53 +256,189 @@ impl<'a> Scan<'a> {
     }
 
     /// Skips the next value, checking that it is valid JSON.
-    pub(crate) fn skip(&mut self) -> Option<()> {
+    pub fn skip(&mut self) -> Option<()> {
         self.value::<IgnoredAny>().ok().map(drop)
     }
 
     /// Whether only whitespace is left (after the object's closing brace).
-    pub(crate) fn at_end(&mut self) -> bool {
+    pub fn at_end(&mut self) -> bool {
         self.skip_ws();
         self.pos == self.text.len()
     }
 
     /// The text from the current position on.
-    pub(crate) fn rest(&self) -> &'a str {
+    pub fn rest(&self) -> &'a str {
         &self.text[self.pos..]
+    }
+}
+
+/// A type that reads itself from a [`Scan`] in one pass, as its `Deserialize` impl would read it
+/// from the same text; generated for every payload type.
+///
+/// `None` means "not read here", never "invalid": the caller then decodes the frame with serde,
+/// which reads what the scanner leaves alone and words every error.
+pub trait ScanDecode<'de>: Deserialize<'de> {
+    /// Reads a value at the scanner's position. By default, serde_json reads it.
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        scan.value().ok()
+    }
+
+    /// Reads the rest of the object the scanner is in as this type's fields, up to and
+    /// including its `}`. Each key goes to `envelope` first, which reads its value and answers
+    /// `Some(true)` when the key is not the payload's (a frame's envelope keys beside an inline
+    /// payload), `None` to stop. Only object structs read themselves this way.
+    fn scan_fields<F>(scan: &mut Scan<'de>, envelope: F) -> Option<Self>
+    where
+        F: FnMut(&str, &mut Scan<'de>) -> Option<bool>,
+    {
+        let _ = (scan, envelope);
+        None
+    }
+}
+
+/// The `envelope` of a nested object's [`ScanDecode::scan_fields`]: no key is an envelope key.
+pub fn no_envelope(_: &str, _: &mut Scan<'_>) -> Option<bool> {
+    Some(false)
+}
+
+impl<'de> ScanDecode<'de> for bool {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        scan.bool()
+    }
+}
+
+macro_rules! scan_ints {
+    ($read:ident: $($int:ty),*) => {$(
+        impl<'de> ScanDecode<'de> for $int {
+            fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+                scan.$read()?.try_into().ok()
+            }
+        }
+    )*};
+}
+
+scan_ints!(int: i8, i16, i32, i64);
+scan_ints!(uint: u8, u16, u32, u64);
+
+impl<'de> ScanDecode<'de> for f64 {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        // serde_json reads an integer written without a sign as a `u64` and converts it with
+        // `as`; anything else (a fraction, an exponent, `-0`) it parses as a float.
+        if scan.unsigned_next() {
+            if let Some(n) = scan.uint() {
+                #[expect(clippy::cast_precision_loss, reason = "as serde_json converts it")]
+                return Some(n as f64);
+            }
+        }
+        scan.value().ok()
+    }
+}
+
+impl<'de> ScanDecode<'de> for String {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        match scan.string() {
+            Some(s) => Some(s.to_owned()),
+            // Escapes, or not a string at all: serde_json reads it, or says what is wrong.
+            None => scan.value().ok(),
+        }
+    }
+}
+
+impl<'de> ScanDecode<'de> for serde_json::Value {
+    fn scan_fields<F>(scan: &mut Scan<'de>, mut envelope: F) -> Option<Self>
+    where
+        F: FnMut(&str, &mut Scan<'de>) -> Option<bool>,
+    {
+        let mut map = serde_json::Map::new();
+        // A repeated key keeps its last value, as serde_json's map does.
+        while let Some(key) = scan.key()? {
+            if !envelope(&key, scan)? {
+                map.insert(key.into_owned(), scan.value().ok()?);
+            }
+        }
+        Some(Self::Object(map))
+    }
+}
+
+impl<'de, T: ScanDecode<'de>> ScanDecode<'de> for Option<T> {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        if scan.null() {
+            return Some(None);
+        }
+        T::scan(scan).map(Some)
+    }
+}
+
+impl<'de, T: ScanDecode<'de>> ScanDecode<'de> for Vec<T> {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        scan.open_array()?;
+        let mut items = Vec::new();
+        while scan.element()? {
+            items.push(T::scan(scan)?);
+        }
+        Some(items)
+    }
+}
+
+impl<'de, T: ScanDecode<'de>> ScanDecode<'de> for BTreeMap<String, T> {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        scan.open()?;
+        let mut map = BTreeMap::new();
+        // A repeated key keeps its last value, as serde's map does.
+        while let Some(key) = scan.key()? {
+            map.insert(key.into_owned(), T::scan(scan)?);
+        }
+        Some(map)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Debug;
+
     use super::*;
 
     fn object(text: &str) -> Scan<'_> {
         Scan::object(text).expect("the text starts an object")
     }
 
+    fn key<'a>(scan: &mut Scan<'a>) -> Option<Option<String>> {
+        scan.key().map(|key| key.map(Cow::into_owned))
+    }
+
     #[test]
-    fn reads_keys_strings_and_ints() {
-        let mut scan = object(r#" { "a" : "x" , "b":-12,"c" :{"d":[1]} } "#);
-        assert_eq!(scan.key(), Some(Some("a")));
+    fn reads_keys_strings_ints_and_literals() {
+        let mut scan = object(r#" { "a" : "x" , "b":-12,"c" :{"d":[1]}, "e": true, "f": null } "#);
+        assert_eq!(key(&mut scan), Some(Some("a".into())));
         assert_eq!(scan.string(), Some("x"));
-        assert_eq!(scan.key(), Some(Some("b")));
+        assert_eq!(key(&mut scan), Some(Some("b".into())));
         assert_eq!(scan.int(), Some(-12));
-        assert_eq!(scan.key(), Some(Some("c")));
+        assert_eq!(key(&mut scan), Some(Some("c".into())));
         assert_eq!(scan.skip(), Some(()));
-        assert_eq!(scan.key(), Some(None));
+        assert_eq!(key(&mut scan), Some(Some("e".into())));
+        assert_eq!(scan.bool(), Some(true));
+        assert_eq!(key(&mut scan), Some(Some("f".into())));
+        assert!(scan.null());
+        assert_eq!(key(&mut scan), Some(None));
         assert!(scan.at_end());
     }
 
     #[test]
-    fn leaves_what_it_does_not_read_plainly_to_the_general_path() {
-        let escaped = r#"{"a\"b": 1}"#;
-        assert_eq!(object(escaped).key(), None);
+    fn unescapes_keys_and_leaves_escaped_strings_where_they_are() {
+        let mut scan = object(r#"{"a\"b": "c\nd"}"#);
+        assert_eq!(key(&mut scan), Some(Some("a\"b".into())));
+        assert_eq!(scan.string(), None);
+        assert_eq!(String::scan(&mut scan).as_deref(), Some("c\nd"));
         let control = "{\"a\u{1}\": 1}";
-        assert_eq!(object(control).key(), None);
+        assert_eq!(key(&mut object(control)), None);
+    }
+
+    #[test]
+    fn leaves_what_it_does_not_read_plainly_to_the_general_path() {
         for int in ["1.5", "1e3", "01", "-", "", "9223372036854775808", "x"] {
             let text = format!(r#"{{"a": {int}}}"#);
             let mut scan = object(&text);
-            assert_eq!(scan.key(), Some(Some("a")));
+            assert_eq!(key(&mut scan), Some(Some("a".into())));
             assert_eq!(scan.int(), None, "{int}");
         }
         let mut scan = object(r#"{"a": -9223372036854775808}"#);
@@ -193,19 +454,93 @@ mod tests {
     }
 
     #[test]
-    fn values_end_where_serde_json_stops() {
-        let mut scan = object(r#"{"a": 5, "b": [1, {"c": "}"}], "d": "e"}"#);
+    fn arrays_take_commas_between_elements_only() {
+        for (text, expected) in [("[]", Some(vec![])), ("[1, 2 ,3]", Some(vec![1, 2, 3]))] {
+            assert_eq!(Vec::<i64>::scan(&mut scan_value(text)), expected, "{text}");
+        }
+        for bad in ["[,1]", "[1,]", "[1 2]", "[1,,2]", "[", "[1"] {
+            assert_eq!(Vec::<i64>::scan(&mut scan_value(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_container_leaves_its_parent_past_its_first_item() {
+        let mut scan = object(r#"{"a": {}, "b": [], "c": 1}"#);
         scan.key();
-        assert_eq!(scan.value::<u8>().expect("a number"), 5);
+        assert!(BTreeMap::<String, i64>::scan(&mut scan).is_some());
         scan.key();
-        assert!(scan.skip().is_some());
-        assert_eq!(scan.key(), Some(Some("d")));
-        assert!(scan.rest().starts_with(r#" "e"}"#));
-        let mut truncated = object(r#"{"a": "#);
-        truncated.key();
-        assert!(truncated.value::<u8>().is_err());
-        let mut glued = object(r#"{"a": 5x}"#);
-        glued.key();
-        assert!(glued.value::<u8>().is_err());
+        assert!(Vec::<i64>::scan(&mut scan).is_some());
+        assert_eq!(key(&mut scan), Some(Some("c".into())));
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_serde() {
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        type Deep = Vec<Vec<Vec<Vec<Vec<Vec<Vec<Vec<serde_json::Value>>>>>>>>;
+        assert!(Deep::scan(&mut scan_value(&deep)).is_some());
+        let mut scan = scan_value(&deep);
+        // The value sits in an object already.
+        for _ in 1..MAX_DEPTH {
+            scan.open_array().expect("within the limit");
+        }
+        assert_eq!(scan.open_array(), None);
+    }
+
+    /// A scanner positioned at `text`, a value inside an object.
+    fn scan_value(text: &str) -> Scan<'_> {
+        Scan {
+            text,
+            pos: 0,
+            first: false,
+            depth: 1,
+        }
+    }
+
+    /// What the scanner reads of `text` as `T`, checked against serde_json.
+    fn agrees<T>(text: &str) -> Option<T>
+    where
+        T: for<'de> ScanDecode<'de> + PartialEq + Debug,
+    {
+        let scanned = T::scan(&mut scan_value(text));
+        if let Some(value) = &scanned {
+            let serde: T = serde_json::from_str(text).expect("serde reads what the scanner reads");
+            assert_eq!(value, &serde, "{text}");
+        }
+        scanned
+    }
+
+    #[test]
+    fn reads_values_as_serde_json_does() {
+        assert_eq!(agrees::<u8>("255"), Some(255));
+        assert_eq!(agrees::<u8>("256"), None);
+        assert_eq!(agrees::<i8>("-128"), Some(-128));
+        assert_eq!(agrees::<u32>("-1"), None);
+        assert_eq!(agrees::<u64>("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(agrees::<u64>("18446744073709551616"), None);
+        assert_eq!(agrees::<i64>("-0"), None);
+        assert_eq!(agrees::<i64>("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(
+            agrees::<f64>("18446744073709551615"),
+            Some(1.8446744073709552e19)
+        );
+        assert_eq!(agrees::<f64>("1590000000000"), Some(1.59e12));
+        assert_eq!(
+            agrees::<f64>("9007199254740993"),
+            Some(9_007_199_254_740_992.0)
+        );
+        assert!(agrees::<f64>("-0").is_some_and(|z| z == 0.0 && z.is_sign_negative()));
+        assert_eq!(agrees::<f64>("0.1"), Some(0.1));
+        assert_eq!(agrees::<bool>("false"), Some(false));
+        assert_eq!(agrees::<bool>("0"), None);
+        assert_eq!(agrees::<Option<i64>>("null"), Some(None));
+        assert_eq!(agrees::<Option<i64>>("7"), Some(Some(7)));
+        assert_eq!(agrees::<String>(r#""caf\u00e9""#).as_deref(), Some("café"));
+        assert_eq!(agrees::<String>("1"), None);
+        let map = agrees::<BTreeMap<String, i64>>(r#"{"a": 1, "a": 2, "b\u0021": 3}"#);
+        assert_eq!(
+            map,
+            Some(BTreeMap::from([("a".into(), 2), ("b!".into(), 3)]))
+        );
+        assert!(agrees::<serde_json::Value>(r#"{"x": [1.5, "y"]}"#).is_some());
     }
 }

@@ -533,13 +533,108 @@ impl Emitter<'_> {
         let fields = s.fields.iter().map(|f| self.field_tokens(f));
         let rest = self.rest_field(&s.rest);
         let validate = self.validate_struct(name, s);
+        let scan = self.scan_struct(name, s);
         quote! {
             #d
             #attrs
             #strict
             pub struct #name { #(#fields,)* #rest }
             #deserialize
+            #scan
             #validate
+        }
+    }
+
+    /// `ScanDecode` for an object struct: its keys read from the bytes in one pass, accepting
+    /// what its `Deserialize` accepts (repeated fields, missing required ones and, for strict
+    /// protocols, unknown keys are left to serde, which refuses them).
+    fn scan_struct(&self, name: &Ident, s: &Struct) -> TokenStream {
+        let slot = |f: &Field| format_ident!("__{}", f.rust_name.trim_start_matches("r#"));
+        let slots = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let ty = self.field_type(f);
+            quote!(let mut #v: ::core::option::Option<#ty> = ::core::option::Option::None;)
+        });
+        let arms: Vec<TokenStream> = s
+            .fields
+            .iter()
+            .map(|f| {
+                let v = slot(f);
+                let wire = &f.wire_name;
+                // A repeated field is refused by `Deserialize`.
+                quote! {
+                    #wire => {
+                        if #v.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        #v = ::core::option::Option::Some(__p::ScanDecode::scan(&mut *scan)?);
+                    }
+                }
+            })
+            .collect();
+        let values: Vec<TokenStream> = s
+            .fields
+            .iter()
+            .map(|f| {
+                let v = slot(f);
+                let n = ident(&f.rust_name);
+                if f.optional || matches!(self.resolved(&f.ty), Ty::Nullable(_)) {
+                    quote!(#n: #v.flatten())
+                } else {
+                    quote!(#n: #v?)
+                }
+            })
+            .collect();
+        // Any other key is kept, refused (strict protocols) or skipped.
+        let other = match &s.rest {
+            Some(_) => quote!(__rest.insert(key.into_owned(), scan.value().ok()?);),
+            None if self.p.wire.strict => quote!(return ::core::option::Option::None;),
+            None => quote!(scan.skip()?;),
+        };
+        let read = if arms.is_empty() {
+            other
+        } else {
+            quote! {
+                match &*key {
+                    #(#arms)*
+                    _ => { #other }
+                }
+            }
+        };
+        let (rest_slot, rest_value) = match &s.rest {
+            Some(rest) => {
+                let rest = ident(rest);
+                (
+                    quote!(let mut __rest = __p::BTreeMap::new();),
+                    quote!(#rest: __rest),
+                )
+            }
+            None => (TokenStream::new(), TokenStream::new()),
+        };
+        quote! {
+            impl<'de> __p::ScanDecode<'de> for #name {
+                fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+                    scan.open()?;
+                    Self::scan_fields(scan, __p::no_envelope)
+                }
+                fn scan_fields<F>(
+                    scan: &mut __p::Scan<'de>,
+                    mut envelope: F,
+                ) -> ::core::option::Option<Self>
+                where
+                    F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+                {
+                    #(#slots)*
+                    #rest_slot
+                    while let ::core::option::Option::Some(key) = scan.key()? {
+                        if envelope(&key, scan)? {
+                            continue;
+                        }
+                        #read
+                    }
+                    ::core::option::Option::Some(Self { #(#values,)* #rest_value })
+                }
+            }
         }
     }
 
@@ -604,6 +699,7 @@ impl Emitter<'_> {
         let tuple: Vec<TokenStream> = s.fields.iter().map(|f| self.field_type(f)).collect();
         let schema_name = name.to_string();
         let validate = self.validate_struct(name, s);
+        let scan = self.scan_positional(name, s);
         quote! {
             #d
             #[#derive(Debug, Clone, PartialEq, __p::Deserialize)]
@@ -627,7 +723,56 @@ impl Emitter<'_> {
                     <(#(#tuple,)*) as __p::JsonSchema>::json_schema(generator)
                 }
             }
+            #scan
             #validate
+        }
+    }
+
+    /// `ScanDecode` for a positional struct: the elements of an array, in order. A missing
+    /// required element, or one too many, is left to serde (which refuses it), and so is an
+    /// object, which `Deserialize` also reads.
+    fn scan_positional(&self, name: &Ident, s: &Struct) -> TokenStream {
+        let slot = |f: &Field| format_ident!("__{}", f.rust_name.trim_start_matches("r#"));
+        let reads = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let ty = self.field_type(f);
+            let missing = if f.optional {
+                quote!(::core::option::Option::None)
+            } else {
+                quote!(return ::core::option::Option::None)
+            };
+            quote! {
+                let #v: #ty = if more {
+                    let value = __p::ScanDecode::scan(&mut *scan)?;
+                    more = scan.element()?;
+                    value
+                } else {
+                    #missing
+                };
+            }
+        });
+        let values = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let n = ident(&f.rust_name);
+            quote!(#n: #v)
+        });
+        let more = if s.fields.is_empty() {
+            quote!(let more = scan.element()?;)
+        } else {
+            quote!(let mut more = scan.element()?;)
+        };
+        quote! {
+            impl<'de> __p::ScanDecode<'de> for #name {
+                fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+                    scan.open_array()?;
+                    #more
+                    #(#reads)*
+                    if more {
+                        return ::core::option::Option::None;
+                    }
+                    ::core::option::Option::Some(Self { #(#values,)* })
+                }
+            }
         }
     }
 
@@ -663,6 +808,8 @@ impl Emitter<'_> {
                     let vd = docs(vd, &format!("`{wire}`."));
                     quote!(#vd #[serde(rename = #wire)] #v)
                 });
+                let wires = variants.iter().map(|(_, wire, _)| wire);
+                let rusts = variants.iter().map(|(rust, _, _)| ident(rust));
                 quote! {
                     #d
                     #[#derive(Debug, Clone, Copy, PartialEq, Eq, Hash, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
@@ -672,6 +819,15 @@ impl Emitter<'_> {
 
                     impl __p::Validate for #name {
                         fn validate_into(&self, _: &mut __p::Validator) {}
+                    }
+
+                    impl<'de> __p::ScanDecode<'de> for #name {
+                        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+                            match scan.string()? {
+                                #(#wires => ::core::option::Option::Some(Self::#rusts),)*
+                                _ => ::core::option::Option::None,
+                            }
+                        }
                     }
                 }
             }
@@ -717,6 +873,7 @@ impl Emitter<'_> {
                     pub enum #name { #(#vs),* }
 
                     #one_of
+                    impl<'de> __p::ScanDecode<'de> for #name {}
                     #validate
                 }
             }
@@ -767,6 +924,7 @@ impl Emitter<'_> {
                     #[serde(tag = #tag)]
                     pub enum #name { #(#vs),* }
 
+                    impl<'de> __p::ScanDecode<'de> for #name {}
                     #validate
                 }
             }
@@ -1058,6 +1216,20 @@ impl Emitter<'_> {
                     #[serde(transparent)]
                     pub struct #name(pub #inner);
 
+                    impl<'de> __p::ScanDecode<'de> for #name {
+                        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+                            __p::ScanDecode::scan(scan).map(Self)
+                        }
+                        fn scan_fields<F>(
+                            scan: &mut __p::Scan<'de>,
+                            envelope: F,
+                        ) -> ::core::option::Option<Self>
+                        where
+                            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+                        {
+                            <#inner as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+                        }
+                    }
                     #validate
                 }
             }

@@ -342,6 +342,74 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_error: ::core::option::Option<AuthError>,
     }
+    impl<'de> __p::ScanDecode<'de> for HandshakeReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __ping_timeout: ::core::option::Option<u64> = ::core::option::Option::None;
+            let mut __is_authenticated: ::core::option::Option<bool> = ::core::option::Option::None;
+            let mut __auth_error: ::core::option::Option<
+                ::core::option::Option<AuthError>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "pingTimeout" => {
+                        if __ping_timeout.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __ping_timeout = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "isAuthenticated" => {
+                        if __is_authenticated.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __is_authenticated = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "authError" => {
+                        if __auth_error.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __auth_error = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                id: __id?,
+                ping_timeout: __ping_timeout?,
+                is_authenticated: __is_authenticated?,
+                auth_error: __auth_error.flatten(),
+            })
+        }
+    }
     impl __p::Validate for HandshakeReply {
         fn validate_into(&self, v: &mut __p::Validator) {
             if let ::core::option::Option::Some(value) = &self.auth_error {
@@ -454,6 +522,66 @@ pub mod chat {
             deserializer.deserialize_map(__Visitor)
         }
     }
+    impl<'de> __p::ScanDecode<'de> for AuthError {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __is_bad_token: ::core::option::Option<
+                ::core::option::Option<bool>,
+            > = ::core::option::Option::None;
+            let mut __rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "name" => {
+                        if __name.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __name = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "isBadToken" => {
+                        if __is_bad_token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __is_bad_token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                name: __name?,
+                message: __message?,
+                is_bad_token: __is_bad_token.flatten(),
+                details: __rest,
+            })
+        }
+    }
     impl __p::Validate for AuthError {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -477,6 +605,82 @@ pub mod chat {
         /// When the server received it, in milliseconds since the Unix epoch.
         #[serde(rename = "sentAt")]
         pub sent_at: u64,
+    }
+    impl<'de> __p::ScanDecode<'de> for ChatMessage {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __id: ::core::option::Option<u64> = ::core::option::Option::None;
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            let mut __author: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __text: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __sent_at: ::core::option::Option<u64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "room" => {
+                        if __room.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __room = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "author" => {
+                        if __author.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __author = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "text" => {
+                        if __text.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __text = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "sentAt" => {
+                        if __sent_at.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __sent_at = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                id: __id?,
+                room: __room?,
+                author: __author?,
+                text: __text?,
+                sent_at: __sent_at?,
+            })
+        }
     }
     impl __p::Validate for ChatMessage {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -520,6 +724,42 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_token: SignedAuthToken,
     }
+    impl<'de> __p::ScanDecode<'de> for Handshake {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __auth_token: ::core::option::Option<SignedAuthToken> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "authToken" => {
+                        if __auth_token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __auth_token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                auth_token: __auth_token.flatten(),
+            })
+        }
+    }
     impl __p::Validate for Handshake {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -549,6 +789,64 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for Subscribe {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __wait_for_auth: ::core::option::Option<
+                ::core::option::Option<bool>,
+            > = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "waitForAuth" => {
+                        if __wait_for_auth.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __wait_for_auth = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                wait_for_auth: __wait_for_auth.flatten(),
+                data: __data.flatten(),
+            })
+        }
+    }
     impl __p::Validate for Subscribe {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -569,6 +867,21 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Unsubscribe(pub ::std::string::String);
+    impl<'de> __p::ScanDecode<'de> for Unsubscribe {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <::std::string::String as __p::ScanDecode<'de>>::scan_fields(scan, envelope)
+                .map(Self)
+        }
+    }
     impl __p::Validate for Unsubscribe {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -593,6 +906,52 @@ pub mod chat {
         /// The published data.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for Publish {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                data: __data.flatten(),
+            })
+        }
     }
     impl __p::Validate for Publish {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -619,6 +978,52 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for PublishEvent {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                data: __data.flatten(),
+            })
+        }
+    }
     impl __p::Validate for PublishEvent {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -642,6 +1047,54 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub message: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for KickOut {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                message: __message.flatten(),
+            })
+        }
+    }
     impl __p::Validate for KickOut {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -661,6 +1114,21 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Authenticate(pub ::std::string::String);
+    impl<'de> __p::ScanDecode<'de> for Authenticate {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <::std::string::String as __p::ScanDecode<'de>>::scan_fields(scan, envelope)
+                .map(Self)
+        }
+    }
     impl __p::Validate for Authenticate {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -676,6 +1144,52 @@ pub mod chat {
         #[serde(rename = "authError")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_error: MaybeAuthError,
+    }
+    impl<'de> __p::ScanDecode<'de> for AuthenticateReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __is_authenticated: ::core::option::Option<bool> = ::core::option::Option::None;
+            let mut __auth_error: ::core::option::Option<MaybeAuthError> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "isAuthenticated" => {
+                        if __is_authenticated.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __is_authenticated = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "authError" => {
+                        if __auth_error.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __auth_error = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                is_authenticated: __is_authenticated?,
+                auth_error: __auth_error.flatten(),
+            })
+        }
     }
     impl __p::Validate for AuthenticateReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -708,6 +1222,40 @@ pub mod chat {
         /// The signed auth token (a JWT).
         pub token: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for SetAuthToken {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "token" => {
+                        if __token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { token: __token? })
+        }
+    }
     impl __p::Validate for SetAuthToken {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -727,6 +1275,27 @@ pub mod chat {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct RemoveAuthToken {}
+    impl<'de> __p::ScanDecode<'de> for RemoveAuthToken {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                scan.skip()?;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for RemoveAuthToken {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -751,6 +1320,52 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for Disconnect {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __code: ::core::option::Option<u16> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "code" => {
+                        if __code.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __code = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                code: __code?,
+                data: __data.flatten(),
+            })
+        }
+    }
     impl __p::Validate for Disconnect {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -771,6 +1386,40 @@ pub mod chat {
     pub struct Join {
         /// The room to join.
         pub room: RoomName,
+    }
+    impl<'de> __p::ScanDecode<'de> for Join {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "room" => {
+                        if __room.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __room = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { room: __room? })
+        }
     }
     impl __p::Validate for Join {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -810,6 +1459,42 @@ pub mod chat {
         /// The user names of everyone in the room, the caller included.
         pub members: ::std::vec::Vec<::std::string::String>,
     }
+    impl<'de> __p::ScanDecode<'de> for JoinReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __members: ::core::option::Option<
+                ::std::vec::Vec<::std::string::String>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "members" => {
+                        if __members.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __members = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { members: __members? })
+        }
+    }
     impl __p::Validate for JoinReply {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -833,6 +1518,52 @@ pub mod chat {
         pub room: RoomName,
         /// The message's text.
         pub text: ::std::string::String,
+    }
+    impl<'de> __p::ScanDecode<'de> for SendMessage {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            let mut __text: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "room" => {
+                        if __room.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __room = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "text" => {
+                        if __text.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __text = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                room: __room?,
+                text: __text?,
+            })
+        }
     }
     impl __p::Validate for SendMessage {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -886,6 +1617,40 @@ pub mod chat {
         /// The id the server gave the message.
         pub id: u64,
     }
+    impl<'de> __p::ScanDecode<'de> for SendMessageReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __id: ::core::option::Option<u64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { id: __id? })
+        }
+    }
     impl __p::Validate for SendMessageReply {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -907,6 +1672,40 @@ pub mod chat {
     pub struct Typing {
         /// The room the client is typing in.
         pub room: RoomName,
+    }
+    impl<'de> __p::ScanDecode<'de> for Typing {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "room" => {
+                        if __room.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __room = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { room: __room? })
+        }
     }
     impl __p::Validate for Typing {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -953,6 +1752,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Message(pub ChatMessage);
+    impl<'de> __p::ScanDecode<'de> for Message {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <ChatMessage as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for Message {
         fn validate_into(&self, v: &mut __p::Validator) {
             let value = &self.0;
@@ -978,6 +1791,52 @@ pub mod chat {
         /// The user name of the member typing.
         pub user: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for UserTyping {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            let mut __user: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "room" => {
+                        if __room.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __room = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "user" => {
+                        if __user.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __user = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                room: __room?,
+                user: __user?,
+            })
+        }
+    }
     impl __p::Validate for UserTyping {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -995,6 +1854,27 @@ pub mod chat {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PingClient {}
+    impl<'de> __p::ScanDecode<'de> for PingClient {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                scan.skip()?;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for PingClient {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1003,6 +1883,27 @@ pub mod chat {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PingClientReply {}
+    impl<'de> __p::ScanDecode<'de> for PingClientReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                scan.skip()?;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for PingClientReply {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1027,6 +1928,49 @@ pub mod chat {
         /// The second addend.
         pub b: i64,
     }
+    impl<'de> __p::ScanDecode<'de> for Sum {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __a: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __b: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "a" => {
+                        if __a.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __a = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "b" => {
+                        if __b.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __b = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { a: __a?, b: __b? })
+        }
+    }
     impl __p::Validate for Sum {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1047,6 +1991,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Fail(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for Fail {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for Fail {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1067,6 +2025,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Nothing(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for Nothing {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for Nothing {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1087,6 +2059,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Shout(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for Shout {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for Shout {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1105,6 +2091,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Shouted(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for Shouted {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for Shouted {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1124,6 +2124,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct CallMe(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for CallMe {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for CallMe {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1145,6 +2159,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct AskClient(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for AskClient {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for AskClient {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1165,6 +2193,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct AskClientResult(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for AskClientResult {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for AskClientResult {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -1184,6 +2226,40 @@ pub mod chat {
     pub struct Login {
         /// The user name the token names.
         pub user: ::std::string::String,
+    }
+    impl<'de> __p::ScanDecode<'de> for Login {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __user: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "user" => {
+                        if __user.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __user = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { user: __user? })
+        }
     }
     impl __p::Validate for Login {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -1205,6 +2281,20 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Logout(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for Logout {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for Logout {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }

@@ -290,6 +290,82 @@ pub mod clusterio {
         /// Whether the slave is connected to the master now.
         pub connected: bool,
     }
+    impl<'de> __p::ScanDecode<'de> for SlaveInfo {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __agent: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __connected: ::core::option::Option<bool> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "agent" => {
+                        if __agent.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __agent = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "version" => {
+                        if __version.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __version = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "name" => {
+                        if __name.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __name = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "connected" => {
+                        if __connected.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __connected = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                agent: __agent?,
+                version: __version?,
+                name: __name?,
+                id: __id?,
+                connected: __connected?,
+            })
+        }
+    }
     impl __p::Validate for SlaveInfo {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -306,6 +382,64 @@ pub mod clusterio {
         /// The id of the slave the instance is assigned to, or `null` when unassigned.
         pub assigned_slave: ::core::option::Option<i64>,
     }
+    impl<'de> __p::ScanDecode<'de> for InstanceInfo {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __assigned_slave: ::core::option::Option<
+                ::core::option::Option<i64>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "name" => {
+                        if __name.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __name = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "assigned_slave" => {
+                        if __assigned_slave.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __assigned_slave = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                name: __name?,
+                id: __id?,
+                assigned_slave: __assigned_slave.flatten(),
+            })
+        }
+    }
     impl __p::Validate for InstanceInfo {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -317,6 +451,44 @@ pub mod clusterio {
     pub struct SlaveInstance {
         /// The instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for SlaveInstance {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "serialized_config" => {
+                        if __serialized_config.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __serialized_config = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                serialized_config: __serialized_config?,
+            })
+        }
     }
     impl __p::Validate for SlaveInstance {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -350,6 +522,130 @@ pub mod clusterio {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub action: ::core::option::Option<::std::string::String>,
     }
+    impl<'de> __p::ScanDecode<'de> for OutputLine {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __source: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __format: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __type: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __received: ::core::option::Option<f64> = ::core::option::Option::None;
+            let mut __time: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __level: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __file: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __action: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "source" => {
+                        if __source.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __source = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "format" => {
+                        if __format.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __format = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "type" => {
+                        if __type.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __type = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "received" => {
+                        if __received.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __received = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "time" => {
+                        if __time.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __time = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "level" => {
+                        if __level.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __level = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "file" => {
+                        if __file.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __file = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "action" => {
+                        if __action.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __action = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                source: __source?,
+                format: __format?,
+                r#type: __type?,
+                message: __message?,
+                received: __received?,
+                time: __time.flatten(),
+                level: __level.flatten(),
+                file: __file.flatten(),
+                action: __action.flatten(),
+            })
+        }
+    }
     impl __p::Validate for OutputLine {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -361,6 +657,40 @@ pub mod clusterio {
     pub struct Hello {
         /// The master's version, e.g. "2.0.0-alpha".
         pub version: ::std::string::String,
+    }
+    impl<'de> __p::ScanDecode<'de> for Hello {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "version" => {
+                        if __version.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __version = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { version: __version? })
+        }
     }
     impl __p::Validate for Hello {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -391,6 +721,82 @@ pub mod clusterio {
         /// The slave's id.
         pub id: i64,
     }
+    impl<'de> __p::ScanDecode<'de> for RegisterSlave {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __agent: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "token" => {
+                        if __token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "agent" => {
+                        if __agent.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __agent = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "version" => {
+                        if __version.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __version = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "name" => {
+                        if __name.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __name = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                token: __token?,
+                agent: __agent?,
+                version: __version?,
+                name: __name?,
+                id: __id?,
+            })
+        }
+    }
     impl __p::Validate for RegisterSlave {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -415,6 +821,62 @@ pub mod clusterio {
         /// The control's protocol version, e.g. "2.0.0".
         pub version: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for RegisterControl {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __agent: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "token" => {
+                        if __token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "agent" => {
+                        if __agent.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __agent = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "version" => {
+                        if __version.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __version = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                token: __token?,
+                agent: __agent?,
+                version: __version?,
+            })
+        }
+    }
     impl __p::Validate for RegisterControl {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -432,6 +894,27 @@ pub mod clusterio {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct Ready {}
+    impl<'de> __p::ScanDecode<'de> for Ready {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for Ready {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -453,6 +936,40 @@ pub mod clusterio {
         /// Why the link is closing.
         pub reason: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for Close {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __reason: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "reason" => {
+                        if __reason.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __reason = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { reason: __reason? })
+        }
+    }
     impl __p::Validate for Close {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -473,6 +990,27 @@ pub mod clusterio {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct ListSlaves {}
+    impl<'de> __p::ScanDecode<'de> for ListSlaves {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for ListSlaves {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -484,6 +1022,40 @@ pub mod clusterio {
     pub struct ListSlavesReply {
         /// The slaves, connected or not.
         pub list: ::std::vec::Vec<SlaveInfo>,
+    }
+    impl<'de> __p::ScanDecode<'de> for ListSlavesReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __list: ::core::option::Option<::std::vec::Vec<SlaveInfo>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "list" => {
+                        if __list.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __list = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { list: __list? })
+        }
     }
     impl __p::Validate for ListSlavesReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -515,6 +1087,27 @@ pub mod clusterio {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct ListInstances {}
+    impl<'de> __p::ScanDecode<'de> for ListInstances {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for ListInstances {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -526,6 +1119,40 @@ pub mod clusterio {
     pub struct ListInstancesReply {
         /// The instances.
         pub list: ::std::vec::Vec<InstanceInfo>,
+    }
+    impl<'de> __p::ScanDecode<'de> for ListInstancesReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __list: ::core::option::Option<::std::vec::Vec<InstanceInfo>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "list" => {
+                        if __list.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __list = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { list: __list? })
+        }
     }
     impl __p::Validate for ListInstancesReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -560,6 +1187,42 @@ pub mod clusterio {
         /// The instances to receive output from; replaces the previous list.
         pub instance_ids: ::std::vec::Vec<i64>,
     }
+    impl<'de> __p::ScanDecode<'de> for SetInstanceOutputSubscriptions {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_ids: ::core::option::Option<::std::vec::Vec<i64>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_ids" => {
+                        if __instance_ids.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_ids = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_ids: __instance_ids?,
+            })
+        }
+    }
     impl __p::Validate for SetInstanceOutputSubscriptions {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -582,6 +1245,44 @@ pub mod clusterio {
     pub struct CreateInstance {
         /// The new instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for CreateInstance {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "serialized_config" => {
+                        if __serialized_config.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __serialized_config = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                serialized_config: __serialized_config?,
+            })
+        }
     }
     impl __p::Validate for CreateInstance {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -606,6 +1307,42 @@ pub mod clusterio {
         /// The instance.
         pub instance_id: i64,
     }
+    impl<'de> __p::ScanDecode<'de> for GetInstanceConfig {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+            })
+        }
+    }
     impl __p::Validate for GetInstanceConfig {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -617,6 +1354,44 @@ pub mod clusterio {
     pub struct GetInstanceConfigReply {
         /// The instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for GetInstanceConfigReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "serialized_config" => {
+                        if __serialized_config.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __serialized_config = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                serialized_config: __serialized_config?,
+            })
+        }
     }
     impl __p::Validate for GetInstanceConfigReply {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -645,6 +1420,62 @@ pub mod clusterio {
         /// The field's new value, as text.
         pub value: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for SetInstanceConfigField {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __field: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __value: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "field" => {
+                        if __field.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __field = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "value" => {
+                        if __value.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __value = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+                field: __field?,
+                value: __value?,
+            })
+        }
+    }
     impl __p::Validate for SetInstanceConfigField {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -669,6 +1500,52 @@ pub mod clusterio {
         pub instance_id: i64,
         /// The slave to assign it to.
         pub slave_id: i64,
+    }
+    impl<'de> __p::ScanDecode<'de> for AssignInstanceCommand {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __slave_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "slave_id" => {
+                        if __slave_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __slave_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+                slave_id: __slave_id?,
+            })
+        }
     }
     impl __p::Validate for AssignInstanceCommand {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -695,6 +1572,54 @@ pub mod clusterio {
         /// The instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for AssignInstance {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "serialized_config" => {
+                        if __serialized_config.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __serialized_config = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+                serialized_config: __serialized_config?,
+            })
+        }
+    }
     impl __p::Validate for AssignInstance {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -717,6 +1642,42 @@ pub mod clusterio {
     pub struct StartInstance {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::ScanDecode<'de> for StartInstance {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+            })
+        }
     }
     impl __p::Validate for StartInstance {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -743,6 +1704,42 @@ pub mod clusterio {
         /// The instance.
         pub instance_id: i64,
     }
+    impl<'de> __p::ScanDecode<'de> for CreateSave {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+            })
+        }
+    }
     impl __p::Validate for CreateSave {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -768,6 +1765,42 @@ pub mod clusterio {
         /// The instance.
         pub instance_id: i64,
     }
+    impl<'de> __p::ScanDecode<'de> for StopInstance {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+            })
+        }
+    }
     impl __p::Validate for StopInstance {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -792,6 +1825,42 @@ pub mod clusterio {
     pub struct DeleteInstance {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::ScanDecode<'de> for DeleteInstance {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+            })
+        }
     }
     impl __p::Validate for DeleteInstance {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -819,6 +1888,52 @@ pub mod clusterio {
         /// The command.
         pub command: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for SendRcon {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __command: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "command" => {
+                        if __command.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __command = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+                command: __command?,
+            })
+        }
+    }
     impl __p::Validate for SendRcon {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -830,6 +1945,40 @@ pub mod clusterio {
     pub struct SendRconReply {
         /// The command's output.
         pub result: ::std::string::String,
+    }
+    impl<'de> __p::ScanDecode<'de> for SendRconReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __result: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "result" => {
+                        if __result.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __result = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { result: __result? })
+        }
     }
     impl __p::Validate for SendRconReply {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -855,6 +2004,42 @@ pub mod clusterio {
     pub struct UpdateInstances {
         /// Every instance on the slave.
         pub instances: ::std::vec::Vec<SlaveInstance>,
+    }
+    impl<'de> __p::ScanDecode<'de> for UpdateInstances {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instances: ::core::option::Option<
+                ::std::vec::Vec<SlaveInstance>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instances" => {
+                        if __instances.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instances = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { instances: __instances? })
+        }
     }
     impl __p::Validate for UpdateInstances {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -888,6 +2073,52 @@ pub mod clusterio {
         pub instance_id: i64,
         /// The output.
         pub output: OutputLine,
+    }
+    impl<'de> __p::ScanDecode<'de> for InstanceOutput {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __output: ::core::option::Option<OutputLine> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "instance_id" => {
+                        if __instance_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __instance_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "output" => {
+                        if __output.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __output = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                instance_id: __instance_id?,
+                output: __output?,
+            })
+        }
     }
     impl __p::Validate for InstanceOutput {
         fn validate_into(&self, v: &mut __p::Validator) {

@@ -201,6 +201,42 @@ pub mod litecord {
         /// Heartbeat interval, in milliseconds.
         pub hb_interval: u32,
     }
+    impl<'de> __p::ScanDecode<'de> for Hello {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __hb_interval: ::core::option::Option<u32> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "hb_interval" => {
+                        if __hb_interval.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __hb_interval = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                hb_interval: __hb_interval?,
+            })
+        }
+    }
     impl __p::Validate for Hello {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
@@ -235,6 +271,40 @@ pub mod litecord {
         /// The secret shared between client and server.
         pub password: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for HelloAck {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __password: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "password" => {
+                        if __password.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __password = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { password: __password? })
+        }
+    }
     impl __p::Validate for HelloAck {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -255,6 +325,40 @@ pub mod litecord {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub s: ::core::option::Option<u64>,
     }
+    impl<'de> __p::ScanDecode<'de> for Heartbeat {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __s: ::core::option::Option<::core::option::Option<u64>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "s" => {
+                        if __s.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __s = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { s: __s.flatten() })
+        }
+    }
     impl __p::Validate for Heartbeat {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -271,6 +375,27 @@ pub mod litecord {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HeartbeatAck {}
+    impl<'de> __p::ScanDecode<'de> for HeartbeatAck {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                scan.skip()?;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for HeartbeatAck {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }

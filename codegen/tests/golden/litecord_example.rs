@@ -200,6 +200,72 @@ pub mod litecord_example {
         /// How many members the guild has.
         pub member_count: u32,
     }
+    impl<'de> __p::ScanDecode<'de> for Guild {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __owner_id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __member_count: ::core::option::Option<u32> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "name" => {
+                        if __name.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __name = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "owner_id" => {
+                        if __owner_id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __owner_id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "member_count" => {
+                        if __member_count.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __member_count = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                id: __id?,
+                name: __name?,
+                owner_id: __owner_id?,
+                member_count: __member_count?,
+            })
+        }
+    }
     impl __p::Validate for Guild {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
@@ -277,6 +343,17 @@ pub mod litecord_example {
     impl __p::Validate for PresenceStatus {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
+    impl<'de> __p::ScanDecode<'de> for PresenceStatus {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            match scan.string()? {
+                "online" => ::core::option::Option::Some(Self::Online),
+                "idle" => ::core::option::Option::Some(Self::Idle),
+                "dnd" => ::core::option::Option::Some(Self::Dnd),
+                "offline" => ::core::option::Option::Some(Self::Offline),
+                _ => ::core::option::Option::None,
+            }
+        }
+    }
     /// OP 0 HELLO: sent by the server when the connection opens, asking the client for HELLO_ACK.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
@@ -284,6 +361,42 @@ pub mod litecord_example {
     pub struct Hello {
         /// Heartbeat interval, in milliseconds.
         pub hb_interval: u32,
+    }
+    impl<'de> __p::ScanDecode<'de> for Hello {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __hb_interval: ::core::option::Option<u32> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "hb_interval" => {
+                        if __hb_interval.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __hb_interval = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                hb_interval: __hb_interval?,
+            })
+        }
     }
     impl __p::Validate for Hello {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -319,6 +432,40 @@ pub mod litecord_example {
         /// The secret shared between client and server.
         pub password: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for HelloAck {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __password: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "password" => {
+                        if __password.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __password = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { password: __password? })
+        }
+    }
     impl __p::Validate for HelloAck {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -339,6 +486,40 @@ pub mod litecord_example {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub s: ::core::option::Option<u64>,
     }
+    impl<'de> __p::ScanDecode<'de> for Heartbeat {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __s: ::core::option::Option<::core::option::Option<u64>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "s" => {
+                        if __s.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __s = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { s: __s.flatten() })
+        }
+    }
     impl __p::Validate for Heartbeat {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -355,6 +536,27 @@ pub mod litecord_example {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HeartbeatAck {}
+    impl<'de> __p::ScanDecode<'de> for HeartbeatAck {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                scan.skip()?;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for HeartbeatAck {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -392,6 +594,23 @@ pub mod litecord_example {
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
             <(::std::string::String,) as __p::JsonSchema>::json_schema(generator)
+        }
+    }
+    impl<'de> __p::ScanDecode<'de> for TokenValidate {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open_array()?;
+            let mut more = scan.element()?;
+            let __token: ::std::string::String = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            if more {
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self { token: __token })
         }
     }
     impl __p::Validate for TokenValidate {
@@ -437,6 +656,33 @@ pub mod litecord_example {
             <(bool, FailureReason) as __p::JsonSchema>::json_schema(generator)
         }
     }
+    impl<'de> __p::ScanDecode<'de> for TokenValidateReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open_array()?;
+            let mut more = scan.element()?;
+            let __valid: bool = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            let __reason: FailureReason = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                ::core::option::Option::None
+            };
+            if more {
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {
+                valid: __valid,
+                reason: __reason,
+            })
+        }
+    }
     impl __p::Validate for TokenValidateReply {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -477,6 +723,23 @@ pub mod litecord_example {
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
             <(::std::string::String,) as __p::JsonSchema>::json_schema(generator)
+        }
+    }
+    impl<'de> __p::ScanDecode<'de> for GetGuild {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open_array()?;
+            let mut more = scan.element()?;
+            let __guild_id: ::std::string::String = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            if more {
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self { guild_id: __guild_id })
         }
     }
     impl __p::Validate for GetGuild {
@@ -544,6 +807,41 @@ pub mod litecord_example {
                 PresenceStatus,
                 ::core::option::Option<::std::string::String>,
             ) as __p::JsonSchema>::json_schema(generator)
+        }
+    }
+    impl<'de> __p::ScanDecode<'de> for UserPresence {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open_array()?;
+            let mut more = scan.element()?;
+            let __user_id: ::std::string::String = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            let __status: PresenceStatus = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            let __activity: ::core::option::Option<::std::string::String> = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            if more {
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {
+                user_id: __user_id,
+                status: __status,
+                activity: __activity,
+            })
         }
     }
     impl __p::Validate for UserPresence {

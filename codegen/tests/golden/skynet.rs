@@ -187,6 +187,7 @@ pub mod skynet {
             __p::deserialize_one_of(deserializer)
         }
     }
+    impl<'de> __p::ScanDecode<'de> for Channel {}
     impl __p::Validate for Channel {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -303,6 +304,74 @@ pub mod skynet {
                 }
             }
             deserializer.deserialize_map(__Visitor)
+        }
+    }
+    impl<'de> __p::ScanDecode<'de> for SentMessage {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "ID" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "time" => {
+                        if __time.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __time = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                message: __message?,
+                id: __id?,
+                time: __time?,
+                extra: __rest,
+            })
         }
     }
     impl __p::Validate for SentMessage {
@@ -450,6 +519,86 @@ pub mod skynet {
             deserializer.deserialize_map(__Visitor)
         }
     }
+    impl<'de> __p::ScanDecode<'de> for LogEntry {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __type: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "type" => {
+                        if __type.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __type = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "ID" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "time" => {
+                        if __time.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __time = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                r#type: __type.flatten(),
+                channel: __channel?,
+                message: __message?,
+                id: __id?,
+                time: __time?,
+                extra: __rest,
+            })
+        }
+    }
     impl __p::Validate for LogEntry {
         fn validate_into(&self, v: &mut __p::Validator) {
             if let ::core::option::Option::Some(value) = &self.r#type {
@@ -481,6 +630,40 @@ pub mod skynet {
         /// The channel to open; `"*"` listens on every channel.
         pub channel: Channel,
     }
+    impl<'de> __p::ScanDecode<'de> for Open {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { channel: __channel? })
+        }
+    }
     impl __p::Validate for Open {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
@@ -501,6 +684,40 @@ pub mod skynet {
     pub struct OpenReply {
         /// Every channel open on this socket after the command.
         pub channels: ::std::vec::Vec<Channel>,
+    }
+    impl<'de> __p::ScanDecode<'de> for OpenReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channels: ::core::option::Option<::std::vec::Vec<Channel>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channels" => {
+                        if __channels.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channels = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { channels: __channels? })
+        }
     }
     impl __p::Validate for OpenReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -534,6 +751,40 @@ pub mod skynet {
         /// The channel to close.
         pub channel: Channel,
     }
+    impl<'de> __p::ScanDecode<'de> for Close {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { channel: __channel? })
+        }
+    }
     impl __p::Validate for Close {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
@@ -554,6 +805,40 @@ pub mod skynet {
     pub struct CloseReply {
         /// Every channel still open on this socket after the command.
         pub channels: ::std::vec::Vec<Channel>,
+    }
+    impl<'de> __p::ScanDecode<'de> for CloseReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channels: ::core::option::Option<::std::vec::Vec<Channel>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channels" => {
+                        if __channels.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channels = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { channels: __channels? })
+        }
     }
     impl __p::Validate for CloseReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -661,6 +946,54 @@ pub mod skynet {
             deserializer.deserialize_map(__Visitor)
         }
     }
+    impl<'de> __p::ScanDecode<'de> for Message {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+            let mut __rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                message: __message?,
+                extra: __rest,
+            })
+        }
+    }
     impl __p::Validate for Message {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
@@ -697,6 +1030,52 @@ pub mod skynet {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub end: ::core::option::Option<i64>,
     }
+    impl<'de> __p::ScanDecode<'de> for Log {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __start: ::core::option::Option<::core::option::Option<i64>> = ::core::option::Option::None;
+            let mut __end: ::core::option::Option<::core::option::Option<i64>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "start" => {
+                        if __start.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __start = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "end" => {
+                        if __end.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __end = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                start: __start.flatten(),
+                end: __end.flatten(),
+            })
+        }
+    }
     impl __p::Validate for Log {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -707,6 +1086,40 @@ pub mod skynet {
     pub struct LogReply {
         /// The entries, newest first.
         pub log: ::std::vec::Vec<LogEntry>,
+    }
+    impl<'de> __p::ScanDecode<'de> for LogReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __log: ::core::option::Option<::std::vec::Vec<LogEntry>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "log" => {
+                        if __log.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __log = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { log: __log? })
+        }
     }
     impl __p::Validate for LogReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -738,6 +1151,20 @@ pub mod skynet {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct MessageEvent(pub SentMessage);
+    impl<'de> __p::ScanDecode<'de> for MessageEvent {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <SentMessage as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
     impl __p::Validate for MessageEvent {
         fn validate_into(&self, v: &mut __p::Validator) {
             let value = &self.0;

@@ -278,6 +278,74 @@ pub mod socketcluster {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_error: ::core::option::Option<AuthError>,
     }
+    impl<'de> __p::ScanDecode<'de> for HandshakeReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __ping_timeout: ::core::option::Option<u64> = ::core::option::Option::None;
+            let mut __is_authenticated: ::core::option::Option<bool> = ::core::option::Option::None;
+            let mut __auth_error: ::core::option::Option<
+                ::core::option::Option<AuthError>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "id" => {
+                        if __id.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __id = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "pingTimeout" => {
+                        if __ping_timeout.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __ping_timeout = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "isAuthenticated" => {
+                        if __is_authenticated.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __is_authenticated = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "authError" => {
+                        if __auth_error.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __auth_error = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                id: __id?,
+                ping_timeout: __ping_timeout?,
+                is_authenticated: __is_authenticated?,
+                auth_error: __auth_error.flatten(),
+            })
+        }
+    }
     impl __p::Validate for HandshakeReply {
         fn validate_into(&self, v: &mut __p::Validator) {
             if let ::core::option::Option::Some(value) = &self.auth_error {
@@ -390,6 +458,66 @@ pub mod socketcluster {
             deserializer.deserialize_map(__Visitor)
         }
     }
+    impl<'de> __p::ScanDecode<'de> for AuthError {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __is_bad_token: ::core::option::Option<
+                ::core::option::Option<bool>,
+            > = ::core::option::Option::None;
+            let mut __rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "name" => {
+                        if __name.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __name = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "isBadToken" => {
+                        if __is_bad_token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __is_bad_token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                name: __name?,
+                message: __message?,
+                is_bad_token: __is_bad_token.flatten(),
+                details: __rest,
+            })
+        }
+    }
     impl __p::Validate for AuthError {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -404,6 +532,42 @@ pub mod socketcluster {
         #[serde(rename = "authToken")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_token: SignedAuthToken,
+    }
+    impl<'de> __p::ScanDecode<'de> for Handshake {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __auth_token: ::core::option::Option<SignedAuthToken> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "authToken" => {
+                        if __auth_token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __auth_token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                auth_token: __auth_token.flatten(),
+            })
+        }
     }
     impl __p::Validate for Handshake {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -434,6 +598,64 @@ pub mod socketcluster {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for Subscribe {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __wait_for_auth: ::core::option::Option<
+                ::core::option::Option<bool>,
+            > = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "waitForAuth" => {
+                        if __wait_for_auth.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __wait_for_auth = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                wait_for_auth: __wait_for_auth.flatten(),
+                data: __data.flatten(),
+            })
+        }
+    }
     impl __p::Validate for Subscribe {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -454,6 +676,21 @@ pub mod socketcluster {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Unsubscribe(pub ::std::string::String);
+    impl<'de> __p::ScanDecode<'de> for Unsubscribe {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <::std::string::String as __p::ScanDecode<'de>>::scan_fields(scan, envelope)
+                .map(Self)
+        }
+    }
     impl __p::Validate for Unsubscribe {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -478,6 +715,52 @@ pub mod socketcluster {
         /// The published data.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for Publish {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                data: __data.flatten(),
+            })
+        }
     }
     impl __p::Validate for Publish {
         fn validate_into(&self, _: &mut __p::Validator) {}
@@ -504,6 +787,52 @@ pub mod socketcluster {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for PublishEvent {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                data: __data.flatten(),
+            })
+        }
+    }
     impl __p::Validate for PublishEvent {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -527,6 +856,54 @@ pub mod socketcluster {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub message: ::core::option::Option<__p::Value>,
     }
+    impl<'de> __p::ScanDecode<'de> for KickOut {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "channel" => {
+                        if __channel.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __channel = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "message" => {
+                        if __message.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __message = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                channel: __channel?,
+                message: __message.flatten(),
+            })
+        }
+    }
     impl __p::Validate for KickOut {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -546,6 +923,21 @@ pub mod socketcluster {
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(transparent)]
     pub struct Authenticate(pub ::std::string::String);
+    impl<'de> __p::ScanDecode<'de> for Authenticate {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <::std::string::String as __p::ScanDecode<'de>>::scan_fields(scan, envelope)
+                .map(Self)
+        }
+    }
     impl __p::Validate for Authenticate {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -561,6 +953,52 @@ pub mod socketcluster {
         #[serde(rename = "authError")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_error: MaybeAuthError,
+    }
+    impl<'de> __p::ScanDecode<'de> for AuthenticateReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __is_authenticated: ::core::option::Option<bool> = ::core::option::Option::None;
+            let mut __auth_error: ::core::option::Option<MaybeAuthError> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "isAuthenticated" => {
+                        if __is_authenticated.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __is_authenticated = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "authError" => {
+                        if __auth_error.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __auth_error = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                is_authenticated: __is_authenticated?,
+                auth_error: __auth_error.flatten(),
+            })
+        }
     }
     impl __p::Validate for AuthenticateReply {
         fn validate_into(&self, v: &mut __p::Validator) {
@@ -593,6 +1031,40 @@ pub mod socketcluster {
         /// The signed auth token (a JWT).
         pub token: ::std::string::String,
     }
+    impl<'de> __p::ScanDecode<'de> for SetAuthToken {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "token" => {
+                        if __token.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __token = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { token: __token? })
+        }
+    }
     impl __p::Validate for SetAuthToken {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -612,6 +1084,27 @@ pub mod socketcluster {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct RemoveAuthToken {}
+    impl<'de> __p::ScanDecode<'de> for RemoveAuthToken {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                scan.skip()?;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
     impl __p::Validate for RemoveAuthToken {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
@@ -635,6 +1128,52 @@ pub mod socketcluster {
         /// The reason for closing, any JSON value.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for Disconnect {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __code: ::core::option::Option<u16> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "code" => {
+                        if __code.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __code = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    "data" => {
+                        if __data.is_some() {
+                            return ::core::option::Option::None;
+                        }
+                        __data = ::core::option::Option::Some(
+                            __p::ScanDecode::scan(&mut *scan)?,
+                        );
+                    }
+                    _ => {
+                        scan.skip()?;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self {
+                code: __code?,
+                data: __data.flatten(),
+            })
+        }
     }
     impl __p::Validate for Disconnect {
         fn validate_into(&self, _: &mut __p::Validator) {}

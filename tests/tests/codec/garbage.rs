@@ -2,12 +2,12 @@
 //! protocol, must turn malformed frames into a typed `DecodeError`, never a panic (and never a
 //! stack overflow, which would abort the whole binary).
 
+use protolink::scan::ScanDecode;
 use protolink::wire::{Payload, RawFrame, RawMessage, WireProfile};
 use protolink::{DecodeError, Empty, Inbound, Protocol};
 use protolink_protocols::{
     chat, clusterio, litecord, litecord_example as lce, skynet, socketcluster as sc,
 };
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::support::not_a_frame;
@@ -15,7 +15,9 @@ use crate::support::not_a_frame;
 /// Decodes a classified frame (or, with `None`, one that `classify` refused) with one direction
 /// enum, checking that the single-pass decoder agrees with the general path.
 type DecodeMessage = fn(&WireProfile, &str, Option<&RawMessage<'_>>) -> Result<(), DecodeError>;
-type DecodeReply = fn(&Payload<'_>) -> Result<(), DecodeError>;
+/// Decodes a reply's classified payload as one reply type, checking that the single-pass decoder
+/// of the whole frame agrees.
+type DecodeReply = fn(&WireProfile, &str, &Payload<'_>) -> Result<(), DecodeError>;
 
 /// A protocol: its profile, its direction enums and its reply types.
 struct Target {
@@ -48,8 +50,18 @@ fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
     slow.map(drop)
 }
 
-fn reply<R: DeserializeOwned>(payload: &Payload<'_>) -> Result<(), DecodeError> {
-    payload.decode::<R>("reply").map(drop)
+fn reply<R>(wire: &WireProfile, text: &str, payload: &Payload<'_>) -> Result<(), DecodeError>
+where
+    R: for<'de> ScanDecode<'de> + PartialEq + std::fmt::Debug,
+{
+    let slow = payload.decode::<R>("reply");
+    if let Some(fast) = wire.decode_reply_fast::<R>(text) {
+        match &slow {
+            Ok(reply) => assert_eq!(&fast.reply, reply, "one pass disagrees on {text:?}"),
+            Err(e) => panic!("one pass took {text:?}, which the general path refuses: {e}"),
+        }
+    }
+    slow.map(drop)
 }
 
 const LITECORD: Target = Target {
@@ -220,7 +232,7 @@ fn attempt(target: &Target, text: &str) -> Outcome {
             Ok(payload) => Ok(target
                 .replies
                 .iter()
-                .map(|decode| decode(payload))
+                .map(|decode| decode(target.wire, text, payload))
                 .collect()),
             Err(error) => Err(error.clone()),
         }),
@@ -293,6 +305,123 @@ fn real_frames_decode() {
         for text in real_frames(target) {
             assert!(attempt(target, text).decoded(), "{}: {text}", target.name);
         }
+    }
+}
+
+/// Payload values of every kind the byte scanner reads itself or must leave to serde_json, at
+/// every place it reads them (inline, under a key, nested, positional, in a reply): wherever the
+/// one-pass path takes a frame, the general path takes it too and agrees (`attempt` checks).
+#[test]
+fn payload_values_the_scanner_reads() {
+    let values = [
+        "0",
+        "-0",
+        "-1",
+        "7",
+        " 7 ",
+        "01",
+        "1.0",
+        "1e2",
+        "5x",
+        "-",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "true",
+        "tru",
+        "false",
+        "null",
+        "nul",
+        r#""x""#,
+        r#""a\"b""#,
+        r#""\u00e9""#,
+        "\"\u{1}\"",
+        r#""x"#,
+        "[]",
+        "[1]",
+        "[1,]",
+        "[,1]",
+        "[1 2]",
+        "{}",
+        r#"{"a":1}"#,
+        r#"{"a":1,}"#,
+        r#"{"a":1,"a":2}"#,
+        r#"{"a\u0062":1}"#,
+    ];
+    let templates: [(&Target, &str); 12] = [
+        (&LITECORD, r#"{"op": 0, "hb_interval": $}"#),
+        (&LITECORD, r#"{"op": 2, "s": $}"#),
+        (&LITECORD, r#"{"op": 2, $: 1}"#),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": [$], "n": "ab"}"#,
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": $, "n": "ab"}"#,
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 6, "w": "USER_PRESENCE", "a": ["1", $, null]}"#,
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 5, "r": [$, "user not found"], "n": "ab"}"#,
+        ),
+        (
+            &SKYNET,
+            r#"{"type":"message","channel":42,"message":"hi","extra":$}"#,
+        ),
+        (&SKYNET, r#"{"channels":[$],"type":"result","for":"open"}"#),
+        (
+            &CHAT,
+            r#"{"event":"sendMessage","data":{"room":$,"text":"hi"},"cid":9}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","version":"2.0.0-alpha","id":$,"name":"Foo","connected":false}],"seq":2}}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","version":"2.0.0-alpha","id":1,"name":"Foo","connected":$}],"seq":2}}"#,
+        ),
+    ];
+    for (target, template) in templates {
+        for value in values {
+            attempt(target, &template.replace('$', value));
+        }
+    }
+    // Repeated, missing and unknown keys in nested objects and beside inline payloads.
+    let frames: [(&Target, &str); 7] = [
+        (
+            &SKYNET,
+            r#"{"type":"message","channel":42,"channel":43,"message":"hi"}"#,
+        ),
+        (
+            &SKYNET,
+            r#"{"type":"message","channel":42,"message":"hi","x":1,"x":2}"#,
+        ),
+        (&SKYNET, r#"{"type":"open"}"#),
+        (
+            &CHAT,
+            r#"{"event":"sendMessage","data":{"room":"a","room":"b","text":"hi"},"cid":9}"#,
+        ),
+        (
+            &CHAT,
+            r#"{"event":"sendMessage","data":{"text":"hi"},"cid":9}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","agent":"x","version":"2.0.0-alpha","id":1,"name":"Foo","connected":false}],"seq":2}}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","version":"2.0.0-alpha","id":1,"name":"Foo","connected":false,"more":1}],"seq":2}}"#,
+        ),
+    ];
+    for (target, text) in frames {
+        attempt(target, text);
     }
 }
 
