@@ -48,32 +48,36 @@ impl<'a> Scan<'a> {
         Some(scan)
     }
 
+    #[inline]
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }
 
+    #[inline]
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.pos) {
-            self.pos += 1;
-        }
+        self.pos = skip_ws(self.bytes(), self.pos);
     }
 
     /// Skips whitespace, then the next byte, which must be `b`.
+    #[inline]
     fn byte(&mut self, b: u8) -> Option<()> {
         self.skip_ws();
         (self.bytes().get(self.pos) == Some(&b)).then(|| self.pos += 1)
     }
 
     /// Enters an object: reads its `{`.
+    #[inline]
     pub fn open(&mut self) -> Option<()> {
         self.enter(b'{')
     }
 
     /// Enters an array: reads its `[`.
+    #[inline]
     pub fn open_array(&mut self) -> Option<()> {
         self.enter(b'[')
     }
 
+    #[inline]
     fn enter(&mut self, b: u8) -> Option<()> {
         if self.depth == MAX_DEPTH {
             return None;
@@ -86,6 +90,7 @@ impl<'a> Scan<'a> {
 
     /// Leaves a container at its closing byte, which was just read. Its parent is past its
     /// first key or element, since this container is one.
+    #[inline]
     fn leave(&mut self) {
         self.depth -= 1;
         self.first = false;
@@ -93,21 +98,27 @@ impl<'a> Scan<'a> {
 
     /// The next key of the object entered last, and its colon; `Some(None)` at the object's end,
     /// which it reads. A key with escapes is unescaped by serde_json.
+    #[inline]
     pub fn key(&mut self) -> Option<Option<Cow<'a, str>>> {
-        self.skip_ws();
-        match self.bytes().get(self.pos)? {
+        let bytes = self.bytes();
+        let mut pos = skip_ws(bytes, self.pos);
+        match *bytes.get(pos)? {
             b'}' => {
-                self.pos += 1;
+                self.pos = pos + 1;
                 self.leave();
                 return Some(None);
             }
-            b',' if !self.first => self.pos += 1,
+            b',' if !self.first => pos = skip_ws(bytes, pos + 1),
             b'"' if self.first => {}
             _ => return None,
         }
         self.first = false;
-        let key = match self.string() {
-            Some(key) => Cow::Borrowed(key),
+        self.pos = pos;
+        let key = match plain_string(bytes, pos) {
+            Some(end) => {
+                self.pos = end + 1;
+                Cow::Borrowed(self.text.get(pos + 1..end)?)
+            }
             None => Cow::Owned(self.value::<String>().ok()?),
         };
         self.byte(b':')?;
@@ -116,6 +127,7 @@ impl<'a> Scan<'a> {
 
     /// Whether another element of the array entered last follows (after its comma, if any);
     /// `Some(false)` at the array's end, which it reads.
+    #[inline]
     pub fn element(&mut self) -> Option<bool> {
         self.skip_ws();
         match self.bytes().get(self.pos)? {
@@ -134,27 +146,23 @@ impl<'a> Scan<'a> {
     }
 
     /// A string without escapes. `None`, with the position unchanged, for anything else.
+    #[inline]
     pub fn string(&mut self) -> Option<&'a str> {
-        self.skip_ws();
-        let bytes = self.bytes();
-        if bytes.get(self.pos) != Some(&b'"') {
-            return None;
-        }
-        let start = self.pos + 1;
-        let len = bytes.get(start..)?.iter().position(|&b| {
-            // An escape, or a control character (invalid in JSON), is the general path's.
-            b == b'"' || b == b'\\' || b < 0x20
-        })?;
-        let end = start + len;
-        if bytes[end] != b'"' {
-            return None;
-        }
+        let start = skip_ws(self.bytes(), self.pos);
+        let end = plain_string(self.bytes(), start)?;
         self.pos = end + 1;
-        // Both ends are ASCII bytes, so they are character boundaries.
-        self.text.get(start..end)
+        self.text.get(start + 1..end)
+    }
+
+    /// The next byte after whitespace, not read.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes().get(self.pos).copied()
     }
 
     /// `true` or `false`.
+    #[inline]
     pub fn bool(&mut self) -> Option<bool> {
         self.skip_ws();
         let rest = self.bytes().get(self.pos..)?;
@@ -170,6 +178,7 @@ impl<'a> Scan<'a> {
     }
 
     /// Reads `null` if it comes next.
+    #[inline]
     pub fn null(&mut self) -> bool {
         self.skip_ws();
         let null = self
@@ -183,6 +192,7 @@ impl<'a> Scan<'a> {
     }
 
     /// An integer in `i64`'s range, written without a fraction or an exponent.
+    #[inline]
     pub fn int(&mut self) -> Option<i64> {
         let (negative, magnitude, end) = self.integer()?;
         let value = if negative {
@@ -195,6 +205,7 @@ impl<'a> Scan<'a> {
     }
 
     /// An integer in `u64`'s range, written without a sign, a fraction or an exponent.
+    #[inline]
     pub fn uint(&mut self) -> Option<u64> {
         let (negative, magnitude, end) = self.integer()?;
         if negative {
@@ -207,6 +218,7 @@ impl<'a> Scan<'a> {
     /// The sign and magnitude of the integer that comes next, and where it ends; `None` for
     /// anything serde_json does not read as an integer (a fraction, an exponent, `-0`, more
     /// than `u64` holds).
+    #[inline]
     fn integer(&mut self) -> Option<(bool, u64, usize)> {
         self.skip_ws();
         let bytes = self.bytes();
@@ -237,6 +249,7 @@ impl<'a> Scan<'a> {
     }
 
     /// Whether the next value is a number not written with a minus sign.
+    #[inline]
     fn unsigned_next(&mut self) -> bool {
         self.skip_ws();
         self.bytes().get(self.pos).is_some_and(u8::is_ascii_digit)
@@ -272,6 +285,49 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The first position at or after `pos` that is not JSON whitespace.
+#[inline]
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Where the string starting at `start` (at its opening quote) ends (its closing quote), when
+/// it holds no escape; `None` for anything else, including a control character (invalid in
+/// JSON), which is the general path's to word.
+#[inline]
+fn plain_string(bytes: &[u8], start: usize) -> Option<usize> {
+    if bytes.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut end = start + 1;
+    loop {
+        let b = *bytes.get(end)?;
+        if PLAIN[usize::from(b)] {
+            end += 1;
+        } else if b == b'"' {
+            return Some(end);
+        } else {
+            return None;
+        }
+    }
+}
+
+/// The bytes a string holds as they are: all but `"`, `\` and control characters.
+static PLAIN: [bool; 256] = {
+    let mut plain = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        plain[b] = false;
+        b += 1;
+    }
+    plain[b'"' as usize] = false;
+    plain[b'\\' as usize] = false;
+    plain
+};
+
 /// A type that reads itself from a [`Scan`] in one pass, as its `Deserialize` impl would read it
 /// from the same text; generated for every payload type.
 ///
@@ -302,6 +358,7 @@ pub fn no_envelope(_: &str, _: &mut Scan<'_>) -> Option<bool> {
 }
 
 impl<'de> ScanDecode<'de> for bool {
+    #[inline]
     fn scan(scan: &mut Scan<'de>) -> Option<Self> {
         scan.bool()
     }
@@ -310,6 +367,7 @@ impl<'de> ScanDecode<'de> for bool {
 macro_rules! scan_ints {
     ($read:ident: $($int:ty),*) => {$(
         impl<'de> ScanDecode<'de> for $int {
+            #[inline]
             fn scan(scan: &mut Scan<'de>) -> Option<Self> {
                 scan.$read()?.try_into().ok()
             }
@@ -321,6 +379,7 @@ scan_ints!(int: i8, i16, i32, i64);
 scan_ints!(uint: u8, u16, u32, u64);
 
 impl<'de> ScanDecode<'de> for f64 {
+    #[inline]
     fn scan(scan: &mut Scan<'de>) -> Option<Self> {
         // serde_json reads an integer written without a sign as a `u64` and converts it with
         // `as`; anything else (a fraction, an exponent, `-0`) it parses as a float.
@@ -335,6 +394,7 @@ impl<'de> ScanDecode<'de> for f64 {
 }
 
 impl<'de> ScanDecode<'de> for String {
+    #[inline]
     fn scan(scan: &mut Scan<'de>) -> Option<Self> {
         match scan.string() {
             Some(s) => Some(s.to_owned()),
@@ -344,7 +404,34 @@ impl<'de> ScanDecode<'de> for String {
     }
 }
 
+/// The key that makes serde_json read an object as the raw JSON text in its value (its
+/// `raw_value` feature): such objects are left to serde_json.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
 impl<'de> ScanDecode<'de> for serde_json::Value {
+    fn scan(scan: &mut Scan<'de>) -> Option<Self> {
+        use serde_json::Value;
+        Some(match scan.peek()? {
+            b'"' => Value::String(String::scan(scan)?),
+            b'{' => {
+                scan.open()?;
+                Self::scan_fields(scan, no_envelope)?
+            }
+            b'[' => Value::Array(Vec::scan(scan)?),
+            b't' | b'f' => Value::Bool(scan.bool()?),
+            b'n' => scan.null().then_some(Value::Null)?,
+            b'-' => match scan.int() {
+                Some(n) => Value::from(n),
+                // A fraction, an exponent, `-0`, below `i64`: serde_json parses it.
+                None => scan.value().ok()?,
+            },
+            _ => match scan.uint() {
+                Some(n) => Value::from(n),
+                None => scan.value().ok()?,
+            },
+        })
+    }
+
     fn scan_fields<F>(scan: &mut Scan<'de>, mut envelope: F) -> Option<Self>
     where
         F: FnMut(&str, &mut Scan<'de>) -> Option<bool>,
@@ -352,9 +439,13 @@ impl<'de> ScanDecode<'de> for serde_json::Value {
         let mut map = serde_json::Map::new();
         // A repeated key keeps its last value, as serde_json's map does.
         while let Some(key) = scan.key()? {
-            if !envelope(&key, scan)? {
-                map.insert(key.into_owned(), scan.value().ok()?);
+            if envelope(&key, scan)? {
+                continue;
             }
+            if key == RAW_VALUE_TOKEN {
+                return None;
+            }
+            map.insert(key.into_owned(), Self::scan(scan)?);
         }
         Some(Self::Object(map))
     }
@@ -475,15 +566,12 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_left_to_serde() {
-        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        type Deep = Vec<Vec<Vec<Vec<Vec<Vec<Vec<Vec<serde_json::Value>>>>>>>>;
-        assert!(Deep::scan(&mut scan_value(&deep)).is_some());
-        let mut scan = scan_value(&deep);
-        // The value sits in an object already.
-        for _ in 1..MAX_DEPTH {
-            scan.open_array().expect("within the limit");
-        }
-        assert_eq!(scan.open_array(), None);
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let shallow = nested(MAX_DEPTH as usize - 1);
+        assert!(agrees::<serde_json::Value>(&shallow).is_some());
+        let deep = nested(100);
+        assert!(serde_json::from_str::<serde_json::Value>(&deep).is_ok());
+        assert_eq!(serde_json::Value::scan(&mut scan_value(&deep)), None);
     }
 
     /// A scanner positioned at `text`, a value inside an object.
@@ -541,6 +629,16 @@ mod tests {
             map,
             Some(BTreeMap::from([("a".into(), 2), ("b!".into(), 3)]))
         );
-        assert!(agrees::<serde_json::Value>(r#"{"x": [1.5, "y"]}"#).is_some());
+        for value in [
+            r#"{"x": [1.5, "y", -2, 3, true, false, null, {}, []], "z": {"a": "b\u0021"}}"#,
+            r#"{"a": 1, "a": -0, "b": 18446744073709551615, "c": -9223372036854775809}"#,
+            "-0",
+        ] {
+            assert!(agrees::<serde_json::Value>(value).is_some(), "{value}");
+        }
+        assert_eq!(agrees::<serde_json::Value>("1e400"), None);
+        // serde_json reads this object as the raw JSON in its value.
+        let raw = r#"{"$serde_json::private::RawValue": "[1]"}"#;
+        assert_eq!(agrees::<serde_json::Value>(raw), None);
     }
 }

@@ -587,7 +587,7 @@ impl Emitter<'_> {
             .collect();
         // Any other key is kept, refused (strict protocols) or skipped.
         let other = match &s.rest {
-            Some(_) => quote!(__rest.insert(key.into_owned(), scan.value().ok()?);),
+            Some(_) => quote!(__rest.insert(key.into_owned(), __p::ScanDecode::scan(&mut *scan)?);),
             None if self.p.wire.strict => quote!(return ::core::option::Option::None;),
             None => quote!(scan.skip()?;),
         };

@@ -570,7 +570,11 @@ pub mod chat {
                         );
                     }
                     _ => {
-                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                        __rest
+                            .insert(
+                                key.into_owned(),
+                                __p::ScanDecode::scan(&mut *scan)?,
+                            );
                     }
                 }
             }

@@ -361,7 +361,11 @@ pub mod skynet {
                         );
                     }
                     _ => {
-                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                        __rest
+                            .insert(
+                                key.into_owned(),
+                                __p::ScanDecode::scan(&mut *scan)?,
+                            );
                     }
                 }
             }
@@ -585,7 +589,11 @@ pub mod skynet {
                         );
                     }
                     _ => {
-                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                        __rest
+                            .insert(
+                                key.into_owned(),
+                                __p::ScanDecode::scan(&mut *scan)?,
+                            );
                     }
                 }
             }
@@ -983,7 +991,11 @@ pub mod skynet {
                         );
                     }
                     _ => {
-                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                        __rest
+                            .insert(
+                                key.into_owned(),
+                                __p::ScanDecode::scan(&mut *scan)?,
+                            );
                     }
                 }
             }

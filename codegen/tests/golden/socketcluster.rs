@@ -506,7 +506,11 @@ pub mod socketcluster {
                         );
                     }
                     _ => {
-                        __rest.insert(key.into_owned(), scan.value().ok()?);
+                        __rest
+                            .insert(
+                                key.into_owned(),
+                                __p::ScanDecode::scan(&mut *scan)?,
+                            );
                     }
                 }
             }
