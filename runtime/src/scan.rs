@@ -119,10 +119,17 @@ impl<'a> Scan<'a> {
                 self.pos = end + 1;
                 Cow::Borrowed(self.text.get(pos + 1..end)?)
             }
-            None => Cow::Owned(self.value::<String>().ok()?),
+            None => Cow::Owned(self.escaped_key()?),
         };
         self.byte(b':')?;
         Some(Some(key))
+    }
+
+    /// A key with escapes (or not a string at all), read by serde_json.
+    #[cold]
+    #[inline(never)]
+    fn escaped_key(&mut self) -> Option<String> {
+        self.value().ok()
     }
 
     /// Whether another element of the array entered last follows (after its comma, if any);
@@ -303,19 +310,41 @@ fn plain_string(bytes: &[u8], start: usize) -> Option<usize> {
         return None;
     }
     let mut end = start + 1;
+    // Eight bytes at a time while there are eight left, then byte by byte.
+    while let Some(chunk) = bytes.get(end..end + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let special = special_bytes(word);
+        if special != 0 {
+            end += (special.trailing_zeros() / 8) as usize;
+            return (bytes[end] == b'"').then_some(end);
+        }
+        end += 8;
+    }
     loop {
         let b = *bytes.get(end)?;
         if PLAIN[usize::from(b)] {
             end += 1;
-        } else if b == b'"' {
-            return Some(end);
         } else {
-            return None;
+            return (b == b'"').then_some(end);
         }
     }
 }
 
-/// The bytes a string holds as they are: all but `"`, `\` and control characters.
+/// The high bit of each byte of `word` (little-endian) that is not [`PLAIN`], and possibly of
+/// bytes after the first such one: the lowest bit set marks the first byte that ends a plain
+/// string. (Subtracting one from each byte borrows into a byte only above a zero byte.)
+#[inline]
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (quote | backslash | control) & HIGH
+}
+
+/// The bytes a string holds as they are: all but `"`, `\\` and control characters.
 static PLAIN: [bool; 256] = {
     let mut plain = [true; 256];
     let mut b = 0;
@@ -542,6 +571,33 @@ mod tests {
             assert!(read.is_none(), "{bad}");
         }
         assert!(Scan::object("[1]").is_none());
+    }
+
+    #[test]
+    fn plain_strings_end_at_their_first_special_byte() {
+        // Every length around the eight-byte steps, every special byte at every place.
+        for len in 0..20 {
+            let body = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            let text = format!("\"{body}\",");
+            assert_eq!(
+                plain_string(text.as_bytes(), 0),
+                Some(body.len() + 1),
+                "{text}"
+            );
+            for at in 0..=body.len() {
+                for special in ["\\", "\u{1}", "\u{1f}", "\n"] {
+                    let Some((head, tail)) = body.split_at_checked(at) else {
+                        continue;
+                    };
+                    let text = format!("\"{head}{special}{tail}\"");
+                    assert_eq!(plain_string(text.as_bytes(), 0), None, "{text:?}");
+                }
+            }
+        }
+        // Bytes just above the special ones.
+        let text = "\"\u{20}#]\u{7f}\u{80}\u{ff}abcdefgh\"";
+        assert_eq!(plain_string(text.as_bytes(), 0), Some(text.len() - 1));
+        assert_eq!(plain_string(b"\"abcdefghij", 0), None);
     }
 
     #[test]
