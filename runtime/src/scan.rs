@@ -132,6 +132,17 @@ impl<'a> Scan<'a> {
         self.value().ok()
     }
 
+    /// Reads a field's value into its slot. `None` when the slot is filled already: a repeated
+    /// field, which `Deserialize` refuses.
+    #[inline]
+    pub fn field<T: ScanDecode<'a>>(&mut self, slot: &mut Option<T>) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(T::scan(self)?);
+        Some(())
+    }
+
     /// Whether another element of the array entered last follows (after its comma, if any);
     /// `Some(false)` at the array's end, which it reads.
     #[inline]

@@ -561,15 +561,7 @@ impl Emitter<'_> {
             .map(|f| {
                 let v = slot(f);
                 let wire = &f.wire_name;
-                // A repeated field is refused by `Deserialize`.
-                quote! {
-                    #wire => {
-                        if #v.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        #v = ::core::option::Option::Some(__p::ScanDecode::scan(&mut *scan)?);
-                    }
-                }
+                quote!(#wire => scan.field(&mut #v)?,)
             })
             .collect();
         let values: Vec<TokenStream> = s

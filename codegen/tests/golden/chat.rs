@@ -365,38 +365,10 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "pingTimeout" => {
-                        if __ping_timeout.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __ping_timeout = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "isAuthenticated" => {
-                        if __is_authenticated.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __is_authenticated = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "authError" => {
-                        if __auth_error.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __auth_error = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "id" => scan.field(&mut __id)?,
+                    "pingTimeout" => scan.field(&mut __ping_timeout)?,
+                    "isAuthenticated" => scan.field(&mut __is_authenticated)?,
+                    "authError" => scan.field(&mut __auth_error)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -545,30 +517,9 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "name" => {
-                        if __name.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __name = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "isBadToken" => {
-                        if __is_bad_token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __is_bad_token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "name" => scan.field(&mut __name)?,
+                    "message" => scan.field(&mut __message)?,
+                    "isBadToken" => scan.field(&mut __is_bad_token)?,
                     _ => {
                         __rest
                             .insert(
@@ -632,46 +583,11 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "room" => {
-                        if __room.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __room = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "author" => {
-                        if __author.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __author = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "text" => {
-                        if __text.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __text = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "sentAt" => {
-                        if __sent_at.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __sent_at = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "id" => scan.field(&mut __id)?,
+                    "room" => scan.field(&mut __room)?,
+                    "author" => scan.field(&mut __author)?,
+                    "text" => scan.field(&mut __text)?,
+                    "sentAt" => scan.field(&mut __sent_at)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -746,14 +662,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "authToken" => {
-                        if __auth_token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __auth_token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "authToken" => scan.field(&mut __auth_token)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -815,30 +724,9 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "waitForAuth" => {
-                        if __wait_for_auth.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __wait_for_auth = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "waitForAuth" => scan.field(&mut __wait_for_auth)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -930,22 +818,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1001,22 +875,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1072,22 +932,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "message" => scan.field(&mut __message)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1168,22 +1014,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "isAuthenticated" => {
-                        if __is_authenticated.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __is_authenticated = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "authError" => {
-                        if __auth_error.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __auth_error = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "isAuthenticated" => scan.field(&mut __is_authenticated)?,
+                    "authError" => scan.field(&mut __auth_error)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1244,14 +1076,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "token" => {
-                        if __token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "token" => scan.field(&mut __token)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1343,22 +1168,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "code" => {
-                        if __code.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __code = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "code" => scan.field(&mut __code)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1409,14 +1220,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "room" => {
-                        if __room.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __room = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "room" => scan.field(&mut __room)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1483,14 +1287,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "members" => {
-                        if __members.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __members = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "members" => scan.field(&mut __members)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1542,22 +1339,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "room" => {
-                        if __room.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __room = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "text" => {
-                        if __text.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __text = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "room" => scan.field(&mut __room)?,
+                    "text" => scan.field(&mut __text)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1639,14 +1422,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "id" => scan.field(&mut __id)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1695,14 +1471,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "room" => {
-                        if __room.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __room = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "room" => scan.field(&mut __room)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1814,22 +1583,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "room" => {
-                        if __room.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __room = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "user" => {
-                        if __user.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __user = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "room" => scan.field(&mut __room)?,
+                    "user" => scan.field(&mut __user)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1951,22 +1706,8 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "a" => {
-                        if __a.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __a = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "b" => {
-                        if __b.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __b = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "a" => scan.field(&mut __a)?,
+                    "b" => scan.field(&mut __b)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -2249,14 +1990,7 @@ pub mod chat {
                     continue;
                 }
                 match &*key {
-                    "user" => {
-                        if __user.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __user = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "user" => scan.field(&mut __user)?,
                     _ => {
                         scan.skip()?;
                     }

@@ -312,46 +312,11 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "agent" => {
-                        if __agent.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __agent = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "version" => {
-                        if __version.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __version = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "name" => {
-                        if __name.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __name = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "connected" => {
-                        if __connected.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __connected = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "agent" => scan.field(&mut __agent)?,
+                    "version" => scan.field(&mut __version)?,
+                    "name" => scan.field(&mut __name)?,
+                    "id" => scan.field(&mut __id)?,
+                    "connected" => scan.field(&mut __connected)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -404,30 +369,9 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "name" => {
-                        if __name.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __name = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "assigned_slave" => {
-                        if __assigned_slave.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __assigned_slave = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "name" => scan.field(&mut __name)?,
+                    "id" => scan.field(&mut __id)?,
+                    "assigned_slave" => scan.field(&mut __assigned_slave)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -472,14 +416,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "serialized_config" => {
-                        if __serialized_config.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __serialized_config = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "serialized_config" => scan.field(&mut __serialized_config)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -556,78 +493,15 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "source" => {
-                        if __source.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __source = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "format" => {
-                        if __format.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __format = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "type" => {
-                        if __type.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __type = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "received" => {
-                        if __received.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __received = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "time" => {
-                        if __time.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __time = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "level" => {
-                        if __level.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __level = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "file" => {
-                        if __file.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __file = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "action" => {
-                        if __action.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __action = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "source" => scan.field(&mut __source)?,
+                    "format" => scan.field(&mut __format)?,
+                    "type" => scan.field(&mut __type)?,
+                    "message" => scan.field(&mut __message)?,
+                    "received" => scan.field(&mut __received)?,
+                    "time" => scan.field(&mut __time)?,
+                    "level" => scan.field(&mut __level)?,
+                    "file" => scan.field(&mut __file)?,
+                    "action" => scan.field(&mut __action)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -676,14 +550,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "version" => {
-                        if __version.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __version = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "version" => scan.field(&mut __version)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -743,46 +610,11 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "token" => {
-                        if __token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "agent" => {
-                        if __agent.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __agent = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "version" => {
-                        if __version.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __version = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "name" => {
-                        if __name.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __name = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "token" => scan.field(&mut __token)?,
+                    "agent" => scan.field(&mut __agent)?,
+                    "version" => scan.field(&mut __version)?,
+                    "name" => scan.field(&mut __name)?,
+                    "id" => scan.field(&mut __id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -841,30 +673,9 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "token" => {
-                        if __token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "agent" => {
-                        if __agent.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __agent = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "version" => {
-                        if __version.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __version = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "token" => scan.field(&mut __token)?,
+                    "agent" => scan.field(&mut __agent)?,
+                    "version" => scan.field(&mut __version)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -954,14 +765,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "reason" => {
-                        if __reason.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __reason = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "reason" => scan.field(&mut __reason)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1041,14 +845,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "list" => {
-                        if __list.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __list = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "list" => scan.field(&mut __list)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1138,14 +935,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "list" => {
-                        if __list.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __list = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "list" => scan.field(&mut __list)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1205,14 +995,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_ids" => {
-                        if __instance_ids.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_ids = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_ids" => scan.field(&mut __instance_ids)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1266,14 +1049,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "serialized_config" => {
-                        if __serialized_config.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __serialized_config = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "serialized_config" => scan.field(&mut __serialized_config)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1325,14 +1101,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1375,14 +1144,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "serialized_config" => {
-                        if __serialized_config.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __serialized_config = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "serialized_config" => scan.field(&mut __serialized_config)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1440,30 +1202,9 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "field" => {
-                        if __field.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __field = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "value" => {
-                        if __value.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __value = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
+                    "field" => scan.field(&mut __field)?,
+                    "value" => scan.field(&mut __value)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1520,22 +1261,8 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "slave_id" => {
-                        if __slave_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __slave_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
+                    "slave_id" => scan.field(&mut __slave_id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1593,22 +1320,8 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "serialized_config" => {
-                        if __serialized_config.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __serialized_config = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
+                    "serialized_config" => scan.field(&mut __serialized_config)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1661,14 +1374,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1722,14 +1428,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1783,14 +1482,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1844,14 +1536,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1907,22 +1592,8 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "command" => {
-                        if __command.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __command = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
+                    "command" => scan.field(&mut __command)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -1964,14 +1635,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "result" => {
-                        if __result.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __result = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "result" => scan.field(&mut __result)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -2025,14 +1689,7 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instances" => {
-                        if __instances.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instances = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instances" => scan.field(&mut __instances)?,
                     _ => {
                         return ::core::option::Option::None;
                     }
@@ -2093,22 +1750,8 @@ pub mod clusterio {
                     continue;
                 }
                 match &*key {
-                    "instance_id" => {
-                        if __instance_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __instance_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "output" => {
-                        if __output.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __output = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "instance_id" => scan.field(&mut __instance_id)?,
+                    "output" => scan.field(&mut __output)?,
                     _ => {
                         return ::core::option::Option::None;
                     }

@@ -219,14 +219,7 @@ pub mod litecord {
                     continue;
                 }
                 match &*key {
-                    "hb_interval" => {
-                        if __hb_interval.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __hb_interval = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "hb_interval" => scan.field(&mut __hb_interval)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -289,14 +282,7 @@ pub mod litecord {
                     continue;
                 }
                 match &*key {
-                    "password" => {
-                        if __password.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __password = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "password" => scan.field(&mut __password)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -343,14 +329,7 @@ pub mod litecord {
                     continue;
                 }
                 match &*key {
-                    "s" => {
-                        if __s.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __s = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "s" => scan.field(&mut __s)?,
                     _ => {
                         scan.skip()?;
                     }

@@ -221,38 +221,10 @@ pub mod litecord_example {
                     continue;
                 }
                 match &*key {
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "name" => {
-                        if __name.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __name = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "owner_id" => {
-                        if __owner_id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __owner_id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "member_count" => {
-                        if __member_count.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __member_count = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "id" => scan.field(&mut __id)?,
+                    "name" => scan.field(&mut __name)?,
+                    "owner_id" => scan.field(&mut __owner_id)?,
+                    "member_count" => scan.field(&mut __member_count)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -380,14 +352,7 @@ pub mod litecord_example {
                     continue;
                 }
                 match &*key {
-                    "hb_interval" => {
-                        if __hb_interval.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __hb_interval = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "hb_interval" => scan.field(&mut __hb_interval)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -450,14 +415,7 @@ pub mod litecord_example {
                     continue;
                 }
                 match &*key {
-                    "password" => {
-                        if __password.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __password = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "password" => scan.field(&mut __password)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -504,14 +462,7 @@ pub mod litecord_example {
                     continue;
                 }
                 match &*key {
-                    "s" => {
-                        if __s.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __s = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "s" => scan.field(&mut __s)?,
                     _ => {
                         scan.skip()?;
                     }

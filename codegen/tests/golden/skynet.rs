@@ -328,38 +328,10 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "ID" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "time" => {
-                        if __time.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __time = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "message" => scan.field(&mut __message)?,
+                    "ID" => scan.field(&mut __id)?,
+                    "time" => scan.field(&mut __time)?,
                     _ => {
                         __rest
                             .insert(
@@ -548,46 +520,11 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "type" => {
-                        if __type.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __type = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "ID" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "time" => {
-                        if __time.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __time = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "type" => scan.field(&mut __type)?,
+                    "channel" => scan.field(&mut __channel)?,
+                    "message" => scan.field(&mut __message)?,
+                    "ID" => scan.field(&mut __id)?,
+                    "time" => scan.field(&mut __time)?,
                     _ => {
                         __rest
                             .insert(
@@ -656,14 +593,7 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -711,14 +641,7 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "channels" => {
-                        if __channels.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channels = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channels" => scan.field(&mut __channels)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -777,14 +700,7 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -832,14 +748,7 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "channels" => {
-                        if __channels.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channels = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channels" => scan.field(&mut __channels)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -974,22 +883,8 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "message" => scan.field(&mut __message)?,
                     _ => {
                         __rest
                             .insert(
@@ -1061,22 +956,8 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "start" => {
-                        if __start.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __start = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "end" => {
-                        if __end.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __end = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "start" => scan.field(&mut __start)?,
+                    "end" => scan.field(&mut __end)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1117,14 +998,7 @@ pub mod skynet {
                     continue;
                 }
                 match &*key {
-                    "log" => {
-                        if __log.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __log = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "log" => scan.field(&mut __log)?,
                     _ => {
                         scan.skip()?;
                     }

@@ -301,38 +301,10 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "id" => {
-                        if __id.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __id = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "pingTimeout" => {
-                        if __ping_timeout.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __ping_timeout = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "isAuthenticated" => {
-                        if __is_authenticated.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __is_authenticated = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "authError" => {
-                        if __auth_error.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __auth_error = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "id" => scan.field(&mut __id)?,
+                    "pingTimeout" => scan.field(&mut __ping_timeout)?,
+                    "isAuthenticated" => scan.field(&mut __is_authenticated)?,
+                    "authError" => scan.field(&mut __auth_error)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -481,30 +453,9 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "name" => {
-                        if __name.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __name = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "isBadToken" => {
-                        if __is_bad_token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __is_bad_token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "name" => scan.field(&mut __name)?,
+                    "message" => scan.field(&mut __message)?,
+                    "isBadToken" => scan.field(&mut __is_bad_token)?,
                     _ => {
                         __rest
                             .insert(
@@ -555,14 +506,7 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "authToken" => {
-                        if __auth_token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __auth_token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "authToken" => scan.field(&mut __auth_token)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -624,30 +568,9 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "waitForAuth" => {
-                        if __wait_for_auth.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __wait_for_auth = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "waitForAuth" => scan.field(&mut __wait_for_auth)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -739,22 +662,8 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -810,22 +719,8 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -881,22 +776,8 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "channel" => {
-                        if __channel.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __channel = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "message" => {
-                        if __message.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __message = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "channel" => scan.field(&mut __channel)?,
+                    "message" => scan.field(&mut __message)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -977,22 +858,8 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "isAuthenticated" => {
-                        if __is_authenticated.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __is_authenticated = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "authError" => {
-                        if __auth_error.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __auth_error = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "isAuthenticated" => scan.field(&mut __is_authenticated)?,
+                    "authError" => scan.field(&mut __auth_error)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1053,14 +920,7 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "token" => {
-                        if __token.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __token = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "token" => scan.field(&mut __token)?,
                     _ => {
                         scan.skip()?;
                     }
@@ -1152,22 +1012,8 @@ pub mod socketcluster {
                     continue;
                 }
                 match &*key {
-                    "code" => {
-                        if __code.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __code = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
-                    "data" => {
-                        if __data.is_some() {
-                            return ::core::option::Option::None;
-                        }
-                        __data = ::core::option::Option::Some(
-                            __p::ScanDecode::scan(&mut *scan)?,
-                        );
-                    }
+                    "code" => scan.field(&mut __code)?,
+                    "data" => scan.field(&mut __data)?,
                     _ => {
                         scan.skip()?;
                     }
