@@ -355,6 +355,13 @@ fn special_bytes(word: u64) -> u64 {
     (quote | backslash | control) & HIGH
 }
 
+/// Whether `b` stands for itself inside a JSON string (it is not `"`, `\\` or a control
+/// character).
+#[inline]
+pub(crate) fn plain_byte(b: u8) -> bool {
+    PLAIN[usize::from(b)]
+}
+
 /// The bytes a string holds as they are: all but `"`, `\\` and control characters.
 static PLAIN: [bool; 256] = {
     let mut plain = [true; 256];

@@ -1030,9 +1030,7 @@ fn splice_object(out: &mut Vec<u8>, first: &mut bool, value: &str) -> Result<(),
 fn splice_written(out: &mut Vec<u8>, start: usize, first: &mut bool) -> Result<(), EncodeError> {
     let members = match &out[start..] {
         b"null" => Ok(false),
-        [b'{', inner @ .., b'}'] => std::str::from_utf8(inner)
-            .map(|inner| !inner.trim().is_empty())
-            .map_err(|_| EncodeError::NotAnObject),
+        [b'{', inner @ .., b'}'] => Ok(inner.iter().any(|b| !b.is_ascii_whitespace())),
         _ => Err(EncodeError::NotAnObject),
     };
     match members {
@@ -1058,11 +1056,30 @@ fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
         out.push(b',');
     }
     *first = false;
-    // serde_json's escaping into a Vec cannot fail.
-    if serde_json::to_writer(&mut *out, key).is_err() {
-        out.extend_from_slice(b"\"\"");
-    }
+    write_str(out, key);
     out.push(b':');
+}
+
+/// Writes `s` as a JSON string.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    write_str_content(out, s);
+    out.push(b'"');
+}
+
+/// Writes what goes between the quotes of `s` as a JSON string: `s` itself when it needs no
+/// escape (as envelope keys and tags do), else as serde_json escapes it.
+fn write_str_content(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(crate::scan::plain_byte) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    let at = out.len();
+    // serde_json's escaping into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, s).is_ok() {
+        out.pop();
+        out.remove(at);
+    }
 }
 
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
@@ -1071,7 +1088,10 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(),
 
 fn write_tag(out: &mut Vec<u8>, tag: Tag) -> Result<(), EncodeError> {
     match tag {
-        Tag::Str(s) => write_json(out, s),
+        Tag::Str(s) => {
+            write_str(out, s);
+            Ok(())
+        }
         Tag::Int(n) => write_json(out, &n),
     }
 }
@@ -1079,13 +1099,12 @@ fn write_tag(out: &mut Vec<u8>, tag: Tag) -> Result<(), EncodeError> {
 fn write_suffixed(out: &mut Vec<u8>, tag: Tag, suffix: &str) -> Result<(), EncodeError> {
     match tag {
         Tag::Str(s) => {
-            // Escaping works character by character, so `"name"` + `"suffix"` with the quotes
-            // between them dropped is `"namesuffix"`, without building the name.
-            write_json(out, s)?;
-            out.pop();
-            let at = out.len();
-            write_json(out, suffix)?;
-            out.remove(at);
+            // Escaping works character by character, so the name and the suffix escaped one
+            // after the other are `"namesuffix"` escaped, without building the name.
+            out.push(b'"');
+            write_str_content(out, s);
+            write_str_content(out, suffix);
+            out.push(b'"');
             Ok(())
         }
         Tag::Int(_) => Err(EncodeError::NotAnObject),
@@ -1167,4 +1186,31 @@ fn read_id(raw: &RawValue, key: &'static str) -> Result<RequestId, DecodeError> 
             key,
             expected: "an integer or a string",
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "op",
+            "list_slaves",
+            "a\"b",
+            "back\\slash",
+            "tab\tnew\nline",
+            "é\u{1}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            let expected = serde_json::to_string(s).expect("a string serialises");
+            assert_eq!(String::from_utf8(out).expect("UTF-8"), expected);
+            let mut out = Vec::new();
+            write_suffixed(&mut out, Tag::Str(s), "_re\"quest").expect("a string tag");
+            let expected = serde_json::to_string(&format!("{s}_re\"quest")).expect("a string");
+            assert_eq!(String::from_utf8(out).expect("UTF-8"), expected);
+        }
+    }
 }
