@@ -7,6 +7,11 @@
 //! buffering. Anything else (a reply, the tag after the payload, a payload missing, any error)
 //! returns `None`, and the caller falls back to [`WireProfile::classify`], which handles every
 //! key order and words every error precisely.
+//!
+//! The entry points are `#[inline(always)]` and their helpers `#[inline]`: callers pass a
+//! protocol's `WIRE`, a constant, so once inlined the compiler folds the profile's choices (where
+//! the tag sits, which keys are the envelope's, how replies are told) into code specialised per
+//! protocol, as if the envelope reader were generated.
 
 use std::fmt;
 
@@ -34,6 +39,7 @@ pub struct FastFrame<I> {
 
 impl WireProfile {
     /// Decodes a message frame in one pass, or returns `None` to ask for the general path.
+    #[inline(always)]
     pub fn decode_fast<I: Inbound>(&self, text: &str) -> Option<FastFrame<I>> {
         let mut scan = Scan::object(text)?;
         let mut envelope = Envelope::default();
@@ -62,6 +68,7 @@ impl WireProfile {
 
     /// Reads keys up to `wanted`, whose value is next; envelope keys on the way are read into
     /// `envelope`. `None` at any other key (or the object's end).
+    #[inline]
     fn seek(&self, scan: &mut Scan<'_>, envelope: &mut Envelope, wanted: &str) -> Option<()> {
         loop {
             let key = scan.key()??;
@@ -74,6 +81,7 @@ impl WireProfile {
         }
     }
 
+    #[inline]
     fn id_key(&self) -> Option<&'static str> {
         match self.request_id {
             RequestIdPlace::Key { key, .. } => Some(key),
@@ -84,6 +92,7 @@ impl WireProfile {
     /// How the frame tagged `tag` is recognised, the name of its message, and the key its
     /// payload sits under (`None` for inline payloads). A carried message's method name is read
     /// from the frame.
+    #[inline]
     fn frame_name<'a>(
         &self,
         tag: TagRef<'a>,
@@ -121,6 +130,7 @@ impl WireProfile {
     }
 
     /// The rest of a frame whose payload sits under `payload_key`.
+    #[inline(always)]
     fn under_key<'a, I: Inbound>(
         &self,
         scan: &mut Scan<'a>,
@@ -154,6 +164,7 @@ impl WireProfile {
 
     /// The rest of a frame whose payload's keys sit beside the envelope's, after the tag (or
     /// the last envelope key read).
+    #[inline(always)]
     fn inline<I: Inbound>(
         &self,
         scan: &mut Scan<'_>,
@@ -200,6 +211,7 @@ impl Envelope {
     /// Reads `key`'s value if it is an envelope key: `Some(true)` when it was, `Some(false)` when
     /// `key` is not an envelope key, `None` (ask the general path) when it is repeated or its
     /// value is not what the envelope holds.
+    #[inline]
     fn scan(&mut self, profile: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<bool> {
         if Some(key) == profile.sequence {
             if self.seq.replace(scan.int()?).is_some() {
@@ -224,6 +236,7 @@ impl<'de> PayloadSource<'de> for &mut Scan<'de> {
     }
 }
 
+#[inline]
 fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: Envelope) -> FastFrame<I> {
     let id = match p.request_id {
         RequestIdPlace::Sequence if class == FrameClass::Request => {
@@ -240,6 +253,7 @@ fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: Envelope)
     }
 }
 
+#[inline]
 fn is_reply(p: &WireProfile, tag: TagRef<'_>) -> bool {
     let matched = match (p.reply.matched, tag) {
         (ReplyMatch::Tag { tag: reply, .. }, TagRef::Str(t)) => t == reply,
@@ -298,6 +312,7 @@ impl WireProfile {
     /// as every protolink peer and the real SocketCluster and Litecord peers write it. `None`
     /// asks for the general path: not a reply, a failure frame, the id inside the payload, or
     /// keys in another order.
+    #[inline]
     pub fn peek_reply(&self, text: &str) -> Option<Option<RequestId>> {
         self.reply_id_key()?;
         let mut scan = Scan::object(text)?;
@@ -316,6 +331,7 @@ impl WireProfile {
     /// keys (Clusterio's `list_slaves_response` answers `list_slaves`): how the reader picks the
     /// reply type when the reply's id sits inside the payload. `None` when the tag does not name
     /// a request or does not come before the payload.
+    #[inline]
     pub fn peek_reply_name<'a>(&self, text: &'a str) -> Option<&'a str> {
         let ReplyMatch::Suffix(suffix) = self.reply.matched else {
             return None;
@@ -327,6 +343,7 @@ impl WireProfile {
 
     /// Decodes a successful reply as `T` in one pass, or returns `None` to ask for the general
     /// path ([`WireProfile::classify`], which also reads failures and words every error).
+    #[inline(always)]
     pub fn decode_reply_fast<'de, T: ScanDecode<'de>>(
         &self,
         text: &'de str,
@@ -392,6 +409,7 @@ impl WireProfile {
 
     /// A reply's result whose object also holds the reply's id (Clusterio's `data.seq`): the id
     /// is taken out on the way; an error key (a failure) or a repeated id stops the read.
+    #[inline]
     fn result_with_id<'de, T: ScanDecode<'de>>(
         &self,
         scan: &mut Scan<'de>,
@@ -417,6 +435,7 @@ impl WireProfile {
 
     /// The top-level key of a reply's id (`Some(None)` for ordered protocols); `None` when the
     /// id sits inside the payload, which the one-pass paths leave to the general one.
+    #[inline]
     fn reply_id_key(&self) -> Option<Option<&'static str>> {
         match (self.request_id, self.reply.id) {
             (RequestIdPlace::Ordered, _) => Some(None),
@@ -426,6 +445,7 @@ impl WireProfile {
     }
 
     /// The key holding a reply's result; `None` when its fields sit inline.
+    #[inline]
     fn result_key(&self) -> Option<&'static str> {
         match (self.reply.result, self.payload) {
             (Some(key), _) | (None, PayloadPlace::Under(key)) => Some(key),
@@ -459,6 +479,7 @@ impl ReplyEnvelope {
     /// Reads `key`'s value if it is one of a reply's envelope keys; `None` when the frame is not
     /// a successful reply, or not one the one-pass paths read (a repeated envelope key, an
     /// escaped tag or name: the general path keeps the first, and says so).
+    #[inline]
     fn scan(&mut self, p: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<ReplyKey> {
         let untagged = matches!(p.reply.matched, ReplyMatch::Untagged);
         if key == p.tag {
@@ -512,12 +533,14 @@ impl ReplyEnvelope {
     }
 
     /// Whether this is a reply with everything the link needs to route it.
+    #[inline]
     fn known(&self, p: &WireProfile) -> bool {
         self.reply == Some(true) && (self.id.is_some() || p.request_id == RequestIdPlace::Ordered)
     }
 }
 
 /// A request id at the scanner's position: an integer, or a string (escaped or not).
+#[inline]
 fn scan_id(scan: &mut Scan<'_>) -> Option<RequestId> {
     match scan.int() {
         Some(n) => Some(RequestId::Int(n)),
