@@ -7,12 +7,13 @@
 //! from it ([`ScanDecode`]). Every value it does not read itself (an escaped string, a float, an
 //! `any` value, a key to skip) goes to serde_json at the right offset.
 //!
-//! It only reads the plain case: keys without escapes, integers without a fraction or exponent.
-//! Anything else (an escaped key, a float where an integer is expected, a repeated field, a
-//! malformed frame) makes it return `None`, and the caller falls back to the general path, which
-//! reads every valid frame and words every error. So the scanner never needs to be a complete JSON
-//! parser, only a correct one for what it accepts: what it accepts, serde_json reads the same way,
-//! into the same value.
+//! It reads the plain case itself: strings without escapes, integers without a fraction or
+//! exponent, `true`, `false` and `null`; escaped keys and strings, and other numbers, it hands to
+//! serde_json. Anything it cannot read as serde would (a repeated field, `-0` or a float where an
+//! integer belongs, nesting deeper than 64, a malformed frame) makes it return `None`, and the
+//! caller falls back to the general path, which reads every valid frame and words every error.
+//! So the scanner never needs to be a complete JSON parser, only a correct one for what it
+//! accepts: what it accepts, serde_json reads the same way, into the same value.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -92,7 +93,7 @@ impl<'a> Scan<'a> {
     /// first key or element, since this container is one.
     #[inline]
     fn leave(&mut self) {
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         self.first = false;
     }
 
