@@ -4,6 +4,7 @@
 //!   back to the same JSON;
 //! - `roundtrip`: property tests, encode then decode is the identity for every message and reply;
 //! - `garbage`: malformed input gives a typed error and never panics;
+//! - `scanner`: the one-pass byte scanner reads what serde_json reads, the same way;
 //! - `unions`: unions matched by JSON type (test-only definitions in `defs/`);
 //! - `compile_fail`: the type system refuses sending a message from the wrong side and answering
 //!   a request with the wrong reply type (trybuild, cases in `ui/`).
@@ -14,6 +15,8 @@ mod compile_fail;
 mod garbage;
 #[path = "codec/roundtrip.rs"]
 mod roundtrip;
+#[path = "codec/scanner.rs"]
+mod scanner;
 #[path = "codec/support.rs"]
 mod support;
 #[path = "codec/unions.rs"]
