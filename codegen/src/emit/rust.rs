@@ -44,6 +44,11 @@ fn ident(name: &str) -> Ident {
     }
 }
 
+/// The local a generated decoder collects a field's value in (`__name`).
+fn slot(f: &Field) -> Ident {
+    format_ident!("__{}", f.rust_name.trim_start_matches("r#"))
+}
+
 fn docs(lines: &[String], fallback: &str) -> TokenStream {
     if lines.is_empty() {
         let line = format!(" {fallback}");
@@ -413,7 +418,6 @@ impl Emitter<'_> {
     fn rest_deserialize(&self, name: &Ident, s: &Struct, rest: &str) -> TokenStream {
         let rest = ident(rest);
         let expecting = format!("struct {name}");
-        let slot = |f: &Field| format_ident!("__{}", f.rust_name.trim_start_matches("r#"));
         let slots = s.fields.iter().map(|f| {
             let v = slot(f);
             let ty = self.field_type(f);
@@ -549,7 +553,6 @@ impl Emitter<'_> {
     /// what its `Deserialize` accepts (repeated fields, missing required ones and, for strict
     /// protocols, unknown keys are left to serde, which refuses them).
     fn scan_struct(&self, name: &Ident, s: &Struct) -> TokenStream {
-        let slot = |f: &Field| format_ident!("__{}", f.rust_name.trim_start_matches("r#"));
         let slots = s.fields.iter().map(|f| {
             let v = slot(f);
             let ty = self.field_type(f);
@@ -724,7 +727,6 @@ impl Emitter<'_> {
     /// required element, or one too many, is left to serde (which refuses it), and so is an
     /// object, which `Deserialize` also reads.
     fn scan_positional(&self, name: &Ident, s: &Struct) -> TokenStream {
-        let slot = |f: &Field| format_ident!("__{}", f.rust_name.trim_start_matches("r#"));
         let reads = s.fields.iter().map(|f| {
             let v = slot(f);
             let ty = self.field_type(f);

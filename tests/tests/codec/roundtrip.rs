@@ -19,7 +19,7 @@ use std::fmt::Debug;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::Union;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 use protolink::wire::{
     ErrorFraming, ErrorShape, Framing, KeyPath, Kind, RawFrame, RequestId, RequestIdPlace,
     WireProfile,
@@ -37,17 +37,9 @@ use crate::support::{
 /// Cases per message, per reply and per error reply; `PROPTEST_CASES` overrides it.
 const CASES: u32 = 48;
 
-/// A fresh runner for each property: a `TestRunner` counts its successes across runs.
+/// A fresh runner for each property.
 fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(CASES);
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
+    crate::support::runner(CASES)
 }
 
 // ---------------------------------------------------------------------------------------------

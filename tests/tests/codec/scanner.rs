@@ -2,7 +2,7 @@
 //! reads as serde_json does; what it cannot read, it leaves (`None`), and it never panics.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 use protolink::scan::{Scan, ScanDecode, no_envelope};
 use protolink_protocols::{chat, clusterio, skynet};
 use serde::de::DeserializeOwned;
@@ -12,15 +12,7 @@ use serde_json::Value;
 const CASES: u32 = 512;
 
 fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(CASES);
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
+    crate::support::runner(CASES)
 }
 
 /// Keys: the payload fields of the structs below, repeated keys, escaped ones, and the key that

@@ -180,3 +180,17 @@ pub(crate) fn not_a_frame(error: &DecodeError) -> bool {
             | DecodeError::MalformedError
     )
 }
+
+/// A fresh proptest runner of `cases` cases (`PROPTEST_CASES` overrides it), one per property: a
+/// `TestRunner` counts its successes across runs.
+pub(crate) fn runner(cases: u32) -> proptest::test_runner::TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+}
