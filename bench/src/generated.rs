@@ -4,14 +4,13 @@
 //! [`WireProfile::decode_fast`](protolink::wire::WireProfile::decode_fast), falling back to
 //! [`WireProfile::classify`](protolink::wire::WireProfile::classify) and the direction's generated
 //! `Inbound::decode`; for a reply, `peek_reply` and the one-pass `decode_reply_fast`, falling
-//! back to the request's reply type from the classified payload. Encoding is `encode_message`, or for a reply `Outcome::reply`'s
-//! serialisation to JSON text followed by `encode_reply`.
+//! back to the request's reply type from the classified payload. Encoding is `encode_message`, or
+//! for a reply `encode_reply` of the typed value, as `Outcome::reply` and `Reply::encode` do.
 
 use std::any::Any;
 
 use protolink::wire::{RawFrame, RequestId, RequestIdPlace, Tag};
 use protolink::{Inbound, Message, Protocol, Request};
-use serde_json::value::to_raw_value;
 
 use crate::BenchError;
 
@@ -86,15 +85,14 @@ pub fn encode_message<M: Message>(
     Ok(())
 }
 
-/// Writes a successful reply to `R` as a link does: the handler's value to JSON text
-/// (`Outcome::reply`), then the reply frame around it.
+/// Writes a successful reply to `R` as a link does: the handler's value serialised straight into
+/// the reply frame (`Outcome::reply`, then `Reply::encode`).
 pub fn encode_reply<R: Request>(
     out: &mut Vec<u8>,
     reply: &R::Reply,
     id: Option<&RequestId>,
     seq: Option<i64>,
 ) -> Result<(), BenchError> {
-    let raw = to_raw_value(reply)?;
-    <R::Protocol as Protocol>::WIRE.encode_reply(out, R::TAG, id, seq, Ok(&raw))?;
+    <R::Protocol as Protocol>::WIRE.encode_reply(out, R::TAG, id, seq, Ok(reply))?;
     Ok(())
 }

@@ -20,8 +20,8 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::fast::FastReply;
 use crate::message::{
-    CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Request, SendableBy, Sender,
-    Side,
+    CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Reply, Request, SendableBy,
+    Sender, Side,
 };
 use crate::scan::ScanDecode;
 use crate::session::{Beat, HandshakeStep, Interval, Role};
@@ -1653,7 +1653,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         &mut self,
         tag: Tag,
         id: Option<RequestId>,
-        result: Result<Box<RawValue>, RemoteError>,
+        result: Result<Reply, RemoteError>,
     ) {
         let Some(text) = encode_reply::<S>(&self.link, tag, id.as_ref(), result) else {
             return;
@@ -1717,14 +1717,26 @@ fn encode_reply<S: Side>(
     link: &Link<S>,
     tag: Tag,
     id: Option<&RequestId>,
-    result: Result<Box<RawValue>, RemoteError>,
+    result: Result<Reply, RemoteError>,
 ) -> Option<String> {
+    let profile = wire::<S>();
+    let seq = link.seq();
     let mut buf = Vec::with_capacity(128);
-    let result_ref = match &result {
-        Ok(raw) => Ok(&**raw),
-        Err(e) => Err(e),
+    let failed = |buf: &mut Vec<u8>, error: &RemoteError| {
+        profile.encode_reply::<()>(buf, tag, id, seq, Err(error))
     };
-    match wire::<S>().encode_reply(&mut buf, tag, id, link.seq(), result_ref) {
+    let written = match &result {
+        Ok(reply) => reply.encode(profile, &mut buf, tag, id, seq).or_else(|e| {
+            // The peer still gets an answer: a failure saying why there is no result.
+            buf.clear();
+            failed(
+                &mut buf,
+                &RemoteError::new(format!("cannot encode the reply: {e}")),
+            )
+        }),
+        Err(error) => failed(&mut buf, error),
+    };
+    match written {
         Ok(()) => String::from_utf8(buf).ok(),
         Err(e) => {
             warn!(error = %e, "cannot encode a reply");

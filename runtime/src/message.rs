@@ -13,10 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, EncodeError};
 use crate::scan::ScanDecode;
 use crate::validate::Validate;
-use crate::wire::{ErrorShape, Kind, RawMessage, Tag, WireProfile};
+use crate::wire::{ErrorShape, Kind, RawMessage, RequestId, Tag, WireProfile};
 
 /// A protocol: its wire profile, session rules and close codes.
 pub trait Protocol: Send + Sync + 'static {
@@ -159,19 +159,66 @@ impl<'de, D: serde::Deserializer<'de>> PayloadSource<'de> for FromDeserializer<D
 pub enum Outcome {
     /// Handled; nothing to send back.
     Done,
-    /// A request was handled: the reply's JSON, or the error to send.
-    Reply(Result<Box<RawValue>, RemoteError>),
+    /// A request was handled: the reply, or the error to send.
+    Reply(Result<Reply, RemoteError>),
     /// A message the session driver handles (handshake steps, heartbeats, close).
     Session,
 }
 
 impl Outcome {
     /// Turns a handler's result into a reply.
-    pub fn reply<R: Serialize>(result: Result<R, RemoteError>) -> Self {
-        Outcome::Reply(result.and_then(|reply| {
-            serde_json::value::to_raw_value(&reply)
-                .map_err(|e| RemoteError::new(format!("cannot encode the reply: {e}")))
-        }))
+    pub fn reply<R: Serialize + Send + 'static>(result: Result<R, RemoteError>) -> Self {
+        Outcome::Reply(result.map(|reply| Reply(Box::new(reply))))
+    }
+}
+
+/// A handler's successful reply, kept typed until its frame is written: it is serialised once,
+/// straight into the frame.
+pub struct Reply(Box<dyn WriteReply>);
+
+impl Reply {
+    /// Writes the reply frame answering the request `tag` with id `id`
+    /// ([`WireProfile::encode_reply`]).
+    pub fn encode(
+        &self,
+        profile: &WireProfile,
+        out: &mut Vec<u8>,
+        tag: Tag,
+        id: Option<&RequestId>,
+        seq: Option<i64>,
+    ) -> Result<(), EncodeError> {
+        self.0.write(profile, out, tag, id, seq)
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply(..)")
+    }
+}
+
+/// A reply value of any type, written into its frame.
+trait WriteReply: Send {
+    fn write(
+        &self,
+        profile: &WireProfile,
+        out: &mut Vec<u8>,
+        tag: Tag,
+        id: Option<&RequestId>,
+        seq: Option<i64>,
+    ) -> Result<(), EncodeError>;
+}
+
+impl<T: Serialize + Send> WriteReply for T {
+    fn write(
+        &self,
+        profile: &WireProfile,
+        out: &mut Vec<u8>,
+        tag: Tag,
+        id: Option<&RequestId>,
+        seq: Option<i64>,
+    ) -> Result<(), EncodeError> {
+        profile.encode_reply(out, tag, id, seq, Ok(self))
     }
 }
 

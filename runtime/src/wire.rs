@@ -859,14 +859,16 @@ impl WireProfile {
         Ok(())
     }
 
-    /// Writes a reply to the request `tag` with id `id`: `Ok` holds the result as JSON text.
-    pub fn encode_reply(
+    /// Writes a reply to the request `tag` with id `id`: `Ok` holds the result, serialised
+    /// straight into the frame (a `RawValue` is written as it is). A result that serialises to
+    /// `null` (`Empty`) writes no result key, or an empty object where one is required.
+    pub fn encode_reply<T: Serialize + ?Sized>(
         &self,
         out: &mut Vec<u8>,
         tag: Tag,
         id: Option<&RequestId>,
         seq: Option<i64>,
-        result: Result<&RawValue, &RemoteError>,
+        result: Result<&T, &RemoteError>,
     ) -> Result<(), EncodeError> {
         if let (
             ErrorFraming::Tagged {
@@ -915,39 +917,49 @@ impl WireProfile {
             _ => None,
         };
         match result {
-            Ok(raw) => {
-                let value = raw.get();
-                match (self.reply.result, self.payload) {
-                    (Some(key), _) => {
-                        if value != "null" {
-                            write_key(out, &mut first, key);
-                            out.extend_from_slice(value.as_bytes());
-                        }
-                    }
-                    (None, PayloadPlace::Under(key)) => {
-                        write_key(out, &mut first, key);
-                        match in_payload_id {
-                            Some((id_key, id)) => {
-                                let mut inner_first = true;
-                                out.push(b'{');
-                                splice_object(out, &mut inner_first, value)?;
-                                write_key(out, &mut inner_first, id_key);
-                                write_json(out, id)?;
-                                out.push(b'}');
-                            }
-                            None if value == "null" => out.extend_from_slice(b"{}"),
-                            None => out.extend_from_slice(value.as_bytes()),
-                        }
-                    }
-                    (None, PayloadPlace::Inline) => {
-                        if let ReplyMatch::Tag { for_key, .. } = self.reply.matched {
-                            write_key(out, &mut first, for_key);
-                            write_tag(out, tag)?;
-                        }
-                        splice_object(out, &mut first, value)?;
+            Ok(value) => match (self.reply.result, self.payload) {
+                (Some(key), _) => {
+                    // The result key is the frame's last: a `null` result drops it again.
+                    let before = out.len();
+                    write_key(out, &mut first, key);
+                    let start = out.len();
+                    write_json(out, value)?;
+                    if out[start..] == *b"null" {
+                        out.truncate(before);
                     }
                 }
-            }
+                (None, PayloadPlace::Under(key)) => {
+                    write_key(out, &mut first, key);
+                    let start = out.len();
+                    match in_payload_id {
+                        Some((id_key, id)) => {
+                            let mut inner_first = true;
+                            out.push(b'{');
+                            write_json(out, value)?;
+                            splice_written(out, start + 1, &mut inner_first)?;
+                            write_key(out, &mut inner_first, id_key);
+                            write_json(out, id)?;
+                            out.push(b'}');
+                        }
+                        None => {
+                            write_json(out, value)?;
+                            if out[start..] == *b"null" {
+                                out.truncate(start);
+                                out.extend_from_slice(b"{}");
+                            }
+                        }
+                    }
+                }
+                (None, PayloadPlace::Inline) => {
+                    if let ReplyMatch::Tag { for_key, .. } = self.reply.matched {
+                        write_key(out, &mut first, for_key);
+                        write_tag(out, tag)?;
+                    }
+                    let start = out.len();
+                    write_json(out, value)?;
+                    splice_written(out, start, &mut first)?;
+                }
+            },
             Err(error) => {
                 let (key, shape) = match self.reply.error {
                     ErrorFraming::InReply { path, shape } => match path {
@@ -1005,28 +1017,9 @@ impl WireProfile {
     }
 }
 
-/// Appends the members of the JSON object `value` to an object being written; `null` adds none.
-fn splice_object(out: &mut Vec<u8>, first: &mut bool, value: &str) -> Result<(), EncodeError> {
-    if value == "null" {
-        return Ok(());
-    }
-    let inner = value
-        .strip_prefix('{')
-        .and_then(|v| v.strip_suffix('}'))
-        .ok_or(EncodeError::NotAnObject)?;
-    if inner.trim().is_empty() {
-        return Ok(());
-    }
-    if !*first {
-        out.push(b',');
-    }
-    *first = false;
-    out.extend_from_slice(inner.as_bytes());
-    Ok(())
-}
-
-/// Like [`splice_object`] for the value just written at `out[start..]`, in place: the object's
-/// braces are dropped (the opening one becomes the separating comma) instead of copying it out.
+/// Appends the members of the JSON object just written at `out[start..]` to the object being
+/// written, in place: its braces are dropped (the opening one becomes the separating comma);
+/// `null` or an empty object adds none, anything else is not an object.
 fn splice_written(out: &mut Vec<u8>, start: usize, first: &mut bool) -> Result<(), EncodeError> {
     let members = match &out[start..] {
         b"null" => Ok(false),

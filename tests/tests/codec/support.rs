@@ -10,7 +10,6 @@ use protolink::wire::{
 use protolink::{DecodeError, Message, RemoteError};
 use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// The tag as `classify` reports it.
 pub(crate) fn tag_ref(tag: Tag) -> TagRef<'static> {
@@ -134,7 +133,8 @@ pub(crate) fn encode_any<P: Serialize + ?Sized>(
     String::from_utf8(out).expect("encode_message writes UTF-8")
 }
 
-/// Encodes a reply the way a link sends a handler's result (`Outcome::reply`).
+/// Encodes a reply the way a link sends a handler's result (`Outcome::reply`, then
+/// `Reply::encode`).
 #[track_caller]
 pub(crate) fn encode_reply<R: Serialize>(
     wire: &WireProfile,
@@ -143,10 +143,8 @@ pub(crate) fn encode_reply<R: Serialize>(
     seq: Option<i64>,
     result: Result<&R, &RemoteError>,
 ) -> String {
-    let raw: Result<Box<RawValue>, &RemoteError> =
-        result.map(|reply| serde_json::value::to_raw_value(reply).expect("the reply serialises"));
     let mut out = Vec::new();
-    wire.encode_reply(&mut out, tag, id, seq, raw.as_deref().map_err(|e| *e))
+    wire.encode_reply(&mut out, tag, id, seq, result)
         .unwrap_or_else(|e| panic!("encode_reply failed: {e}"));
     String::from_utf8(out).expect("encode_reply writes UTF-8")
 }
