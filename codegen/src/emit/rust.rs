@@ -412,17 +412,31 @@ impl Emitter<'_> {
         }
     }
 
+    /// The locals a generated decoder collects each field's value in, all empty.
+    fn slot_decls(&self, s: &Struct) -> Vec<TokenStream> {
+        s.fields
+            .iter()
+            .map(|f| {
+                let v = slot(f);
+                let ty = self.field_type(f);
+                quote!(let mut #v: ::core::option::Option<#ty> = ::core::option::Option::None;)
+            })
+            .collect()
+    }
+
+    /// Whether a missing key leaves the field `None` (an `Option`, as with serde's derive)
+    /// rather than making the object invalid.
+    fn absent_is_none(&self, f: &Field) -> bool {
+        f.optional || matches!(self.resolved(&f.ty), Ty::Nullable(_))
+    }
+
     /// `Deserialize` for a struct that keeps every other key (`..rest`), in one pass over the
     /// object's keys: what serde's derive does for it with `#[serde(flatten)]` buffers every key
     /// first. Missing, repeated and unknown keys behave as with the derive.
     fn rest_deserialize(&self, name: &Ident, s: &Struct, rest: &str) -> TokenStream {
         let rest = ident(rest);
         let expecting = format!("struct {name}");
-        let slots = s.fields.iter().map(|f| {
-            let v = slot(f);
-            let ty = self.field_type(f);
-            quote!(let mut #v: ::core::option::Option<#ty> = ::core::option::Option::None;)
-        });
+        let slots = self.slot_decls(s);
         let arms = s.fields.iter().map(|f| {
             let v = slot(f);
             let wire = &f.wire_name;
@@ -442,7 +456,7 @@ impl Emitter<'_> {
             let n = ident(&f.rust_name);
             let wire = &f.wire_name;
             // An absent `Option` is `None`, as with the derive; anything else is required.
-            if f.optional || matches!(self.resolved(&f.ty), Ty::Nullable(_)) {
+            if self.absent_is_none(f) {
                 quote!(#n: #v.flatten())
             } else {
                 quote! {
@@ -553,11 +567,7 @@ impl Emitter<'_> {
     /// what its `Deserialize` accepts (repeated fields, missing required ones and, for strict
     /// protocols, unknown keys are left to serde, which refuses them).
     fn scan_struct(&self, name: &Ident, s: &Struct) -> TokenStream {
-        let slots = s.fields.iter().map(|f| {
-            let v = slot(f);
-            let ty = self.field_type(f);
-            quote!(let mut #v: ::core::option::Option<#ty> = ::core::option::Option::None;)
-        });
+        let slots = self.slot_decls(s);
         let arms: Vec<TokenStream> = s
             .fields
             .iter()
@@ -573,7 +583,7 @@ impl Emitter<'_> {
             .map(|f| {
                 let v = slot(f);
                 let n = ident(&f.rust_name);
-                if f.optional || matches!(self.resolved(&f.ty), Ty::Nullable(_)) {
+                if self.absent_is_none(f) {
                     quote!(#n: #v.flatten())
                 } else {
                     quote!(#n: #v?)
