@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use protolink::broker::{Broker, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
 use protolink::ws::{Server, WsLimits, connect};
-use protolink::{DecodeError, InvalidInput, Link, LinkConfig, RemoteError, Session};
+use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
 
 use crate::output::{Printer, serve_until_signal, shutdown_signal};
@@ -134,13 +134,8 @@ impl<B: Broker> ServerHandler for Connection<B> {
         })
     }
 
+    // Anyone may send on any channel, opened or not, as on the real server.
     async fn message(&self, request: sk::Message) -> Result<sk::SentMessage, RemoteError> {
-        if !self.channels().contains(&request.channel) {
-            return Err(RemoteError::new(format!(
-                "Error: Channel {} not open.",
-                shown(&request.channel)
-            )));
-        }
         let n = self.hub.next_message.fetch_add(1, Ordering::Relaxed);
         let sent = sk::SentMessage {
             channel: request.channel,
@@ -186,27 +181,9 @@ impl<B: Broker> ServerHandler for Connection<B> {
     }
 }
 
-/// The real server's error texts for frames it cannot use.
-fn describe(input: &InvalidInput) -> String {
-    match input {
-        InvalidInput::Decode(DecodeError::Json(e)) => format!("SyntaxError: {e}"),
-        InvalidInput::Decode(DecodeError::NotAnObject) => {
-            "Error: Message must be object".to_owned()
-        }
-        InvalidInput::Decode(DecodeError::MissingKey(key)) => {
-            format!("Error: Message must have a {key}")
-        }
-        InvalidInput::Decode(DecodeError::UnknownMessage { name }) => {
-            format!("Error: Unknown command {name}")
-        }
-        InvalidInput::Decode(other) => format!("Error: {other}"),
-        InvalidInput::Validation(e) => format!("Error: {e}"),
-    }
-}
-
-/// The session every server link runs: no handshake, Skynet's error texts.
+/// The session every server link runs: no handshake; the definition words every error.
 pub(crate) fn server_session() -> Session<sk::Server> {
-    Session::new().describe_invalid(describe)
+    Session::new()
 }
 
 /// Starts serving on `server` with a hub; returns the shutdown handle and the accept task.
@@ -224,13 +201,7 @@ pub(crate) fn start<B: Broker>(
 
 /// `protolink serve skynet`.
 pub(crate) async fn serve(listen: &str, log_size: usize) -> std::io::Result<()> {
-    let server = Server::<sk::Server>::bind(listen)
-        .await?
-        .path("/connect")
-        .link_config(LinkConfig {
-            max_invalid: u32::MAX,
-            ..LinkConfig::default()
-        });
+    let server = Server::<sk::Server>::bind(listen).await?.path("/connect");
     Printer::stdout().line_text(&format!(
         "listening on ws://{}/connect",
         server.local_addr()?

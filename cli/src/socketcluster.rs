@@ -16,7 +16,7 @@ use protolink::broker::{Broker, Deliver, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
 use protolink::wire::RequestId;
 use protolink::ws::{Server, WsLimits, connect};
-use protolink::{Empty, Link, LinkConfig, Message, RemoteError, RequestError, Sender, Session};
+use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::chat::{
     self as sc, ClientHandler, ClientSender, CloseCode, ServerHandler, ServerSender,
 };
@@ -436,31 +436,13 @@ impl<B: Broker> ServerHandler for Connection<B> {
 }
 
 /// The session every server link runs: a `#handshake` whose `cid` is not a number closes with
-/// 4008, as socketcluster-server does.
-///
-/// A request that cannot be used is answered as socketcluster-server words it: a `#subscribe`,
-/// `#publish` or `#unsubscribe` without a string channel name gets its `InvalidActionError`;
-/// any other request whose data does not fit the definition an `InvalidArgumentsError`.
+/// 4008, as socketcluster-server does. (How requests that cannot be used are answered is
+/// declared in the definition.)
 pub(crate) fn server_session() -> Session<sc::Server> {
-    Session::new()
-        .check_handshake(|id, _| match id {
-            Some(RequestId::Int(_)) => Ok(()),
-            _ => Err(CloseCode::HandshakeRejected as u16),
-        })
-        .answer_invalid(|tag, _, detail| {
-            let malformatted = [
-                (sc::Subscribe::TAG, "Subscribe"),
-                (sc::Publish::TAG, "Publish"),
-                (sc::Unsubscribe::TAG, "Unsubscribe"),
-            ];
-            match malformatted.iter().find(|(t, _)| *t == tag) {
-                Some((_, what)) => error(
-                    "InvalidActionError",
-                    format!("{what} channel name was malformatted"),
-                ),
-                None => error("InvalidArgumentsError", detail),
-            }
-        })
+    Session::new().check_handshake(|id, _| match id {
+        Some(RequestId::Int(_)) => Ok(()),
+        _ => Err(CloseCode::HandshakeRejected as u16),
+    })
 }
 
 /// The link settings for a protocol version and ping timing.

@@ -24,7 +24,7 @@ use crate::message::{
     Sender, Side,
 };
 use crate::scan::ScanDecode;
-use crate::session::{Beat, HandshakeStep, Interval, Role};
+use crate::session::{Beat, HandshakeStep, Interval, InvalidAnswer, InvalidKind, Role};
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
@@ -41,6 +41,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame type the protocol does not use (binary on a text protocol).
     pub const UNSUPPORTED: u16 = 1003;
+    /// A frame's data is not what its type says (a binary frame read as text that is not UTF-8).
+    pub const INVALID_DATA: u16 = 1007;
     /// Repeated invalid frames, or a peer too slow to read.
     pub const POLICY: u16 = 1008;
     /// A frame over the size limit.
@@ -1047,8 +1049,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             tokio::select! {
                 frame = source.next_frame() => match frame {
                     Some(Ok(Frame::Text(text))) => self.on_text(&text).await,
-                    Some(Ok(Frame::Binary(_))) => {
-                        self.link.start_close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
+                    Some(Ok(Frame::Binary(bytes))) => {
+                        if !wire::<S>().binary_text {
+                            self.link.start_close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
+                        } else if let Ok(text) = Text::try_from(bytes) {
+                            self.on_text(&text).await;
+                        } else {
+                            self.link.start_close(close::INVALID_DATA, "binary frame is not UTF-8 text").await;
+                        }
                     }
                     Some(Ok(Frame::Close(frame))) => {
                         let (code, reason) = frame.unwrap_or((close::NORMAL, String::new()));
@@ -1294,8 +1302,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                 }
                 Err(e) => {
-                    self.invalid(None, InvalidInput::Decode(DecodeError::Json(e)))
-                        .await
+                    self.invalid(
+                        None,
+                        None,
+                        InvalidInput::Decode(DecodeError::Json(e)),
+                        false,
+                    )
+                    .await
                 }
             }
             return;
@@ -1342,7 +1355,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         let frame = match profile.classify(text) {
             Ok(frame) => frame,
-            Err(e) => return self.invalid(None, InvalidInput::Decode(e)).await,
+            Err(e) => {
+                let array = text.trim_start().starts_with('[');
+                return self
+                    .invalid(None, None, InvalidInput::Decode(e), array)
+                    .await;
+            }
         };
         match frame {
             RawFrame::Reply(reply) => {
@@ -1384,9 +1402,23 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
     }
 
-    /// A frame that cannot be used: answered with an error when it can be correlated, else
-    /// logged; too many close the link.
-    async fn invalid(&mut self, id: Option<(Tag, Option<RequestId>)>, input: InvalidInput) {
+    /// A frame that cannot be used. `tag` is the message it names, when it names one it could
+    /// be; `answer` is `Some(id)` when it can be answered (a request with its id, or any frame of
+    /// an ordered protocol). It is answered with an error, worded by the protocol's `invalid`
+    /// rules; what cannot be answered is logged and dropped: an unknown message without more
+    /// (a peer may send what this side does not know), anything else counted, and more than
+    /// `max_invalid` such frames close the link. Protocols declaring `invalid closes` close
+    /// at once.
+    async fn invalid(
+        &mut self,
+        tag: Option<Tag>,
+        answer: Option<Option<RequestId>>,
+        input: InvalidInput,
+        array: bool,
+    ) {
+        let rules = rules::<S>();
+        let kind = invalid_kind(&input, array);
+        let rule = kind.and_then(|kind| InvalidAnswer::find(rules.invalid_answers, kind, tag));
         let detail = match &self.session.describe {
             Some(describe) => describe(&input),
             None => input.to_string(),
@@ -1397,22 +1429,38 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             self.close_before_handshake().await;
             return;
         }
-        if let Some(prefix) = rules::<S>().invalid_closes {
+        if let Some(prefix) = rules.invalid_closes {
             self.link
                 .start_close(close::POLICY, &format!("{prefix}: {detail}"))
                 .await;
             return;
         }
-        self.invalid += 1;
         let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
-        if ordered || id.is_some() {
-            let (tag, rid) = id.unwrap_or((Tag::Str(""), None));
-            let error = match &self.session.answer {
-                Some(answer) => answer(tag, &input, detail),
-                None => RemoteError::new(detail),
+        if ordered || answer.is_some() {
+            let tag = tag.unwrap_or(Tag::Str(""));
+            let error = match (rule, &self.session.answer) {
+                (Some(rule), _) => {
+                    // A parser's message needs no "frame is not JSON" in front of it here.
+                    let detail = match (&input, &self.session.describe) {
+                        (InvalidInput::Decode(DecodeError::Json(e)), None) => e.to_string(),
+                        _ => detail,
+                    };
+                    let error = RemoteError::new(rule.render(&name_read(&input, tag), &detail));
+                    match rule.name {
+                        Some(name) => error.with_name(name),
+                        None => error,
+                    }
+                }
+                (None, Some(answer)) => answer(tag, &input, detail),
+                (None, None) => RemoteError::new(detail),
             };
-            self.reply_now(tag, rid, Err(error)).await;
+            self.reply_now(tag, answer.flatten(), Err(error)).await;
+            return;
         }
+        if kind == Some(InvalidKind::Unknown) {
+            return;
+        }
+        self.invalid += 1;
         if self.invalid > self.link.shared.config.max_invalid {
             self.link
                 .start_close(close::POLICY, "too many invalid frames")
@@ -1451,8 +1499,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
                 return self
                     .invalid(
-                        correlatable.then_some((tag, request_id)),
+                        Some(tag),
+                        correlatable.then_some(request_id),
                         InvalidInput::Decode(e),
+                        false,
                     )
                     .await;
             }
@@ -1472,11 +1522,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let tag = message.tag();
         let kind = message.kind();
         if let Err(errors) = message.validate() {
-            let correlatable = kind == Kind::Request;
+            let correlatable = kind == Kind::Request
+                && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
             return self
                 .invalid(
-                    correlatable.then_some((tag, request_id)),
+                    Some(tag),
+                    correlatable.then_some(request_id),
                     InvalidInput::Validation(errors),
+                    false,
                 )
                 .await;
         }
@@ -1746,6 +1799,41 @@ fn encode_reply<S: Side>(
 }
 
 /// The declared tag of a name read from a frame.
+/// What an `invalid` rule calls a frame that could not be used.
+fn invalid_kind(input: &InvalidInput, array: bool) -> Option<InvalidKind> {
+    Some(match input {
+        InvalidInput::Decode(DecodeError::Json(_)) => InvalidKind::Json,
+        InvalidInput::Decode(DecodeError::NotAnObject) if array => InvalidKind::Array,
+        InvalidInput::Decode(DecodeError::NotAnObject) => InvalidKind::Object,
+        InvalidInput::Decode(DecodeError::MissingKey(_) | DecodeError::WrongKeyType { .. }) => {
+            InvalidKind::Untagged
+        }
+        InvalidInput::Decode(DecodeError::UnknownMessage { .. }) => InvalidKind::Unknown,
+        InvalidInput::Decode(DecodeError::Payload { .. }) | InvalidInput::Validation(_) => {
+            InvalidKind::Payload
+        }
+        InvalidInput::Decode(_) => return None,
+    })
+}
+
+/// The message name a frame that could not be used carried, as read (`{name}` in `invalid`
+/// rules): empty when it named none.
+fn name_read(input: &InvalidInput, tag: Tag) -> String {
+    match (input, tag) {
+        // The error quotes string names; the rule wants the name itself.
+        (InvalidInput::Decode(DecodeError::UnknownMessage { name }), _) => {
+            serde_json::from_str::<String>(name).unwrap_or_else(|_| name.clone())
+        }
+        (InvalidInput::Decode(DecodeError::Payload { .. }) | InvalidInput::Validation(_), tag) => {
+            match tag {
+                Tag::Str(s) => s.to_owned(),
+                Tag::Int(n) => n.to_string(),
+            }
+        }
+        _ => String::new(),
+    }
+}
+
 fn tag_of<P: Protocol>(name: TagRef<'_>) -> Tag {
     match name {
         TagRef::Int(n) => Tag::Int(n),

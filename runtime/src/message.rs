@@ -387,3 +387,24 @@ impl<'de> Deserialize<'de> for Empty {
         deserializer.deserialize_any(EmptyVisitor)
     }
 }
+
+/// The keys a struct with a rest field writes itself (its fields, and the envelope's keys when
+/// it is an inline payload): a rest key of the same name is left out when it is written, so the
+/// struct's and the envelope's values win and every key comes out once. Implemented by
+/// generated code.
+pub trait RestKeys {
+    /// The keys written by the struct or its envelope.
+    const WRITTEN: &'static [&'static str];
+}
+
+/// Writes a rest field (`#[serde(flatten, serialize_with = ...)]`) without the keys `T` writes
+/// itself.
+pub fn serialize_rest<T: RestKeys, S: serde::Serializer>(
+    rest: &std::collections::BTreeMap<String, serde_json::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(
+        rest.iter()
+            .filter(|(key, _)| !T::WRITTEN.contains(&key.as_str())),
+    )
+}

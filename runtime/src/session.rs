@@ -30,6 +30,9 @@ pub struct SessionRules {
     /// When set, any frame that cannot be used closes the link, with this reason followed by
     /// `": "` and the detail (Clusterio's `Invalid message: ...`).
     pub invalid_closes: Option<&'static str>,
+    /// How a frame that cannot be used is worded when it is answered, in declaration order: the
+    /// first rule that fits the frame applies (`invalid unknown answers "No such command {name}"`).
+    pub invalid_answers: &'static [InvalidAnswer],
     /// Heartbeats; several when the protocol has variants (SocketCluster's versions).
     pub heartbeats: &'static [Heartbeat],
     /// The message a closing side sends first, and the field holding the reason.
@@ -107,4 +110,136 @@ pub struct CloseMessage {
     pub message: Tag,
     /// The field holding the reason text.
     pub reason: &'static str,
+}
+
+/// What was wrong with a frame that cannot be used, as `invalid` rules name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidKind {
+    /// Not JSON (`invalid json`).
+    Json,
+    /// JSON, but not an object, and not an array (`invalid object`).
+    Object,
+    /// A JSON array where an object belongs (`invalid array`; `invalid object` when undeclared).
+    Array,
+    /// An object that names no message: no tag, or a tag of the wrong JSON type
+    /// (`invalid untagged`).
+    Untagged,
+    /// A tag that names no message valid in this direction (`invalid unknown`).
+    Unknown,
+    /// A known message whose payload does not decode or breaks a constraint (`invalid payload`).
+    Payload,
+}
+
+/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` rule.
+///
+/// The text may hold `{name}` (the tag as read, empty when there is none) and `{detail}` (what
+/// was wrong, as protolink words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidAnswer {
+    /// The kind of frame the rule words.
+    pub kind: InvalidKind,
+    /// The messages it applies to (their tags); every message when empty.
+    pub messages: &'static [Tag],
+    /// The error text, with its placeholders.
+    pub text: &'static str,
+    /// The error's name, for protocols whose errors carry one.
+    pub name: Option<&'static str>,
+}
+
+impl InvalidAnswer {
+    /// The rule of `rules` that words a frame of this kind naming this message, if any. An
+    /// `array` frame falls back to the `object` rules.
+    pub fn find(
+        rules: &'static [InvalidAnswer],
+        kind: InvalidKind,
+        tag: Option<Tag>,
+    ) -> Option<&'static InvalidAnswer> {
+        let fits = |kind: InvalidKind| {
+            rules.iter().find(move |rule| {
+                rule.kind == kind
+                    && (rule.messages.is_empty() || tag.is_some_and(|t| rule.messages.contains(&t)))
+            })
+        };
+        fits(kind).or_else(|| (kind == InvalidKind::Array).then(|| fits(InvalidKind::Object))?)
+    }
+
+    /// The rule's text with its placeholders filled in.
+    pub fn render(&self, name: &str, detail: &str) -> String {
+        let mut out = String::with_capacity(self.text.len() + detail.len());
+        let mut rest = self.text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open..];
+            let (value, used) = if after.starts_with("{name}") {
+                (name, "{name}".len())
+            } else if after.starts_with("{detail}") {
+                (detail, "{detail}".len())
+            } else {
+                ("{", 1)
+            };
+            out.push_str(value);
+            rest = &after[used..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &[InvalidAnswer] = &[
+        InvalidAnswer {
+            kind: InvalidKind::Payload,
+            messages: &[Tag::Str("open")],
+            text: "Invalid type for channel!",
+            name: None,
+        },
+        InvalidAnswer {
+            kind: InvalidKind::Payload,
+            messages: &[],
+            text: "Error: {detail}",
+            name: Some("InvalidArgumentsError"),
+        },
+        InvalidAnswer {
+            kind: InvalidKind::Object,
+            messages: &[],
+            text: "Error: Message must be object",
+            name: None,
+        },
+    ];
+
+    #[test]
+    fn the_first_rule_that_fits_applies() {
+        let find = |kind, tag| InvalidAnswer::find(RULES, kind, tag).map(|r| r.text);
+        let open = Some(Tag::Str("open"));
+        let log = Some(Tag::Str("log"));
+        assert_eq!(
+            find(InvalidKind::Payload, open),
+            Some("Invalid type for channel!")
+        );
+        assert_eq!(find(InvalidKind::Payload, log), Some("Error: {detail}"));
+        assert_eq!(find(InvalidKind::Payload, None), Some("Error: {detail}"));
+        // Arrays fall back to the `object` rule; nothing else falls back.
+        assert_eq!(
+            find(InvalidKind::Array, None),
+            Some("Error: Message must be object")
+        );
+        assert_eq!(find(InvalidKind::Unknown, open), None);
+    }
+
+    #[test]
+    fn placeholders_are_filled_and_other_braces_kept() {
+        let rule = InvalidAnswer {
+            kind: InvalidKind::Unknown,
+            messages: &[],
+            text: "No such command {name} ({detail}) {other} {",
+            name: None,
+        };
+        assert_eq!(
+            rule.render("nope", "unknown message"),
+            "No such command nope (unknown message) {other} {"
+        );
+    }
 }

@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 pub enum Frame {
     /// A text frame, as received (no copy: a reply's requester decodes it from the same bytes).
     Text(Text),
-    /// A binary frame (never valid on a JSON protocol).
-    Binary(usize),
+    /// A binary frame: read as text where the protocol says so (`binary text`), else refused.
+    Binary(tokio_tungstenite::tungstenite::Bytes),
     /// The peer closed, with its code and reason when it sent them.
     Close(Option<(u16, String)>),
 }
@@ -86,7 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSource for WsSourc
             };
             return Some(Ok(match message {
                 WsMessage::Text(text) => Frame::Text(text),
-                WsMessage::Binary(bytes) => Frame::Binary(bytes.len()),
+                WsMessage::Binary(bytes) => Frame::Binary(bytes),
                 WsMessage::Close(frame) => {
                     Frame::Close(frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())))
                 }

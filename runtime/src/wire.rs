@@ -208,6 +208,8 @@ pub struct WireProfile {
     pub strict: bool,
     /// Whether a frame may hold a JSON array of packets, each handled as a frame of its own.
     pub batch: bool,
+    /// Whether binary frames are read as UTF-8 text (`binary text`); else they close the link.
+    pub binary_text: bool,
 }
 
 /// The kind of a declared message.

@@ -150,7 +150,9 @@ impl<S: Side> Server<S> {
         self.listener.local_addr()
     }
 
-    /// Serves only this HTTP path; other paths get 404.
+    /// Serves only this HTTP path, with or without a trailing slash (`/connect` and
+    /// `/connect/` are one endpoint, as in Express's default routing, which real peers' URLs
+    /// assume); other paths get 404.
     pub fn path(mut self, path: &str) -> Self {
         self.path = path.to_owned();
         self
@@ -301,7 +303,7 @@ async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -
     let check_path = |req: &HttpRequest,
                       resp: HttpResponse|
      -> Result<HttpResponse, ErrorResponse> {
-        if req.uri().path() == path {
+        if req.uri().path().trim_end_matches('/') == path.trim_end_matches('/') {
             Ok(resp)
         } else {
             let mut not_found = ErrorResponse::new(Some(format!(

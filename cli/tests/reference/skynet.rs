@@ -18,6 +18,19 @@ async fn recv(ws: &mut RawWs) -> Value {
     super::recv_json(ws, |_| false).await
 }
 
+/// The next text frame, as sent.
+async fn recv_text(ws: &mut RawWs) -> String {
+    use futures_util::StreamExt;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(Ws::Text(t)))) => return t.as_str().to_owned(),
+            Ok(Some(Ok(Ws::Close(frame)))) => panic!("closed: {frame:?}"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame: {other:?}"),
+        }
+    }
+}
+
 /// Sends a command and returns its reply (replies come in order; no events are expected).
 async fn command(ws: &mut RawWs, frame: Value) -> Value {
     send(ws, frame).await;
@@ -185,32 +198,35 @@ async fn every_error_case() {
         assert_eq!(reply["type"], "error", "{reply}");
         reply["error"].as_str().unwrap().to_owned()
     };
+    // The real server's texts (osmarks/skynet b802d25), declared in skynet.protocol.
     ws.send(Ws::text("not json")).await.unwrap();
     assert!(error(recv(&mut ws).await).starts_with("SyntaxError: "));
-    ws.send(Ws::text("[1, 2]")).await.unwrap();
+    ws.send(Ws::text("5")).await.unwrap();
     assert_eq!(error(recv(&mut ws).await), "Error: Message must be object");
+    ws.send(Ws::text("[1, 2]")).await.unwrap();
+    assert_eq!(
+        error(recv(&mut ws).await),
+        "Error: No such command undefined"
+    );
     assert_eq!(
         error(command(&mut ws, json!({"channel": 1})).await),
-        "Error: Message must have a type"
-    );
-    assert!(error(command(&mut ws, json!({"type": "dance"})).await).contains("dance"));
-    assert!(error(command(&mut ws, json!({"type": "open"})).await).contains("channel"));
-    assert!(
-        error(command(&mut ws, json!({"type": "open", "channel": true})).await)
-            .starts_with("Error: ")
-    );
-    assert!(
-        error(command(&mut ws, json!({"type": "log", "start": "x"})).await).starts_with("Error: ")
+        "Error: No such command undefined"
     );
     assert_eq!(
-        error(
-            command(
-                &mut ws,
-                json!({"type": "message", "channel": 99, "message": "x"})
-            )
-            .await
-        ),
-        "Error: Channel 99 not open."
+        error(command(&mut ws, json!({"type": "dance"})).await),
+        "Error: No such command dance"
+    );
+    for bad in [
+        json!({"type": "open"}),
+        json!({"type": "open", "channel": true}),
+    ] {
+        assert_eq!(
+            error(command(&mut ws, bad).await),
+            "Error: Invalid type for channel!"
+        );
+    }
+    assert!(
+        error(command(&mut ws, json!({"type": "log", "start": "x"})).await).starts_with("Error: ")
     );
     assert_eq!(
         error(command(&mut ws, json!({"type": "close", "channel": "zz"})).await),
@@ -221,6 +237,58 @@ async fn every_error_case() {
         command(&mut ws, json!({"type": "open", "channel": 1})).await["channels"],
         json!([1])
     );
+    terminate(server).await;
+}
+
+/// What the real server does and an earlier reading did not: sending without opening, the
+/// server's keys written once, `/connect/`, and binary frames holding JSON.
+#[tokio::test]
+async fn behaves_as_the_real_server() {
+    let server = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let mut listener = client(&server.url).await;
+    command(&mut listener, json!({"type": "open", "channel": 42})).await;
+    // The Lua client's default URL ends in a slash.
+    let mut sender = client(&format!("{}/", server.url)).await;
+    send(
+        &mut sender,
+        json!({"type": "message", "channel": 42, "message": "hi", "ID": "mine",
+               "time": 5, "for": "x", "z": 1}),
+    )
+    .await;
+    let (sent_text, heard_text) = (recv_text(&mut sender).await, recv_text(&mut listener).await);
+    let sent: Value = serde_json::from_str(&sent_text).unwrap();
+    let heard: Value = serde_json::from_str(&heard_text).unwrap();
+    let logged = command(&mut sender, json!({"type": "log", "end": 1})).await;
+    for (what, frame) in [
+        ("result", &sent),
+        ("event", &heard),
+        ("log", &logged["log"][0]),
+    ] {
+        assert_ne!(frame["ID"], "mine", "{what}: {frame}");
+        assert_ne!(frame["time"], 5, "{what}: {frame}");
+        assert_eq!(frame["z"], 1, "{what}: {frame}");
+        assert_eq!(frame["message"], "hi", "{what}: {frame}");
+    }
+    assert_eq!(
+        (&sent["type"], &sent["for"]),
+        (&json!("result"), &json!("message"))
+    );
+    assert_eq!(heard["type"], "message");
+    assert_eq!(sent["ID"], heard["ID"]);
+    // Every key once: the texts hold no repeated key (serde_json would keep the last one).
+    for text in [&sent_text, &heard_text] {
+        for key in ["\"ID\"", "\"time\"", "\"type\"", "\"for\""] {
+            assert!(text.matches(key).count() <= 1, "{key} twice in {text}");
+        }
+    }
+    // A binary frame holding JSON is read as text.
+    sender
+        .send(Ws::binary(
+            r#"{"type":"open","channel":"b"}"#.as_bytes().to_vec(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut sender).await["channels"], json!(["b"]));
     terminate(server).await;
 }
 

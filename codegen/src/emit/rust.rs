@@ -3,6 +3,8 @@
 //! Generated code is thin: it declares types and specialises the runtime's traits. Everything it
 //! needs from the runtime goes through `::protolink::__private`, imported as `__p`.
 
+use std::collections::BTreeSet;
+
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -223,6 +225,7 @@ impl Emitter<'_> {
         };
         let strict = w.strict;
         let batch = w.batch;
+        let binary_text = w.binary_text;
         quote! {
             __p::WireProfile {
                 tag: #tag,
@@ -235,6 +238,7 @@ impl Emitter<'_> {
                 reply: __p::ReplyFraming { matched: #matched, id: #reply_id, result: #result, error: #error },
                 strict: #strict,
                 batch: #batch,
+                binary_text: #binary_text,
             }
         }
     }
@@ -289,6 +293,13 @@ impl Emitter<'_> {
         let before = opt(s.before_handshake.map(Literal::u16_unsuffixed));
         let before_reason = opt(s.before_handshake_reason.as_ref());
         let invalid_closes = opt(s.invalid_closes.as_ref());
+        let invalid_answers = s.invalid_answers.iter().map(|rule| {
+            let kind = format_ident!("{}", upper_camel(rule.kind));
+            let tags = rule.messages.iter().map(|&i| msg_tag(i));
+            let text = &rule.text;
+            let name = opt(rule.name.as_ref());
+            quote!(__p::InvalidAnswer { kind: __p::InvalidKind::#kind, messages: &[#(#tags),*], text: #text, name: #name })
+        });
         let close = opt(s.close_message.as_ref().map(|(i, reason)| {
             let t = msg_tag(*i);
             quote!(__p::CloseMessage { message: #t, reason: #reason })
@@ -302,6 +313,7 @@ impl Emitter<'_> {
                 before_handshake: #before,
                 before_handshake_reason: #before_reason,
                 invalid_closes: #invalid_closes,
+                invalid_answers: &[#(#invalid_answers),*],
                 heartbeats: &[#(#heartbeats),*],
                 close_message: #close,
                 reconnect_min_ms: #reconnect,
@@ -526,15 +538,55 @@ impl Emitter<'_> {
         quote!(#d #rename #optional #vis #name: #ty)
     }
 
-    fn rest_field(&self, rest: &Option<String>) -> Option<TokenStream> {
+    fn rest_field(&self, owner: &Ident, rest: &Option<String>) -> Option<TokenStream> {
         rest.as_ref().map(|r| {
             let name = ident(r);
+            let with = format!("__p::serialize_rest::<{owner}, _>");
             quote! {
-                /// Every other key of the object, kept as sent.
-                #[serde(flatten)]
+                /// Every other key of the object, kept as sent; written without the keys the
+                /// struct or the envelope writes themselves.
+                #[serde(flatten, serialize_with = #with)]
                 pub #name: __p::BTreeMap<::std::string::String, __p::Value>
             }
         })
+    }
+
+    /// `RestKeys` for a struct with a rest field: its own keys, and for inline payloads the
+    /// envelope's, so a key a peer put in the rest comes out once, with the value the struct or
+    /// the envelope gives it.
+    fn rest_keys(&self, name: &Ident, s: &Struct) -> TokenStream {
+        let mut keys: BTreeSet<&str> = s.fields.iter().map(|f| f.wire_name.as_str()).collect();
+        let w = &self.p.wire;
+        if w.payload.is_none() {
+            keys.insert(&w.tag);
+            keys.extend(w.sequence.as_deref());
+            if let RequestId::Key { key, .. } = &w.request_id {
+                keys.insert(key);
+            }
+            if let Some(KeyPath::Top(key)) = &w.reply_id {
+                keys.insert(key);
+            }
+            if let ReplyMatch::Tag { for_key, .. } = &w.reply_match {
+                keys.insert(for_key);
+            }
+            match &w.error {
+                ErrorFraming::Tagged { message, .. } => {
+                    keys.insert(message);
+                }
+                ErrorFraming::InReply {
+                    path: KeyPath::Top(key),
+                    ..
+                } => {
+                    keys.insert(key);
+                }
+                _ => {}
+            }
+        }
+        quote! {
+            impl __p::RestKeys for #name {
+                const WRITTEN: &'static [&'static str] = &[#(#keys),*];
+            }
+        }
     }
 
     /// A struct for an object payload.
@@ -549,7 +601,8 @@ impl Emitter<'_> {
         let strict =
             (self.p.wire.strict && s.rest.is_none()).then(|| quote!(#[serde(deny_unknown_fields)]));
         let fields = s.fields.iter().map(|f| self.field_tokens(f));
-        let rest = self.rest_field(&s.rest);
+        let rest = self.rest_field(name, &s.rest);
+        let rest_keys = s.rest.is_some().then(|| self.rest_keys(name, s));
         let validate = self.validate_struct(name, s);
         let scan = self.scan_struct(name, s);
         quote! {
@@ -557,6 +610,7 @@ impl Emitter<'_> {
             #attrs
             #strict
             pub struct #name { #(#fields,)* #rest }
+            #rest_keys
             #deserialize
             #scan
             #validate

@@ -232,6 +232,7 @@ impl<'a> Checker<'a> {
                     error: ErrorFraming::None,
                     strict: false,
                     batch: false,
+                    binary_text: false,
                 },
                 close_codes: Vec::new(),
                 session: Session::default(),
@@ -730,6 +731,15 @@ impl<'a> Checker<'a> {
                 },
                 "strict" => self.p.wire.strict = true,
                 "batch" => self.p.wire.batch = true,
+                "binary" => match words(clauses).as_deref() {
+                    Some(["text"]) => self.p.wire.binary_text = true,
+                    _ => self.err(Diagnostic::error(
+                        "E0116",
+                        "`binary` takes `text`",
+                        item.span,
+                        "expected `binary text`",
+                    )),
+                },
                 "event" => self.p.wire.event = self.framing(item, false),
                 "request" => self.p.wire.request = self.framing(item, true),
                 "response" => self.response(item),
@@ -744,8 +754,8 @@ impl<'a> Checker<'a> {
                     match did_you_mean(
                         other,
                         [
-                            "tag", "payload", "sequence", "strict", "event", "request", "response",
-                            "error",
+                            "tag", "payload", "sequence", "strict", "batch", "binary", "event",
+                            "request", "response", "error",
                         ],
                     ) {
                         Some(s) => {
@@ -754,7 +764,7 @@ impl<'a> Checker<'a> {
                             diag = diag.with_help(format!("did you mean `{s}`?"));
                         }
                         None => {
-                            diag = diag.with_help("wire directives are `tag`, `payload`, `sequence`, `strict`, `event`, `request`, `response` and `error`");
+                            diag = diag.with_help("wire directives are `tag`, `payload`, `sequence`, `strict`, `batch`, `binary`, `event`, `request`, `response` and `error`");
                         }
                     }
                     self.err(diag);
@@ -2586,28 +2596,7 @@ impl<'a> Checker<'a> {
                         "malformed",
                     )),
                 },
-                "invalid" => match item.clauses.as_slice() {
-                    [clause]
-                        if matches!(
-                            clause.atoms.as_slice(),
-                            [c, ast::Atom::Lit(ast::Lit { value: ast::LitValue::Str(_), .. })] if atom_word(c) == Some("closes")
-                        ) =>
-                    {
-                        if let ast::Atom::Lit(ast::Lit {
-                            value: ast::LitValue::Str(prefix),
-                            ..
-                        }) = &clause.atoms[1]
-                        {
-                            self.p.session.invalid_closes = Some(prefix.clone());
-                        }
-                    }
-                    _ => self.err(Diagnostic::error(
-                        "E0116",
-                        "expected `invalid closes \"REASON\"`",
-                        item.span,
-                        "malformed",
-                    )),
-                },
+                "invalid" => self.invalid_rule(item),
                 "timeout" => match (item.clauses.as_slice(), single_int(item)) {
                     (_, Some(ms)) => self.p.session.handshake_timeout_ms = Some(ms),
                     // `timeout MS, closes CODE`: the code for a handshake that took too long.
@@ -2680,6 +2669,107 @@ impl<'a> Checker<'a> {
     }
 
     /// A close code written as a name from the `close` block or as a number.
+    /// `invalid closes "REASON"`, or `invalid KIND [of MESSAGE | ...] answers "TEXT"
+    /// [, name "NAME"]`.
+    fn invalid_rule(&mut self, item: &ast::Directive) {
+        const KINDS: [&str; 6] = ["json", "object", "array", "untagged", "unknown", "payload"];
+        let malformed = |span| {
+            Diagnostic::error(
+                "E0116",
+                "expected `invalid closes \"REASON\"` or `invalid KIND answers \"TEXT\"`",
+                span,
+                "malformed",
+            )
+            .with_help(format!(
+                "KIND is one of {}; `invalid payload of MESSAGE answers \"TEXT\", name \"NAME\"` \
+                 words one message's error",
+                name_list(&KINDS.map(str::to_owned))
+            ))
+        };
+        let (first, rest) = match item.clauses.split_first() {
+            Some(split) => split,
+            None => return self.err(malformed(item.span)),
+        };
+        let atoms = first.atoms.as_slice();
+        if let ([closes, reason], []) = (atoms, rest) {
+            if let (Some("closes"), Some(reason)) = (atom_word(closes), str_of(reason)) {
+                self.p.session.invalid_closes = Some(reason);
+                return;
+            }
+        }
+        let Some((kind_atom, atoms)) = atoms.split_first() else {
+            return self.err(malformed(item.span));
+        };
+        let Some(kind) = atom_word(kind_atom).and_then(|w| KINDS.iter().find(|k| **k == w)) else {
+            let mut d = Diagnostic::error(
+                "E0114",
+                "unknown kind of invalid frame",
+                kind_atom.span(),
+                "not a kind",
+            );
+            if let Some(s) = atom_word(kind_atom).and_then(|w| did_you_mean(w, KINDS)) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            } else {
+                d = d.with_help(format!(
+                    "the kinds are {}",
+                    name_list(&KINDS.map(str::to_owned))
+                ));
+            }
+            return self.err(d);
+        };
+        let (messages, atoms) = match atoms.split_first() {
+            Some((of, names)) if atom_word(of) == Some("of") => {
+                if *kind != "payload" {
+                    self.err(Diagnostic::error(
+                        "E0116",
+                        format!("`invalid {kind}` frames name no message"),
+                        of.span(),
+                        "only `invalid payload` rules apply to particular messages",
+                    ));
+                    return;
+                }
+                let end = names
+                    .iter()
+                    .position(|a| atom_word(a) == Some("answers"))
+                    .unwrap_or(names.len());
+                let mut messages = Vec::new();
+                for (n, atom) in names[..end].iter().enumerate() {
+                    if n % 2 == 1 {
+                        if !matches!(atom, ast::Atom::Punct("|", _)) {
+                            return self.err(malformed(atom.span()));
+                        }
+                    } else if let Some(i) = self.message_ref(atom) {
+                        messages.push(i);
+                    }
+                }
+                (messages, &names[end..])
+            }
+            _ => (Vec::new(), atoms),
+        };
+        let [answers, text] = atoms else {
+            return self.err(malformed(item.span));
+        };
+        let (Some("answers"), Some(text)) = (atom_word(answers), str_of(text)) else {
+            return self.err(malformed(item.span));
+        };
+        let name = match rest {
+            [] => None,
+            [clause] => match clause.atoms.as_slice() {
+                [word, name] if atom_word(word) == Some("name") && str_of(name).is_some() => {
+                    str_of(name)
+                }
+                _ => return self.err(malformed(clause.span)),
+            },
+            [_, extra, ..] => return self.err(malformed(extra.span)),
+        };
+        self.p.session.invalid_answers.push(InvalidAnswer {
+            kind,
+            messages,
+            text,
+            name,
+        });
+    }
+
     fn close_code_atom(&mut self, code: &ast::Atom) -> Option<u16> {
         let text = atom_key(code)
             .or_else(|| int_of(code).map(|n| n.to_string()))
@@ -3250,6 +3340,17 @@ fn describe(ty: &Ty) -> &'static str {
 fn rename_of(rename: &Option<ast::Lit>) -> Option<String> {
     match rename {
         Some(ast::Lit {
+            value: ast::LitValue::Str(s),
+            ..
+        }) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A string literal's text.
+fn str_of(a: &ast::Atom) -> Option<String> {
+    match a {
+        ast::Atom::Lit(ast::Lit {
             value: ast::LitValue::Str(s),
             ..
         }) => Some(s.clone()),

@@ -76,6 +76,8 @@ pub struct Wire {
     pub strict: bool,
     /// Whether a frame may hold a JSON array of packets.
     pub batch: bool,
+    /// Binary frames are read as UTF-8 text.
+    pub binary_text: bool,
 }
 
 /// How events or requests are framed.
@@ -197,12 +199,27 @@ pub struct Session {
     pub before_handshake_reason: Option<String>,
     /// Frames that cannot be used close the link, with this reason prefix.
     pub invalid_closes: Option<String>,
+    /// How answers to frames that cannot be used are worded, in declaration order.
+    pub invalid_answers: Vec<InvalidAnswer>,
     /// Heartbeat rules.
     pub heartbeats: Vec<Heartbeat>,
     /// The close message and its reason field (wire name).
     pub close_message: Option<(usize, String)>,
     /// Least wait before a reconnect.
     pub reconnect_min_ms: u64,
+}
+
+/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` rule.
+#[derive(Debug, Clone)]
+pub struct InvalidAnswer {
+    /// The kind's word: `json`, `object`, `array`, `untagged`, `unknown` or `payload`.
+    pub kind: &'static str,
+    /// The messages it applies to (indices into [`Protocol::messages`]); all when empty.
+    pub messages: Vec<usize>,
+    /// The error text, with `{name}` and `{detail}` placeholders.
+    pub text: String,
+    /// The error's name.
+    pub name: Option<String>,
 }
 
 /// A handshake step.

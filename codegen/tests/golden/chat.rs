@@ -55,6 +55,7 @@ pub mod chat {
             },
             strict: false,
             batch: true,
+            binary_text: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -71,6 +72,38 @@ pub mod chat {
             before_handshake: ::core::option::Option::Some(4009),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
+            invalid_answers: &[
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[__p::Tag::Str("#subscribe")],
+                    text: "Subscribe channel name was malformatted",
+                    name: ::core::option::Option::Some("InvalidActionError"),
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[__p::Tag::Str("#publish")],
+                    text: "Publish channel name was malformatted",
+                    name: ::core::option::Option::Some("InvalidActionError"),
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[__p::Tag::Str("#unsubscribe")],
+                    text: "Unsubscribe channel name was malformatted",
+                    name: ::core::option::Option::Some("InvalidActionError"),
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[],
+                    text: "{detail}",
+                    name: ::core::option::Option::Some("InvalidArgumentsError"),
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Unknown,
+                    messages: &[],
+                    text: "{detail}",
+                    name: ::core::option::Option::Some("InvalidArgumentsError"),
+                },
+            ],
             heartbeats: &[
                 __p::Heartbeat {
                     pinger: __p::Role::Server,
@@ -407,9 +440,13 @@ pub mod chat {
         #[serde(rename = "isBadToken")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub is_bad_token: ::core::option::Option<bool>,
-        /// Every other key of the object, kept as sent.
-        #[serde(flatten)]
+        /// Every other key of the object, kept as sent; written without the keys the
+        /// struct or the envelope writes themselves.
+        #[serde(flatten, serialize_with = "__p::serialize_rest::<AuthError, _>")]
         pub details: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl __p::RestKeys for AuthError {
+        const WRITTEN: &'static [&'static str] = &["isBadToken", "message", "name"];
     }
     impl<'de> __p::Deserialize<'de> for AuthError {
         fn deserialize<__D: __p::serde::Deserializer<'de>>(

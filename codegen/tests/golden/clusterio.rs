@@ -93,6 +93,7 @@ pub mod clusterio {
             },
             strict: true,
             batch: false,
+            binary_text: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -126,6 +127,7 @@ pub mod clusterio {
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::Some("Invalid handshake"),
             invalid_closes: ::core::option::Option::Some("Invalid message"),
+            invalid_answers: &[],
             heartbeats: &[],
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("close"),

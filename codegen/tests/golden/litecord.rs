@@ -91,6 +91,7 @@ pub mod litecord {
             },
             strict: false,
             batch: false,
+            binary_text: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -114,6 +115,7 @@ pub mod litecord {
             before_handshake: ::core::option::Option::Some(4002),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
+            invalid_answers: &[],
             heartbeats: &[
                 __p::Heartbeat {
                     pinger: __p::Role::Client,

@@ -64,6 +64,7 @@ pub mod litecord_example {
             },
             strict: false,
             batch: false,
+            binary_text: false,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[
@@ -87,6 +88,7 @@ pub mod litecord_example {
             before_handshake: ::core::option::Option::Some(4002),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
+            invalid_answers: &[],
             heartbeats: &[
                 __p::Heartbeat {
                     pinger: __p::Role::Client,

@@ -16,6 +16,25 @@
 ///    {"type":"error","error":"Error: Channel 99 not open."}
 /// ```
 ///
+/// Where the real server (osmarks/skynet at `b802d25`, `src/index.js`) and an earlier reading
+/// disagree, the real server wins:
+///
+/// - `message` needs no `open`: anyone may send on any channel (the real Lua client and web page
+///   never open before sending). Only listeners get the event, never the sender.
+/// - The keys the server sets (`ID`, `time`, and the envelope's `type` and `for`) come out once,
+///   with the server's values, even when the sender put them in its command (`..extra` never
+///   repeats a key the struct or the envelope writes).
+/// - A binary frame holding JSON is read like a text frame (`binary text`): the real server
+///   parses whatever `ws` hands it.
+/// - Frames it cannot use are answered with the real server's texts (the `invalid` rules below):
+///   `Error: No such command X`, `Error: No such command undefined` for an object (or array)
+///   with no `type`, `Error: Message must be object` for other JSON, `Error: Invalid type for
+///   channel!`, and `SyntaxError: ...` for text that is not JSON (the detail after the prefix is
+///   protolink's, not V8's).
+/// - Departures: a channel number must be an integer (the real server takes any number; JSON
+///   `1.5` is answered with `Error: Invalid type for channel!`), and `log`'s `start` and `end`
+///   must be integers (the real server coerces anything with JavaScript's `slice`).
+///
 /// Decisions where the seed is silent or wrong:
 ///
 /// - Replies carry no id: they come back in the order the commands arrived (`request ordered`).
@@ -40,8 +59,8 @@
 ///   values count from the end), over the newest-first log of every channel. Log entries are the
 ///   stored `message` events, so they may carry `"type": "message"`.
 /// - No handshake, heartbeat or close codes: the seed has none. The seed's endpoint path
-///   (`/connect`) is not part of the definition (the language has no directive for it). The
-///   "Peer" part of the seed is "Coming Soon" and not declared.
+///   (`/connect`, also served as `/connect/`) is not part of the definition (the language has no
+///   directive for it). The "Peer" part of the seed is "Coming Soon" and not declared.
 /// - `version`: the seed names none; "1" is this file's own revision.
 pub mod skynet {
     #![allow(clippy::all, clippy::pedantic, clippy::nursery, unused_qualifications)]
@@ -74,6 +93,7 @@ pub mod skynet {
             },
             strict: false,
             batch: false,
+            binary_text: true,
         };
         const SESSION: &'static __p::SessionRules = &__p::SessionRules {
             handshake: &[],
@@ -82,6 +102,54 @@ pub mod skynet {
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
+            invalid_answers: &[
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Json,
+                    messages: &[],
+                    text: "SyntaxError: {detail}",
+                    name: ::core::option::Option::None,
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Object,
+                    messages: &[],
+                    text: "Error: Message must be object",
+                    name: ::core::option::Option::None,
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Array,
+                    messages: &[],
+                    text: "Error: No such command undefined",
+                    name: ::core::option::Option::None,
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Untagged,
+                    messages: &[],
+                    text: "Error: No such command undefined",
+                    name: ::core::option::Option::None,
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Unknown,
+                    messages: &[],
+                    text: "Error: No such command {name}",
+                    name: ::core::option::Option::None,
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[
+                        __p::Tag::Str("open"),
+                        __p::Tag::Str("close"),
+                        __p::Tag::Str("message"),
+                    ],
+                    text: "Error: Invalid type for channel!",
+                    name: ::core::option::Option::None,
+                },
+                __p::InvalidAnswer {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[],
+                    text: "Error: {detail}",
+                    name: ::core::option::Option::None,
+                },
+            ],
             heartbeats: &[],
             close_message: ::core::option::Option::None,
             reconnect_min_ms: 0,
@@ -205,9 +273,21 @@ pub mod skynet {
         pub id: ::std::string::String,
         /// When the server received it, in milliseconds since the Unix epoch.
         pub time: i64,
-        /// Every other key of the object, kept as sent.
-        #[serde(flatten)]
+        /// Every other key of the object, kept as sent; written without the keys the
+        /// struct or the envelope writes themselves.
+        #[serde(flatten, serialize_with = "__p::serialize_rest::<SentMessage, _>")]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl __p::RestKeys for SentMessage {
+        const WRITTEN: &'static [&'static str] = &[
+            "ID",
+            "channel",
+            "error",
+            "for",
+            "message",
+            "time",
+            "type",
+        ];
     }
     impl<'de> __p::Deserialize<'de> for SentMessage {
         fn deserialize<__D: __p::serde::Deserializer<'de>>(
@@ -380,9 +460,21 @@ pub mod skynet {
         pub id: ::std::string::String,
         /// When the server received it, in milliseconds since the Unix epoch.
         pub time: i64,
-        /// Every other key of the object, kept as sent.
-        #[serde(flatten)]
+        /// Every other key of the object, kept as sent; written without the keys the
+        /// struct or the envelope writes themselves.
+        #[serde(flatten, serialize_with = "__p::serialize_rest::<LogEntry, _>")]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl __p::RestKeys for LogEntry {
+        const WRITTEN: &'static [&'static str] = &[
+            "ID",
+            "channel",
+            "error",
+            "for",
+            "message",
+            "time",
+            "type",
+        ];
     }
     impl<'de> __p::Deserialize<'de> for LogEntry {
         fn deserialize<__D: __p::serde::Deserializer<'de>>(
@@ -790,9 +882,19 @@ pub mod skynet {
         pub channel: Channel,
         /// The message's contents: any JSON value.
         pub message: __p::Value,
-        /// Every other key of the object, kept as sent.
-        #[serde(flatten)]
+        /// Every other key of the object, kept as sent; written without the keys the
+        /// struct or the envelope writes themselves.
+        #[serde(flatten, serialize_with = "__p::serialize_rest::<Message, _>")]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl __p::RestKeys for Message {
+        const WRITTEN: &'static [&'static str] = &[
+            "channel",
+            "error",
+            "for",
+            "message",
+            "type",
+        ];
     }
     impl<'de> __p::Deserialize<'de> for Message {
         fn deserialize<__D: __p::serde::Deserializer<'de>>(

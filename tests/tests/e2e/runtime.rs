@@ -266,6 +266,37 @@ async fn too_many_invalid_frames_close_1008() {
     assert_eq!(next(&mut ws).await, Err(Some(1008)));
 }
 
+/// Only what cannot be answered counts: bad requests are answered and unknown events (rest-py
+/// dispatches `NEW_GUILD` to gateways that do not know it) are dropped, for the link's whole life.
+#[tokio::test]
+async fn answered_requests_and_unknown_events_never_count() {
+    let config = LinkConfig {
+        max_invalid: 3,
+        ..LinkConfig::default()
+    };
+    let (url, _s, _t) = lc_server(config, WsLimits::default()).await;
+    let mut ws = raw_lc(&url).await;
+    for n in 0..10 {
+        ws.send(Ws::text(format!(
+            r#"{{"op":6,"w":"NEW_GUILD","a":[425036311435083776,"{n}"]}}"#
+        )))
+        .await
+        .unwrap();
+        ws.send(Ws::text(format!(
+            r#"{{"op":4,"w":"GET_GUILD","a":[5],"n":{n}}}"#
+        )))
+        .await
+        .unwrap();
+        let reply = next(&mut ws).await.unwrap();
+        assert_eq!(reply["n"], n, "{reply}");
+        assert!(reply["e"].is_string(), "{reply}");
+    }
+    ws.send(Ws::text(r#"{"op":4,"w":"GET_GUILD","a":["7"],"n":99}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["r"]["name"], "g7");
+}
+
 #[tokio::test]
 async fn a_vanishing_peer_fails_pending_requests() {
     // A server that takes the request and drops the TCP connection without a close frame.
