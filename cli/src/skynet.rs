@@ -4,11 +4,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protolink::broker::{Broker, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
-use protolink::ws::{Server, WsLimits, connect};
+use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, Server, WsLimits, connect};
 use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
 
@@ -244,24 +244,57 @@ async fn client(url: &str, out: Printer) -> Result<Link<sk::Client>, std::io::Er
     .map_err(std::io::Error::other)
 }
 
-/// `protolink skynet listen`: opens the channels and prints messages until interrupted.
+/// `protolink skynet listen`: opens the channels and prints messages until interrupted. It
+/// stays connected: after a drop it says so (`{"disconnected": ...}`), waits (jittered
+/// exponential backoff) and reconnects, opening the channels again. On SIGINT or SIGTERM it
+/// closes the link with a close frame.
 pub(crate) async fn listen(url: &str, channels: Vec<String>) -> std::io::Result<()> {
     use protolink::Sender;
     let out = Printer::stdout();
-    let link = client(url, out.clone()).await?;
-    for channel in channels {
-        let reply = link
-            .request(sk::Open {
-                channel: parse_channel(&channel),
-            })
-            .await
-            .map_err(std::io::Error::other)?;
-        out.line(serde_json::json!({"open": reply.channels}));
-    }
-    tokio::select! {
-        () = shutdown_signal() => {}
-        _ = link.closed() => {}
-    }
+    let channels: Arc<Vec<Channel>> = Arc::new(channels.iter().map(|c| parse_channel(c)).collect());
+    let printer = out.clone();
+    let client = ReconnectingClient::<sk::Client>::start(
+        url.to_owned(),
+        LinkConfig::default(),
+        WsLimits::default(),
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        },
+        Session::new(),
+        move |_| Listener {
+            out: printer.clone(),
+        },
+        move |link: Link<sk::Client>| {
+            let (channels, out) = (channels.clone(), out.clone());
+            async move {
+                for channel in channels.iter() {
+                    match link
+                        .request(sk::Open {
+                            channel: channel.clone(),
+                        })
+                        .await
+                    {
+                        Ok(reply) => out.line(serde_json::json!({"open": reply.channels})),
+                        Err(e) => out.line(serde_json::json!({"error": e.to_string()})),
+                    }
+                }
+                tokio::spawn(async move {
+                    let (code, reason) = link.closed().await;
+                    out.line(serde_json::json!({"disconnected": {"code": code, "reason": reason}}));
+                });
+            }
+        },
+    );
+    shutdown_signal().await;
+    client.stop();
+    // Give the close frame its round trip before the process ends.
+    let mut state = client.state();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.wait_for(|s| *s == ConnectionState::Stopped),
+    )
+    .await;
     Ok(())
 }
 

@@ -1404,7 +1404,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
 
     /// A frame that cannot be used. `tag` is the message it names, when it names one it could
     /// be; `answer` is `Some(id)` when it can be answered (a request with its id, or any frame of
-    /// an ordered protocol). It is answered with an error, worded by the protocol's `invalid`
+    /// an ordered protocol on a side that takes requests). It is answered with an error, worded by the protocol's `invalid`
     /// rules; what cannot be answered is logged and dropped: an unknown message without more
     /// (a peer may send what this side does not know), anything else counted, and more than
     /// `max_invalid` such frames close the link. Protocols declaring `invalid closes` close
@@ -1435,7 +1435,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 .await;
             return;
         }
-        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
+        // In an ordered protocol every frame could be a request, if this side takes any.
+        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered
+            && <S::Protocol as Protocol>::MESSAGES
+                .iter()
+                .any(|m| m.kind == Kind::Request && S::Inbound::accepts(m.tag));
         if ordered || answer.is_some() {
             let tag = tag.unwrap_or(Tag::Str(""));
             let error = match (rule, &self.session.answer) {

@@ -365,3 +365,93 @@ async fn listen_and_send_commands() {
     assert_eq!(heard["channel"], 7);
     terminate(server).await;
 }
+
+/// `skynet listen` outlives its server: it says it lost the connection, reconnects to the
+/// server that comes back on the same address, opens its channels again and hears messages.
+#[tokio::test]
+async fn listen_reconnects_after_the_server_restarts() {
+    use tokio::io::AsyncBufReadExt;
+    let first = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let url = first.url.clone();
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/connect")
+        .to_owned();
+    let (mut listener, mut lines) = super::start(&["skynet", "listen", &url, "--channel", "7"]);
+    let mut next_line = async || {
+        tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("the listener still runs")
+    };
+    assert_eq!(next_line().await, r#"{"open":[7]}"#);
+    terminate(first).await;
+    let lost: Value = serde_json::from_str(&next_line().await).unwrap();
+    assert!(lost["disconnected"].is_object(), "{lost}");
+    let second = spawn(&["serve", "skynet", "--listen", &addr]).await;
+    assert_eq!(next_line().await, r#"{"open":[7]}"#);
+    let mut sender = client(&second.url).await;
+    command(
+        &mut sender,
+        json!({"type": "message", "channel": 7, "message": "again"}),
+    )
+    .await;
+    let heard: Value = serde_json::from_str(&next_line().await).unwrap();
+    assert_eq!(heard["message"], "again");
+    let pid = listener.id().unwrap().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    let exit = tokio::time::timeout(WAIT, listener.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    terminate(second).await;
+}
+
+/// On SIGINT `skynet listen` closes its link with a close frame, not by dropping TCP.
+#[tokio::test]
+async fn listen_says_goodbye_with_a_close_frame() {
+    use futures_util::StreamExt;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/connect", tcp.local_addr().unwrap());
+    let (mut listener, _lines) = super::start(&["skynet", "listen", &url, "--channel", "7"]);
+    let (stream, _) = tokio::time::timeout(WAIT, tcp.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+    let open = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(open.to_text().unwrap().contains("open"), "{open:?}");
+    ws.send(Ws::text(r#"{"channels":[7],"type":"result","for":"open"}"#))
+        .await
+        .unwrap();
+    // Something the listener cannot use is neither answered nor fatal.
+    ws.send(Ws::text(r#"{"type":"message","channel":7}"#))
+        .await
+        .unwrap();
+    let pid = listener.id().unwrap().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert!(
+        matches!(frame, Some(Ok(Ws::Close(Some(ref f)))) if u16::from(f.code) == 1000),
+        "{frame:?}"
+    );
+    let exit = tokio::time::timeout(WAIT, listener.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
