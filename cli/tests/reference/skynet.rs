@@ -370,7 +370,6 @@ async fn listen_and_send_commands() {
 /// server that comes back on the same address, opens its channels again and hears messages.
 #[tokio::test]
 async fn listen_reconnects_after_the_server_restarts() {
-    use tokio::io::AsyncBufReadExt;
     let first = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
     let url = first.url.clone();
     let addr = url
