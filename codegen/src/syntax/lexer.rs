@@ -332,7 +332,7 @@ impl Lexer<'_> {
                 self.bump();
                 let d = Diagnostic::error(
                     "E0003",
-                    format!("unknown character escape `\\{}`", other.escape_debug()),
+                    format!("unknown character escape `\\{other}`"),
                     self.span(start, self.pos),
                     "unknown escape",
                 )
@@ -441,7 +441,7 @@ impl Lexer<'_> {
         let plural = if run.chars().count() == 1 { "" } else { "s" };
         let mut d = Diagnostic::error(
             "E0001",
-            format!("unexpected character{plural} `{}`", run.escape_debug()),
+            format!("unexpected character{plural} `{run}`"),
             self.span(start, self.pos),
             "not part of the definition language",
         );
