@@ -31,6 +31,7 @@
 //! | E0125 | an unknown field in a session rule |
 //! | E0126 | a route form that does not fit the protocol (`from` with endpoints, `on` without) |
 //! | E0127 | a union whose members cannot be told apart by JSON type |
+//! | E0128 | a protocol name longer than [`MAX_PROTOCOL_NAME`] bytes |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -48,6 +49,11 @@ const RESERVED: &[&str] = &[
     "ClientToServer",
     "ServerToClient",
 ];
+
+/// The longest protocol name, in bytes. The name becomes the generated file `NAME.rs`, the module
+/// `NAME` and the marker type; 64 keeps the file name far below the 255 bytes most file systems
+/// allow, with room for the folders and suffixes other tools add.
+pub const MAX_PROTOCOL_NAME: usize = 64;
 
 const BUILTINS: &[&str] = &[
     "bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "int", "f64", "string", "any",
@@ -279,6 +285,7 @@ impl<'a> Checker<'a> {
     }
 
     fn run(mut self) -> Protocol {
+        self.protocol_name();
         self.protocol_directives();
         self.generated = self.generated_names();
         self.declare_types();
@@ -294,6 +301,28 @@ impl<'a> Checker<'a> {
     }
 
     // ---- protocol block -------------------------------------------------------------------
+
+    fn protocol_name(&mut self) {
+        let name = &self.decl.name;
+        let len = name.name.len();
+        if len > MAX_PROTOCOL_NAME {
+            self.err(
+                Diagnostic::error(
+                    "E0128",
+                    format!("the protocol name is {len} bytes long, more than {MAX_PROTOCOL_NAME}"),
+                    name.span,
+                    format!("longer than {MAX_PROTOCOL_NAME} bytes"),
+                )
+                .with_note(format!(
+                    "the name becomes the generated file `NAME.rs`, the module `NAME` and the \
+                     marker type, and is limited to {MAX_PROTOCOL_NAME} bytes"
+                ))
+                .with_help(format!(
+                    "shorten the name to at most {MAX_PROTOCOL_NAME} bytes"
+                )),
+            );
+        }
+    }
 
     fn protocol_directives(&mut self) {
         let extends = self.decl.extends.is_some();

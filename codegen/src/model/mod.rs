@@ -5,7 +5,7 @@
 
 mod check;
 
-pub use check::check;
+pub use check::{MAX_PROTOCOL_NAME, check};
 
 use std::path::PathBuf;
 
