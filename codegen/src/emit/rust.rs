@@ -1530,9 +1530,7 @@ impl Emitter<'_> {
             .p
             .messages
             .iter()
-            .filter(|m| {
-                m.directions.contains(&(s.me, s.peer)) && !m.session && m.kind != Kind::Message
-            })
+            .filter(|m| m.directions.contains(&(s.me, s.peer)) && m.has_sender_method())
             .collect();
         let send_methods = sent.iter().map(|m| self.send_method(m));
         let sender_doc = format!(
