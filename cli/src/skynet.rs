@@ -117,7 +117,10 @@ impl<B: Broker> ServerHandler for Connection<B> {
         })
     }
 
-    async fn close(&self, request: sk::Close) -> Result<sk::CloseReply, RemoteError> {
+    async fn close_channel(
+        &self,
+        request: sk::CloseChannel,
+    ) -> Result<sk::CloseChannelReply, RemoteError> {
         let mut channels = self.channels();
         let Some(at) = channels.iter().position(|c| *c == request.channel) else {
             return Err(RemoteError::new(format!(
@@ -129,7 +132,7 @@ impl<B: Broker> ServerHandler for Connection<B> {
         self.hub
             .broker
             .unsubscribe(&topic(&request.channel), self.id);
-        Ok(sk::CloseReply {
+        Ok(sk::CloseChannelReply {
             channels: channels.clone(),
         })
     }

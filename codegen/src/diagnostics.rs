@@ -12,7 +12,11 @@
 //!
 //! Every pass (lexer, parser, checker) pushes into one [`Diagnostics`] list and keeps going, so a
 //! file reports all of its errors at once.
+//!
+//! Everything a diagnostic prints (source lines, names, labels, paths) goes through [`printable`]
+//! when rendered, so a definition cannot send control sequences to the reader's terminal.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -111,6 +115,25 @@ impl SourceFile {
         (line + 1, col + 1)
     }
 
+    /// Where a span sits on its first line as rendered: the 1-based line, and the 1-based
+    /// column and width in chars of the [`printable`] text, so that carets line up with it.
+    /// A span over several lines is marked to the end of its first line.
+    fn rendered_position(&self, span: Span) -> (usize, usize, usize) {
+        let (start, end) = (span.start as usize, span.end as usize);
+        let (line, _) = self.line_col(start);
+        let line_start = self.line_starts[line - 1];
+        let line_end = line_start + self.line(line).len();
+        let width_of = |from: usize, to: usize| {
+            self.text
+                .get(from.min(to)..to)
+                .map_or(0, |t| printable(t).chars().count())
+        };
+        let start = start.clamp(line_start, line_end);
+        let col = width_of(line_start, start) + 1;
+        let width = width_of(start, end.min(line_end)).max(1);
+        (line, col, width)
+    }
+
     /// The text of a 1-based line, without its line break.
     pub fn line(&self, line: usize) -> &str {
         let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
@@ -204,13 +227,17 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        out.push_str(&format!("{kind}[{}]: {}\n", self.code, self.message));
+        out.push_str(&format!(
+            "{kind}[{}]: {}\n",
+            self.code,
+            printable(&self.message)
+        ));
         let Some(file) = sources.get(self.primary.0.file) else {
             for note in &self.notes {
-                out.push_str(&format!("  = note: {note}\n"));
+                out.push_str(&format!("  = note: {}\n", printable(note)));
             }
             for help in &self.help {
-                out.push_str(&format!("  = help: {help}\n"));
+                out.push_str(&format!("  = help: {}\n", printable(help)));
             }
             return out;
         };
@@ -223,19 +250,14 @@ impl Diagnostic {
             let Some(f) = sources.get(span.file) else {
                 continue;
             };
-            let (line, col) = f.line_col(span.start as usize);
-            let (end_line, end_col) = f.line_col(span.end as usize);
-            let width = if end_line == line {
-                end_col.saturating_sub(col).max(1)
-            } else {
-                f.line(line).chars().count().saturating_sub(col - 1).max(1)
-            };
+            let (line, col, width) = f.rendered_position(*span);
             labels.push(Label {
                 file: span.file,
                 line,
+                at: f.line_col(span.start as usize).1,
                 col,
                 width,
-                text,
+                text: printable(text),
                 primary,
             });
         }
@@ -253,7 +275,10 @@ impl Diagnostic {
         let pad = " ".repeat(gutter);
 
         let (line, col) = file.line_col(self.primary.0.start as usize);
-        out.push_str(&format!("{pad}--> {}:{line}:{col}\n", file.path.display()));
+        out.push_str(&format!(
+            "{pad}--> {}:{line}:{col}\n",
+            printable(&file.path.display().to_string())
+        ));
         for (index, &file_id) in files.iter().enumerate() {
             let Some(f) = sources.get(file_id) else {
                 continue;
@@ -265,9 +290,9 @@ impl Diagnostic {
                 out.push_str(&format!("{pad} |\n"));
                 out.push_str(&format!(
                     "{pad}::: {}:{}:{}\n",
-                    f.path.display(),
+                    printable(&f.path.display().to_string()),
                     first.line,
-                    first.col
+                    first.at
                 ));
             }
             out.push_str(&format!("{pad} |\n"));
@@ -280,35 +305,83 @@ impl Diagnostic {
                 rest = after;
                 match previous {
                     Some(p) if line == p + 2 => {
-                        out.push_str(&format!("{:>gutter$} | {}\n", p + 1, f.line(p + 1)));
+                        out.push_str(&format!(
+                            "{:>gutter$} | {}\n",
+                            p + 1,
+                            printable(f.line(p + 1))
+                        ));
                     }
                     Some(p) if line > p + 2 => out.push_str("...\n"),
                     _ => {}
                 }
                 previous = Some(line);
-                render_line(&mut out, &pad, line, f.line(line), on_line);
+                render_line(&mut out, &pad, line, &printable(f.line(line)), on_line);
             }
         }
         if !self.help.is_empty() || !self.notes.is_empty() {
             out.push_str(&format!("{pad} |\n"));
         }
         for note in &self.notes {
-            out.push_str(&format!("{pad} = note: {note}\n"));
+            out.push_str(&format!("{pad} = note: {}\n", printable(note)));
         }
         for help in &self.help {
-            out.push_str(&format!("{pad} = help: {help}\n"));
+            out.push_str(&format!("{pad} = help: {}\n", printable(help)));
         }
         out
     }
 }
 
-/// One labelled span, resolved to a line and columns (1-based, in chars).
+/// Text from a definition, made safe to print on a terminal: every character that does not print
+/// is written as its Rust escape (`\u{1b}`, `\r`, `\u{202e}`), and a tab as four spaces.
+///
+/// "Does not print" is what [`str::escape_debug`] escapes: control characters, format characters
+/// such as bidi overrides and zero-width spaces, line and paragraph separators, spaces other than
+/// U+0020, private-use and unassigned code points. Quotes and backslashes are kept as they are.
+/// Every diagnostic is rendered through this one function, so source lines, names, labels and
+/// paths are all escaped the same way, and columns are counted in its output.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\t' {
+            out.push_str("    ");
+        } else if prints(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `c` prints as itself (see [`printable`]).
+fn prints(c: char) -> bool {
+    if c.is_ascii() {
+        return !c.is_ascii_control();
+    }
+    if c.is_control() {
+        return false;
+    }
+    // `str::escape_debug` escapes a combining mark only at the start of the text, so ask about
+    // `c` after a letter: combining marks print, on the letter before them.
+    let mut buf = [0u8; 5];
+    buf[0] = b'a';
+    let len = 1 + c.encode_utf8(&mut buf[1..]).len();
+    std::str::from_utf8(&buf[..len]).is_ok_and(|s| s.escape_debug().nth(1) == Some(c))
+}
+
+/// One labelled span, resolved to a line and columns (1-based, in chars of the printed line).
 struct Label<'a> {
     file: u32,
     line: usize,
+    /// The column in the file (for `file:line:col`).
+    at: usize,
+    /// The column and width on the printed line (for the marks).
     col: usize,
     width: usize,
-    text: &'a str,
+    text: Cow<'a, str>,
     primary: bool,
 }
 
@@ -373,7 +446,7 @@ fn render_line(out: &mut String, pad: &str, line: usize, text: &str, labels: &[&
         if width < l.col - 1 {
             s.push_str(&" ".repeat(l.col - 1 - width));
         }
-        s.push_str(l.text);
+        s.push_str(&l.text);
         out.push_str(&format!("{pad} | {s}\n"));
     }
 }
@@ -475,5 +548,53 @@ pub fn display_path(path: &Path, base: &Path) -> PathBuf {
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_what_does_not_print() {
+        assert!(matches!(printable("plain `text`"), Cow::Borrowed(_)));
+        assert_eq!(printable("\x1b]0;pwned\x07"), "\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(printable("a\rb\0c"), "a\\rb\\0c");
+        assert_eq!(printable("\u{202e}desrever"), "\\u{202e}desrever");
+        assert_eq!(
+            printable("zero\u{200b}width\u{feff}"),
+            "zero\\u{200b}width\\u{feff}"
+        );
+        assert_eq!(printable("\u{85}\u{2028}\u{a0}"), "\\u{85}\\u{2028}\\u{a0}");
+        assert_eq!(printable("\tx"), "    x");
+        // What prints is kept: quotes, backslashes, letters, combining marks, U+FFFD.
+        assert_eq!(
+            printable("\"\\' été cafe\u{301} \u{fffd}"),
+            "\"\\' été cafe\u{301} \u{fffd}"
+        );
+    }
+
+    #[test]
+    fn carets_line_up_with_escaped_text() {
+        let mut sources = SourceMap::default();
+        let text = "x = \"\x1b[2J\"\tbad\n";
+        let file = sources.add("t.protocol", text);
+        let at = text.find("bad").unwrap_or_default();
+        let d = Diagnostic::error(
+            "E0001",
+            "a \u{1b}]0;t\u{7} name",
+            Span::new(file, at, at + 3),
+            "here \u{202e}",
+        );
+        let rendered = d.render(&sources);
+        assert_eq!(
+            rendered,
+            "error[E0001]: a \\u{1b}]0;t\\u{7} name\n \
+             --> t.protocol:1:12\n  \
+             |\n\
+             1 | x = \"\\u{1b}[2J\"    bad\n  \
+             |                    ^^^ here \\u{202e}\n"
+        );
+        assert!(!rendered.chars().any(|c| c.is_control() && c != '\n'));
     }
 }

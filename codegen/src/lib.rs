@@ -140,13 +140,13 @@ impl Config {
             if self.cargo_directives {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            let text = fs::read_to_string(&path).map_err(|source| Error::Io {
+            let bytes = fs::read(&path).map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
             })?;
-            sources.push((path, text));
+            sources.push((path, bytes));
         }
-        Ok(self.check_sources(&sources))
+        Ok(self.check_bytes(&sources))
     }
 
     /// Checks definitions already in memory, each given as its path (shown in diagnostics, and
@@ -156,13 +156,25 @@ impl Config {
     /// This is what [`Config::check`] does once it has read the files. It cannot fail: whatever
     /// the text, every problem is a diagnostic in the result.
     pub fn check_sources(&self, sources: &[(PathBuf, String)]) -> Checked {
+        self.check_decoded(sources.iter().map(|(path, text)| (path, text.as_bytes())))
+    }
+
+    /// [`Config::check_sources`] for files as bytes: a file that is not valid UTF-8 is reported
+    /// (E0006, at its first invalid byte), read with U+FFFD in place of each invalid sequence,
+    /// and checked as usual.
+    pub fn check_bytes(&self, sources: &[(PathBuf, Vec<u8>)]) -> Checked {
+        self.check_decoded(sources.iter().map(|(path, bytes)| (path, bytes.as_slice())))
+    }
+
+    fn check_decoded<'a>(&self, sources: impl Iterator<Item = (&'a PathBuf, &'a [u8])>) -> Checked {
         let mut map = SourceMap::default();
         let mut diagnostics = Diagnostics::default();
         let mut files = Vec::new();
-        for (path, text) in sources {
+        for (path, bytes) in sources {
             let shown = self.shown(path);
-            let id = map.add(shown.clone(), text.as_str());
-            files.push((shown, syntax::parse(id, text, &mut diagnostics)));
+            let decoded = syntax::decode(bytes);
+            let id = map.add(shown.clone(), decoded.text());
+            files.push((shown, decoded.parse(id, &mut diagnostics)));
         }
         let protocols = model::check(&files, &mut diagnostics);
         diagnostics.sort();

@@ -127,6 +127,11 @@ fn diagnostics_match_snapshots() {
             input.display()
         );
         let rendered = checked.diagnostics.render(&checked.sources);
+        assert!(
+            !rendered.chars().any(|c| c.is_control() && c != '\n'),
+            "{}: diagnostics print only escaped control characters",
+            input.display()
+        );
         if let Err(e) = assert_snapshot(&input.with_extension("stderr"), &rendered) {
             failures.push(e);
         }

@@ -14,8 +14,10 @@ use crate::naming::{snake, upper_camel};
 /// Renders the bindings of one protocol as a formatted Rust file.
 ///
 /// `source` is how the header names the definition file (a path relative to the workspace, so
-/// output does not depend on where the project lives).
+/// output does not depend on where the project lives); it is escaped as diagnostics are, so a
+/// line break in a path cannot end the header's comment.
 pub fn render(protocol: &Protocol, source: &str) -> String {
+    let source = crate::diagnostics::printable(source);
     let tokens = Emitter { p: protocol }.module();
     let body = match syn::parse2::<syn::File>(tokens.clone()) {
         Ok(file) => prettyplease::unparse(&file),
@@ -1582,9 +1584,7 @@ impl Emitter<'_> {
             .p
             .messages
             .iter()
-            .filter(|m| {
-                m.directions.contains(&(s.me, s.peer)) && !m.session && m.kind != Kind::Message
-            })
+            .filter(|m| m.directions.contains(&(s.me, s.peer)) && m.has_sender_method())
             .collect();
         let send_methods = sent.iter().map(|m| self.send_method(m));
         let sender_doc = format!(

@@ -31,6 +31,8 @@
 //! | E0125 | an unknown field in a session rule |
 //! | E0126 | a route form that does not fit the protocol (`from` with endpoints, `on` without) |
 //! | E0127 | a union whose members cannot be told apart by JSON type |
+//! | E0128 | a protocol name longer than [`MAX_PROTOCOL_NAME`] bytes |
+//! | E0129 | a message whose sender method is named like a method links already have ([`LINK_METHODS`]) |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -47,6 +49,52 @@ const RESERVED: &[&str] = &[
     "Server",
     "ClientToServer",
     "ServerToClient",
+];
+
+/// The longest protocol name, in bytes. The name becomes the generated file `NAME.rs`, the module
+/// `NAME` and the marker type; 64 keeps the file name far below the 255 bytes most file systems
+/// allow, with room for the folders and suffixes other tools add.
+pub const MAX_PROTOCOL_NAME: usize = 64;
+
+/// Where a method that a link handle already has comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMethodOwner {
+    /// The `protolink::Sender` trait, which every `{Side}Sender` trait extends and calls.
+    SenderTrait,
+    /// `protolink::Link`'s own methods, which method calls find before any trait's.
+    Link,
+    /// A trait in every prelude that `Link` implements (directly or through a blanket impl).
+    Prelude(&'static str),
+}
+
+/// Every method a link handle already has, which a generated sender method must not be called.
+///
+/// A sender method named like a `Sender` method makes the generated trait ambiguous (rustc
+/// E0034 in the generated code); one named like a `Link` method is never reached by
+/// `link.NAME(..)`, which calls the link's own; one named like a prelude trait's method makes every
+/// `link.NAME(..)` ambiguous. `Link::spawn` takes no `self`, so it cannot clash. A test compares
+/// this list with the runtime's source.
+pub const LINK_METHODS: &[(&str, LinkMethodOwner)] = &[
+    ("request", LinkMethodOwner::SenderTrait),
+    ("send", LinkMethodOwner::SenderTrait),
+    ("state", LinkMethodOwner::Link),
+    ("watch_state", LinkMethodOwner::Link),
+    ("ready", LinkMethodOwner::Link),
+    ("closed", LinkMethodOwner::Link),
+    ("is_closed", LinkMethodOwner::Link),
+    ("idle", LinkMethodOwner::Link),
+    ("unmatched_replies", LinkMethodOwner::Link),
+    ("handshake_reply", LinkMethodOwner::Link),
+    ("close_with", LinkMethodOwner::Link),
+    ("close", LinkMethodOwner::Link),
+    ("try_send_frame", LinkMethodOwner::Link),
+    ("send_in_handshake", LinkMethodOwner::Link),
+    ("clone", LinkMethodOwner::Prelude("Clone")),
+    ("clone_from", LinkMethodOwner::Prelude("Clone")),
+    ("to_owned", LinkMethodOwner::Prelude("ToOwned")),
+    ("clone_into", LinkMethodOwner::Prelude("ToOwned")),
+    ("into", LinkMethodOwner::Prelude("Into")),
+    ("try_into", LinkMethodOwner::Prelude("TryInto")),
 ];
 
 const BUILTINS: &[&str] = &[
@@ -280,12 +328,14 @@ impl<'a> Checker<'a> {
     }
 
     fn run(mut self) -> Protocol {
+        self.protocol_name();
         self.protocol_directives();
         self.generated = self.generated_names();
         self.declare_types();
         self.resolve_types();
         self.messages();
         self.session_directives();
+        self.check_sender_methods();
         self.check_struct_cycles();
         self.p
     }
@@ -295,6 +345,28 @@ impl<'a> Checker<'a> {
     }
 
     // ---- protocol block -------------------------------------------------------------------
+
+    fn protocol_name(&mut self) {
+        let name = &self.decl.name;
+        let len = name.name.len();
+        if len > MAX_PROTOCOL_NAME {
+            self.err(
+                Diagnostic::error(
+                    "E0128",
+                    format!("the protocol name is {len} bytes long, more than {MAX_PROTOCOL_NAME}"),
+                    name.span,
+                    format!("longer than {MAX_PROTOCOL_NAME} bytes"),
+                )
+                .with_note(format!(
+                    "the name becomes the generated file `NAME.rs`, the module `NAME` and the \
+                     marker type, and is limited to {MAX_PROTOCOL_NAME} bytes"
+                ))
+                .with_help(format!(
+                    "shorten the name to at most {MAX_PROTOCOL_NAME} bytes"
+                )),
+            );
+        }
+    }
 
     fn protocol_directives(&mut self) {
         let extends = self.decl.extends.is_some();
@@ -2395,6 +2467,59 @@ impl<'a> Checker<'a> {
             session: false,
             span: m.name.span,
         });
+    }
+
+    /// A message's sender method must not be named like a method a link already has (known once
+    /// the session rules say which messages the session driver sends).
+    fn check_sender_methods(&mut self) {
+        let mut found = Vec::new();
+        for m in &self.p.messages[self.own_messages..] {
+            if !m.has_sender_method() {
+                continue;
+            }
+            let Some(&(_, owner)) = LINK_METHODS.iter().find(|(name, _)| *name == m.method) else {
+                continue;
+            };
+            let method = &m.method;
+            let (headline, label, note) = match owner {
+                LinkMethodOwner::SenderTrait => (
+                    format!(
+                        "the sender method `{method}` would clash with `protolink::Sender::{method}`"
+                    ),
+                    "the generated code would not compile".to_owned(),
+                    format!(
+                        "every `{{Side}}Sender` trait extends `protolink::Sender`, whose own `{method}` it calls, so the two would be ambiguous (rustc E0034)"
+                    ),
+                ),
+                LinkMethodOwner::Link => (
+                    format!("the sender method `{method}` would be hidden by `Link::{method}`"),
+                    format!("`link.{method}(..)` would call `Link::{method}`"),
+                    format!(
+                        "`protolink::Link` has its own method `{method}`, which a method call finds before any trait's, so the generated method could not be called as `link.{method}(..)`"
+                    ),
+                ),
+                LinkMethodOwner::Prelude(name) => (
+                    format!("the sender method `{method}` would clash with `{name}::{method}`"),
+                    format!("`link.{method}(..)` would be ambiguous"),
+                    format!(
+                        "links implement `{name}`, which is in every prelude, so `link.{method}(..)` would be ambiguous (rustc E0034)"
+                    ),
+                ),
+            };
+            let keyword = keyword(m.kind);
+            let renamed = format!("{method}_{keyword}");
+            found.push(
+                Diagnostic::error("E0129", headline, m.span, label)
+                    .with_note(note)
+                    .with_help(format!(
+                        "give it another Rust name and keep its wire tag: `{keyword} {renamed} = {} ...`",
+                        tag_text(&m.tag)
+                    )),
+            );
+        }
+        for d in found {
+            self.err(d);
+        }
     }
 
     fn route(&mut self, route: &ast::Route) -> Vec<(usize, usize)> {

@@ -5,7 +5,7 @@
 
 mod check;
 
-pub use check::check;
+pub use check::{LINK_METHODS, LinkMethodOwner, MAX_PROTOCOL_NAME, check};
 
 use std::path::PathBuf;
 
@@ -312,6 +312,14 @@ pub struct Message {
     pub session: bool,
     /// Where it was declared.
     pub span: Span,
+}
+
+impl Message {
+    /// Whether the sides that send it get a typed method for it on their `{Side}Sender` trait:
+    /// events and requests, unless the session driver sends them.
+    pub fn has_sender_method(&self) -> bool {
+        !self.session && self.kind != Kind::Message
+    }
 }
 
 /// A payload or reply shape.

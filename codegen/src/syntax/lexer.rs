@@ -96,11 +96,20 @@ pub(crate) struct Token {
 
 /// Splits `text` (file number `file`) into tokens, reporting lexical errors into `diags`.
 ///
+/// `replaced` holds the byte offsets (sorted) of the U+FFFD chars that stand for invalid UTF-8;
+/// [`invalid_utf8`] reports those, so they are skipped here without another error.
+///
 /// The result always ends with one [`TokenKind::Eof`] token whose span is the end of the text.
-pub(crate) fn lex(file: u32, text: &str, diags: &mut Diagnostics) -> Vec<Token> {
+pub(crate) fn lex(
+    file: u32,
+    text: &str,
+    replaced: &[usize],
+    diags: &mut Diagnostics,
+) -> Vec<Token> {
     let mut lexer = Lexer {
         file,
         text,
+        replaced,
         pos: 0,
         line_start: true,
         tokens: Vec::new(),
@@ -114,6 +123,8 @@ pub(crate) fn lex(file: u32, text: &str, diags: &mut Diagnostics) -> Vec<Token> 
 struct Lexer<'a> {
     file: u32,
     text: &'a str,
+    /// Offsets of the chars that stand for invalid UTF-8.
+    replaced: &'a [usize],
     /// Byte offset of the next char; always on a char boundary.
     pos: usize,
     /// Whether no token was pushed since the last line break.
@@ -332,7 +343,7 @@ impl Lexer<'_> {
                 self.bump();
                 let d = Diagnostic::error(
                     "E0003",
-                    format!("unknown character escape `\\{}`", other.escape_debug()),
+                    format!("unknown character escape `\\{other}`"),
                     self.span(start, self.pos),
                     "unknown escape",
                 )
@@ -438,10 +449,16 @@ impl Lexer<'_> {
             self.bump();
         }
         let run = self.slice_from(start).to_string();
+        let decoding_error = run.char_indices().all(|(i, c)| {
+            c == char::REPLACEMENT_CHARACTER && self.replaced.binary_search(&(start + i)).is_ok()
+        });
+        if decoding_error {
+            return;
+        }
         let plural = if run.chars().count() == 1 { "" } else { "s" };
         let mut d = Diagnostic::error(
             "E0001",
-            format!("unexpected character{plural} `{}`", run.escape_debug()),
+            format!("unexpected character{plural} `{run}`"),
             self.span(start, self.pos),
             "not part of the definition language",
         );
@@ -465,6 +482,34 @@ impl Lexer<'_> {
             Some(_) => false,
         }
     }
+}
+
+/// E0006 for a file that is not valid UTF-8, at its first invalid sequence; `invalid` holds
+/// each sequence's offset in the decoded text (where a U+FFFD stands for it) and its bytes.
+pub(crate) fn invalid_utf8(file: u32, invalid: &[(usize, &[u8])]) -> Option<Diagnostic> {
+    let (&(at, bytes), rest) = invalid.split_first()?;
+    let shown: Vec<String> = bytes.iter().map(|b| format!("0x{b:02X}")).collect();
+    let label = match shown.as_slice() {
+        [one] => format!("the byte {one} is not valid UTF-8"),
+        _ => format!("the bytes {} are not valid UTF-8", shown.join(" ")),
+    };
+    let note = match rest.len() {
+        0 => "it is read as U+FFFD (`\u{fffd}`), and the rest of the file is checked".to_owned(),
+        n => format!(
+            "the file has {n} more invalid sequence{}; each is read as U+FFFD (`\u{fffd}`), and the rest of the file is checked",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    Some(
+        Diagnostic::error(
+            "E0006",
+            "the file is not valid UTF-8",
+            Span::new(file, at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
+            label,
+        )
+        .with_note(note)
+        .with_help("save the definition as UTF-8 (a Latin-1 file converts with `iconv -f latin1 -t utf-8`)"),
+    )
 }
 
 /// A doc comment's text: the marker is already gone; drop one leading space and a `\r`.
@@ -505,7 +550,7 @@ mod tests {
 
     fn kinds(text: &str) -> Vec<TokenKind> {
         let mut diags = Diagnostics::default();
-        let tokens = lex(0, text, &mut diags);
+        let tokens = lex(0, text, &[], &mut diags);
         assert!(!diags.has_errors(), "unexpected errors: {diags:?}");
         tokens.into_iter().map(|t| t.kind).collect()
     }
@@ -515,7 +560,7 @@ mod tests {
         let mut sources = SourceMap::default();
         let file = sources.add("lex.protocol", text);
         let mut diags = Diagnostics::default();
-        let tokens = lex(file, text, &mut diags);
+        let tokens = lex(file, text, &[], &mut diags);
         assert_eq!(tokens.last().map(|t| &t.kind), Some(&TokenKind::Eof));
         let codes = diags.iter().map(|d| d.code).collect();
         (codes, diags.render(&sources))
@@ -598,7 +643,7 @@ mod tests {
     #[test]
     fn line_start_flags_and_spans() {
         let mut diags = Diagnostics::default();
-        let tokens = lex(3, "a b // c\n  c,\n\n/// d\ne", &mut diags);
+        let tokens = lex(3, "a b // c\n  c,\n\n/// d\ne", &[], &mut diags);
         let flags: Vec<bool> = tokens.iter().map(|t| t.line_start).collect();
         assert_eq!(flags, vec![true, false, true, false, true, true, true]);
         assert_eq!(tokens[2].span, Span::new(3, 11, 12));
@@ -619,7 +664,7 @@ mod tests {
         assert!(rendered.contains("lex.protocol:2:3"), "{rendered}");
         assert!(rendered.contains("help: remove the `;`"), "{rendered}");
         let mut diags = Diagnostics::default();
-        let names: Vec<_> = lex(0, "a @@ b", &mut diags)
+        let names: Vec<_> = lex(0, "a @@ b", &[], &mut diags)
             .into_iter()
             .map(|t| t.kind)
             .collect();
@@ -636,7 +681,7 @@ mod tests {
         );
         assert!(rendered.contains("lex.protocol:1:3"), "{rendered}");
         let mut diags = Diagnostics::default();
-        let kinds: Vec<_> = lex(0, "x \"abc\ny", &mut diags)
+        let kinds: Vec<_> = lex(0, "x \"abc\ny", &[], &mut diags)
             .into_iter()
             .map(|t| t.kind)
             .collect();

@@ -17,6 +17,7 @@
 //! - `E0003` unknown or malformed escape in a string
 //! - `E0004` integer literal out of the `i64` range
 //! - `E0005` letters glued to an integer literal (`10ms`)
+//! - `E0006` the file is not valid UTF-8
 //!
 //! Parser:
 //! - `E0010` expected one thing, found another (the catch-all syntax error)

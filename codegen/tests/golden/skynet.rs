@@ -53,6 +53,8 @@
 ///   directions (event: server to client, command: client to server), so the event is declared
 ///   as `message_event` with the tag `"message"`. The sender of a message does not receive its
 ///   own event.
+/// - The `close` command is declared as `close_channel` with the tag `"close"`: a sender method
+///   `close` would be hidden by the link's own `close`.
 /// - `time` is milliseconds since the Unix epoch (`new Date().getTime()`); `ID` is an opaque
 ///   unique string (a cuid on the real server).
 /// - `log`: `start` defaults to 0 and `end` to 100, with JavaScript slice semantics (negative
@@ -162,7 +164,7 @@ pub mod skynet {
                 has_payload: true,
             },
             __p::MessageInfo {
-                name: "close",
+                name: "close_channel",
                 tag: __p::Tag::Str("close"),
                 kind: __p::Kind::Request,
                 has_payload: true,
@@ -770,11 +772,11 @@ pub mod skynet {
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
-    pub struct Close {
+    pub struct CloseChannel {
         /// The channel to close.
         pub channel: Channel,
     }
-    impl<'de> __p::ScanDecode<'de> for Close {
+    impl<'de> __p::ScanDecode<'de> for CloseChannel {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
             Self::scan_fields(scan, __p::no_envelope)
@@ -801,7 +803,7 @@ pub mod skynet {
             ::core::option::Option::Some(Self { channel: __channel? })
         }
     }
-    impl __p::Validate for Close {
+    impl __p::Validate for CloseChannel {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
                 let value = &self.channel;
@@ -814,15 +816,15 @@ pub mod skynet {
             }
         }
     }
-    /// The reply to [`Close`].
+    /// The reply to [`CloseChannel`].
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
-    pub struct CloseReply {
+    pub struct CloseChannelReply {
         /// Every channel still open on this socket after the command.
         pub channels: ::std::vec::Vec<Channel>,
     }
-    impl<'de> __p::ScanDecode<'de> for CloseReply {
+    impl<'de> __p::ScanDecode<'de> for CloseChannelReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
             Self::scan_fields(scan, __p::no_envelope)
@@ -849,7 +851,7 @@ pub mod skynet {
             ::core::option::Option::Some(Self { channels: __channels? })
         }
     }
-    impl __p::Validate for CloseReply {
+    impl __p::Validate for CloseChannelReply {
         fn validate_into(&self, v: &mut __p::Validator) {
             {
                 let value = &self.channels;
@@ -862,17 +864,17 @@ pub mod skynet {
             }
         }
     }
-    impl __p::Message for Close {
+    impl __p::Message for CloseChannel {
         type Protocol = Skynet;
-        const NAME: &'static str = "close";
+        const NAME: &'static str = "close_channel";
         const TAG: __p::Tag = __p::Tag::Str("close");
         const KIND: __p::Kind = __p::Kind::Request;
         const HAS_PAYLOAD: bool = true;
     }
-    impl __p::Request for Close {
-        type Reply = CloseReply;
+    impl __p::Request for CloseChannel {
+        type Reply = CloseChannelReply;
     }
-    impl __p::SendableBy<Client> for Close {}
+    impl __p::SendableBy<Client> for CloseChannel {}
     /// Sends a message to every other client listening on the channel; replies with what was sent.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
@@ -1173,8 +1175,8 @@ pub mod skynet {
     pub enum ClientToServer {
         /// [`Open`]
         Open(Open),
-        /// [`Close`]
-        Close(Close),
+        /// [`CloseChannel`]
+        CloseChannel(CloseChannel),
         /// [`Message`]
         Message(Message),
         /// [`Log`]
@@ -1189,7 +1191,7 @@ pub mod skynet {
                     frame.decode::<Open>().map(Self::Open)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    frame.decode::<Close>().map(Self::Close)
+                    frame.decode::<CloseChannel>().map(Self::CloseChannel)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
                     frame.decode::<Message>().map(Self::Message)
@@ -1210,7 +1212,7 @@ pub mod skynet {
                     payload.decode::<Open>().map(Self::Open)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("close")) => {
-                    payload.decode::<Close>().map(Self::Close)
+                    payload.decode::<CloseChannel>().map(Self::CloseChannel)
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("message")) => {
                     payload.decode::<Message>().map(Self::Message)
@@ -1236,7 +1238,7 @@ pub mod skynet {
         fn kind(&self) -> __p::Kind {
             match self {
                 Self::Open(_) => <Open as __p::Message>::KIND,
-                Self::Close(_) => <Close as __p::Message>::KIND,
+                Self::CloseChannel(_) => <CloseChannel as __p::Message>::KIND,
                 Self::Message(_) => <Message as __p::Message>::KIND,
                 Self::Log(_) => <Log as __p::Message>::KIND,
             }
@@ -1244,7 +1246,7 @@ pub mod skynet {
         fn tag(&self) -> __p::Tag {
             match self {
                 Self::Open(_) => <Open as __p::Message>::TAG,
-                Self::Close(_) => <Close as __p::Message>::TAG,
+                Self::CloseChannel(_) => <CloseChannel as __p::Message>::TAG,
                 Self::Message(_) => <Message as __p::Message>::TAG,
                 Self::Log(_) => <Log as __p::Message>::TAG,
             }
@@ -1252,7 +1254,7 @@ pub mod skynet {
         fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> {
             match self {
                 Self::Open(message) => __p::Validate::validate(message),
-                Self::Close(message) => __p::Validate::validate(message),
+                Self::CloseChannel(message) => __p::Validate::validate(message),
                 Self::Message(message) => __p::Validate::validate(message),
                 Self::Log(message) => __p::Validate::validate(message),
             }
@@ -1358,11 +1360,11 @@ pub mod skynet {
             self.request(message)
         }
         /// Closes a channel on this socket: the opposite of `open`.
-        fn close(
+        fn close_channel(
             &self,
-            message: Close,
+            message: CloseChannel,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<CloseReply, __p::RequestError>,
+            Output = ::core::result::Result<CloseChannelReply, __p::RequestError>,
         > + ::core::marker::Send {
             self.request(message)
         }
@@ -1406,11 +1408,11 @@ pub mod skynet {
             Output = ::core::result::Result<OpenReply, __p::RemoteError>,
         > + ::core::marker::Send;
         /// Closes a channel on this socket: the opposite of `open`.
-        fn close(
+        fn close_channel(
             &self,
-            request: Close,
+            request: CloseChannel,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<CloseReply, __p::RemoteError>,
+            Output = ::core::result::Result<CloseChannelReply, __p::RemoteError>,
         > + ::core::marker::Send;
         /// Sends a message to every other client listening on the channel; replies with what was sent.
         fn message(
@@ -1434,8 +1436,8 @@ pub mod skynet {
                 ClientToServer::Open(request) => {
                     __p::Outcome::reply(handler.open(request).await)
                 }
-                ClientToServer::Close(request) => {
-                    __p::Outcome::reply(handler.close(request).await)
+                ClientToServer::CloseChannel(request) => {
+                    __p::Outcome::reply(handler.close_channel(request).await)
                 }
                 ClientToServer::Message(request) => {
                     __p::Outcome::reply(handler.message(request).await)

@@ -91,7 +91,7 @@ const SKYNET: Target = Target {
     ],
     replies: &[
         reply::<skynet::OpenReply>,
-        reply::<skynet::CloseReply>,
+        reply::<skynet::CloseChannelReply>,
         reply::<skynet::SentMessage>,
         reply::<skynet::LogReply>,
     ],

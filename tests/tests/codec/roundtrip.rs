@@ -616,7 +616,7 @@ fn cases() -> Vec<Case> {
     });
     direction!(cases, litecord_example::ServerToClient { Hello, HeartbeatAck, TokenValidate => reply });
     direction!(cases, skynet::ClientToServer {
-        Open => reply, Close => reply, Message => reply, Log => reply,
+        Open => reply, CloseChannel => reply, Message => reply, Log => reply,
     });
     direction!(cases, skynet::ServerToClient { MessageEvent });
     direction!(cases, socketcluster::ClientToServer {

@@ -1026,16 +1026,16 @@ fn skynet_channels_and_messages() {
     );
     message(
         r##"{"type":"close","channel":"*"}"##,
-        ClientToServer::Close,
-        Close {
+        ClientToServer::CloseChannel,
+        CloseChannel {
             channel: Channel::String("*".into()),
         },
         None,
         None,
     );
-    reply::<Close>(
+    reply::<CloseChannel>(
         r##"{"type":"result","for":"close","channels":[42,"42"]}"##,
-        Ok(CloseReply {
+        Ok(CloseChannelReply {
             channels: vec![Channel::Int(42), Channel::String("42".into())],
         }),
         None,

@@ -11,7 +11,7 @@ use protolink::transport::virtual_pair;
 use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, Server, WsLimits, connect};
 use protolink::{Link, LinkConfig, LinkState, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::litecord_example::{self as lc, ClientSender, Guild};
-use protolink_protocols::skynet::{self as sk, Channel};
+use protolink_protocols::skynet::{self as sk, Channel, ClientSender as _};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -513,7 +513,10 @@ impl sk::ServerHandler for Echo {
             channels: vec![request.channel],
         })
     }
-    async fn close(&self, request: sk::Close) -> Result<sk::CloseReply, RemoteError> {
+    async fn close_channel(
+        &self,
+        request: sk::CloseChannel,
+    ) -> Result<sk::CloseChannelReply, RemoteError> {
         Err(RemoteError::new(format!(
             "Error: Channel {:?} not open.",
             request.channel
@@ -573,7 +576,7 @@ async fn pipelined_commands_match_their_replies_in_order() {
     }
     // Errors take their place in the order too.
     let (a, b) = tokio::join!(
-        client.request(sk::Close {
+        client.close_channel(sk::CloseChannel {
             channel: Channel::Int(1)
         }),
         client.request(sk::Log {
@@ -616,7 +619,7 @@ async fn payload_first_results_reach_their_requests_in_order() {
             channel: Channel::Int(channel),
         })
     };
-    let close = client.request(sk::Close {
+    let close = client.close_channel(sk::CloseChannel {
         channel: Channel::Int(9),
     });
     let log = client.request(sk::Log {
@@ -685,8 +688,11 @@ impl sk::ServerHandler for Flood {
             channels: Vec::new(),
         })
     }
-    async fn close(&self, _request: sk::Close) -> Result<sk::CloseReply, RemoteError> {
-        Ok(sk::CloseReply {
+    async fn close_channel(
+        &self,
+        _request: sk::CloseChannel,
+    ) -> Result<sk::CloseChannelReply, RemoteError> {
+        Ok(sk::CloseChannelReply {
             channels: Vec::new(),
         })
     }
