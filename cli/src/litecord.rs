@@ -93,13 +93,17 @@ impl ClientHandler for Component {
     async fn token_validate(
         &self,
         request: lc::TokenValidate,
-    ) -> Result<lc::TokenValidateReply, RemoteError> {
+    ) -> Result<lc::TokenValidity, RemoteError> {
         self.out
             .line(serde_json::json!({"received": "TOKEN_VALIDATE", "token": request.token}));
-        let valid = self.valid.contains(&request.token);
-        Ok(lc::TokenValidateReply {
-            valid,
-            reason: (!valid).then(|| "user not found".to_owned()),
+        // As rest-py answers: a bare `true`, or `[false, reason]`.
+        Ok(if self.valid.contains(&request.token) {
+            lc::TokenValidity::Bool(true)
+        } else {
+            lc::TokenValidity::TokenVerdict(lc::TokenVerdict {
+                valid: false,
+                reason: Some("user not found".to_owned()),
+            })
         })
     }
 }

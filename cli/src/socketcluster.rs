@@ -418,10 +418,12 @@ impl<B: Broker> ServerHandler for Connection<B> {
         let token = sign_token(&self.hub.secret, claims).map_err(|e| error("AuthTokenError", e))?;
         let verified = verify_token(&self.hub.secret, &token).map_err(remote)?;
         *self.auth() = Some(verified);
+        // Transmitted without a `cid`, as socketcluster-server does: the reply does not wait
+        // for the client to acknowledge it.
         self.link
-            .set_auth_token(sc::SetAuthToken { token })
+            .send(sc::SetAuthToken { token })
             .await
-            .map_err(request_failed)?;
+            .map_err(|e| error("AuthTokenError", e.to_string()))?;
         Ok(Empty)
     }
 

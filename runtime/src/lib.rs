@@ -98,7 +98,7 @@ pub mod __private {
     pub use crate::message::{
         CloseCode, Dispatch, Empty, Event, FromDeserializer, Inbound, Message, MessageInfo,
         Outcome, PayloadSource, Protocol, RemoteError, Request, RestKeys, SendableBy, Sender, Side,
-        serialize_rest,
+        deserialize_nothing, serialize_rest,
     };
     pub use crate::one_of::{OneOf, deserialize_one_of};
     pub use crate::scan::{Scan, ScanDecode, no_envelope};

@@ -562,7 +562,7 @@ impl<S: Side> Link<S> {
         if self.is_closed() {
             return;
         }
-        let farewell = self.farewell(reason);
+        let farewell = self.farewell(code, reason);
         let _ = self
             .shared
             .out
@@ -575,10 +575,13 @@ impl<S: Side> Link<S> {
         self.mark_closed(code, reason);
     }
 
-    fn farewell(&self, reason: &str) -> Option<String> {
-        let close = rules::<S>().close_message?;
+    fn farewell(&self, code: u16, reason: &str) -> Option<String> {
+        let close = rules::<S>().close_message.filter(|c| c.sent)?;
         let info = crate::message::message_info::<S::Protocol>(close.message)?;
         let mut payload = serde_json::Map::new();
+        if let Some(field) = close.code {
+            payload.insert(field.to_owned(), serde_json::Value::from(code));
+        }
         payload.insert(
             close.reason.to_owned(),
             serde_json::Value::String(reason.to_owned()),
@@ -722,8 +725,13 @@ impl<S: Side> Link<S> {
                     .await?;
                 Some(id)
             }
-            RequestIdPlace::Key { .. } => {
-                let id = RequestId::Int(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+            RequestIdPlace::Key { text, .. } => {
+                let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let id = if text {
+                    RequestId::Str(format!("{n:08x}"))
+                } else {
+                    RequestId::Int(n)
+                };
                 self.register(Some(id.clone()), tx, tag, decoder)?;
                 let mut buf = Vec::with_capacity(128);
                 profile
@@ -1417,7 +1425,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         array: bool,
     ) {
         let rules = rules::<S>();
-        let kind = invalid_kind(&input, array);
+        let kind = invalid_kind(&input, array, wire::<S>().tag);
         let rule = kind.and_then(|kind| InvalidAnswer::find(rules.invalid_answers, kind, tag));
         let detail = match &self.session.describe {
             Some(describe) => describe(&input),
@@ -1544,34 +1552,53 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             self.close_before_handshake().await;
             return;
         }
-        match kind {
-            Kind::Request
-                if request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered =>
-            {
+        match (kind, wire::<S>().request_id) {
+            (Kind::Request, RequestIdPlace::Ordered) => {
                 self.dispatch_request(tag, request_id, message).await;
             }
-            // A request sent without an id expects no reply (SocketCluster's optional `cid`).
-            _ => self.dispatch_event(message).await,
+            (Kind::Request, _) if request_id.is_some() => {
+                self.dispatch_request(tag, request_id, message).await;
+            }
+            // A request sent without an id expects no reply where the id is optional
+            // (SocketCluster's `cid`): it runs as an event would.
+            (Kind::Request, RequestIdPlace::Key { optional: true, .. }) | (Kind::Event, _) => {
+                self.dispatch_event(message).await;
+            }
+            // Anywhere else it could never be answered: refused, not run.
+            (Kind::Request, RequestIdPlace::Key { key, .. }) => {
+                let missing = InvalidInput::Decode(DecodeError::MissingKey(key));
+                self.invalid(Some(tag), None, missing, false).await;
+            }
+            (Kind::Request, RequestIdPlace::Sequence) | (Kind::Message, _) => {
+                self.dispatch_event(message).await;
+            }
         }
     }
 
     /// Handles handshake steps, heartbeats and the close message; `true` when consumed.
     async fn on_session_message(&mut self, tag: Tag, raw: Option<&RawMessage<'_>>) -> bool {
         let rules = rules::<S>();
-        if let Some((close_tag, field)) = rules.close_message.map(|c| (c.message, c.reason)) {
-            if close_tag == tag {
-                let reason = raw
-                    .and_then(|raw| field_text(&raw.payload, field))
-                    .unwrap_or_default();
-                debug!(%reason, "peer sent its close message");
-                self.link.mark_closed(close::NORMAL, &reason);
-                let _ = self.link.shared.out.try_send(Outgoing::Close {
-                    farewell: None,
-                    code: close::NORMAL,
-                    reason,
-                });
-                return true;
-            }
+        if let Some(close) = rules.close_message.filter(|c| c.message == tag) {
+            let reason = raw
+                .and_then(|raw| field_text(&raw.payload, close.reason))
+                .unwrap_or_default();
+            // The peer's code, where the message carries one and it may be sent in a close
+            // frame (RFC 6455 7.4: 1000-2999 but the reserved ones, and 3000-4999).
+            let code = close
+                .code
+                .zip(raw)
+                .and_then(|(field, raw)| field_u64(&raw.payload, field))
+                .and_then(|code| u16::try_from(code).ok())
+                .filter(|code| sendable_close_code(*code))
+                .unwrap_or(close::NORMAL);
+            debug!(code, %reason, "peer sent its close message");
+            self.link.mark_closed(code, &reason);
+            let _ = self.link.shared.out.try_send(Outgoing::Close {
+                farewell: None,
+                code,
+                reason,
+            });
+            return true;
         }
         let ready = matches!(self.link.state(), LinkState::Ready);
         if let Some(h) = self.heartbeat.as_ref().filter(|_| ready) {
@@ -1804,14 +1831,14 @@ fn encode_reply<S: Side>(
 
 /// The declared tag of a name read from a frame.
 /// What an `invalid` rule calls a frame that could not be used.
-fn invalid_kind(input: &InvalidInput, array: bool) -> Option<InvalidKind> {
+fn invalid_kind(input: &InvalidInput, array: bool, tag_key: &str) -> Option<InvalidKind> {
     Some(match input {
         InvalidInput::Decode(DecodeError::Json(_)) => InvalidKind::Json,
         InvalidInput::Decode(DecodeError::NotAnObject) if array => InvalidKind::Array,
         InvalidInput::Decode(DecodeError::NotAnObject) => InvalidKind::Object,
-        InvalidInput::Decode(DecodeError::MissingKey(_) | DecodeError::WrongKeyType { .. }) => {
-            InvalidKind::Untagged
-        }
+        InvalidInput::Decode(
+            DecodeError::MissingKey(key) | DecodeError::WrongKeyType { key, .. },
+        ) if *key == tag_key => InvalidKind::Untagged,
         InvalidInput::Decode(DecodeError::UnknownMessage { .. }) => InvalidKind::Unknown,
         InvalidInput::Decode(DecodeError::Payload { .. }) | InvalidInput::Validation(_) => {
             InvalidKind::Payload
@@ -1859,6 +1886,11 @@ fn field_text(payload: &Payload<'_>, field: &str) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
+}
+
+/// Whether a close frame may carry `code` (RFC 6455, section 7.4).
+fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
 }
 
 fn field_u64(payload: &Payload<'_>, field: &str) -> Option<u64> {

@@ -388,6 +388,37 @@ impl<'de> Deserialize<'de> for Empty {
     }
 }
 
+/// Reads the payload of a message declared without one: nothing, `null` (14.x SocketCluster's
+/// `"data": null`), or an object whose keys are ignored (refused when `strict`).
+pub fn deserialize_nothing<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    strict: bool,
+) -> Result<(), D::Error> {
+    struct Nothing(bool);
+    impl<'de> serde::de::Visitor<'de> for Nothing {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("no payload, null or an object")
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if self.0 {
+                    return Err(serde::de::Error::unknown_field(&key, &[]));
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    deserializer.deserialize_any(Nothing(strict))
+}
+
 /// The keys a struct with a rest field writes itself (its fields, and the envelope's keys when
 /// it is an inline payload): a rest key of the same name is left out when it is written, so the
 /// struct's and the envelope's values win and every key comes out once. Implemented by

@@ -110,6 +110,11 @@ pub struct CloseMessage {
     pub message: Tag,
     /// The field holding the reason text.
     pub reason: &'static str,
+    /// The field holding the close code, if the message carries one (SocketCluster's
+    /// `#disconnect {"code": 4321, "data": "bye"}`): a peer's code is honoured.
+    pub code: Option<&'static str>,
+    /// Whether a closing side sends it; `false` when it is only understood (`received only`).
+    pub sent: bool,
 }
 
 /// What was wrong with a frame that cannot be used, as `invalid` rules name it.

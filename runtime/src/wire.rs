@@ -110,6 +110,9 @@ pub enum RequestIdPlace {
         key: &'static str,
         /// Whether the id may be left out.
         optional: bool,
+        /// Whether the ids this side makes are strings of 8 hexadecimal digits (`"0000002a"`),
+        /// as the real Litecord gateway's nonces are, rather than numbers.
+        text: bool,
     },
     /// The frame's sequence counter is the id.
     Sequence,
@@ -771,7 +774,8 @@ impl WireProfile {
             let key = match path {
                 KeyPath::Top(key) | KeyPath::InPayload(key) => key,
             };
-            if let Some(raw) = object.get(key) {
+            // `"error": null` is no error (the PyPI SocketCluster client writes it beside its data).
+            if let Some(raw) = object.get(key).filter(|raw| raw.get().trim() != "null") {
                 let error = RemoteError::from_json(raw, shape)?;
                 return Ok(RawFrame::Reply(RawReply {
                     id,

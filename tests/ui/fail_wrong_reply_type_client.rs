@@ -1,4 +1,4 @@
-//! The client answers TOKEN_VALIDATE with a `TokenValidateReply`, not with another request's
+//! The client answers TOKEN_VALIDATE with a `TokenValidity`, not with another request's
 //! reply.
 
 use protolink::RemoteError;

@@ -3,7 +3,7 @@
 use protolink::{Dispatch, RemoteError, RequestError, Sender};
 use protolink_protocols::litecord_example::{
     Client, ClientHandler, ClientSender, GetGuild, Guild, Heartbeat, HeartbeatAck, Hello, HelloAck,
-    PresenceStatus, Server, ServerHandler, ServerSender, TokenValidate, TokenValidateReply,
+    PresenceStatus, Server, ServerHandler, ServerSender, TokenValidate, TokenValidity,
     UserPresence,
 };
 
@@ -13,11 +13,8 @@ impl ClientHandler for ClientApp {
     async fn token_validate(
         &self,
         request: TokenValidate,
-    ) -> Result<TokenValidateReply, RemoteError> {
-        Ok(TokenValidateReply {
-            valid: !request.token.is_empty(),
-            reason: None,
-        })
+    ) -> Result<TokenValidity, RemoteError> {
+        Ok(TokenValidity::Bool(!request.token.is_empty()))
     }
 }
 
@@ -58,7 +55,7 @@ async fn client_side<S: Sender<Client>>(link: &S) -> Result<Guild, RequestError>
 }
 
 #[allow(dead_code)]
-async fn server_side<S: Sender<Server>>(link: &S) -> Result<TokenValidateReply, RequestError> {
+async fn server_side<S: Sender<Server>>(link: &S) -> Result<TokenValidity, RequestError> {
     link.send(Hello { hb_interval: 500 }).await?;
     link.send(HeartbeatAck {}).await?;
     let _ = link

@@ -481,6 +481,31 @@ async fn bad_input_closes_as_socketcluster_does() {
     send(&mut ws, r##"{"event":"#handshake","data":{}}"##).await;
     assert_eq!(close_code(&mut ws).await, 4008);
 
+    // Neither close comes after a `#disconnect` (20.x sends none): the close frame is the next
+    // frame.
+    let mut ws = raw(&server.url).await;
+    send(&mut ws, r#"{"event":"sum","data":{},"cid":1}"#).await;
+    let next = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert!(
+        matches!(next, Some(Ok(Ws::Close(Some(ref f)))) if u16::from(f.code) == 4009),
+        "{next:?}"
+    );
+
+    // A 14.x client's `#disconnect` closes the socket with its code.
+    let mut ws = raw(&server.url).await;
+    send(
+        &mut ws,
+        r##"{"event":"#handshake","data":{"authToken":null},"cid":1}"##,
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["rid"], 1);
+    send(
+        &mut ws,
+        r##"{"event":"#disconnect","data":{"code":4321,"data":"bye"}}"##,
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, 4321);
+
     terminate(server).await;
 }
 
@@ -589,15 +614,13 @@ async fn batches_tokens_and_pub_sub_on_the_wire() {
         r#"{"event":"login","data":{"user":"dave"},"cid":8}"#,
     )
     .await;
+    // `#setAuthToken` goes without a `cid`, as socketcluster-server transmits it, and the reply
+    // does not wait for an acknowledgement the real clients never send.
     let set = recv(&mut ws).await;
     assert_eq!(set["event"], "#setAuthToken");
+    assert!(set.get("cid").is_none(), "{set}");
     let token = set["data"]["token"].as_str().unwrap().to_owned();
     assert_eq!(token.split('.').count(), 3);
-    send(
-        &mut ws,
-        &json!({"rid": set["cid"], "data": null}).to_string(),
-    )
-    .await;
     assert_eq!(recv(&mut ws).await, json!({"rid": 8}));
     send(
         &mut ws,

@@ -189,8 +189,12 @@ impl Emitter<'_> {
         let request_id = match &w.request_id {
             RequestId::Ordered => quote!(__p::RequestIdPlace::Ordered),
             RequestId::Sequence => quote!(__p::RequestIdPlace::Sequence),
-            RequestId::Key { key, optional } => {
-                quote!(__p::RequestIdPlace::Key { key: #key, optional: #optional })
+            RequestId::Key {
+                key,
+                optional,
+                text,
+            } => {
+                quote!(__p::RequestIdPlace::Key { key: #key, optional: #optional, text: #text })
             }
         };
         let key_path = |k: &KeyPath| match k {
@@ -302,9 +306,12 @@ impl Emitter<'_> {
             let name = opt(rule.name.as_ref());
             quote!(__p::InvalidAnswer { kind: __p::InvalidKind::#kind, messages: &[#(#tags),*], text: #text, name: #name })
         });
-        let close = opt(s.close_message.as_ref().map(|(i, reason)| {
-            let t = msg_tag(*i);
-            quote!(__p::CloseMessage { message: #t, reason: #reason })
+        let close = opt(s.close_message.as_ref().map(|c| {
+            let t = msg_tag(c.message);
+            let reason = &c.reason;
+            let code = opt(c.code.as_ref());
+            let sent = c.sent;
+            quote!(__p::CloseMessage { message: #t, reason: #reason, code: #code, sent: #sent })
         }));
         let reconnect = Literal::u64_unsuffixed(s.reconnect_min_ms);
         quote! {
@@ -591,6 +598,30 @@ impl Emitter<'_> {
         }
     }
 
+    /// The struct of a message declared without a payload: written as `{}` where a payload is
+    /// needed, and read from no payload, `null` or an object (with no keys, in strict protocols).
+    fn payloadless_struct(&self, name: &Ident, d: TokenStream) -> TokenStream {
+        let attrs = self.serde_attrs_no_deserialize();
+        let strict = self.p.wire.strict;
+        let empty = Struct::default();
+        let validate = self.validate_struct(name, &empty);
+        let scan = self.scan_struct(name, &empty);
+        quote! {
+            #d
+            #attrs
+            pub struct #name {}
+            impl<'de> __p::Deserialize<'de> for #name {
+                fn deserialize<D: __p::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    __p::deserialize_nothing(deserializer, #strict).map(|()| Self {})
+                }
+            }
+            #scan
+            #validate
+        }
+    }
+
     /// A struct for an object payload.
     fn object_struct(&self, name: &Ident, d: TokenStream, s: &Struct) -> TokenStream {
         let (attrs, deserialize) = match &s.rest {
@@ -857,6 +888,7 @@ impl Emitter<'_> {
         );
         match &t.kind {
             TypeDefKind::Struct(s) => self.object_struct(&name, d, s),
+            TypeDefKind::Positional(s) => self.positional_struct(&name, d, s),
             TypeDefKind::Alias(ty) => {
                 let ty = self.ty(ty);
                 quote!(#d pub type #name = #ty;)
@@ -907,7 +939,14 @@ impl Emitter<'_> {
                 let vs = variants.iter().map(|(rust, ty)| {
                     let v = ident(rust);
                     let ty_tokens = self.ty(ty);
-                    let json = json_name(ty);
+                    let json = match ty {
+                        Ty::Named(i)
+                            if matches!(self.p.types[*i].kind, TypeDefKind::Positional(_)) =>
+                        {
+                            "array"
+                        }
+                        _ => json_name(ty),
+                    };
                     let article = if json.starts_with(['a', 'e', 'i', 'o', 'u']) {
                         "An"
                     } else {
@@ -1117,6 +1156,7 @@ impl Emitter<'_> {
             Ty::Nullable(inner) => self.json_types(inner) | JsonTypes::NULL,
             Ty::Named(i) => match &self.p.types[*i].kind {
                 TypeDefKind::Struct(_) | TypeDefKind::Union { .. } => JsonTypes::MAP,
+                TypeDefKind::Positional(_) => JsonTypes::SEQ,
                 TypeDefKind::Enum(_) => JsonTypes::STR,
                 TypeDefKind::OneOf(members) => members
                     .iter()
@@ -1257,7 +1297,7 @@ impl Emitter<'_> {
         let name = ident(&m.rust_name);
         let d = docs(&m.docs, &format!("The `{}` {}.", m.name, kind_word(m.kind)));
         let body = match &m.payload {
-            None => self.object_struct(&name, d, &Struct::default()),
+            None => self.payloadless_struct(&name, d),
             Some(Shape::Object(s)) => self.object_struct(&name, d, s),
             Some(Shape::Positional(s)) => self.positional_struct(&name, d, s),
             Some(Shape::Type(ty)) => {

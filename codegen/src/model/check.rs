@@ -914,23 +914,25 @@ impl<'a> Checker<'a> {
                     [ast::Atom::Ident(i)] if i.name == "sequence" => {
                         self.p.wire.request_id = RequestId::Sequence
                     }
-                    [key] if atom_key(key).is_some() => {
-                        self.p.wire.request_id = RequestId::Key {
-                            key: atom_key(key).unwrap_or_default(),
-                            optional: false,
-                        }
-                    }
-                    [key, ast::Atom::Ident(o)]
-                        if o.name == "optional" && atom_key(key).is_some() =>
+                    [key, words @ ..]
+                        if atom_key(key).is_some()
+                            && words.len() <= 2
+                            && words
+                                .iter()
+                                .all(|w| matches!(atom_word(w), Some("optional" | "string")))
+                            && !(words.len() == 2
+                                && atom_word(&words[0]) == atom_word(&words[1])) =>
                     {
+                        let has = |word| words.iter().any(|w| atom_word(w) == Some(word));
                         self.p.wire.request_id = RequestId::Key {
                             key: atom_key(key).unwrap_or_default(),
-                            optional: true,
+                            optional: has("optional"),
+                            text: has("string"),
                         }
                     }
                     _ => self.err(Diagnostic::error(
                         "E0116",
-                        "`id` takes a key, `sequence`, or a key and `optional`",
+                        "`id` takes a key, `sequence`, or a key with `optional` and `string`",
                         clause.span,
                         "malformed `id` clause",
                     )),
@@ -1366,6 +1368,20 @@ impl<'a> Checker<'a> {
     fn resolve_types(&mut self) {
         for item in &self.file.items {
             let (name, kind) = match item {
+                ast::Item::Struct(s) if s.positional => {
+                    if s.fields.rest.is_some() {
+                        self.err(Diagnostic::error(
+                            "E0119",
+                            "a positional struct cannot keep other keys",
+                            s.fields.span,
+                            "`..rest` in `( ... )`",
+                        ));
+                    }
+                    (
+                        &s.name,
+                        TypeDefKind::Positional(self.fields(&s.fields, &s.name.name)),
+                    )
+                }
                 ast::Item::Struct(s) => (
                     &s.name,
                     TypeDefKind::Struct(self.fields(&s.fields, &s.name.name)),
@@ -1476,9 +1492,11 @@ impl<'a> Checker<'a> {
                     out.extend(targets.into_iter().map(|t| (t, via())));
                 };
                 match &t.kind {
-                    TypeDefKind::Struct(s) => s.fields.iter().for_each(|f| {
-                        push(&f.ty, &|| Via::Field(None, f.rust_name.clone()));
-                    }),
+                    TypeDefKind::Struct(s) | TypeDefKind::Positional(s) => {
+                        s.fields.iter().for_each(|f| {
+                            push(&f.ty, &|| Via::Field(None, f.rust_name.clone()));
+                        })
+                    }
                     TypeDefKind::Union { variants, .. } => variants.iter().for_each(|v| {
                         v.3.fields.iter().for_each(|f| {
                             push(&f.ty, &|| {
@@ -2176,7 +2194,9 @@ impl<'a> Checker<'a> {
             return describe(ty).to_owned();
         };
         match &t.kind {
-            TypeDefKind::Struct(_) => format!("the struct `{}`", t.name),
+            TypeDefKind::Struct(_) | TypeDefKind::Positional(_) => {
+                format!("the struct `{}`", t.name)
+            }
             TypeDefKind::Enum(_) => format!("the enum `{}`", t.name),
             TypeDefKind::Union { .. } => format!("the union `{}`", t.name),
             TypeDefKind::OneOf(_) if !t.name.starts_with('\0') => format!("the union `{}`", t.name),
@@ -3328,51 +3348,77 @@ impl<'a> Checker<'a> {
         self.p.session.heartbeats.push(beat);
     }
 
+    /// `close message MESSAGE, reason FIELD [, code FIELD] [, received only]`.
     fn close_message(&mut self, item: &ast::Directive) {
-        let (msg, reason) = match item.clauses.as_slice() {
-            [first, second] => match (first.atoms.as_slice(), second.atoms.as_slice()) {
+        let malformed = |span| {
+            Diagnostic::error(
+                "E0116",
+                "expected `close message NAME, reason FIELD`",
+                span,
+                "malformed",
+            )
+            .with_help(
+                "optional clauses: `code FIELD` (the field holding the close code) and \
+                 `received only` (understood, never sent)",
+            )
+        };
+        let (msg, reason, rest) = match item.clauses.as_slice() {
+            [first, second, rest @ ..] => match (first.atoms.as_slice(), second.atoms.as_slice()) {
                 ([w, msg], [r, field])
                     if atom_word(w) == Some("message") && atom_word(r) == Some("reason") =>
                 {
-                    (msg, field)
+                    (msg, field, rest)
                 }
-                _ => {
-                    self.err(Diagnostic::error(
-                        "E0116",
-                        "expected `close message NAME, reason FIELD`",
-                        item.span,
-                        "malformed",
-                    ));
-                    return;
-                }
+                _ => return self.err(malformed(item.span)),
             },
-            _ => {
-                self.err(Diagnostic::error(
-                    "E0116",
-                    "expected `close message NAME, reason FIELD`",
-                    item.span,
-                    "malformed",
-                ));
-                return;
-            }
+            _ => return self.err(malformed(item.span)),
         };
+        let (mut code, mut sent) = (None, true);
+        for clause in rest {
+            match clause.atoms.as_slice() {
+                [w, field] if atom_word(w) == Some("code") && atom_key(field).is_some() => {
+                    code = Some(field);
+                }
+                [r, o] if atom_word(r) == Some("received") && atom_word(o) == Some("only") => {
+                    sent = false;
+                }
+                _ => return self.err(malformed(clause.span)),
+            }
+        }
         let Some(m) = self.message_ref(msg) else {
             return;
         };
         self.p.messages[m].session = true;
-        let name = atom_key(reason).unwrap_or_default();
-        match self.field_of(m, &name) {
-            Some(wire) => self.p.session.close_message = Some((m, wire)),
-            None => {
+        let mut field = |atom: &ast::Atom| {
+            let name = atom_key(atom).unwrap_or_default();
+            let wire = self.field_of(m, &name);
+            if wire.is_none() {
                 let d = Diagnostic::error(
                     "E0125",
                     format!("`{}` has no field `{name}`", self.p.messages[m].name),
-                    reason.span(),
+                    atom.span(),
                     "unknown field",
                 );
                 let fields = self.field_names(m);
                 self.err(with_field_help(d, &name, &fields));
             }
+            wire
+        };
+        let reason = field(reason);
+        let code = match code {
+            Some(atom) => match field(atom) {
+                Some(wire) => Some(wire),
+                None => return,
+            },
+            None => None,
+        };
+        if let Some(reason) = reason {
+            self.p.session.close_message = Some(CloseMessage {
+                message: m,
+                reason,
+                code,
+                sent,
+            });
         }
     }
 }

@@ -109,6 +109,8 @@ pub enum RequestId {
         key: String,
         /// Whether a sender may leave it out.
         optional: bool,
+        /// Whether the ids this side makes are strings (8 hexadecimal digits) not numbers.
+        text: bool,
     },
     /// The sequence counter.
     Sequence,
@@ -204,9 +206,22 @@ pub struct Session {
     /// Heartbeat rules.
     pub heartbeats: Vec<Heartbeat>,
     /// The close message and its reason field (wire name).
-    pub close_message: Option<(usize, String)>,
+    pub close_message: Option<CloseMessage>,
     /// Least wait before a reconnect.
     pub reconnect_min_ms: u64,
+}
+
+/// `close message MESSAGE, reason FIELD [, code FIELD] [, received only]`.
+#[derive(Debug, Clone)]
+pub struct CloseMessage {
+    /// The message (an index into [`Protocol::messages`]).
+    pub message: usize,
+    /// The wire name of the field holding the reason.
+    pub reason: String,
+    /// The wire name of the field holding the close code, if it has one.
+    pub code: Option<String>,
+    /// Whether a closing side sends it (`received only`: it is only understood).
+    pub sent: bool,
 }
 
 /// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` rule.
@@ -480,6 +495,8 @@ pub struct TypeDef {
 pub enum TypeDefKind {
     /// A struct.
     Struct(Struct),
+    /// A struct written as a JSON array, fields by position (`struct Name ( ... )`).
+    Positional(Struct),
     /// A string enum: (Rust name, wire value, docs).
     Enum(Vec<(String, String, Vec<String>)>),
     /// A tagged union: the tag key and the variants.

@@ -287,6 +287,8 @@ pub struct StructDecl {
     pub name: Ident,
     /// Its fields.
     pub fields: Fields,
+    /// Written `( ... )`: a JSON array, fields by position.
+    pub positional: bool,
     /// The whole declaration.
     pub span: Span,
 }

@@ -630,16 +630,22 @@ impl<'a> Parser<'a> {
         }))
     }
 
-    /// `struct = "struct" IDENT "{" fields "}"`
+    /// `struct = "struct" IDENT ("{" fields "}" | "(" fields ")")`
     fn struct_decl(&mut self, docs: Docs) -> PResult<StructDecl> {
         let keyword = self.bump();
         let name = self.expect_ident("a name", "after `struct`")?;
-        self.expect_open_brace("after the struct name")?;
-        let fields = self.fields(TokenKind::RBrace);
+        let positional = self.peek().kind == TokenKind::LParen;
+        let fields = if positional {
+            self.fields(TokenKind::RParen)
+        } else {
+            self.expect_open_brace("after the struct name")?;
+            self.fields(TokenKind::RBrace)
+        };
         Ok(StructDecl {
             docs,
             name,
             fields,
+            positional,
             span: keyword.span.to(self.prev_span()),
         })
     }
@@ -2660,7 +2666,7 @@ request Bare from client -> { ok: bool }
 
     #[test]
     fn header_errors() {
-        let text = "protocol chat extend base {}\nstruct A {}\nunion U {}\nunion V tag kind {}\ntype T u8\nstruct S ( a: u8 )\n";
+        let text = "protocol chat extend base {}\nstruct A {}\nunion U {}\nunion V tag kind {}\ntype T u8\nstruct S [ a: u8 ]\n";
         let file = assert_errors(
             text,
             &["E0010", "E0010", "E0010", "E0010", "E0010"],

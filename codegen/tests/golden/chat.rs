@@ -43,6 +43,7 @@ pub mod chat {
             request_id: __p::RequestIdPlace::Key {
                 key: "cid",
                 optional: true,
+                text: false,
             },
             reply: __p::ReplyFraming {
                 matched: __p::ReplyMatch::Untagged,
@@ -129,6 +130,8 @@ pub mod chat {
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("#disconnect"),
                 reason: "data",
+                code: ::core::option::Option::Some("code"),
+                sent: false,
             }),
             reconnect_min_ms: 0,
         };
@@ -1137,10 +1140,17 @@ pub mod chat {
     }
     impl __p::SendableBy<Server> for SetAuthToken {}
     /// `#removeAuthToken`: deauthenticates the socket; the receiver forgets the token. No `data`.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct RemoveAuthToken {}
+    impl<'de> __p::Deserialize<'de> for RemoveAuthToken {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::deserialize_nothing(deserializer, false).map(|()| Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for RemoveAuthToken {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;

@@ -132,6 +132,8 @@ pub mod clusterio {
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("close"),
                 reason: "reason",
+                code: ::core::option::Option::None,
+                sent: true,
             }),
             reconnect_min_ms: 0,
         };

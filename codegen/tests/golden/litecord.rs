@@ -21,20 +21,22 @@
 ///   is "any" in the seed; each method declares its shape (the real TOKEN_VALIDATE answers with
 ///   an array, so positional there too).
 /// - Nonces `n`: the seed says "any" and shows `1`; the real gateway sends strings of 8 hex
-///   chars. Either is accepted; a reply echoes the nonce it answers exactly as received. This
-///   file cannot state the nonce's JSON type (the language has no clause for it).
+///   chars, and so does protolink (`id n string`: `"0000002a"`). Either form is accepted from a
+///   peer; a reply echoes the nonce it answers exactly as received.
 /// - Failed replies: the seed has no way to say a request failed. protolink adds one: a RESPONSE
 ///   holding the error text under `e` in place of `r`, e.g. `{"op": 5, "n": "ab12cd34", "e":
 ///   "no such guild"}`. Real Litecord peers never send `e`, and may not understand it: against
 ///   them, prefer failure values inside `r` (as TOKEN_VALIDATE does with `[false, reason]`).
 /// - Bad input (the seed is silent; the real gateway stays silent and the requester times out).
 ///   protolink answers whatever it can correlate and drops the rest, so a link survives a stray
-///   frame:
+///   frame. rest-py dispatches methods a gateway may not know (`NEW_GUILD`): an unknown method in
+///   a DISPATCH is dropped without counting, as any unknown message that cannot be answered is:
 ///   - a REQUEST for an unknown method, or whose arguments do not decode or break a constraint,
 ///     is answered at once with `{"op": 5, "n": N, "e": "..."}` naming the method, or the field
 ///     and the rule that failed;
 ///   - a frame that is not JSON, has no `op`, has an unknown `op`, or a nonce that is neither a
-///     string nor a number cannot be answered: it is logged and dropped;
+///     string nor a number cannot be answered: it is logged and dropped (and counted, but for an
+///     unknown `op` or method);
 ///   - a RESPONSE whose nonce matches no pending request is dropped;
 ///   - more than 16 such frames on one link (configurable) close it with 1008.
 /// - HELLO_ACK is the handshake's authenticating step: a wrong `password` closes with 4001.
@@ -79,6 +81,7 @@ pub mod litecord {
             request_id: __p::RequestIdPlace::Key {
                 key: "n",
                 optional: false,
+                text: true,
             },
             reply: __p::ReplyFraming {
                 matched: __p::ReplyMatch::Carrier(__p::Tag::Int(5)),

@@ -17,9 +17,10 @@
 /// - Methods are named in SCREAMING_SNAKE_CASE, as the seed's `"w": "ANYTHING"` and the real
 ///   TOKEN_VALIDATE are; the name is sent as is in `w`.
 /// - Arguments are positional (`a` is an array), so every method's payload is `( ... )`.
-/// - TOKEN_VALIDATE's reply is the array `[valid, reason]`. `reason` may be left out or be `null`
-///   when the token is valid: the seed and WIRE-NOTES only show the failing case, and a Python
-///   peer answering `True, None` sends `[true, null]`, so both forms are accepted.
+/// - TOKEN_VALIDATE's reply: the real client (Litecord's rest-py at `1fcc085`) answers a valid
+///   token with a bare `true` and a failing one with `[false, reason]` (WIRE-NOTES, December).
+///   Both are declared (`TokenValidity`); the array's `reason` may also be left out or `null`
+///   (a Python peer answering `True, None` sends `[true, null]`).
 /// - GET_GUILD and USER_PRESENCE are invented for the example (the seed leaves methods to the
 ///   implementation). GET_GUILD's reply is an object in `r`; an unknown guild is a failed reply
 ///   (`e`, the protolink extension in `litecord.protocol`), since only protolink peers speak
@@ -52,6 +53,7 @@ pub mod litecord_example {
             request_id: __p::RequestIdPlace::Key {
                 key: "n",
                 optional: false,
+                text: true,
             },
             reply: __p::ReplyFraming {
                 matched: __p::ReplyMatch::Carrier(__p::Tag::Int(5)),
@@ -185,6 +187,129 @@ pub mod litecord_example {
                 _ => ::core::option::Option::None,
             }
         }
+    }
+    /// A client's verdict on a token: a bare `true` (rest-py, for a valid token), or the array
+    /// `[valid, reason]`.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(untagged)]
+    pub enum TokenValidity {
+        /// A boolean value.
+        Bool(bool),
+        /// An array value.
+        TokenVerdict(TokenVerdict),
+    }
+    impl<'de> __p::OneOf<'de> for TokenValidity {
+        const EXPECTING: &'static str = "a boolean or an array";
+        fn from_bool<E: __p::serde::de::Error>(
+            v: bool,
+        ) -> ::core::option::Option<::core::result::Result<Self, E>> {
+            ::core::option::Option::Some(
+                <bool as __p::Deserialize>::deserialize(
+                        __p::serde::de::value::BoolDeserializer::new(v),
+                    )
+                    .map(Self::Bool),
+            )
+        }
+        fn from_seq<A: __p::serde::de::SeqAccess<'de>>(
+            access: A,
+        ) -> ::core::option::Option<::core::result::Result<Self, A::Error>> {
+            ::core::option::Option::Some(
+                <TokenVerdict as __p::Deserialize>::deserialize(
+                        __p::serde::de::value::SeqAccessDeserializer::new(access),
+                    )
+                    .map(Self::TokenVerdict),
+            )
+        }
+    }
+    impl<'de> __p::Deserialize<'de> for TokenValidity {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::deserialize_one_of(deserializer)
+        }
+    }
+    impl<'de> __p::ScanDecode<'de> for TokenValidity {}
+    impl __p::Validate for TokenValidity {
+        fn validate_into(&self, v: &mut __p::Validator) {
+            match self {
+                Self::TokenVerdict(value) => {
+                    __p::Validate::validate_into(value, v);
+                }
+                _ => {}
+            }
+        }
+    }
+    /// The array form of a verdict, as `[false, "user not found"]`.
+    #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
+    #[serde(crate = "::protolink::__private::serde")]
+    pub struct TokenVerdict {
+        /// Whether the token belongs to a user.
+        pub valid: bool,
+        /// Why the token is not valid; absent or `null` when it is.
+        #[serde(default)]
+        pub reason: FailureReason,
+    }
+    impl __p::Serialize for TokenVerdict {
+        fn serialize<S: __p::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            let mut len: usize = 2;
+            if len == 2 && self.reason.is_none() {
+                len = 1;
+            }
+            let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
+            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.valid)?;
+            if len > 1 {
+                __p::serde::ser::SerializeSeq::serialize_element(
+                    &mut seq,
+                    &self.reason,
+                )?;
+            }
+            __p::serde::ser::SerializeSeq::end(seq)
+        }
+    }
+    impl __p::JsonSchema for TokenVerdict {
+        fn schema_name() -> ::std::borrow::Cow<'static, str> {
+            ::std::borrow::Cow::Borrowed("TokenVerdict")
+        }
+        fn json_schema(
+            generator: &mut __p::schemars::SchemaGenerator,
+        ) -> __p::schemars::Schema {
+            <(bool, FailureReason) as __p::JsonSchema>::json_schema(generator)
+        }
+    }
+    impl<'de> __p::ScanDecode<'de> for TokenVerdict {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open_array()?;
+            let mut more = scan.element()?;
+            let __valid: bool = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                return ::core::option::Option::None
+            };
+            let __reason: FailureReason = if more {
+                let value = __p::ScanDecode::scan(&mut *scan)?;
+                more = scan.element()?;
+                value
+            } else {
+                ::core::option::Option::None
+            };
+            if more {
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {
+                valid: __valid,
+                reason: __reason,
+            })
+        }
+    }
+    impl __p::Validate for TokenVerdict {
+        fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// A reason text, or `null` when there is nothing to explain.
     pub type FailureReason = ::core::option::Option<::std::string::String>;
@@ -569,76 +694,6 @@ pub mod litecord_example {
     impl __p::Validate for TokenValidate {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
-    /// The reply to [`TokenValidate`], written as a JSON array.
-    #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
-    #[serde(crate = "::protolink::__private::serde")]
-    pub struct TokenValidateReply {
-        /// Whether the token belongs to a user.
-        pub valid: bool,
-        /// Why the token is not valid; absent or `null` when it is.
-        #[serde(default)]
-        pub reason: FailureReason,
-    }
-    impl __p::Serialize for TokenValidateReply {
-        fn serialize<S: __p::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::core::result::Result<S::Ok, S::Error> {
-            let mut len: usize = 2;
-            if len == 2 && self.reason.is_none() {
-                len = 1;
-            }
-            let mut seq = serializer.serialize_seq(::core::option::Option::Some(len))?;
-            __p::serde::ser::SerializeSeq::serialize_element(&mut seq, &self.valid)?;
-            if len > 1 {
-                __p::serde::ser::SerializeSeq::serialize_element(
-                    &mut seq,
-                    &self.reason,
-                )?;
-            }
-            __p::serde::ser::SerializeSeq::end(seq)
-        }
-    }
-    impl __p::JsonSchema for TokenValidateReply {
-        fn schema_name() -> ::std::borrow::Cow<'static, str> {
-            ::std::borrow::Cow::Borrowed("TokenValidateReply")
-        }
-        fn json_schema(
-            generator: &mut __p::schemars::SchemaGenerator,
-        ) -> __p::schemars::Schema {
-            <(bool, FailureReason) as __p::JsonSchema>::json_schema(generator)
-        }
-    }
-    impl<'de> __p::ScanDecode<'de> for TokenValidateReply {
-        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
-            scan.open_array()?;
-            let mut more = scan.element()?;
-            let __valid: bool = if more {
-                let value = __p::ScanDecode::scan(&mut *scan)?;
-                more = scan.element()?;
-                value
-            } else {
-                return ::core::option::Option::None
-            };
-            let __reason: FailureReason = if more {
-                let value = __p::ScanDecode::scan(&mut *scan)?;
-                more = scan.element()?;
-                value
-            } else {
-                ::core::option::Option::None
-            };
-            if more {
-                return ::core::option::Option::None;
-            }
-            ::core::option::Option::Some(Self {
-                valid: __valid,
-                reason: __reason,
-            })
-        }
-    }
-    impl __p::Validate for TokenValidateReply {
-        fn validate_into(&self, _: &mut __p::Validator) {}
-    }
     impl __p::Message for TokenValidate {
         type Protocol = LitecordExample;
         const NAME: &'static str = "TOKEN_VALIDATE";
@@ -647,7 +702,7 @@ pub mod litecord_example {
         const HAS_PAYLOAD: bool = true;
     }
     impl __p::Request for TokenValidate {
-        type Reply = TokenValidateReply;
+        type Reply = TokenValidity;
     }
     impl __p::SendableBy<Server> for TokenValidate {}
     /// Asks the server for a guild by its id; an unknown guild fails the request.
@@ -1010,7 +1065,7 @@ pub mod litecord_example {
             &self,
             request: TokenValidate,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<TokenValidateReply, __p::RemoteError>,
+            Output = ::core::result::Result<TokenValidity, __p::RemoteError>,
         > + ::core::marker::Send;
     }
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
@@ -1106,7 +1161,7 @@ pub mod litecord_example {
             &self,
             token: ::std::string::String,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<TokenValidateReply, __p::RequestError>,
+            Output = ::core::result::Result<TokenValidity, __p::RequestError>,
         > + ::core::marker::Send {
             self.request(TokenValidate { token })
         }

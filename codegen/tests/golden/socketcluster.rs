@@ -37,8 +37,10 @@
 ///   its texts; the names are chosen here. WIRE-NOTES quotes 4001 as "pong timed out"; the
 ///   full text is "Client pong timed out".
 /// - `#disconnect` is what 14.x and older send before closing (`{"code": ..., "data": ...}`);
-///   20.x no longer sends it, but it is still declared, and used as the close message, so that
-///   older peers are understood. Its reason (`data`) is any JSON value, not only text.
+///   20.x no longer sends it, and neither does protolink (a close frame says it all), but it is
+///   still declared as the close message, so that older peers are understood: a 14.x client's
+///   `#disconnect` with code 4321 closes the socket with 4321, as 14.x does. Its reason (`data`)
+///   is any JSON value, not only text.
 /// - `#unsubscribe`, `#setAuthToken`: declared as requests without a reply, not as events. The
 ///   20.x client transmits `#unsubscribe` without `cid` (WIRE-NOTES), but the server answers
 ///   `{"rid": N}` when one is given; the server invokes `#setAuthToken` with a `cid` when asked
@@ -75,6 +77,7 @@ pub mod socketcluster {
             request_id: __p::RequestIdPlace::Key {
                 key: "cid",
                 optional: true,
+                text: false,
             },
             reply: __p::ReplyFraming {
                 matched: __p::ReplyMatch::Untagged,
@@ -161,6 +164,8 @@ pub mod socketcluster {
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("#disconnect"),
                 reason: "data",
+                code: ::core::option::Option::Some("code"),
+                sent: false,
             }),
             reconnect_min_ms: 0,
         };
@@ -981,10 +986,17 @@ pub mod socketcluster {
     }
     impl __p::SendableBy<Server> for SetAuthToken {}
     /// `#removeAuthToken`: deauthenticates the socket; the receiver forgets the token. No `data`.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct RemoveAuthToken {}
+    impl<'de> __p::Deserialize<'de> for RemoveAuthToken {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::deserialize_nothing(deserializer, false).map(|()| Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for RemoveAuthToken {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;

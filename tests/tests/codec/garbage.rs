@@ -80,7 +80,7 @@ const LITECORD_EXAMPLE: Target = Target {
         inbound::<lce::ClientToServer>,
         inbound::<lce::ServerToClient>,
     ],
-    replies: &[reply::<lce::Guild>, reply::<lce::TokenValidateReply>],
+    replies: &[reply::<lce::Guild>, reply::<lce::TokenValidity>],
 };
 const SKYNET: Target = Target {
     name: "skynet",
@@ -488,7 +488,9 @@ fn right_type(key: &str, value: &Value) -> bool {
         "seq" => value.is_i64(),
         // Request ids may be numbers or strings (Litecord nonces); the codec reads both.
         "data.seq" | "cid" | "rid" | "n" => value.is_i64() || value.is_string(),
-        "type" | "event" | "w" | "for" | "error" | "e" | "data.error" => value.is_string(),
+        "type" | "event" | "w" | "for" => value.is_string(),
+        // A `null` error is no error (the PyPI SocketCluster client writes `"error": null`).
+        "error" | "e" | "data.error" => value.is_string() || value.is_null(),
         _ => false,
     }
 }

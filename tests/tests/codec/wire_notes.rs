@@ -899,6 +899,26 @@ fn socketcluster_pub_sub_and_auth() {
         None,
         None,
     );
+    // 14.x sends it with `"data": null`; both sides read it as the same event.
+    let remove_null = r##"{"event":"#removeAuthToken","data":null}"##;
+    let raw = classify_message(sc::Socketcluster::WIRE, remove_null);
+    assert_eq!(
+        sc::ServerToClient::decode(&raw).expect("14.x #removeAuthToken decodes"),
+        sc::ServerToClient::RemoveAuthToken(sc::RemoveAuthToken {})
+    );
+    assert_eq!(
+        sc::ClientToServer::decode(&raw).expect("14.x #removeAuthToken decodes"),
+        sc::ClientToServer::RemoveAuthToken(sc::RemoveAuthToken {})
+    );
+    // The PyPI client answers with `"error": null` beside its data: a success.
+    let raw = classify_reply(
+        sc::Socketcluster::WIRE,
+        r##"{"data":{"a":"ok"},"error":null,"rid":1}"##,
+    );
+    assert_eq!(
+        reply_result::<serde_json::Value>(&raw, "srvRpc"),
+        Ok(json!({"a": "ok"}))
+    );
 
     reply::<sc::Authenticate>(
         r##"{"rid":8,"error":{"message":"invalid token","name":"AuthTokenInvalidError","isBadToken":true}}"##,
@@ -1261,10 +1281,10 @@ fn litecord_token_validate() {
     );
     reply::<lce::TokenValidate>(
         r##"{"op": 5, "r": [false, "user not found"], "n": "ab12cd34"}"##,
-        Ok(lce::TokenValidateReply {
+        Ok(lce::TokenValidity::TokenVerdict(lce::TokenVerdict {
             valid: false,
             reason: Some("user not found".into()),
-        }),
+        })),
         nonce.clone(),
         None,
     );
@@ -1277,19 +1297,26 @@ fn litecord_token_validate() {
     ] {
         let raw = classify_reply(lce::LitecordExample::WIRE, text);
         assert_eq!(
-            reply_result::<lce::TokenValidateReply>(&raw, "TOKEN_VALIDATE"),
-            Ok(lce::TokenValidateReply {
+            reply_result::<lce::TokenValidity>(&raw, "TOKEN_VALIDATE"),
+            Ok(lce::TokenValidity::TokenVerdict(lce::TokenVerdict {
                 valid: true,
                 reason: None
-            })
+            }))
         );
     }
     reply::<lce::TokenValidate>(
         r##"{"op": 5, "r": [true], "n": "ab12cd34"}"##,
-        Ok(lce::TokenValidateReply {
+        Ok(lce::TokenValidity::TokenVerdict(lce::TokenVerdict {
             valid: true,
             reason: None,
-        }),
+        })),
+        nonce.clone(),
+        None,
+    );
+    // The real client (rest-py) answers a valid token with a bare `true`.
+    reply::<lce::TokenValidate>(
+        r##"{"op": 5, "r": true, "n": "ab12cd34"}"##,
+        Ok(lce::TokenValidity::Bool(true)),
         nonce.clone(),
         None,
     );

@@ -49,10 +49,15 @@ impl ClientHandler for ClientApp {
     async fn token_validate(
         &self,
         request: lc::TokenValidate,
-    ) -> Result<lc::TokenValidateReply, RemoteError> {
-        Ok(lc::TokenValidateReply {
-            valid: request.token == "good",
-            reason: (request.token != "good").then(|| "user not found".to_owned()),
+    ) -> Result<lc::TokenValidity, RemoteError> {
+        // As rest-py answers: a bare `true`, or `[false, reason]`.
+        Ok(if request.token == "good" {
+            lc::TokenValidity::Bool(true)
+        } else {
+            lc::TokenValidity::TokenVerdict(lc::TokenVerdict {
+                valid: false,
+                reason: Some("user not found".to_owned()),
+            })
         })
     }
 }
@@ -147,14 +152,16 @@ async fn handshake_and_requests_both_ways() {
 
     // Server → client.
     let reply = server_link.token_validate("bad".into()).await.unwrap();
-    assert!(!reply.valid);
-    assert_eq!(reply.reason.as_deref(), Some("user not found"));
-    assert!(
-        server_link
-            .token_validate("good".into())
-            .await
-            .unwrap()
-            .valid
+    assert_eq!(
+        reply,
+        lc::TokenValidity::TokenVerdict(lc::TokenVerdict {
+            valid: false,
+            reason: Some("user not found".to_owned())
+        })
+    );
+    assert_eq!(
+        server_link.token_validate("good".into()).await.unwrap(),
+        lc::TokenValidity::Bool(true)
     );
 
     // Events (DISPATCH) get no reply.

@@ -45,7 +45,7 @@ impl lc::ClientHandler for Silent {
     async fn token_validate(
         &self,
         _request: lc::TokenValidate,
-    ) -> Result<lc::TokenValidateReply, RemoteError> {
+    ) -> Result<lc::TokenValidity, RemoteError> {
         Err(RemoteError::new("not supported"))
     }
 }

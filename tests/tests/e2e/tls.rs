@@ -26,7 +26,7 @@ impl lc::ClientHandler for NoTokens {
     async fn token_validate(
         &self,
         _request: lc::TokenValidate,
-    ) -> Result<lc::TokenValidateReply, RemoteError> {
+    ) -> Result<lc::TokenValidity, RemoteError> {
         Err(RemoteError::new("no"))
     }
 }

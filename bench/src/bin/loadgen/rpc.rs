@@ -223,7 +223,7 @@ impl ClientHandler for NoRequests {
     async fn token_validate(
         &self,
         _: lc::TokenValidate,
-    ) -> std::result::Result<lc::TokenValidateReply, RemoteError> {
+    ) -> std::result::Result<lc::TokenValidity, RemoteError> {
         Err(RemoteError::new("not served by the benchmark"))
     }
 }
