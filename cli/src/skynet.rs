@@ -56,7 +56,50 @@ fn shown(channel: &Channel) -> String {
     match channel {
         Channel::String(s) => s.clone(),
         Channel::Int(n) => n.to_string(),
+        Channel::Float(x) => x.to_string(),
     }
+}
+
+/// A `log` bound as the real server reads it: `message.start || default`, then `slice`'s
+/// conversion to an integer (`"1"` is 1, `1.5` is 1, what is not a number is 0).
+fn js_index(value: Option<&serde_json::Value>, default: i64) -> i64 {
+    use serde_json::Value;
+    fn number(text: &str) -> f64 {
+        let text = text.trim();
+        if text.is_empty() {
+            return 0.0;
+        }
+        let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+        match hex {
+            Some(digits) => i64::from_str_radix(digits, 16).map_or(f64::NAN, |n| n as f64),
+            None => text.parse::<f64>().unwrap_or(f64::NAN),
+        }
+    }
+    let n = match value {
+        None | Some(Value::Null | Value::Bool(false)) => return default,
+        Some(Value::Bool(true)) => 1.0,
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(Value::String(s)) if s.is_empty() => return default,
+        Some(Value::String(s)) => number(s),
+        // `[x]` converts through its one element's text; any other array or object is NaN.
+        Some(Value::Array(items)) => match items.as_slice() {
+            [] => 0.0,
+            [Value::String(s)] => number(s),
+            [Value::Number(n)] => n.as_f64().unwrap_or(0.0),
+            _ => f64::NAN,
+        },
+        Some(Value::Object(_)) => f64::NAN,
+    };
+    if n == 0.0 || n.is_nan() {
+        // Falsy (0, NaN) takes the default, as `||` does; `[]` and `"0"` are truthy but 0.
+        return if matches!(value, Some(Value::Number(_))) {
+            default
+        } else {
+            0
+        };
+    }
+    // `as` saturates: infinities become the ends of the range, as slice clamps them.
+    n.trunc() as i64
 }
 
 /// One connection.
@@ -175,8 +218,8 @@ impl<B: Broker> ServerHandler for Connection<B> {
         let log = self.hub.log();
         let (start, end) = slice_bounds(
             log.len(),
-            request.start.unwrap_or(0),
-            request.end.unwrap_or(100),
+            js_index(request.start.as_ref(), 0),
+            js_index(request.end.as_ref(), 100),
         );
         Ok(sk::LogReply {
             log: log.range(start..end).cloned().collect(),
@@ -330,7 +373,31 @@ pub(crate) async fn send(url: &str, channel: &str, message: &str) -> std::io::Re
 
 #[cfg(test)]
 mod tests {
-    use super::slice_bounds;
+    use super::{js_index, slice_bounds};
+    use serde_json::json;
+
+    #[test]
+    fn reads_bounds_like_javascript() {
+        let at = |v: serde_json::Value| js_index(Some(&v), 100);
+        assert_eq!(js_index(None, 100), 100);
+        assert_eq!(at(json!(0)), 100);
+        assert_eq!(at(json!(null)), 100);
+        assert_eq!(at(json!(false)), 100);
+        assert_eq!(at(json!("")), 100);
+        assert_eq!(at(json!(2)), 2);
+        assert_eq!(at(json!(-2)), -2);
+        assert_eq!(at(json!(1.5)), 1);
+        assert_eq!(at(json!("1")), 1);
+        assert_eq!(at(json!(" 3 ")), 3);
+        assert_eq!(at(json!("0x10")), 16);
+        assert_eq!(at(json!("0")), 0);
+        assert_eq!(at(json!("bad")), 0);
+        assert_eq!(at(json!(true)), 1);
+        assert_eq!(at(json!({})), 0);
+        assert_eq!(at(json!([])), 0);
+        assert_eq!(at(json!(["4"])), 4);
+        assert_eq!(at(json!(1e300)), i64::MAX);
+    }
 
     #[test]
     fn slices_like_javascript() {

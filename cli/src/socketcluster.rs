@@ -427,6 +427,11 @@ impl<B: Broker> ServerHandler for Connection<B> {
         Ok(Empty)
     }
 
+    async fn kick(&self, _: sc::Kick) -> Result<Empty, RemoteError> {
+        self.link.close(4321, "bye").await;
+        Ok(Empty)
+    }
+
     async fn logout(&self, _: sc::Logout) -> Result<Empty, RemoteError> {
         *self.auth() = None;
         self.link

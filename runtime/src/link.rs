@@ -24,7 +24,9 @@ use crate::message::{
     Sender, Side,
 };
 use crate::scan::ScanDecode;
-use crate::session::{Beat, HandshakeStep, Interval, InvalidAnswer, InvalidKind, Role};
+use crate::session::{
+    Beat, HandshakeStep, Interval, InvalidAction, InvalidKind, InvalidRule, Role,
+};
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
@@ -1341,6 +1343,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // there in one pass. (The handshake's reply takes the general path: the driver keeps it.)
         if let (Some(whole), false) = (whole, self.awaiting_handshake_reply) {
             if let Some(id) = profile.peek_reply(text) {
+                if !S::SENDS_REQUESTS {
+                    return self.not_a_reply(text).await;
+                }
                 if !self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
                     self.unmatched_reply().await;
                 }
@@ -1371,6 +1376,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
         };
         match frame {
+            RawFrame::Reply(_) if !S::SENDS_REQUESTS && !self.awaiting_handshake_reply => {
+                self.not_a_reply(text).await;
+            }
             RawFrame::Reply(reply) => {
                 let result = reply.result.map(|p| ReplyBody::Raw(p.to_json()));
                 let id = match profile.request_id {
@@ -1401,6 +1409,17 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
     }
 
+    /// A frame shaped like a reply, on a side that sends no requests: a message with a name this
+    /// side does not know (a Skynet client's `{"type": "result"}` is `No such command result`).
+    async fn not_a_reply(&mut self, text: &str) {
+        let name = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+            .ok()
+            .and_then(|frame| frame.get(wire::<S>().tag).map(ToString::to_string))
+            .unwrap_or_default();
+        let unknown = InvalidInput::Decode(DecodeError::UnknownMessage { name });
+        self.invalid(Some(Tag::Str("")), None, unknown, false).await;
+    }
+
     /// A reply that matched no pending request was dropped and counted; protocols that close on
     /// invalid frames close here too.
     async fn unmatched_reply(&mut self) {
@@ -1412,11 +1431,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
 
     /// A frame that cannot be used. `tag` is the message it names, when it names one it could
     /// be; `answer` is `Some(id)` when it can be answered (a request with its id, or any frame of
-    /// an ordered protocol on a side that takes requests). It is answered with an error, worded by the protocol's `invalid`
-    /// rules; what cannot be answered is logged and dropped: an unknown message without more
+    /// an ordered protocol on a side that takes requests). It is answered with an error, worded
+    /// by the protocol's `invalid` rules (or dropped without a word where a rule says
+    /// `ignored`); what cannot be answered is logged and dropped: an unknown message without more
     /// (a peer may send what this side does not know), anything else counted, and more than
-    /// `max_invalid` such frames close the link. Protocols declaring `invalid closes` close
-    /// at once.
+    /// `max_invalid` such frames close the link. Protocols declaring `invalid closes` close at
+    /// once.
     async fn invalid(
         &mut self,
         tag: Option<Tag>,
@@ -1426,7 +1446,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     ) {
         let rules = rules::<S>();
         let kind = invalid_kind(&input, array, wire::<S>().tag);
-        let rule = kind.and_then(|kind| InvalidAnswer::find(rules.invalid_answers, kind, tag));
+        let action = kind
+            .and_then(|kind| InvalidRule::find(rules.invalid_rules, kind, tag))
+            .map(|rule| rule.action);
         let detail = match &self.session.describe {
             Some(describe) => describe(&input),
             None => input.to_string(),
@@ -1443,28 +1465,32 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 .await;
             return;
         }
+        if action == Some(InvalidAction::Ignore) {
+            return;
+        }
         // In an ordered protocol every frame could be a request, if this side takes any.
-        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered
-            && <S::Protocol as Protocol>::MESSAGES
-                .iter()
-                .any(|m| m.kind == Kind::Request && S::Inbound::accepts(m.tag));
+        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered && S::TAKES_REQUESTS;
         if ordered || answer.is_some() {
             let tag = tag.unwrap_or(Tag::Str(""));
-            let error = match (rule, &self.session.answer) {
-                (Some(rule), _) => {
+            let error = match (action, &self.session.answer) {
+                (Some(InvalidAction::Answer { text, name }), _) => {
                     // A parser's message needs no "frame is not JSON" in front of it here.
                     let detail = match (&input, &self.session.describe) {
                         (InvalidInput::Decode(DecodeError::Json(e)), None) => e.to_string(),
                         _ => detail,
                     };
-                    let error = RemoteError::new(rule.render(&name_read(&input, tag), &detail));
-                    match rule.name {
+                    let error = RemoteError::new(InvalidAction::render(
+                        text,
+                        &name_read(&input, tag),
+                        &detail,
+                    ));
+                    match name {
                         Some(name) => error.with_name(name),
                         None => error,
                     }
                 }
-                (None, Some(answer)) => answer(tag, &input, detail),
-                (None, None) => RemoteError::new(detail),
+                (_, Some(answer)) => answer(tag, &input, detail),
+                (_, None) => RemoteError::new(detail),
             };
             self.reply_now(tag, answer.flatten(), Err(error)).await;
             return;

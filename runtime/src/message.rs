@@ -78,6 +78,10 @@ pub trait Side: Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether this side accepts connections (the WebSocket server) on its link.
     const ACCEPTS: bool;
+    /// Whether this side sends any request (so that a frame may be a reply to it).
+    const SENDS_REQUESTS: bool;
+    /// Whether this side receives any request (so that a frame may need an answer).
+    const TAKES_REQUESTS: bool;
 }
 
 /// A message struct of a protocol.
@@ -419,12 +423,12 @@ pub fn deserialize_nothing<'de, D: serde::Deserializer<'de>>(
     deserializer.deserialize_any(Nothing(strict))
 }
 
-/// The keys a struct with a rest field writes itself (its fields, and the envelope's keys when
-/// it is an inline payload): a rest key of the same name is left out when it is written, so the
-/// struct's and the envelope's values win and every key comes out once. Implemented by
-/// generated code.
+/// The keys a struct with a rest field writes itself (its fields): a rest key of the same name is
+/// left out when it is written, so the struct's values win and every key comes out once. (The
+/// envelope's keys beside an inline payload are left out when the frame is written.)
+/// Implemented by generated code.
 pub trait RestKeys {
-    /// The keys written by the struct or its envelope.
+    /// The keys the struct's fields write.
     const WRITTEN: &'static [&'static str];
 }
 

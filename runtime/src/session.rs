@@ -30,9 +30,9 @@ pub struct SessionRules {
     /// When set, any frame that cannot be used closes the link, with this reason followed by
     /// `": "` and the detail (Clusterio's `Invalid message: ...`).
     pub invalid_closes: Option<&'static str>,
-    /// How a frame that cannot be used is worded when it is answered, in declaration order: the
-    /// first rule that fits the frame applies (`invalid unknown answers "No such command {name}"`).
-    pub invalid_answers: &'static [InvalidAnswer],
+    /// What happens to a frame that cannot be used, in declaration order: the first rule that
+    /// fits the frame applies (`invalid unknown answers "No such command {name}"`).
+    pub invalid_rules: &'static [InvalidRule],
     /// Heartbeats; several when the protocol has variants (SocketCluster's versions).
     pub heartbeats: &'static [Heartbeat],
     /// The message a closing side sends first, and the field holding the reason.
@@ -135,30 +135,43 @@ pub enum InvalidKind {
     Payload,
 }
 
-/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` rule.
-///
-/// The text may hold `{name}` (the tag as read, empty when there is none) and `{detail}` (what
-/// was wrong, as protolink words it).
+/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` or `invalid KIND
+/// [of MESSAGES] ignored` rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidAnswer {
-    /// The kind of frame the rule words.
+pub struct InvalidRule {
+    /// The kind of frame the rule is for.
     pub kind: InvalidKind,
     /// The messages it applies to (their tags); every message when empty.
     pub messages: &'static [Tag],
-    /// The error text, with its placeholders.
-    pub text: &'static str,
-    /// The error's name, for protocols whose errors carry one.
-    pub name: Option<&'static str>,
+    /// What becomes of such a frame.
+    pub action: InvalidAction,
 }
 
-impl InvalidAnswer {
-    /// The rule of `rules` that words a frame of this kind naming this message, if any. An
-    /// `array` frame falls back to the `object` rules.
+/// What an `invalid` rule does with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidAction {
+    /// Answer it (when it can be answered) with this error. The text may hold `{name}` (the tag
+    /// as read, empty when there is none) and `{detail}` (what was wrong, as protolink words
+    /// it).
+    Answer {
+        /// The error text, with its placeholders.
+        text: &'static str,
+        /// The error's name, for protocols whose errors carry one.
+        name: Option<&'static str>,
+    },
+    /// Drop it without an answer, and without counting it against the link
+    /// (socketcluster-server never answers an invoke nobody serves).
+    Ignore,
+}
+
+impl InvalidRule {
+    /// The rule of `rules` for a frame of this kind naming this message, if any. An `array`
+    /// frame falls back to the `object` rules.
     pub fn find(
-        rules: &'static [InvalidAnswer],
+        rules: &'static [InvalidRule],
         kind: InvalidKind,
         tag: Option<Tag>,
-    ) -> Option<&'static InvalidAnswer> {
+    ) -> Option<&'static InvalidRule> {
         let fits = |kind: InvalidKind| {
             rules.iter().find(move |rule| {
                 rule.kind == kind
@@ -167,11 +180,13 @@ impl InvalidAnswer {
         };
         fits(kind).or_else(|| (kind == InvalidKind::Array).then(|| fits(InvalidKind::Object))?)
     }
+}
 
+impl InvalidAction {
     /// The rule's text with its placeholders filled in.
-    pub fn render(&self, name: &str, detail: &str) -> String {
-        let mut out = String::with_capacity(self.text.len() + detail.len());
-        let mut rest = self.text;
+    pub fn render(text: &str, name: &str, detail: &str) -> String {
+        let mut out = String::with_capacity(text.len() + detail.len());
+        let mut rest = text;
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
             let after = &rest[open..];
@@ -194,56 +209,65 @@ impl InvalidAnswer {
 mod tests {
     use super::*;
 
-    const RULES: &[InvalidAnswer] = &[
-        InvalidAnswer {
+    const fn answer(text: &'static str, name: Option<&'static str>) -> InvalidAction {
+        InvalidAction::Answer { text, name }
+    }
+
+    const RULES: &[InvalidRule] = &[
+        InvalidRule {
             kind: InvalidKind::Payload,
             messages: &[Tag::Str("open")],
-            text: "Invalid type for channel!",
-            name: None,
+            action: answer("Invalid type for channel!", None),
         },
-        InvalidAnswer {
+        InvalidRule {
             kind: InvalidKind::Payload,
             messages: &[],
-            text: "Error: {detail}",
-            name: Some("InvalidArgumentsError"),
+            action: answer("Error: {detail}", Some("InvalidArgumentsError")),
         },
-        InvalidAnswer {
+        InvalidRule {
             kind: InvalidKind::Object,
             messages: &[],
-            text: "Error: Message must be object",
-            name: None,
+            action: answer("Error: Message must be object", None),
+        },
+        InvalidRule {
+            kind: InvalidKind::Unknown,
+            messages: &[],
+            action: InvalidAction::Ignore,
         },
     ];
 
     #[test]
     fn the_first_rule_that_fits_applies() {
-        let find = |kind, tag| InvalidAnswer::find(RULES, kind, tag).map(|r| r.text);
+        let find = |kind, tag| InvalidRule::find(RULES, kind, tag).map(|r| r.action);
         let open = Some(Tag::Str("open"));
         let log = Some(Tag::Str("log"));
         assert_eq!(
             find(InvalidKind::Payload, open),
-            Some("Invalid type for channel!")
+            Some(answer("Invalid type for channel!", None))
         );
-        assert_eq!(find(InvalidKind::Payload, log), Some("Error: {detail}"));
-        assert_eq!(find(InvalidKind::Payload, None), Some("Error: {detail}"));
+        let fallback = Some(answer("Error: {detail}", Some("InvalidArgumentsError")));
+        assert_eq!(find(InvalidKind::Payload, log), fallback);
+        assert_eq!(find(InvalidKind::Payload, None), fallback);
         // Arrays fall back to the `object` rule; nothing else falls back.
         assert_eq!(
             find(InvalidKind::Array, None),
-            Some("Error: Message must be object")
+            Some(answer("Error: Message must be object", None))
         );
-        assert_eq!(find(InvalidKind::Unknown, open), None);
+        assert_eq!(
+            find(InvalidKind::Unknown, open),
+            Some(InvalidAction::Ignore)
+        );
+        assert_eq!(find(InvalidKind::Json, None), None);
     }
 
     #[test]
     fn placeholders_are_filled_and_other_braces_kept() {
-        let rule = InvalidAnswer {
-            kind: InvalidKind::Unknown,
-            messages: &[],
-            text: "No such command {name} ({detail}) {other} {",
-            name: None,
-        };
         assert_eq!(
-            rule.render("nope", "unknown message"),
+            InvalidAction::render(
+                "No such command {name} ({detail}) {other} {",
+                "nope",
+                "unknown message"
+            ),
             "No such command nope (unknown message) {other} {"
         );
     }

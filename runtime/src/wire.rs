@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, EncodeError};
 use crate::message::RemoteError;
+use crate::scan::Scan;
 
 /// The JSON type of a protocol's tag key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -957,12 +958,23 @@ impl WireProfile {
                     }
                 }
                 (None, PayloadPlace::Inline) => {
-                    if let ReplyMatch::Tag { for_key, .. } = self.reply.matched {
-                        write_key(out, &mut first, for_key);
+                    let mut for_key = None;
+                    if let ReplyMatch::Tag { for_key: key, .. } = self.reply.matched {
+                        write_key(out, &mut first, key);
                         write_tag(out, tag)?;
+                        for_key = Some(key);
                     }
+                    let tag_key = match self.reply.matched {
+                        ReplyMatch::Untagged => None,
+                        _ => Some(self.tag),
+                    };
+                    let id_key = match (self.reply.id, id) {
+                        (Some(KeyPath::Top(key)), Some(_)) => Some(key),
+                        _ => None,
+                    };
                     let start = out.len();
                     write_json(out, value)?;
+                    drop_written_keys(out, start, &[self.sequence, tag_key, id_key, for_key]);
                     splice_written(out, start, &mut first)?;
                 }
             },
@@ -1017,10 +1029,58 @@ impl WireProfile {
             PayloadPlace::Inline => {
                 let start = out.len();
                 write_json(out, payload)?;
+                drop_written_keys(out, start, &[self.sequence, Some(self.tag)]);
                 splice_written(out, start, first)
             }
         }
     }
+}
+
+/// Leaves out of the object just written at `out[start..]` every member whose key the envelope
+/// wrote already: an inline payload's rest field may hold a peer's `type` or `for`, and the
+/// envelope's value wins, once (as Skynet's server spreads `{...command, type: "result"}`). The
+/// object is read again only when its text holds one of the keys in quotes.
+fn drop_written_keys(out: &mut Vec<u8>, start: usize, written: &[Option<&str>]) {
+    let written = written.iter().flatten();
+    let bytes = &out[start..];
+    let quoted = |key: &str| {
+        let key = key.as_bytes();
+        bytes
+            .windows(key.len() + 2)
+            .any(|w| w[0] == b'"' && w[w.len() - 1] == b'"' && &w[1..w.len() - 1] == key)
+    };
+    if !written.clone().any(|key| quoted(key)) {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let Some(mut scan) = Scan::object(text) else {
+        return;
+    };
+    let at = |scan: &Scan<'_>| text.len() - scan.rest().len();
+    let mut kept = Vec::with_capacity(text.len());
+    kept.push(b'{');
+    let mut first = true;
+    loop {
+        let key = match scan.key() {
+            Some(Some(key)) => key,
+            Some(None) => break,
+            // Not what serde_json writes: leave it as it is.
+            None => return,
+        };
+        let value_start = at(&scan);
+        if scan.skip().is_none() {
+            return;
+        }
+        if !written.clone().any(|w| *w == key) {
+            write_key(&mut kept, &mut first, &key);
+            kept.extend_from_slice(text[value_start..at(&scan)].trim_start().as_bytes());
+        }
+    }
+    kept.push(b'}');
+    out.truncate(start);
+    out.extend_from_slice(&kept);
 }
 
 /// Appends the members of the JSON object just written at `out[start..]` to the object being

@@ -731,9 +731,9 @@ async fn invalid_messages_close_the_link_with_the_reason() {
     let url = master.url.clone();
     let cases: [(&str, &str); 5] = [
         (
-            // A reply to a request the master never sent.
+            // A reply on a link where the master sends no requests: a message it does not know.
             r#"{"seq": 2, "type": "list_slaves_response", "data": {"seq": 999, "list": []}}"#,
-            "Invalid message: reply matches no pending request",
+            "Invalid message: Unhandled message list_slaves_response",
         ),
         (
             r#"{"seq": 2, "type": "list_instances_request", "data": {"extra": 1}}"#,

@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 mod clusterio;
+mod conversations;
 mod skynet;
 mod socketcluster;
 

@@ -39,7 +39,8 @@ async fn command(ws: &mut RawWs, frame: Value) -> Value {
 
 /// Asserts nothing arrives: a round trip with `log` must come back first.
 async fn nothing_pending(ws: &mut RawWs) {
-    let reply = command(ws, json!({"type": "log", "start": 0, "end": 0})).await;
+    // (`end: 0` would mean 100, as on the real server: start past the end instead.)
+    let reply = command(ws, json!({"type": "log", "start": 1_000_000})).await;
     assert_eq!(
         reply,
         json!({"type": "result", "for": "log", "log": []}),
@@ -225,8 +226,10 @@ async fn every_error_case() {
             "Error: Invalid type for channel!"
         );
     }
-    assert!(
-        error(command(&mut ws, json!({"type": "log", "start": "x"})).await).starts_with("Error: ")
+    // `log` takes any bounds, as JavaScript reads them.
+    assert_eq!(
+        command(&mut ws, json!({"type": "log", "start": "x"})).await["for"],
+        "log"
     );
     assert_eq!(
         error(command(&mut ws, json!({"type": "close", "channel": "zz"})).await),

@@ -299,12 +299,17 @@ impl Emitter<'_> {
         let before = opt(s.before_handshake.map(Literal::u16_unsuffixed));
         let before_reason = opt(s.before_handshake_reason.as_ref());
         let invalid_closes = opt(s.invalid_closes.as_ref());
-        let invalid_answers = s.invalid_answers.iter().map(|rule| {
+        let invalid_rules = s.invalid_rules.iter().map(|rule| {
             let kind = format_ident!("{}", upper_camel(rule.kind));
             let tags = rule.messages.iter().map(|&i| msg_tag(i));
-            let text = &rule.text;
-            let name = opt(rule.name.as_ref());
-            quote!(__p::InvalidAnswer { kind: __p::InvalidKind::#kind, messages: &[#(#tags),*], text: #text, name: #name })
+            let action = match &rule.answer {
+                Some((text, name)) => {
+                    let name = opt(name.as_ref());
+                    quote!(__p::InvalidAction::Answer { text: #text, name: #name })
+                }
+                None => quote!(__p::InvalidAction::Ignore),
+            };
+            quote!(__p::InvalidRule { kind: __p::InvalidKind::#kind, messages: &[#(#tags),*], action: #action })
         });
         let close = opt(s.close_message.as_ref().map(|c| {
             let t = msg_tag(c.message);
@@ -322,7 +327,7 @@ impl Emitter<'_> {
                 before_handshake: #before,
                 before_handshake_reason: #before_reason,
                 invalid_closes: #invalid_closes,
-                invalid_answers: &[#(#invalid_answers),*],
+                invalid_rules: &[#(#invalid_rules),*],
                 heartbeats: &[#(#heartbeats),*],
                 close_message: #close,
                 reconnect_min_ms: #reconnect,
@@ -553,44 +558,18 @@ impl Emitter<'_> {
             let with = format!("__p::serialize_rest::<{owner}, _>");
             quote! {
                 /// Every other key of the object, kept as sent; written without the keys the
-                /// struct or the envelope writes themselves.
+                /// struct or the frame's envelope writes themselves.
                 #[serde(flatten, serialize_with = #with)]
                 pub #name: __p::BTreeMap<::std::string::String, __p::Value>
             }
         })
     }
 
-    /// `RestKeys` for a struct with a rest field: its own keys, and for inline payloads the
-    /// envelope's, so a key a peer put in the rest comes out once, with the value the struct or
-    /// the envelope gives it.
+    /// `RestKeys` for a struct with a rest field: the keys of its own fields, so a key a peer
+    /// put in the rest comes out once, with the struct's value. (Keys an envelope writes beside
+    /// an inline payload are left out of it when the frame is written.)
     fn rest_keys(&self, name: &Ident, s: &Struct) -> TokenStream {
-        let mut keys: BTreeSet<&str> = s.fields.iter().map(|f| f.wire_name.as_str()).collect();
-        let w = &self.p.wire;
-        if w.payload.is_none() {
-            keys.insert(&w.tag);
-            keys.extend(w.sequence.as_deref());
-            if let RequestId::Key { key, .. } = &w.request_id {
-                keys.insert(key);
-            }
-            if let Some(KeyPath::Top(key)) = &w.reply_id {
-                keys.insert(key);
-            }
-            if let ReplyMatch::Tag { for_key, .. } = &w.reply_match {
-                keys.insert(for_key);
-            }
-            match &w.error {
-                ErrorFraming::Tagged { message, .. } => {
-                    keys.insert(message);
-                }
-                ErrorFraming::InReply {
-                    path: KeyPath::Top(key),
-                    ..
-                } => {
-                    keys.insert(key);
-                }
-                _ => {}
-            }
-        }
+        let keys: BTreeSet<&str> = s.fields.iter().map(|f| f.wire_name.as_str()).collect();
         quote! {
             impl __p::RestKeys for #name {
                 const WRITTEN: &'static [&'static str] = &[#(#keys),*];
@@ -1630,6 +1609,14 @@ impl Emitter<'_> {
         let sender_doc = format!(
             " Typed calls from the `{me_name}` side to `{peer_name}`, on any link handle that can send as [`{side}`]."
         );
+        let requests = |from: usize, to: usize| {
+            self.p
+                .messages
+                .iter()
+                .any(|m| m.kind == Kind::Request && m.directions.contains(&(from, to)))
+        };
+        let sends_requests = requests(s.me, s.peer);
+        let takes_requests = requests(s.peer, s.me);
 
         quote! {
             #[doc = #side_doc]
@@ -1642,6 +1629,8 @@ impl Emitter<'_> {
                 type Inbound = #inbound;
                 const NAME: &'static str = #me_name;
                 const ACCEPTS: bool = #accepts;
+                const SENDS_REQUESTS: bool = #sends_requests;
+                const TAKES_REQUESTS: bool = #takes_requests;
             }
 
             #[doc = #handler_doc]

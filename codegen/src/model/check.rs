@@ -2815,13 +2815,13 @@ impl<'a> Checker<'a> {
 
     /// A close code written as a name from the `close` block or as a number.
     /// `invalid closes "REASON"`, or `invalid KIND [of MESSAGE | ...] answers "TEXT"
-    /// [, name "NAME"]`.
+    /// [, name "NAME"]`, or `invalid KIND [of MESSAGE | ...] ignored`.
     fn invalid_rule(&mut self, item: &ast::Directive) {
         const KINDS: [&str; 6] = ["json", "object", "array", "untagged", "unknown", "payload"];
         let malformed = |span| {
             Diagnostic::error(
                 "E0116",
-                "expected `invalid closes \"REASON\"` or `invalid KIND answers \"TEXT\"`",
+                "expected `invalid closes \"REASON\"`, `invalid KIND answers \"TEXT\"` or `invalid KIND ignored`",
                 span,
                 "malformed",
             )
@@ -2875,7 +2875,7 @@ impl<'a> Checker<'a> {
                 }
                 let end = names
                     .iter()
-                    .position(|a| atom_word(a) == Some("answers"))
+                    .position(|a| matches!(atom_word(a), Some("answers" | "ignored")))
                     .unwrap_or(names.len());
                 let mut messages = Vec::new();
                 for (n, atom) in names[..end].iter().enumerate() {
@@ -2891,27 +2891,32 @@ impl<'a> Checker<'a> {
             }
             _ => (Vec::new(), atoms),
         };
-        let [answers, text] = atoms else {
-            return self.err(malformed(item.span));
+        let answer = match atoms {
+            [ignored] if atom_word(ignored) == Some("ignored") && rest.is_empty() => None,
+            [answers, text] => {
+                let (Some("answers"), Some(text)) = (atom_word(answers), str_of(text)) else {
+                    return self.err(malformed(item.span));
+                };
+                let name = match rest {
+                    [] => None,
+                    [clause] => match clause.atoms.as_slice() {
+                        [word, name]
+                            if atom_word(word) == Some("name") && str_of(name).is_some() =>
+                        {
+                            str_of(name)
+                        }
+                        _ => return self.err(malformed(clause.span)),
+                    },
+                    [_, extra, ..] => return self.err(malformed(extra.span)),
+                };
+                Some((text, name))
+            }
+            _ => return self.err(malformed(item.span)),
         };
-        let (Some("answers"), Some(text)) = (atom_word(answers), str_of(text)) else {
-            return self.err(malformed(item.span));
-        };
-        let name = match rest {
-            [] => None,
-            [clause] => match clause.atoms.as_slice() {
-                [word, name] if atom_word(word) == Some("name") && str_of(name).is_some() => {
-                    str_of(name)
-                }
-                _ => return self.err(malformed(clause.span)),
-            },
-            [_, extra, ..] => return self.err(malformed(extra.span)),
-        };
-        self.p.session.invalid_answers.push(InvalidAnswer {
+        self.p.session.invalid_rules.push(InvalidRule {
             kind,
             messages,
-            text,
-            name,
+            answer,
         });
     }
 

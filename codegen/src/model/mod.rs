@@ -201,8 +201,8 @@ pub struct Session {
     pub before_handshake_reason: Option<String>,
     /// Frames that cannot be used close the link, with this reason prefix.
     pub invalid_closes: Option<String>,
-    /// How answers to frames that cannot be used are worded, in declaration order.
-    pub invalid_answers: Vec<InvalidAnswer>,
+    /// What becomes of frames that cannot be used, in declaration order.
+    pub invalid_rules: Vec<InvalidRule>,
     /// Heartbeat rules.
     pub heartbeats: Vec<Heartbeat>,
     /// The close message and its reason field (wire name).
@@ -224,17 +224,16 @@ pub struct CloseMessage {
     pub sent: bool,
 }
 
-/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` rule.
+/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` or `... ignored` rule.
 #[derive(Debug, Clone)]
-pub struct InvalidAnswer {
+pub struct InvalidRule {
     /// The kind's word: `json`, `object`, `array`, `untagged`, `unknown` or `payload`.
     pub kind: &'static str,
     /// The messages it applies to (indices into [`Protocol::messages`]); all when empty.
     pub messages: Vec<usize>,
-    /// The error text, with `{name}` and `{detail}` placeholders.
-    pub text: String,
-    /// The error's name.
-    pub name: Option<String>,
+    /// The error text (with `{name}` and `{detail}` placeholders) and name; `None` for
+    /// `ignored`.
+    pub answer: Option<(String, Option<String>)>,
 }
 
 /// A handshake step.

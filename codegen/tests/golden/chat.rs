@@ -73,36 +73,43 @@ pub mod chat {
             before_handshake: ::core::option::Option::Some(4009),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
-            invalid_answers: &[
-                __p::InvalidAnswer {
+            invalid_rules: &[
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[__p::Tag::Str("#subscribe")],
-                    text: "Subscribe channel name was malformatted",
-                    name: ::core::option::Option::Some("InvalidActionError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "Subscribe channel name was malformatted",
+                        name: ::core::option::Option::Some("InvalidActionError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[__p::Tag::Str("#publish")],
-                    text: "Publish channel name was malformatted",
-                    name: ::core::option::Option::Some("InvalidActionError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "Publish channel name was malformatted",
+                        name: ::core::option::Option::Some("InvalidActionError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[__p::Tag::Str("#unsubscribe")],
-                    text: "Unsubscribe channel name was malformatted",
-                    name: ::core::option::Option::Some("InvalidActionError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "Unsubscribe channel name was malformatted",
+                        name: ::core::option::Option::Some("InvalidActionError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[],
-                    text: "{detail}",
-                    name: ::core::option::Option::Some("InvalidArgumentsError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "{detail}",
+                        name: ::core::option::Option::Some("InvalidArgumentsError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Unknown,
                     messages: &[],
-                    text: "{detail}",
-                    name: ::core::option::Option::Some("InvalidArgumentsError"),
+                    action: __p::InvalidAction::Ignore,
                 },
             ],
             heartbeats: &[
@@ -292,6 +299,12 @@ pub mod chat {
                 kind: __p::Kind::Request,
                 has_payload: true,
             },
+            __p::MessageInfo {
+                name: "kick",
+                tag: __p::Tag::Str("kick"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
         ];
         type CloseCode = CloseCode;
     }
@@ -444,7 +457,7 @@ pub mod chat {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub is_bad_token: ::core::option::Option<bool>,
         /// Every other key of the object, kept as sent; written without the keys the
-        /// struct or the envelope writes themselves.
+        /// struct or the frame's envelope writes themselves.
         #[serde(flatten, serialize_with = "__p::serialize_rest::<AuthError, _>")]
         pub details: __p::BTreeMap<::std::string::String, __p::Value>,
     }
@@ -2094,6 +2107,41 @@ pub mod chat {
         type Reply = __p::Empty;
     }
     impl __p::SendableBy<Client> for Logout {}
+    /// Makes the server close the caller's socket with code 4321 and the reason "bye" (the real
+    /// app's `socket.disconnect(4321, "bye")`): never answered.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(transparent)]
+    pub struct Kick(pub __p::Value);
+    impl<'de> __p::ScanDecode<'de> for Kick {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            __p::ScanDecode::scan(scan).map(Self)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            <__p::Value as __p::ScanDecode<'de>>::scan_fields(scan, envelope).map(Self)
+        }
+    }
+    impl __p::Validate for Kick {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for Kick {
+        type Protocol = Chat;
+        const NAME: &'static str = "kick";
+        const TAG: __p::Tag = __p::Tag::Str("kick");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for Kick {
+        type Reply = __p::Empty;
+    }
+    impl __p::SendableBy<Client> for Kick {}
     /// Everything `client` may send to `server`.
     #[derive(Debug, Clone, PartialEq)]
     pub enum ClientToServer {
@@ -2131,6 +2179,8 @@ pub mod chat {
         Login(Login),
         /// [`Logout`]
         Logout(Logout),
+        /// [`Kick`]
+        Kick(Kick),
     }
     impl __p::Inbound for ClientToServer {
         fn decode(
@@ -2187,6 +2237,9 @@ pub mod chat {
                 }
                 (__p::FrameClass::Plain, __p::TagRef::Str("logout")) => {
                     frame.decode::<Logout>().map(Self::Logout)
+                }
+                (__p::FrameClass::Plain, __p::TagRef::Str("kick")) => {
+                    frame.decode::<Kick>().map(Self::Kick)
                 }
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
@@ -2248,6 +2301,9 @@ pub mod chat {
                 (__p::FrameClass::Plain, __p::TagRef::Str("logout")) => {
                     payload.decode::<Logout>().map(Self::Logout)
                 }
+                (__p::FrameClass::Plain, __p::TagRef::Str("kick")) => {
+                    payload.decode::<Kick>().map(Self::Kick)
+                }
                 (_, name) => {
                     ::core::result::Result::Err(
                         <S::Error as __p::serde::de::Error>::custom(
@@ -2266,7 +2322,7 @@ pub mod chat {
                 __p::Tag::Str("sendMessage") | __p::Tag::Str("typing") |
                 __p::Tag::Str("sum") | __p::Tag::Str("fail") | __p::Tag::Str("nothing") |
                 __p::Tag::Str("shout") | __p::Tag::Str("callMe") | __p::Tag::Str("login")
-                | __p::Tag::Str("logout")
+                | __p::Tag::Str("logout") | __p::Tag::Str("kick")
             )
         }
         fn kind(&self) -> __p::Kind {
@@ -2288,6 +2344,7 @@ pub mod chat {
                 Self::CallMe(_) => <CallMe as __p::Message>::KIND,
                 Self::Login(_) => <Login as __p::Message>::KIND,
                 Self::Logout(_) => <Logout as __p::Message>::KIND,
+                Self::Kick(_) => <Kick as __p::Message>::KIND,
             }
         }
         fn tag(&self) -> __p::Tag {
@@ -2309,6 +2366,7 @@ pub mod chat {
                 Self::CallMe(_) => <CallMe as __p::Message>::TAG,
                 Self::Login(_) => <Login as __p::Message>::TAG,
                 Self::Logout(_) => <Logout as __p::Message>::TAG,
+                Self::Kick(_) => <Kick as __p::Message>::TAG,
             }
         }
         fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> {
@@ -2330,6 +2388,7 @@ pub mod chat {
                 Self::CallMe(message) => __p::Validate::validate(message),
                 Self::Login(message) => __p::Validate::validate(message),
                 Self::Logout(message) => __p::Validate::validate(message),
+                Self::Kick(message) => __p::Validate::validate(message),
             }
         }
     }
@@ -2513,6 +2572,8 @@ pub mod chat {
         type Inbound = ServerToClient;
         const NAME: &'static str = "client";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `client` side does with what `server` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ClientHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -2801,6 +2862,16 @@ pub mod chat {
         > + ::core::marker::Send {
             self.request(Logout(payload))
         }
+        /// Makes the server close the caller's socket with code 4321 and the reason "bye" (the real
+        /// app's `socket.disconnect(4321, "bye")`): never answered.
+        fn kick(
+            &self,
+            payload: __p::Value,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(Kick(payload))
+        }
     }
     impl<T: __p::Sender<Client>> ClientSender for T {}
     /// The `server` side of a link with `client`.
@@ -2812,6 +2883,8 @@ pub mod chat {
         type Inbound = ClientToServer;
         const NAME: &'static str = "server";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -2938,6 +3011,14 @@ pub mod chat {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
         > + ::core::marker::Send;
+        /// Makes the server close the caller's socket with code 4321 and the reason "bye" (the real
+        /// app's `socket.disconnect(4321, "bye")`): never answered.
+        fn kick(
+            &self,
+            request: Kick,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
+        > + ::core::marker::Send;
     }
     impl<H: ServerHandler> __p::Dispatch<H> for Server {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {
@@ -2994,6 +3075,9 @@ pub mod chat {
                 }
                 ClientToServer::Logout(request) => {
                     __p::Outcome::reply(handler.logout(request).await)
+                }
+                ClientToServer::Kick(request) => {
+                    __p::Outcome::reply(handler.kick(request).await)
                 }
             }
         }

@@ -127,7 +127,7 @@ pub mod clusterio {
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::Some("Invalid handshake"),
             invalid_closes: ::core::option::Option::Some("Invalid message"),
-            invalid_answers: &[],
+            invalid_rules: &[],
             heartbeats: &[],
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("close"),
@@ -2523,6 +2523,8 @@ pub mod clusterio {
         type Inbound = MasterToControl;
         const NAME: &'static str = "control";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = false;
     }
     /// What the `control` side does with what `master` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ControlWithMasterHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -2672,6 +2674,8 @@ pub mod clusterio {
         type Inbound = ControlToMaster;
         const NAME: &'static str = "master";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = false;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `master` side does with what `control` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait MasterWithControlHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -2829,6 +2833,8 @@ pub mod clusterio {
         type Inbound = MasterToSlave;
         const NAME: &'static str = "slave";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = false;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `slave` side does with what `master` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait SlaveWithMasterHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -2934,6 +2940,8 @@ pub mod clusterio {
         type Inbound = SlaveToMaster;
         const NAME: &'static str = "master";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = false;
     }
     /// What the `master` side does with what `slave` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait MasterWithSlaveHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -3042,6 +3050,8 @@ pub mod clusterio {
         type Inbound = SlaveToInstance;
         const NAME: &'static str = "instance";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = false;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `instance` side does with what `slave` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait InstanceWithSlaveHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -3115,6 +3125,8 @@ pub mod clusterio {
         type Inbound = InstanceToSlave;
         const NAME: &'static str = "slave";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = false;
     }
     /// What the `slave` side does with what `instance` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait SlaveWithInstanceHandler: ::core::marker::Send + ::core::marker::Sync + 'static {

@@ -118,7 +118,7 @@ pub mod litecord {
             before_handshake: ::core::option::Option::Some(4002),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
-            invalid_answers: &[],
+            invalid_rules: &[],
             heartbeats: &[
                 __p::Heartbeat {
                     pinger: __p::Role::Client,
@@ -530,6 +530,8 @@ pub mod litecord {
         type Inbound = ServerToClient;
         const NAME: &'static str = "client";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = false;
+        const TAKES_REQUESTS: bool = false;
     }
     /// What the `client` side does with what `server` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ClientHandler: ::core::marker::Send + ::core::marker::Sync + 'static {}
@@ -554,6 +556,8 @@ pub mod litecord {
         type Inbound = ClientToServer;
         const NAME: &'static str = "server";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = false;
+        const TAKES_REQUESTS: bool = false;
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {}

@@ -31,9 +31,16 @@
 ///   with no `type`, `Error: Message must be object` for other JSON, `Error: Invalid type for
 ///   channel!`, and `SyntaxError: ...` for text that is not JSON (the detail after the prefix is
 ///   protolink's, not V8's).
-/// - Departures: a channel number must be an integer (the real server takes any number; JSON
-///   `1.5` is answered with `Error: Invalid type for channel!`), and `log`'s `start` and `end`
-///   must be integers (the real server coerces anything with JavaScript's `slice`).
+/// - Channels are strings or any number (`1.5` too); `log`'s `start` and `end` may be any JSON
+///   value, read as JavaScript reads them (`message.start || 0`, `message.end || 100`, then
+///   `slice`: `"1"` is 1, `1.5` is 1, an `end` of 0 means 100).
+/// - A frame tagged `result` or `error` from a client is a command like any other: the server
+///   sends no commands, so nothing a client sends is a reply (`No such command result`).
+/// - Departures, none of which a real client relies on: a WebSocket upgrade on a path other than
+///   `/connect` gets HTTP 404 (the real server accepts it and closes it at once); a `type` that is
+///   not a string is `No such command undefined` (the real server prints the value: `null`, `5`;
+///   an array `["open"]` even runs `open`); a number channel written with a fraction or exponent
+///   that equals an integer (`42.0`) is a channel of its own (JavaScript reads it as `42`).
 ///
 /// Decisions where the seed is silent or wrong:
 ///
@@ -43,8 +50,7 @@
 ///   one. The server also sends an error for a frame that is not JSON or not an object; such an
 ///   error answers no command of ours when nothing is pending.
 /// - Channels are strings or numbers and match strictly by JSON type: `42` and `"42"` are two
-///   channels (WIRE-NOTES). Numbers are declared as `i64`; the seed does not say whether
-///   fractional numbers are allowed. `"*"` listens on every channel.
+///   channels (WIRE-NOTES). `"*"` listens on every channel.
 /// - `message` takes any JSON value as its `message`, and every other key of the command is kept
 ///   and passed through to listeners and to the log (WIRE-NOTES: "extra keys on a message are
 ///   passed through"). The seed's "Returns the message sent" is the same object the listeners
@@ -104,52 +110,66 @@ pub mod skynet {
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
-            invalid_answers: &[
-                __p::InvalidAnswer {
+            invalid_rules: &[
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Json,
                     messages: &[],
-                    text: "SyntaxError: {detail}",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "SyntaxError: {detail}",
+                        name: ::core::option::Option::None,
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Object,
                     messages: &[],
-                    text: "Error: Message must be object",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "Error: Message must be object",
+                        name: ::core::option::Option::None,
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Array,
                     messages: &[],
-                    text: "Error: No such command undefined",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "Error: No such command undefined",
+                        name: ::core::option::Option::None,
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Untagged,
                     messages: &[],
-                    text: "Error: No such command undefined",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "Error: No such command undefined",
+                        name: ::core::option::Option::None,
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Unknown,
                     messages: &[],
-                    text: "Error: No such command {name}",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "Error: No such command {name}",
+                        name: ::core::option::Option::None,
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[
                         __p::Tag::Str("open"),
                         __p::Tag::Str("close"),
                         __p::Tag::Str("message"),
                     ],
-                    text: "Error: Invalid type for channel!",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "Error: Invalid type for channel!",
+                        name: ::core::option::Option::None,
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[],
-                    text: "Error: {detail}",
-                    name: ::core::option::Option::None,
+                    action: __p::InvalidAction::Answer {
+                        text: "Error: {detail}",
+                        name: ::core::option::Option::None,
+                    },
                 },
             ],
             heartbeats: &[],
@@ -216,9 +236,11 @@ pub mod skynet {
         String(::std::string::String),
         /// An integer value.
         Int(i64),
+        /// A number value.
+        Float(f64),
     }
     impl<'de> __p::OneOf<'de> for Channel {
-        const EXPECTING: &'static str = "a string or an integer";
+        const EXPECTING: &'static str = "a string or a number";
         fn from_i64<E: __p::serde::de::Error>(
             v: i64,
         ) -> ::core::option::Option<::core::result::Result<Self, E>> {
@@ -226,7 +248,13 @@ pub mod skynet {
                 <i64 as __p::Deserialize>::deserialize(
                         __p::serde::de::value::I64Deserializer::new(v),
                     )
-                    .map(Self::Int),
+                    .map(Self::Int)
+                    .or_else(|_: E| {
+                        <f64 as __p::Deserialize>::deserialize(
+                                __p::serde::de::value::I64Deserializer::new(v),
+                            )
+                            .map(Self::Float)
+                    }),
             )
         }
         fn from_u64<E: __p::serde::de::Error>(
@@ -236,7 +264,23 @@ pub mod skynet {
                 <i64 as __p::Deserialize>::deserialize(
                         __p::serde::de::value::U64Deserializer::new(v),
                     )
-                    .map(Self::Int),
+                    .map(Self::Int)
+                    .or_else(|_: E| {
+                        <f64 as __p::Deserialize>::deserialize(
+                                __p::serde::de::value::U64Deserializer::new(v),
+                            )
+                            .map(Self::Float)
+                    }),
+            )
+        }
+        fn from_f64<E: __p::serde::de::Error>(
+            v: f64,
+        ) -> ::core::option::Option<::core::result::Result<Self, E>> {
+            ::core::option::Option::Some(
+                <f64 as __p::Deserialize>::deserialize(
+                        __p::serde::de::value::F64Deserializer::new(v),
+                    )
+                    .map(Self::Float),
             )
         }
         fn from_str<E: __p::serde::de::Error>(
@@ -276,20 +320,12 @@ pub mod skynet {
         /// When the server received it, in milliseconds since the Unix epoch.
         pub time: i64,
         /// Every other key of the object, kept as sent; written without the keys the
-        /// struct or the envelope writes themselves.
+        /// struct or the frame's envelope writes themselves.
         #[serde(flatten, serialize_with = "__p::serialize_rest::<SentMessage, _>")]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::RestKeys for SentMessage {
-        const WRITTEN: &'static [&'static str] = &[
-            "ID",
-            "channel",
-            "error",
-            "for",
-            "message",
-            "time",
-            "type",
-        ];
+        const WRITTEN: &'static [&'static str] = &["ID", "channel", "message", "time"];
     }
     impl<'de> __p::Deserialize<'de> for SentMessage {
         fn deserialize<__D: __p::serde::Deserializer<'de>>(
@@ -463,7 +499,7 @@ pub mod skynet {
         /// When the server received it, in milliseconds since the Unix epoch.
         pub time: i64,
         /// Every other key of the object, kept as sent; written without the keys the
-        /// struct or the envelope writes themselves.
+        /// struct or the frame's envelope writes themselves.
         #[serde(flatten, serialize_with = "__p::serialize_rest::<LogEntry, _>")]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
     }
@@ -471,8 +507,6 @@ pub mod skynet {
         const WRITTEN: &'static [&'static str] = &[
             "ID",
             "channel",
-            "error",
-            "for",
             "message",
             "time",
             "type",
@@ -885,18 +919,12 @@ pub mod skynet {
         /// The message's contents: any JSON value.
         pub message: __p::Value,
         /// Every other key of the object, kept as sent; written without the keys the
-        /// struct or the envelope writes themselves.
+        /// struct or the frame's envelope writes themselves.
         #[serde(flatten, serialize_with = "__p::serialize_rest::<Message, _>")]
         pub extra: __p::BTreeMap<::std::string::String, __p::Value>,
     }
     impl __p::RestKeys for Message {
-        const WRITTEN: &'static [&'static str] = &[
-            "channel",
-            "error",
-            "for",
-            "message",
-            "type",
-        ];
+        const WRITTEN: &'static [&'static str] = &["channel", "message"];
     }
     impl<'de> __p::Deserialize<'de> for Message {
         fn deserialize<__D: __p::serde::Deserializer<'de>>(
@@ -1034,12 +1062,13 @@ pub mod skynet {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Log {
-        /// Index of the first entry to return (slice semantics); 0 when absent.
+        /// Index of the first entry to return (slice semantics); 0 when absent or falsy. Any JSON
+        /// value, read as JavaScript reads it (`"1"` is 1).
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub start: ::core::option::Option<i64>,
-        /// Index one past the last entry to return (slice semantics); 100 when absent.
+        pub start: ::core::option::Option<__p::Value>,
+        /// Index one past the last entry to return (slice semantics); 100 when absent or falsy.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub end: ::core::option::Option<i64>,
+        pub end: ::core::option::Option<__p::Value>,
     }
     impl<'de> __p::ScanDecode<'de> for Log {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1053,8 +1082,10 @@ pub mod skynet {
         where
             F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
         {
-            let mut __start: ::core::option::Option<::core::option::Option<i64>> = ::core::option::Option::None;
-            let mut __end: ::core::option::Option<::core::option::Option<i64>> = ::core::option::Option::None;
+            let mut __start: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
+            let mut __end: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
             while let ::core::option::Option::Some(key) = scan.key()? {
                 if envelope(&key, scan)? {
                     continue;
@@ -1323,6 +1354,8 @@ pub mod skynet {
         type Inbound = ServerToClient;
         const NAME: &'static str = "client";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = false;
     }
     /// What the `client` side does with what `server` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ClientHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -1397,6 +1430,8 @@ pub mod skynet {
         type Inbound = ClientToServer;
         const NAME: &'static str = "server";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = false;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {

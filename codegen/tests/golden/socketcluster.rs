@@ -107,36 +107,43 @@ pub mod socketcluster {
             before_handshake: ::core::option::Option::Some(4009),
             before_handshake_reason: ::core::option::Option::None,
             invalid_closes: ::core::option::Option::None,
-            invalid_answers: &[
-                __p::InvalidAnswer {
+            invalid_rules: &[
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[__p::Tag::Str("#subscribe")],
-                    text: "Subscribe channel name was malformatted",
-                    name: ::core::option::Option::Some("InvalidActionError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "Subscribe channel name was malformatted",
+                        name: ::core::option::Option::Some("InvalidActionError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[__p::Tag::Str("#publish")],
-                    text: "Publish channel name was malformatted",
-                    name: ::core::option::Option::Some("InvalidActionError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "Publish channel name was malformatted",
+                        name: ::core::option::Option::Some("InvalidActionError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[__p::Tag::Str("#unsubscribe")],
-                    text: "Unsubscribe channel name was malformatted",
-                    name: ::core::option::Option::Some("InvalidActionError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "Unsubscribe channel name was malformatted",
+                        name: ::core::option::Option::Some("InvalidActionError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Payload,
                     messages: &[],
-                    text: "{detail}",
-                    name: ::core::option::Option::Some("InvalidArgumentsError"),
+                    action: __p::InvalidAction::Answer {
+                        text: "{detail}",
+                        name: ::core::option::Option::Some("InvalidArgumentsError"),
+                    },
                 },
-                __p::InvalidAnswer {
+                __p::InvalidRule {
                     kind: __p::InvalidKind::Unknown,
                     messages: &[],
-                    text: "{detail}",
-                    name: ::core::option::Option::Some("InvalidArgumentsError"),
+                    action: __p::InvalidAction::Ignore,
                 },
             ],
             heartbeats: &[
@@ -382,7 +389,7 @@ pub mod socketcluster {
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub is_bad_token: ::core::option::Option<bool>,
         /// Every other key of the object, kept as sent; written without the keys the
-        /// struct or the envelope writes themselves.
+        /// struct or the frame's envelope writes themselves.
         #[serde(flatten, serialize_with = "__p::serialize_rest::<AuthError, _>")]
         pub details: __p::BTreeMap<::std::string::String, __p::Value>,
     }
@@ -1323,6 +1330,8 @@ pub mod socketcluster {
         type Inbound = ServerToClient;
         const NAME: &'static str = "client";
         const ACCEPTS: bool = false;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `client` side does with what `server` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ClientHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
@@ -1454,6 +1463,8 @@ pub mod socketcluster {
         type Inbound = ClientToServer;
         const NAME: &'static str = "server";
         const ACCEPTS: bool = true;
+        const SENDS_REQUESTS: bool = true;
+        const TAKES_REQUESTS: bool = true;
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {

@@ -630,7 +630,7 @@ fn cases() -> Vec<Case> {
         Handshake => reply, Subscribe => reply, Unsubscribe => reply, Publish => reply,
         Authenticate => reply, RemoveAuthToken, Disconnect, Join => reply,
         SendMessage => reply, Typing, Sum => reply, Fail => reply, Nothing => reply, Shout,
-        CallMe => reply, Login => reply, Logout => reply,
+        CallMe => reply, Login => reply, Logout => reply, Kick => reply,
     });
     direction!(cases, chat::ServerToClient {
         PublishEvent, KickOut, SetAuthToken => reply, RemoveAuthToken, Disconnect, Message,

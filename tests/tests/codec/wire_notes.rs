@@ -1098,8 +1098,8 @@ fn skynet_log() {
         r##"{"type":"log","start":1,"end":2}"##,
         ClientToServer::Log,
         Log {
-            start: Some(1),
-            end: Some(2),
+            start: Some(json!(1)),
+            end: Some(json!(2)),
         },
         None,
         None,
