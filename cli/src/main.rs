@@ -203,9 +203,10 @@ enum ServeCommand {
         /// 1 (`#1` / `#2`) or 2 (empty frames, the 20.x default): the ping / pong.
         #[arg(long, default_value_t = 2)]
         protocol_version: u8,
-        /// The key auth tokens are signed and checked with (HS256).
-        #[arg(long, default_value = "protolink-socketcluster")]
-        auth_secret: String,
+        /// The key auth tokens are signed (HS256) and checked (HS256, HS384 or HS512) with;
+        /// without it, a random key made at start, so tokens last as long as the process.
+        #[arg(long)]
+        auth_secret: Option<String>,
         /// Milliseconds between pings.
         #[arg(long, default_value_t = 8000)]
         ping_interval: u64,

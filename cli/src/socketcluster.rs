@@ -36,8 +36,8 @@ const TOKEN_EXPIRY_S: u64 = 86_400;
 pub(crate) struct ServeOptions {
     /// 1 (`#1` / `#2`) or 2 (empty frames): the ping / pong in use.
     pub(crate) protocol_version: u8,
-    /// The HS256 key auth tokens are signed and checked with.
-    pub(crate) auth_secret: String,
+    /// The key auth tokens are signed and checked with; `None` for a random one made at start.
+    pub(crate) auth_secret: Option<String>,
     /// Milliseconds between the server's pings.
     pub(crate) ping_interval: u64,
     /// Milliseconds without anything from a client after which it is closed (4001).
@@ -124,8 +124,11 @@ pub(crate) fn sign_token(secret: &str, mut claims: Map<String, Value>) -> Result
 
 /// Checks a signed auth token; the error object socketcluster-server sends when it is bad.
 pub(crate) fn verify_token(secret: &str, token: &str) -> Result<Map<String, Value>, sc::AuthError> {
+    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
     use jsonwebtoken::errors::ErrorKind;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    // Whichever HMAC the token names, as socketcluster-server's `jsonwebtoken` verifies it.
+    let mut validation = jsonwebtoken::Validation::new(HS256);
+    validation.algorithms = vec![HS256, HS384, HS512];
     validation.required_spec_claims.clear();
     validation.leeway = 0;
     validation.validate_nbf = true;
@@ -231,8 +234,8 @@ impl<B: Broker> ServerHandler for Connection<B> {
     async fn handshake(&self, request: sc::Handshake) -> Result<sc::HandshakeReply, RemoteError> {
         // A bad token does not fail the handshake: it is reported under `authError`.
         let auth_error = match request.auth_token {
-            None => None,
-            Some(token) => match verify_token(&self.hub.secret, &token) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => match verify_token(&self.hub.secret, &token) {
                 Ok(claims) => {
                     *self.auth() = Some(claims);
                     None
@@ -246,6 +249,16 @@ impl<B: Broker> ServerHandler for Connection<B> {
                     Some(e)
                 }
             },
+            // socketcluster-server's answer to a token that is not a string.
+            Some(_) => {
+                let _ = self.link.send_in_handshake(sc::RemoveAuthToken {}).await;
+                Some(sc::AuthError {
+                    name: "AuthTokenError".to_owned(),
+                    message: "Invalid token format - Token must be a string".to_owned(),
+                    is_bad_token: Some(true),
+                    details: Default::default(),
+                })
+            }
         };
         Ok(sc::HandshakeReply {
             id: self.socket_id.clone(),
@@ -515,15 +528,29 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
             options.ping_timeout,
         ));
     Printer::stdout().line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
-    let mut hub = Hub::new(
-        LocalBroker::new(),
-        options.auth_secret,
-        options.ping_timeout,
-    );
+    let secret = match options.auth_secret {
+        Some(secret) => secret,
+        None => {
+            // Never a key anyone else knows: tokens this process signs are valid only here.
+            tracing::warn!(
+                "no --auth-secret: auth tokens are signed with a random key kept in memory \
+                 only, valid until the server stops"
+            );
+            random_secret()?
+        }
+    };
+    let mut hub = Hub::new(LocalBroker::new(), secret, options.ping_timeout);
     hub.ask_client = options.ask_client;
     let hub = Arc::new(hub);
     let (shutdown, task) = start(server, hub);
     serve_until_signal(shutdown, task).await
+}
+
+/// 32 random bytes from the operating system, as hex.
+fn random_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `protolink socketcluster client` options.
@@ -873,7 +900,7 @@ pub(crate) async fn client(url: &str, options: ClientOptions) -> std::io::Result
         ..LinkConfig::default()
     };
     let session = Session::new().with(sc::Handshake {
-        auth_token: options.auth_token,
+        auth_token: options.auth_token.map(Value::String),
     });
     let handler_inbox = inbox.clone();
     let link = connect(url, config, WsLimits::default(), session, move |_| {

@@ -41,9 +41,11 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The endpoint is going away (server shutdown).
     pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket protocol (RFC 6455).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A frame type the protocol does not use (binary on a text protocol).
     pub const UNSUPPORTED: u16 = 1003;
-    /// A frame's data is not what its type says (a binary frame read as text that is not UTF-8).
+    /// A frame's data is not what its type says (text that is not UTF-8).
     pub const INVALID_DATA: u16 = 1007;
     /// Repeated invalid frames, or a peer too slow to read.
     pub const POLICY: u16 = 1008;
@@ -1076,6 +1078,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                     Some(Err(TransportError::TooLarge)) => {
                         self.link.start_close(close::TOO_BIG, "frame too large").await;
+                    }
+                    Some(Err(TransportError::Protocol(e))) => {
+                        debug!(error = %e, "peer broke the WebSocket protocol");
+                        self.link.start_close(close::PROTOCOL_ERROR, "WebSocket protocol error").await;
+                    }
+                    Some(Err(TransportError::NotUtf8)) => {
+                        self.link.start_close(close::INVALID_DATA, "text frame is not UTF-8").await;
                     }
                     Some(Err(TransportError::Lost(e))) => {
                         debug!(error = %e, "connection lost");

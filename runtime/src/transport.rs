@@ -33,6 +33,13 @@ pub enum TransportError {
     /// A frame exceeded the configured size limit.
     #[error("frame too large")]
     TooLarge,
+    /// The peer broke the WebSocket protocol (a reserved opcode or bit, an unmasked client
+    /// frame, an oversized or fragmented control frame, ...): close 1002.
+    #[error("WebSocket protocol error: {0}")]
+    Protocol(String),
+    /// A text frame (or a close reason) that is not UTF-8: close 1007.
+    #[error("a text frame is not UTF-8")]
+    NotUtf8,
     /// The connection broke.
     #[error("connection lost: {0}")]
     Lost(String),
@@ -72,6 +79,12 @@ where
 fn lost(e: WsError) -> TransportError {
     match e {
         WsError::Capacity(_) => TransportError::TooLarge,
+        WsError::Utf8(_) => TransportError::NotUtf8,
+        // A protocol error that is only the peer vanishing is a lost connection.
+        WsError::Protocol(
+            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => TransportError::Lost(e.to_string()),
+        WsError::Protocol(p) => TransportError::Protocol(p.to_string()),
         other => TransportError::Lost(other.to_string()),
     }
 }

@@ -111,11 +111,16 @@ pub struct Server<S: Side> {
     config: LinkConfig,
     limits: WsLimits,
     max_connections: usize,
+    upgrade_timeout: Duration,
     shutdown_grace: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
     _side: std::marker::PhantomData<fn() -> S>,
 }
+
+/// Connections refused at the connection limit that may be waiting for their HTTP 503 at once;
+/// beyond them a refused connection is dropped without an answer.
+const MAX_REFUSING: usize = 1024;
 
 /// Stops a running server: no new connections, then every link closes with 1001 once its
 /// in-flight requests finished or the grace period ran out.
@@ -138,6 +143,7 @@ impl<S: Side> Server<S> {
             config: LinkConfig::default(),
             limits: WsLimits::default(),
             max_connections: 10_000,
+            upgrade_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             #[cfg(feature = "tls")]
             tls: None,
@@ -170,9 +176,18 @@ impl<S: Side> Server<S> {
         self
     }
 
-    /// Connections at once, at most; more wait in the listen backlog.
+    /// Connections at once, at most (10,000 by default); a WebSocket upgrade beyond them is
+    /// answered with HTTP 503 at once.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a connection may take from TCP accept to a finished WebSocket upgrade (TLS
+    /// included), 10 s by default; a slower one (a half-open connection that sends nothing) is
+    /// dropped, so such connections cannot hold the connection limit.
+    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.upgrade_timeout = timeout;
         self
     }
 
@@ -217,26 +232,46 @@ impl<S: Side> Server<S> {
         F: Fn(Link<S>) -> H + Send + Sync + 'static,
     {
         let permits = Arc::new(Semaphore::new(self.max_connections));
+        let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+        let mut accept_errors = AcceptErrors::default();
         let mut connections = JoinSet::new();
         let (links_tx, _) = tokio::sync::broadcast::channel::<()>(1);
         loop {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                _ = until_set(&mut stop) => break,
-            };
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
                 _ = until_set(&mut stop) => break,
             };
             let (tcp, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    continue;
+                Ok(pair) => {
+                    accept_errors.recovered();
+                    pair
                 }
+                Err(e) => {
+                    // Out of file descriptors (or another passing failure): waiting is the only
+                    // cure, and the error is logged once per wait, not once per attempt.
+                    let wait = accept_errors.failed(&e);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        _ = until_set(&mut stop) => break,
+                    }
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // At the limit: answer the upgrade with 503 at once, within bounds.
+                if let Ok(slot) = refusing.clone().try_acquire_owned() {
+                    let (path, limits, upgrade) =
+                        (self.path.clone(), self.limits, self.upgrade_timeout);
+                    connections.spawn(async move {
+                        let _slot = slot;
+                        let refuse = Upgrade {
+                            path: &path,
+                            full: true,
+                        };
+                        let _ = tokio::time::timeout(upgrade, refuse.plain(tcp, limits)).await;
+                    });
+                }
+                while connections.try_join_next().is_some() {}
+                continue;
             };
             let path = self.path.clone();
             let config = self.config.clone();
@@ -245,6 +280,7 @@ impl<S: Side> Server<S> {
             let make_handler = make_handler.clone();
             let mut stopping = links_tx.subscribe();
             let grace = self.shutdown_grace;
+            let upgrade = self.upgrade_timeout;
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
             #[cfg(not(feature = "tls"))]
@@ -254,7 +290,8 @@ impl<S: Side> Server<S> {
                 async move {
                     let _permit = permit;
                     let _ = tcp.set_nodelay(true);
-                    let link = match accept(tcp, &path, limits, tls).await {
+                    let accepted = tokio::time::timeout(upgrade, accept(tcp, &path, limits, tls));
+                    let link = match accepted.await.ok().flatten() {
                         Some(Accepted::Plain(ws)) => {
                             start::<S, H, _>(*ws, config, session, |link| make_handler(link))
                         }
@@ -296,24 +333,59 @@ type TlsSetting = Option<tokio_rustls::TlsAcceptor>;
 #[cfg(not(feature = "tls"))]
 type TlsSetting = ();
 
+/// How a server answers one WebSocket upgrade: at `path`, or with HTTP 503 when `full`.
+struct Upgrade<'a> {
+    path: &'a str,
+    full: bool,
+}
+
+impl Upgrade<'_> {
+    /// The answer to the upgrade request: the WebSocket, or 404 on another path, or 503 at the
+    /// connection limit.
+    // tungstenite's handshake callback returns its own (large) error response type.
+    #[allow(clippy::result_large_err)]
+    fn answer(&self, req: &HttpRequest, resp: HttpResponse) -> Result<HttpResponse, ErrorResponse> {
+        use tokio_tungstenite::tungstenite::http::StatusCode;
+        let refuse = |status: StatusCode, text: String| {
+            let mut response = ErrorResponse::new(Some(text));
+            *response.status_mut() = status;
+            Err(response)
+        };
+        if req.uri().path().trim_end_matches('/') != self.path.trim_end_matches('/') {
+            refuse(
+                StatusCode::NOT_FOUND,
+                format!("no WebSocket endpoint at {}", req.uri().path()),
+            )
+        } else if self.full {
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is at its connection limit".to_owned(),
+            )
+        } else {
+            Ok(resp)
+        }
+    }
+
+    // tungstenite's handshake callback returns its own (large) error response type.
+    #[allow(clippy::result_large_err)]
+    async fn plain(&self, tcp: TcpStream, limits: WsLimits) -> Option<Accepted> {
+        let answer = |req: &HttpRequest, resp| self.answer(req, resp);
+        match tokio_tungstenite::accept_hdr_async_with_config(tcp, answer, Some(limits.config()))
+            .await
+        {
+            Ok(ws) => Some(Accepted::Plain(Box::new(ws))),
+            Err(e) => {
+                debug!(error = %e, "WebSocket handshake failed");
+                None
+            }
+        }
+    }
+}
+
 /// Runs TLS (when configured) and the WebSocket handshake, refusing paths other than `path`.
-// tungstenite's handshake callback returns its own (large) error response type.
 #[allow(clippy::result_large_err)]
 async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -> Option<Accepted> {
-    let check_path = |req: &HttpRequest,
-                      resp: HttpResponse|
-     -> Result<HttpResponse, ErrorResponse> {
-        if req.uri().path().trim_end_matches('/') == path.trim_end_matches('/') {
-            Ok(resp)
-        } else {
-            let mut not_found = ErrorResponse::new(Some(format!(
-                "no WebSocket endpoint at {}",
-                req.uri().path()
-            )));
-            *not_found.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
-            Err(not_found)
-        }
-    };
+    let upgrade = Upgrade { path, full: false };
     #[cfg(feature = "tls")]
     if let Some(acceptor) = tls {
         let stream = match acceptor.accept(tcp).await {
@@ -323,9 +395,10 @@ async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -
                 return None;
             }
         };
+        let answer = |req: &HttpRequest, resp| upgrade.answer(req, resp);
         return match tokio_tungstenite::accept_hdr_async_with_config(
             stream,
-            check_path,
+            answer,
             Some(limits.config()),
         )
         .await
@@ -339,14 +412,40 @@ async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -
     }
     #[cfg(not(feature = "tls"))]
     let () = tls;
-    match tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(limits.config()))
-        .await
-    {
-        Ok(ws) => Some(Accepted::Plain(Box::new(ws))),
-        Err(e) => {
-            debug!(error = %e, "WebSocket handshake failed");
-            None
+    upgrade.plain(tcp, limits).await
+}
+
+/// Failed accepts: a growing wait before the next attempt (5 ms doubling up to 1 s), and one
+/// warning per second at most, counting the failures it stands for.
+#[derive(Default)]
+struct AcceptErrors {
+    failures: u32,
+    unreported: u64,
+    reported_at: Option<tokio::time::Instant>,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.unreported += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .reported_at
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            warn!(%error, failures = self.unreported, "accept failed; waiting before the next");
+            self.unreported = 0;
+            self.reported_at = Some(now);
         }
+        Duration::from_millis(5 << self.failures.min(8).saturating_sub(1))
+            .min(Duration::from_secs(1))
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            debug!(failures = self.failures, "accepting again");
+        }
+        self.failures = 0;
     }
 }
 

@@ -457,3 +457,68 @@ async fn listen_says_goodbye_with_a_close_frame() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Out of file descriptors, the server waits before accepting again and says so once a second
+/// (not once per attempt), and serves again as soon as descriptors are free.
+#[tokio::test]
+async fn running_out_of_file_descriptors_backs_off_and_recovers() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut server = tokio::process::Command::new("bash")
+        .args([
+            "-c",
+            r#"ulimit -n 64 && exec "$0" serve skynet --listen 127.0.0.1:0"#,
+            env!("CARGO_BIN_EXE_protolink"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut err = BufReader::new(server.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/connect")
+        .to_owned();
+    // More half-open connections than the server has descriptors.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let failing = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = err.next_line().await {
+            if line.contains("accept failed") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(failing.is_ok(), "no accept failure reported");
+    // Over the next second and a half: a couple of warnings, not thousands.
+    let mut warnings = 0;
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(1500), async {
+        while let Ok(Some(line)) = err.next_line().await {
+            warnings += usize::from(line.contains("accept failed"));
+        }
+    })
+    .await;
+    assert!(warnings <= 3, "{warnings} warnings in 1.5 s");
+    drop(held);
+    let served = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await {
+                send(&mut ws, json!({"type": "open", "channel": 1})).await;
+                return recv(&mut ws).await;
+            }
+        }
+    })
+    .await
+    .expect("served again once descriptors are free");
+    assert_eq!(served["channels"], json!([1]));
+}

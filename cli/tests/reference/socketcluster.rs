@@ -732,3 +732,61 @@ async fn malformed_channel_names_are_refused_as_the_real_server_does() {
     assert_eq!(malformed_requests(&ours.url).await, expected);
     terminate(ours).await;
 }
+
+/// What the real server accepts and answers, auth-wise: an HS512 token signed with the secret,
+/// a token that is not a string (`AuthTokenError` in the reply, not a close), and no public
+/// default secret when none is given.
+#[tokio::test]
+async fn auth_tokens_as_the_real_server_takes_them() {
+    let sign = |secret: &str, algorithm| {
+        let claims = json!({"user": "ann"});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(algorithm),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let handshake = |token: Value| {
+        json!({"event": "#handshake", "data": {"authToken": token}, "cid": 1}).to_string()
+    };
+    let server = our_server("2", &[]).await;
+    for algorithm in [
+        jsonwebtoken::Algorithm::HS256,
+        jsonwebtoken::Algorithm::HS384,
+        jsonwebtoken::Algorithm::HS512,
+    ] {
+        let mut ws = raw(&server.url).await;
+        send(&mut ws, &handshake(json!(sign("test-secret", algorithm)))).await;
+        let reply = recv(&mut ws).await;
+        assert_eq!(
+            reply["data"]["isAuthenticated"], true,
+            "{algorithm:?}: {reply}"
+        );
+    }
+    let mut ws = raw(&server.url).await;
+    send(&mut ws, &handshake(json!(5))).await;
+    let mut frames = [recv(&mut ws).await, recv(&mut ws).await];
+    frames.sort_by_key(|f| f.get("rid").is_some());
+    assert_eq!(frames[0], json!({"event": "#removeAuthToken"}));
+    assert_eq!(
+        frames[1]["data"]["authError"],
+        json!({"name": "AuthTokenError", "message": "Invalid token format - Token must be a string", "isBadToken": true})
+    );
+    terminate(server).await;
+
+    // Without --auth-secret the key is random: a token signed with the old public default
+    // (or any guess) does not authenticate.
+    let server = spawn(&["serve", "socketcluster", "--listen", "127.0.0.1:0"]).await;
+    let mut ws = raw(&server.url).await;
+    let guessed = sign("protolink-socketcluster", jsonwebtoken::Algorithm::HS256);
+    send(&mut ws, &handshake(json!(guessed))).await;
+    let mut frames = [recv(&mut ws).await, recv(&mut ws).await];
+    frames.sort_by_key(|f| f.get("rid").is_some());
+    assert_eq!(frames[1]["data"]["isAuthenticated"], false, "{frames:?}");
+    assert_eq!(
+        frames[1]["data"]["authError"]["name"],
+        "AuthTokenInvalidError"
+    );
+    terminate(server).await;
+}

@@ -371,8 +371,6 @@ pub mod chat {
             }
         }
     }
-    /// A signed auth token (a JWT), or `null` when the client has none.
-    pub type SignedAuthToken = ::core::option::Option<::std::string::String>;
     /// The server's answer to `#handshake`.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
@@ -692,10 +690,12 @@ pub mod chat {
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Handshake {
-        /// The signed auth token (a JWT) from an earlier `#setAuthToken`, or `null` for none.
+        /// The signed auth token (a JWT) from an earlier `#setAuthToken`, or `null` for none. Any
+        /// JSON value is accepted here: socketcluster-server answers one that is not a string with
+        /// an `AuthTokenError` in the reply, not by closing.
         #[serde(rename = "authToken")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-        pub auth_token: SignedAuthToken,
+        pub auth_token: ::core::option::Option<__p::Value>,
     }
     impl<'de> __p::ScanDecode<'de> for Handshake {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -709,7 +709,9 @@ pub mod chat {
         where
             F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
         {
-            let mut __auth_token: ::core::option::Option<SignedAuthToken> = ::core::option::Option::None;
+            let mut __auth_token: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
             while let ::core::option::Option::Some(key) = scan.key()? {
                 if envelope(&key, scan)? {
                     continue;

@@ -609,9 +609,9 @@ fn clusterio_later_format_is_not_this_protocol() {
 // SocketCluster (seed 001; socketcluster-server / socketcluster-client 20.x)
 // ---------------------------------------------------------------------------------------------
 
-/// `#handshake` sends `"authToken": null` when the client has no token. The field is
-/// `SignedAuthToken?` (a nullable string, optional): `null` and a left-out key both decode as
-/// `None`, and `None` is written by leaving the key out, so this frame re-encodes as
+/// `#handshake` sends `"authToken": null` when the client has no token. The field is `any?`
+/// (the server answers a token that is not a string itself): `null` and a left-out key both
+/// decode as `None`, and `None` is written by leaving the key out, so this frame re-encodes as
 /// `"data": {}`. Both mean "no token" to a 20.x server (it tests the token for truthiness); the
 /// explicit `null` is what cannot be reproduced.
 #[test]

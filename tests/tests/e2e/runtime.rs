@@ -297,6 +297,166 @@ async fn answered_requests_and_unknown_events_never_count() {
     assert_eq!(next(&mut ws).await.unwrap()["r"]["name"], "g7");
 }
 
+/// Half-open connections (TCP, then nothing) cannot hold the connection limit: a client beyond
+/// the limit is refused with HTTP 503 at once, and the half-open ones are dropped when the
+/// upgrade timeout runs out, after which clients are served again.
+#[tokio::test]
+async fn half_open_connections_time_out_and_the_limit_answers_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::<lc::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .max_connections(2)
+        .upgrade_timeout(Duration::from_millis(300));
+    let addr = server.local_addr().unwrap();
+    let url = format!("ws://{addr}/");
+    let (_shutdown, _task) = server.serve(lc_server_session(), |_| Guilds);
+    let mut half_open = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Half a request line, then silence.
+        tcp.write_all(b"GET / HT").await.unwrap();
+        half_open.push(tcp);
+    }
+    let refused = tokio::time::timeout(WAIT, async {
+        // The accept loop may not have taken both half-open connections yet.
+        loop {
+            match tokio_tungstenite::connect_async(&url).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    return response.status().as_u16();
+                }
+                Ok((mut ws, _)) => {
+                    let _ = ws.close(None).await;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("a 503 in time");
+    assert_eq!(refused, 503);
+    for mut tcp in half_open {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let mut ws = raw_lc(&url).await;
+    ws.send(Ws::text(r#"{"op":4,"w":"GET_GUILD","a":["7"],"n":1}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["r"]["name"], "g7");
+}
+
+/// A WebSocket opened by hand on a raw socket, for frames no client library would send.
+async fn raw_upgrade(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
+}
+
+/// The code of the close frame the server sends next (skipping other frames), or `None` when
+/// the connection ends without one.
+async fn raw_close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut head = [0u8; 2];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut head))
+            .await
+            .unwrap()
+            .ok()?;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                tcp.read_exact(&mut ext).await.ok()?;
+                usize::from(u16::from_be_bytes(ext))
+            }
+            127 => return None,
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload).await.ok()?;
+        if head[0] & 0x0f == 0x8 {
+            return Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
+        }
+    }
+}
+
+/// A client frame (masked with a zero key unless `masked` is false).
+fn raw_frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut frame = vec![first];
+    let len = u8::try_from(payload.len()).expect("a short payload");
+    if masked {
+        frame.push(0x80 | len);
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+    } else {
+        frame.push(len);
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Frames that break RFC 6455 are answered with a close frame saying why (1002, or 1007 for
+/// text that is not UTF-8), as the real socketcluster-server does, not a dropped connection.
+#[tokio::test]
+async fn protocol_errors_close_with_1002_and_bad_text_with_1007() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (_shutdown, _task) = server.serve(lc_server_session(), |_| Guilds);
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        (
+            "text that is not UTF-8",
+            raw_frame(0x81, b"\xff\xfe", true),
+            1007,
+        ),
+        ("a reserved opcode", raw_frame(0x83, b"{}", true), 1002),
+        (
+            "RSV1 without an extension",
+            raw_frame(0xc1, b"{}", true),
+            1002,
+        ),
+        (
+            "an unmasked client frame",
+            raw_frame(0x81, b"{}", false),
+            1002,
+        ),
+        (
+            "a control frame over 125 bytes",
+            {
+                let mut frame = vec![0x89, 0x80 | 126, 0, 200, 0, 0, 0, 0];
+                frame.extend_from_slice(&[b'x'; 200]);
+                frame
+            },
+            1002,
+        ),
+    ];
+    for (what, frame, code) in cases {
+        let mut tcp = raw_upgrade(addr).await;
+        tcp.write_all(&frame).await.unwrap();
+        assert_eq!(raw_close_code(&mut tcp).await, Some(code), "{what}");
+    }
+}
+
 #[tokio::test]
 async fn a_vanishing_peer_fails_pending_requests() {
     // A server that takes the request and drops the TCP connection without a close frame.
