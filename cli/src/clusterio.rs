@@ -1248,15 +1248,11 @@ pub(crate) async fn ctl(url: &str, token: String, command: CtlCommand) -> io::Re
         })
         .describe_invalid(describe);
     let printer = out.clone();
-    let link = connect::<ControlWithMaster, _>(
-        url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        session,
-        move |_| OutputPrinter { out: printer },
-    )
-    .await
-    .map_err(io::Error::other)?;
+    let link = connect::<ControlWithMaster>(url)
+        .session(session)
+        .handler(move |_| OutputPrinter { out: printer })
+        .await
+        .map_err(io::Error::other)?;
     let reply = match command {
         CtlCommand::ListSlaves => reply_line(link.list_slaves(cl::ListSlaves {}).await),
         CtlCommand::ListInstances => reply_line(link.list_instances(cl::ListInstances {}).await),

@@ -5,11 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protolink::ws::{Backoff, ReconnectingClient, Server, WsLimits};
+use protolink::ws::{Backoff, ReconnectingClient, WsLimits, WsServer};
 use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::litecord_example::{
-    self as lc, Client, ClientHandler, ClientSender, Server as ServerSide, ServerHandler,
-    ServerSender,
+    self as lc, Client, ClientHandler, ClientSender, Server, ServerHandler, ServerSender,
 };
 
 use crate::output::{Printer, serve_until_signal, shutdown_signal};
@@ -44,7 +43,7 @@ pub(crate) async fn serve(
     hb_interval: u32,
     validate: Option<String>,
 ) -> std::io::Result<()> {
-    let server = Server::<ServerSide>::bind(listen).await?.path("/");
+    let server = WsServer::<Server>::bind(listen).await?.path("/");
     let out = Printer::stdout();
     out.line_text(&format!("listening on ws://{}/", server.local_addr()?));
     let session =
@@ -61,7 +60,7 @@ pub(crate) async fn serve(
                 }
             });
     let printer = out.clone();
-    let (shutdown, task) = server.serve(session, move |link: Link<ServerSide>| {
+    let (shutdown, task) = server.serve(session, move |link: Link<Server>| {
         if let Some(token) = validate.clone() {
             // Ask every client about a token once it is authenticated, as the real gateway does.
             let out = printer.clone();

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protolink::broker::{Broker, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
-use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, Server, WsLimits, connect};
+use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, WsServer, connect};
 use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
 
@@ -234,7 +234,7 @@ pub(crate) fn server_session() -> Session<sk::Server> {
 
 /// Starts serving on `server` with a hub; returns the shutdown handle and the accept task.
 pub(crate) fn start<B: Broker>(
-    server: Server<sk::Server>,
+    server: WsServer<sk::Server>,
     hub: Arc<Hub<B>>,
 ) -> (protolink::ws::ShutdownHandle, tokio::task::JoinHandle<()>) {
     server.serve(server_session(), move |link| Connection {
@@ -247,7 +247,7 @@ pub(crate) fn start<B: Broker>(
 
 /// `protolink serve skynet`.
 pub(crate) async fn serve(listen: &str, log_size: usize) -> std::io::Result<()> {
-    let server = Server::<sk::Server>::bind(listen).await?.path("/connect");
+    let server = WsServer::<sk::Server>::bind(listen).await?.path("/connect");
     Printer::stdout().line_text(&format!(
         "listening on ws://{}/connect",
         server.local_addr()?
@@ -279,15 +279,10 @@ pub(crate) fn parse_channel(text: &str) -> Channel {
 }
 
 async fn client(url: &str, out: Printer) -> Result<Link<sk::Client>, std::io::Error> {
-    connect(
-        url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        Session::new(),
-        move |_| Listener { out },
-    )
-    .await
-    .map_err(std::io::Error::other)
+    connect(url)
+        .handler(move |_| Listener { out })
+        .await
+        .map_err(std::io::Error::other)
 }
 
 /// `protolink skynet listen`: opens the channels and prints messages until interrupted. It

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use protolink::broker::{Broker, Deliver, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
 use protolink::wire::RequestId;
-use protolink::ws::{Server, WsLimits, connect};
+use protolink::ws::{WsServer, connect};
 use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::chat::{
     self as sc, ClientHandler, ClientSender, CloseCode, ServerHandler, ServerSender,
@@ -481,7 +481,7 @@ pub(crate) fn link_config(
 
 /// Starts serving on `server` with a hub; returns the shutdown handle and the accept task.
 pub(crate) fn start<B: Broker>(
-    server: Server<sc::Server>,
+    server: WsServer<sc::Server>,
     hub: Arc<Hub<B>>,
 ) -> (protolink::ws::ShutdownHandle, tokio::task::JoinHandle<()>) {
     server.serve(server_session(), move |link| {
@@ -519,7 +519,7 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
     if !matches!(options.protocol_version, 1 | 2) {
         return Err(std::io::Error::other("--protocol-version must be 1 or 2"));
     }
-    let server = Server::<sc::Server>::bind(listen)
+    let server = WsServer::<sc::Server>::bind(listen)
         .await?
         .path(PATH)
         .link_config(link_config(
@@ -903,13 +903,14 @@ pub(crate) async fn client(url: &str, options: ClientOptions) -> std::io::Result
         auth_token: options.auth_token.map(Value::String),
     });
     let handler_inbox = inbox.clone();
-    let link = connect(url, config, WsLimits::default(), session, move |_| {
-        ClientSide {
+    let link = connect(url)
+        .config(config)
+        .session(session)
+        .handler(move |_| ClientSide {
             inbox: handler_inbox,
-        }
-    })
-    .await
-    .map_err(std::io::Error::other)?;
+        })
+        .await
+        .map_err(std::io::Error::other)?;
     let reply = link
         .handshake_reply()
         .and_then(|raw| serde_json::from_str::<sc::HandshakeReply>(raw.get()).ok());

@@ -8,7 +8,7 @@ use protolink_codegen::model::MAX_PROTOCOL_NAME;
 /// A small protocol called `name`, with `items` after its protocol block.
 fn definition(name: &str, items: &str) -> String {
     format!(
-        "protocol {name} {{\n    version \"1\"\n    wire {{\n        tag type string\n        payload inline\n    }}\n}}\n{items}"
+        "protocol {name} {{\n    version \"1\"\n    wire {{\n        tag type string\n        payload inline\n        request ordered\n        response tag \"result\", for for\n    }}\n}}\n{items}"
     )
 }
 

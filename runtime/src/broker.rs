@@ -46,6 +46,22 @@ pub trait Broker: Send + Sync + 'static {
         frame: &str,
         except: Option<SubscriberId>,
     ) -> impl Future<Output = usize> + Send;
+
+    /// Encodes `message` once, as side `S` sends it, and delivers it like [`Broker::publish`]:
+    /// typed fan-out, `broker.publish_message::<chat::Server, _>(&["room"], &msg, None)`.
+    fn publish_message<S, M>(
+        &self,
+        topics: &[&str],
+        message: &M,
+        except: Option<SubscriberId>,
+    ) -> impl Future<Output = Result<usize, crate::SendError>> + Send
+    where
+        S: crate::Side,
+        M: crate::Message + crate::SendableBy<S>,
+    {
+        let frame = crate::link::encode_frame::<S, M>(message);
+        async move { Ok(self.publish(topics, &frame?, except).await) }
+    }
 }
 
 /// Each topic's subscribers.

@@ -26,6 +26,17 @@ pub use message::{
 };
 pub use validate::{Validate, ValidationError, ValidationErrors, Validator};
 
+/// What a program built on generated bindings uses, in one `use protolink::prelude::*;`: links
+/// and their settings, the sending trait the generated `{Side}Sender` traits build on, the
+/// errors, and the connectors.
+pub mod prelude {
+    pub use crate::broker::{Broker, LocalBroker};
+    pub use crate::ws::{Backoff, ConnectError, ReconnectingClient, WsLimits, WsServer, connect};
+    pub use crate::{
+        Empty, Link, LinkConfig, LinkState, RemoteError, RequestError, SendError, Sender, Session,
+    };
+}
+
 /// A request did not get a successful reply.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {

@@ -71,22 +71,129 @@ pub enum ConnectError {
     },
 }
 
-/// Connects to `url` and runs the protocol's handshake; returns once the link is ready.
-pub async fn connect<S, H>(
-    url: &str,
+/// Connects to `url` as side `S`: `connect::<chat::Client>(url).await` opens a link with the
+/// default settings and no handler (`()`: requests from the peer are refused, events ignored),
+/// once the protocol's handshake is done. Settings, the session and the handler are optional:
+///
+/// ```ignore
+/// let link = connect::<chat::Client>("ws://127.0.0.1:8000/")
+///     .session(Session::new().with(chat::Hello { name: "ann".into() }))
+///     .handler(|link| App { link })
+///     .await?;
+/// ```
+///
+/// [`Connect::reconnecting`] keeps such a link up instead.
+pub fn connect<S: Side>(url: impl Into<String>) -> Connect<S, fn(Link<S>)> {
+    Connect {
+        url: url.into(),
+        config: LinkConfig::default(),
+        limits: WsLimits::default(),
+        session: Session::new(),
+        make_handler: |_| (),
+    }
+}
+
+/// A connection about to be made: see [`connect`]. `F` builds the link's handler.
+#[must_use = "a connection is made when it is awaited"]
+pub struct Connect<S: Side, F> {
+    url: String,
     config: LinkConfig,
     limits: WsLimits,
     session: Session<S>,
-    make_handler: impl FnOnce(Link<S>) -> H,
-) -> Result<Link<S>, ConnectError>
+    make_handler: F,
+}
+
+impl<S: Side, F> Connect<S, F> {
+    /// Limits and timeouts of the link.
+    pub fn config(mut self, config: LinkConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// WebSocket size limits.
+    pub fn limits(mut self, limits: WsLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What this side sends in the handshake, and checks of the peer's.
+    pub fn session(mut self, session: Session<S>) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Builds the link's handler from the link (to send from inside handlers).
+    pub fn handler<G, H>(self, make_handler: G) -> Connect<S, G>
+    where
+        G: FnOnce(Link<S>) -> H,
+    {
+        Connect {
+            url: self.url,
+            config: self.config,
+            limits: self.limits,
+            session: self.session,
+            make_handler,
+        }
+    }
+
+    /// Connects and runs the protocol's handshake; returns once the link is ready (what
+    /// awaiting the `Connect` does).
+    pub async fn open<H>(self) -> Result<Link<S>, ConnectError>
+    where
+        F: FnOnce(Link<S>) -> H,
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+    {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            self.url.as_str(),
+            Some(self.limits.config()),
+            true,
+        )
+        .await?;
+        let link = start::<S, H, MaybeTlsStream<TcpStream>>(
+            ws,
+            self.config,
+            self.session,
+            self.make_handler,
+        );
+        wait_ready(link).await
+    }
+
+    /// Keeps a link to the server up instead: connects in the background, and after every drop
+    /// waits (`backoff`, never below the protocol's `reconnect min`) and connects again, running
+    /// the session and then `on_connect` (to re-run subscriptions) each time.
+    pub fn reconnecting<H, C, Fut>(self, backoff: Backoff, on_connect: C) -> ReconnectingClient<S>
+    where
+        F: Fn(Link<S>) -> H + Send + Sync + 'static,
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+        C: Fn(Link<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        ReconnectingClient::start(
+            self.url,
+            self.config,
+            self.limits,
+            backoff,
+            self.session,
+            self.make_handler,
+            on_connect,
+        )
+    }
+}
+
+impl<S, F, H> std::future::IntoFuture for Connect<S, F>
 where
     S: Side + Dispatch<H>,
+    F: FnOnce(Link<S>) -> H + Send + 'static,
     H: Send + Sync + 'static,
 {
-    let (ws, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(limits.config()), true).await?;
-    let link = start::<S, H, MaybeTlsStream<TcpStream>>(ws, config, session, make_handler);
-    wait_ready(link).await
+    type Output = Result<Link<S>, ConnectError>;
+    type IntoFuture = std::pin::Pin<Box<dyn Future<Output = Result<Link<S>, ConnectError>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.open())
+    }
 }
 
 fn start<S, H, T>(
@@ -104,8 +211,9 @@ where
     Link::spawn(source, sink, config, session, make_handler)
 }
 
-/// A WebSocket server for side `S` of a protocol.
-pub struct Server<S: Side> {
+/// A WebSocket server for side `S` of a protocol (named apart from the generated `Server` side
+/// markers).
+pub struct WsServer<S: Side> {
     listener: TcpListener,
     path: String,
     config: LinkConfig,
@@ -134,10 +242,10 @@ impl ShutdownHandle {
     }
 }
 
-impl<S: Side> Server<S> {
-    /// Binds `addr` (port 0 picks a free port; see [`Server::local_addr`]).
+impl<S: Side> WsServer<S> {
+    /// Binds `addr` (port 0 picks a free port; see [`WsServer::local_addr`]).
     pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Self> {
-        Ok(Server {
+        Ok(WsServer {
             listener: TcpListener::bind(addr).await?,
             path: "/".to_owned(),
             config: LinkConfig::default(),
@@ -585,7 +693,12 @@ impl<S: Side> ReconnectingClient<S> {
             loop {
                 let _ = state_tx.send(ConnectionState::Connecting);
                 let connected = tokio::select! {
-                    r = connect(&url, config.clone(), limits, session.clone(), &make_handler) => r,
+                    r = connect(url.as_str())
+                        .config(config.clone())
+                        .limits(limits)
+                        .session(session.clone())
+                        .handler(&make_handler)
+                        .open() => r,
                     _ = until_set(&mut stop_rx) => break,
                 };
                 match connected {

@@ -1598,6 +1598,22 @@ impl Emitter<'_> {
         let handler_doc = format!(
             " What the `{me_name}` side does with what `{peer_name}` sends; the runtime calls it for every message the session driver does not handle itself."
         );
+        // `()` handles everything: requests are refused with an error naming them, events ignored.
+        let unit_methods = handled.iter().filter(|m| m.kind == Kind::Request).map(|m| {
+            let method = ident(&m.method);
+            let ty = ident(&m.rust_name);
+            let reply = self.reply_type(m);
+            let text = format!("{} is not handled here", m.name);
+            quote! {
+                async fn #method(&self, request: #ty) -> ::core::result::Result<#reply, __p::RemoteError> {
+                    let _ = request;
+                    ::core::result::Result::Err(__p::RemoteError::new(#text))
+                }
+            }
+        });
+        let unit_doc = format!(
+            " A `{me_name}` with nothing to handle: every request is answered with an error, every event ignored."
+        );
 
         let sent: Vec<&Message> = self
             .p
@@ -1636,6 +1652,11 @@ impl Emitter<'_> {
             #[doc = #handler_doc]
             pub trait #handler: ::core::marker::Send + ::core::marker::Sync + 'static {
                 #(#methods)*
+            }
+
+            #[doc = #unit_doc]
+            impl #handler for () {
+                #(#unit_methods)*
             }
 
             impl<H: #handler> __p::Dispatch<H> for #side {

@@ -281,6 +281,7 @@ impl<'a> Checker<'a> {
                     strict: false,
                     batch: false,
                     binary_text: false,
+                    replies: false,
                 },
                 close_codes: Vec::new(),
                 session: Session::default(),
@@ -335,6 +336,7 @@ impl<'a> Checker<'a> {
         self.resolve_types();
         self.messages();
         self.session_directives();
+        self.check_replies();
         self.check_sender_methods();
         self.check_struct_cycles();
         self.p
@@ -1024,6 +1026,7 @@ impl<'a> Checker<'a> {
     }
 
     fn response(&mut self, item: &ast::Directive) {
+        self.p.wire.replies = true;
         let mut matched = None;
         for clause in &item.clauses {
             let atoms = &clause.atoms;
@@ -2222,6 +2225,32 @@ impl<'a> Checker<'a> {
     }
 
     // ---- messages ------------------------------------------------------------------------
+
+    /// Requests need a way to tell their replies: without a `response` directive every request
+    /// would wait for its timeout.
+    fn check_replies(&mut self) {
+        if self.p.wire.replies || self.p.wire.tag.is_empty() {
+            return;
+        }
+        let first = self.file.items.iter().find_map(|item| match item {
+            ast::Item::Message(m) if m.kind == ast::MessageKind::Request => Some(m.name.span),
+            _ => None,
+        });
+        if let Some(span) = first {
+            self.err(
+                Diagnostic::error(
+                    "E0115",
+                    "a request, but no way to recognise its reply",
+                    span,
+                    "a request",
+                )
+                .with_help(
+                    "declare how replies are framed in `wire`, e.g. \
+                     `response tag \"reply\", for to, id id` or `response untagged, id rid`",
+                ),
+            );
+        }
+    }
 
     fn messages(&mut self) {
         for item in &self.file.items {

@@ -78,6 +78,8 @@ pub struct Wire {
     pub batch: bool,
     /// Binary frames are read as UTF-8 text.
     pub binary_text: bool,
+    /// Whether the profile says how replies are recognised (a `response` directive).
+    pub replies: bool,
 }
 
 /// How events or requests are framed.

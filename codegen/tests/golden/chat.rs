@@ -2672,6 +2672,36 @@ pub mod chat {
             async {}
         }
     }
+    /// A `client` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ClientHandler for () {
+        async fn set_auth_token(
+            &self,
+            request: SetAuthToken,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("set_auth_token is not handled here"),
+            )
+        }
+        async fn ping_client(
+            &self,
+            request: PingClient,
+        ) -> ::core::result::Result<PingClientReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("ping_client is not handled here"),
+            )
+        }
+        async fn ask_client(
+            &self,
+            request: AskClient,
+        ) -> ::core::result::Result<__p::Value, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("askClient is not handled here"),
+            )
+        }
+    }
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
         async fn dispatch(handler: &H, message: ServerToClient) -> __p::Outcome {
             let _ = handler;
@@ -3021,6 +3051,133 @@ pub mod chat {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<__p::Empty, __p::RemoteError>,
         > + ::core::marker::Send;
+    }
+    /// A `server` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ServerHandler for () {
+        async fn handshake(
+            &self,
+            request: Handshake,
+        ) -> ::core::result::Result<HandshakeReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("handshake is not handled here"),
+            )
+        }
+        async fn subscribe(
+            &self,
+            request: Subscribe,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("subscribe is not handled here"),
+            )
+        }
+        async fn unsubscribe(
+            &self,
+            request: Unsubscribe,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("unsubscribe is not handled here"),
+            )
+        }
+        async fn publish(
+            &self,
+            request: Publish,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("publish is not handled here"),
+            )
+        }
+        async fn authenticate(
+            &self,
+            request: Authenticate,
+        ) -> ::core::result::Result<AuthenticateReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("authenticate is not handled here"),
+            )
+        }
+        async fn join(
+            &self,
+            request: Join,
+        ) -> ::core::result::Result<JoinReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("join is not handled here"),
+            )
+        }
+        async fn send_message(
+            &self,
+            request: SendMessage,
+        ) -> ::core::result::Result<SendMessageReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("sendMessage is not handled here"),
+            )
+        }
+        async fn sum(
+            &self,
+            request: Sum,
+        ) -> ::core::result::Result<i64, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(__p::RemoteError::new("sum is not handled here"))
+        }
+        async fn fail(
+            &self,
+            request: Fail,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("fail is not handled here"),
+            )
+        }
+        async fn nothing(
+            &self,
+            request: Nothing,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("nothing is not handled here"),
+            )
+        }
+        async fn call_me(
+            &self,
+            request: CallMe,
+        ) -> ::core::result::Result<__p::Value, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("callMe is not handled here"),
+            )
+        }
+        async fn login(
+            &self,
+            request: Login,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("login is not handled here"),
+            )
+        }
+        async fn logout(
+            &self,
+            request: Logout,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("logout is not handled here"),
+            )
+        }
+        async fn kick(
+            &self,
+            request: Kick,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("kick is not handled here"),
+            )
+        }
     }
     impl<H: ServerHandler> __p::Dispatch<H> for Server {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {

@@ -2539,6 +2539,8 @@ pub mod clusterio {
             async {}
         }
     }
+    /// A `control` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ControlWithMasterHandler for () {}
     impl<H: ControlWithMasterHandler> __p::Dispatch<H> for ControlWithMaster {
         async fn dispatch(handler: &H, message: MasterToControl) -> __p::Outcome {
             let _ = handler;
@@ -2764,6 +2766,119 @@ pub mod clusterio {
             Output = ::core::result::Result<SendRconReply, __p::RemoteError>,
         > + ::core::marker::Send;
     }
+    /// A `master` with nothing to handle: every request is answered with an error, every event ignored.
+    impl MasterWithControlHandler for () {
+        async fn list_slaves(
+            &self,
+            request: ListSlaves,
+        ) -> ::core::result::Result<ListSlavesReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("list_slaves is not handled here"),
+            )
+        }
+        async fn list_instances(
+            &self,
+            request: ListInstances,
+        ) -> ::core::result::Result<ListInstancesReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("list_instances is not handled here"),
+            )
+        }
+        async fn set_instance_output_subscriptions(
+            &self,
+            request: SetInstanceOutputSubscriptions,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new(
+                    "set_instance_output_subscriptions is not handled here",
+                ),
+            )
+        }
+        async fn create_instance(
+            &self,
+            request: CreateInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("create_instance is not handled here"),
+            )
+        }
+        async fn get_instance_config(
+            &self,
+            request: GetInstanceConfig,
+        ) -> ::core::result::Result<GetInstanceConfigReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("get_instance_config is not handled here"),
+            )
+        }
+        async fn set_instance_config_field(
+            &self,
+            request: SetInstanceConfigField,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("set_instance_config_field is not handled here"),
+            )
+        }
+        async fn assign_instance_command(
+            &self,
+            request: AssignInstanceCommand,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("assign_instance_command is not handled here"),
+            )
+        }
+        async fn start_instance(
+            &self,
+            request: StartInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("start_instance is not handled here"),
+            )
+        }
+        async fn create_save(
+            &self,
+            request: CreateSave,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("create_save is not handled here"),
+            )
+        }
+        async fn stop_instance(
+            &self,
+            request: StopInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("stop_instance is not handled here"),
+            )
+        }
+        async fn delete_instance(
+            &self,
+            request: DeleteInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("delete_instance is not handled here"),
+            )
+        }
+        async fn send_rcon(
+            &self,
+            request: SendRcon,
+        ) -> ::core::result::Result<SendRconReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("send_rcon is not handled here"),
+            )
+        }
+    }
     impl<H: MasterWithControlHandler> __p::Dispatch<H> for MasterWithControl {
         async fn dispatch(handler: &H, message: ControlToMaster) -> __p::Outcome {
             let _ = handler;
@@ -2881,6 +2996,63 @@ pub mod clusterio {
             Output = ::core::result::Result<SendRconReply, __p::RemoteError>,
         > + ::core::marker::Send;
     }
+    /// A `slave` with nothing to handle: every request is answered with an error, every event ignored.
+    impl SlaveWithMasterHandler for () {
+        async fn assign_instance(
+            &self,
+            request: AssignInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("assign_instance is not handled here"),
+            )
+        }
+        async fn start_instance(
+            &self,
+            request: StartInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("start_instance is not handled here"),
+            )
+        }
+        async fn create_save(
+            &self,
+            request: CreateSave,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("create_save is not handled here"),
+            )
+        }
+        async fn stop_instance(
+            &self,
+            request: StopInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("stop_instance is not handled here"),
+            )
+        }
+        async fn delete_instance(
+            &self,
+            request: DeleteInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("delete_instance is not handled here"),
+            )
+        }
+        async fn send_rcon(
+            &self,
+            request: SendRcon,
+        ) -> ::core::result::Result<SendRconReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("send_rcon is not handled here"),
+            )
+        }
+    }
     impl<H: SlaveWithMasterHandler> __p::Dispatch<H> for SlaveWithMaster {
         async fn dispatch(handler: &H, message: MasterToSlave) -> __p::Outcome {
             let _ = handler;
@@ -2966,6 +3138,8 @@ pub mod clusterio {
             async {}
         }
     }
+    /// A `master` with nothing to handle: every request is answered with an error, every event ignored.
+    impl MasterWithSlaveHandler for () {}
     impl<H: MasterWithSlaveHandler> __p::Dispatch<H> for MasterWithSlave {
         async fn dispatch(handler: &H, message: SlaveToMaster) -> __p::Outcome {
             let _ = handler;
@@ -3084,6 +3258,45 @@ pub mod clusterio {
             Output = ::core::result::Result<SendRconReply, __p::RemoteError>,
         > + ::core::marker::Send;
     }
+    /// A `instance` with nothing to handle: every request is answered with an error, every event ignored.
+    impl InstanceWithSlaveHandler for () {
+        async fn start_instance(
+            &self,
+            request: StartInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("start_instance is not handled here"),
+            )
+        }
+        async fn create_save(
+            &self,
+            request: CreateSave,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("create_save is not handled here"),
+            )
+        }
+        async fn stop_instance(
+            &self,
+            request: StopInstance,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("stop_instance is not handled here"),
+            )
+        }
+        async fn send_rcon(
+            &self,
+            request: SendRcon,
+        ) -> ::core::result::Result<SendRconReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("send_rcon is not handled here"),
+            )
+        }
+    }
     impl<H: InstanceWithSlaveHandler> __p::Dispatch<H> for InstanceWithSlave {
         async fn dispatch(handler: &H, message: SlaveToInstance) -> __p::Outcome {
             let _ = handler;
@@ -3141,6 +3354,8 @@ pub mod clusterio {
             async {}
         }
     }
+    /// A `slave` with nothing to handle: every request is answered with an error, every event ignored.
+    impl SlaveWithInstanceHandler for () {}
     impl<H: SlaveWithInstanceHandler> __p::Dispatch<H> for SlaveWithInstance {
         async fn dispatch(handler: &H, message: InstanceToSlave) -> __p::Outcome {
             let _ = handler;

@@ -535,6 +535,8 @@ pub mod litecord {
     }
     /// What the `client` side does with what `server` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ClientHandler: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// A `client` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ClientHandler for () {}
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
         async fn dispatch(handler: &H, message: ServerToClient) -> __p::Outcome {
             let _ = handler;
@@ -561,6 +563,8 @@ pub mod litecord {
     }
     /// What the `server` side does with what `client` sends; the runtime calls it for every message the session driver does not handle itself.
     pub trait ServerHandler: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// A `server` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ServerHandler for () {}
     impl<H: ServerHandler> __p::Dispatch<H> for Server {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {
             let _ = handler;

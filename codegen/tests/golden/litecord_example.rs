@@ -1070,6 +1070,18 @@ pub mod litecord_example {
             Output = ::core::result::Result<TokenValidity, __p::RemoteError>,
         > + ::core::marker::Send;
     }
+    /// A `client` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ClientHandler for () {
+        async fn token_validate(
+            &self,
+            request: TokenValidate,
+        ) -> ::core::result::Result<TokenValidity, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("TOKEN_VALIDATE is not handled here"),
+            )
+        }
+    }
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
         async fn dispatch(handler: &H, message: ServerToClient) -> __p::Outcome {
             let _ = handler;
@@ -1140,6 +1152,18 @@ pub mod litecord_example {
         ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
             let _ = message;
             async {}
+        }
+    }
+    /// A `server` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ServerHandler for () {
+        async fn get_guild(
+            &self,
+            request: GetGuild,
+        ) -> ::core::result::Result<Guild, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("GET_GUILD is not handled here"),
+            )
         }
     }
     impl<H: ServerHandler> __p::Dispatch<H> for Server {

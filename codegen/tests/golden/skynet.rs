@@ -1370,6 +1370,8 @@ pub mod skynet {
             async {}
         }
     }
+    /// A `client` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ClientHandler for () {}
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
         async fn dispatch(handler: &H, message: ServerToClient) -> __p::Outcome {
             let _ = handler;
@@ -1463,6 +1465,43 @@ pub mod skynet {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<LogReply, __p::RemoteError>,
         > + ::core::marker::Send;
+    }
+    /// A `server` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ServerHandler for () {
+        async fn open(
+            &self,
+            request: Open,
+        ) -> ::core::result::Result<OpenReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("open is not handled here"),
+            )
+        }
+        async fn close_channel(
+            &self,
+            request: CloseChannel,
+        ) -> ::core::result::Result<CloseChannelReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("close_channel is not handled here"),
+            )
+        }
+        async fn message(
+            &self,
+            request: Message,
+        ) -> ::core::result::Result<SentMessage, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("message is not handled here"),
+            )
+        }
+        async fn log(
+            &self,
+            request: Log,
+        ) -> ::core::result::Result<LogReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(__p::RemoteError::new("log is not handled here"))
+        }
     }
     impl<H: ServerHandler> __p::Dispatch<H> for Server {
         async fn dispatch(handler: &H, message: ClientToServer) -> __p::Outcome {

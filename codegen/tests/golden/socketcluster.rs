@@ -1375,6 +1375,18 @@ pub mod socketcluster {
             async {}
         }
     }
+    /// A `client` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ClientHandler for () {
+        async fn set_auth_token(
+            &self,
+            request: SetAuthToken,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("set_auth_token is not handled here"),
+            )
+        }
+    }
     impl<H: ClientHandler> __p::Dispatch<H> for Client {
         async fn dispatch(handler: &H, message: ServerToClient) -> __p::Outcome {
             let _ = handler;
@@ -1515,6 +1527,54 @@ pub mod socketcluster {
         ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
             let _ = message;
             async {}
+        }
+    }
+    /// A `server` with nothing to handle: every request is answered with an error, every event ignored.
+    impl ServerHandler for () {
+        async fn handshake(
+            &self,
+            request: Handshake,
+        ) -> ::core::result::Result<HandshakeReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("handshake is not handled here"),
+            )
+        }
+        async fn subscribe(
+            &self,
+            request: Subscribe,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("subscribe is not handled here"),
+            )
+        }
+        async fn unsubscribe(
+            &self,
+            request: Unsubscribe,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("unsubscribe is not handled here"),
+            )
+        }
+        async fn publish(
+            &self,
+            request: Publish,
+        ) -> ::core::result::Result<__p::Empty, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("publish is not handled here"),
+            )
+        }
+        async fn authenticate(
+            &self,
+            request: Authenticate,
+        ) -> ::core::result::Result<AuthenticateReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("authenticate is not handled here"),
+            )
         }
     }
     impl<H: ServerHandler> __p::Dispatch<H> for Server {

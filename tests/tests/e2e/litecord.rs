@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use protolink::ws::{Server, WsLimits, connect};
-use protolink::{Link, LinkConfig, RemoteError, RequestError, Session};
+use protolink::ws::{WsServer, connect};
+use protolink::{Link, RemoteError, RequestError, Session};
 use protolink_protocols::litecord_example::{
-    self as lc, Client, ClientHandler, ClientSender, Guild, Server as ServerSide, ServerHandler,
-    ServerSender,
+    self as lc, Client, ClientHandler, ClientSender, Guild, Server, ServerHandler, ServerSender,
 };
 use tokio_tungstenite::tungstenite::Message as Ws;
 
@@ -64,13 +63,13 @@ impl ClientHandler for ClientApp {
 
 struct Running {
     url: String,
-    links: tokio::sync::mpsc::UnboundedReceiver<Link<ServerSide>>,
+    links: tokio::sync::mpsc::UnboundedReceiver<Link<Server>>,
     presences: Arc<AtomicUsize>,
     _shutdown: protolink::ws::ShutdownHandle,
 }
 
 async fn start_server(hb_interval: u32) -> Running {
-    let server = Server::<ServerSide>::bind("127.0.0.1:0").await.unwrap();
+    let server = WsServer::<Server>::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", server.local_addr().unwrap());
     let session = Session::new().with(lc::Hello { hb_interval }).authenticate(
         |ack: lc::HelloAck| async move {
@@ -105,18 +104,9 @@ async fn start_client(
     let session = Session::new().with(lc::HelloAck {
         password: password.into(),
     });
-    tokio::time::timeout(
-        WAIT,
-        connect(
-            url,
-            LinkConfig::default(),
-            WsLimits::default(),
-            session,
-            |_| ClientApp,
-        ),
-    )
-    .await
-    .expect("connect finishes")
+    tokio::time::timeout(WAIT, connect(url).session(session).handler(|_| ClientApp))
+        .await
+        .expect("connect finishes")
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use protolink::transport::virtual_pair;
-use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, Server, WsLimits, connect};
+use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, WsServer, connect};
 use protolink::{Link, LinkConfig, LinkState, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::litecord_example::{self as lc, ClientSender, Guild};
 use protolink_protocols::skynet::{self as sk, Channel, ClientSender as _};
@@ -68,7 +68,7 @@ async fn lc_server(
     protolink::ws::ShutdownHandle,
     tokio::task::JoinHandle<()>,
 ) {
-    let server = Server::<lc::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .link_config(config)
@@ -95,15 +95,11 @@ async fn many_requests_out_of_order(client: Link<lc::Client>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_requests_in_flight_over_a_socket() {
     let (url, _shutdown, _task) = lc_server(LinkConfig::default(), WsLimits::default()).await;
-    let client = connect(
-        &url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        lc_client_session(),
-        |_| Silent,
-    )
-    .await
-    .unwrap();
+    let client = connect(&url)
+        .session(lc_client_session())
+        .handler(|_| Silent)
+        .await
+        .unwrap();
     many_requests_out_of_order(client).await;
 }
 
@@ -303,7 +299,7 @@ async fn answered_requests_and_unknown_events_never_count() {
 #[tokio::test]
 async fn half_open_connections_time_out_and_the_limit_answers_503() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = Server::<lc::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .max_connections(2)
@@ -420,7 +416,7 @@ fn raw_frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 #[tokio::test]
 async fn protocol_errors_close_with_1002_and_bad_text_with_1007() {
     use tokio::io::AsyncWriteExt;
-    let server = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let (_shutdown, _task) = server.serve(lc_server_session(), |_| Guilds);
     let cases: [(&str, Vec<u8>, u16); 5] = [
@@ -475,15 +471,11 @@ async fn a_vanishing_peer_fails_pending_requests() {
         }
         drop(ws);
     });
-    let client = connect(
-        &url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        lc_client_session(),
-        |_| Silent,
-    )
-    .await
-    .unwrap();
+    let client = connect(&url)
+        .session(lc_client_session())
+        .handler(|_| Silent)
+        .await
+        .unwrap();
     let result = tokio::time::timeout(WAIT, client.get_guild("1".into()))
         .await
         .unwrap();
@@ -501,15 +493,12 @@ async fn requests_time_out() {
         request_timeout: Duration::from_millis(200),
         ..LinkConfig::default()
     };
-    let client = connect(
-        &url,
-        config,
-        WsLimits::default(),
-        lc_client_session(),
-        |_| Silent,
-    )
-    .await
-    .unwrap();
+    let client = connect(&url)
+        .config(config)
+        .session(lc_client_session())
+        .handler(|_| Silent)
+        .await
+        .unwrap();
     let result = client.get_guild("999999".into()).await;
     assert!(
         matches!(result, Err(RequestError::Timeout(_))),
@@ -540,7 +529,7 @@ impl lc::ServerHandler for Gated {
 
 #[tokio::test]
 async fn shutdown_lets_requests_in_flight_finish() {
-    let server = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", server.local_addr().unwrap());
     let arrived = Arc::new(tokio::sync::Notify::new());
     let release = Arc::new(tokio::sync::Notify::new());
@@ -549,15 +538,11 @@ async fn shutdown_lets_requests_in_flight_finish() {
         arrived: a.clone(),
         release: r.clone(),
     });
-    let client = connect(
-        &url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        lc_client_session(),
-        |_| Silent,
-    )
-    .await
-    .unwrap();
+    let client = connect(&url)
+        .session(lc_client_session())
+        .handler(|_| Silent)
+        .await
+        .unwrap();
     let request = tokio::spawn({
         let client = client.clone();
         async move { client.get_guild("10".into()).await }
@@ -586,7 +571,7 @@ async fn shutdown_lets_requests_in_flight_finish() {
 
 #[tokio::test]
 async fn client_reconnects_after_the_server_restarts() {
-    let server = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let (shutdown, task) = server.serve(lc_server_session(), |_| Guilds);
     let connects = Arc::new(AtomicUsize::new(0));
@@ -629,7 +614,7 @@ async fn client_reconnects_after_the_server_restarts() {
         other => panic!("expected to be waiting, found {other:?}"),
     };
     assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
-    let server = Server::<lc::Server>::bind(addr).await.unwrap();
+    let server = WsServer::<lc::Server>::bind(addr).await.unwrap();
     let (_shutdown, _task) = server.serve(lc_server_session(), |_| Guilds);
     tokio::time::timeout(WAIT, async {
         loop {
@@ -695,20 +680,12 @@ impl sk::ClientHandler for Listener {}
 
 /// A Skynet client that ignores events.
 async fn sk_client(url: &str) -> Link<sk::Client> {
-    connect(
-        url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        Session::new(),
-        |_| Listener,
-    )
-    .await
-    .unwrap()
+    connect(url).handler(|_| Listener).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_commands_match_their_replies_in_order() {
-    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<sk::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .path("/connect");
@@ -804,7 +781,7 @@ async fn payload_first_results_reach_their_requests_in_order() {
 
 #[tokio::test]
 async fn wrong_path_is_refused() {
-    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<sk::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .path("/connect");
@@ -815,7 +792,7 @@ async fn wrong_path_is_refused() {
 
 #[tokio::test]
 async fn not_json_gets_an_error_reply_in_order() {
-    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<sk::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .path("/connect");
@@ -878,7 +855,7 @@ async fn a_peer_that_does_not_read_is_closed_and_memory_stays_bounded() {
         max_write_buffer: 1 << 16,
         ..WsLimits::default()
     };
-    let server = Server::<sk::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<sk::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .path("/connect")
@@ -960,18 +937,14 @@ impl lc::ServerHandler for Picky {
 #[tokio::test]
 async fn forwarded_requests_route_replies_and_errors_back() {
     // client ⇄ relay (virtual pair) ⇄ upstream (real socket)
-    let upstream = Server::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
+    let upstream = WsServer::<lc::Server>::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", upstream.local_addr().unwrap());
     let (stop_upstream, upstream_task) = upstream.serve(lc_server_session(), |_| Picky);
-    let to_upstream = connect(
-        &url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        lc_client_session(),
-        |_| Silent,
-    )
-    .await
-    .unwrap();
+    let to_upstream = connect(&url)
+        .session(lc_client_session())
+        .handler(|_| Silent)
+        .await
+        .unwrap();
 
     let ((r_src, r_sink), (c_src, c_sink)) = virtual_pair(8);
     let _relay = Link::<lc::Server>::spawn(

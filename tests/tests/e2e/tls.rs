@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protolink::ws::{Server, WsLimits, connect_tls};
+use protolink::ws::{WsLimits, WsServer, connect_tls};
 use protolink::{LinkConfig, RemoteError, Session};
 use protolink_protocols::litecord_example::{self as lc, ClientSender, Guild};
 use tokio_rustls::rustls;
@@ -49,7 +49,7 @@ async fn wss_round_trip_with_a_test_certificate() {
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key)
         .unwrap();
-    let server = Server::<lc::Server>::bind("127.0.0.1:0")
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0")
         .await
         .unwrap()
         .tls(Arc::new(server_tls));

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use protolink::ws::Server;
+use protolink::ws::WsServer;
 use protolink::{Link, LinkConfig};
 use protolink_protocols::litecord_example as lc;
 use tokio::io::AsyncBufReadExt;
@@ -35,7 +35,7 @@ pub(crate) struct IdleArgs {
     /// Seconds to hold the connections (heartbeating) before reading the server's memory.
     #[arg(long, default_value_t = 5.0)]
     hold: f64,
-    /// Servers to measure (comma-separated): `runtime` (protolink's `ws::Server` as shipped),
+    /// Servers to measure (comma-separated): `runtime` (protolink's `ws::WsServer` as shipped),
     /// `runtime-4k` (the same link driver over sockets with a 4 KiB tungstenite read buffer),
     /// `raw-4k` (a hand-written tokio-tungstenite server, one task per connection).
     #[arg(
@@ -102,7 +102,7 @@ fn field<T: std::str::FromStr>(line: &str, key: &str) -> Result<T> {
 pub(crate) async fn serve(kind: &str, hb_ms: u32) -> Result<()> {
     match kind {
         "runtime" => {
-            let server = Server::<lc::Server>::bind("127.0.0.1:0")
+            let server = WsServer::<lc::Server>::bind("127.0.0.1:0")
                 .await?
                 .path("/")
                 .max_connections(1 << 20);
@@ -122,7 +122,7 @@ pub(crate) async fn serve(kind: &str, hb_ms: u32) -> Result<()> {
     }
 }
 
-/// What `ws::Server` does per connection (WebSocket handshake, `Link::spawn`, a task holding
+/// What `ws::WsServer` does per connection (WebSocket handshake, `Link::spawn`, a task holding
 /// the connection until it closes), with tungstenite's read buffer at 4 KiB instead of its
 /// 128 KiB default: the runtime's driver and writer unchanged, only the socket setting differs.
 async fn serve_runtime_small_buffer(hb_ms: u32) -> Result<()> {

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use protolink::ws::{Server, WsLimits, connect};
-use protolink::{Link, LinkConfig, RemoteError, Session};
+use protolink::ws::{WsServer, connect};
+use protolink::{Link, RemoteError, Session};
 use protolink_protocols::litecord_example::{
     self as lc, ClientHandler, ClientSender, ServerHandler,
 };
@@ -96,7 +96,7 @@ pub(crate) fn litecord_session(hb_interval: u32) -> Session<lc::Server> {
 }
 
 async fn serve_protolink() -> Result<()> {
-    let server = Server::<lc::Server>::bind("127.0.0.1:0").await?.path("/");
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0").await?.path("/");
     announce(&format!("ws://{}/", server.local_addr()?));
     let (shutdown, task) = server.serve(litecord_session(30_000), |_| Gateway);
     until_stdin_closes(async {
@@ -393,16 +393,12 @@ pub(crate) async fn run(args: RpcArgs) -> Result<()> {
         let url = server.url().await?;
         let client = match *kind {
             "protolink" => Client::Protolink(
-                connect(
-                    &url,
-                    LinkConfig::default(),
-                    WsLimits::default(),
-                    Session::new().with(lc::HelloAck {
+                connect(&url)
+                    .session(Session::new().with(lc::HelloAck {
                         password: PASSWORD.to_owned(),
-                    }),
-                    |_| NoRequests,
-                )
-                .await?,
+                    }))
+                    .handler(|_| NoRequests)
+                    .await?,
             ),
             "raw" => Client::Raw(RawClient::connect(&url).await?),
             #[cfg(feature = "jsonrpsee")]
