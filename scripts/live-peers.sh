@@ -41,9 +41,13 @@
 #                   scenarios (HS256, claims {"id":"api"}, no iat). The master at this commit has no
 #                   bind-address option and listens on every interface: WORK_DIR/bind-loopback.js,
 #                   preloaded with `node -r`, makes a listen on a bare port listen on 127.0.0.1.
-#                   Scenarios: interop/record/scenarios/clusterio/*.json. Transcripts of the real slave
-#                   (client.js) and clusterctl talking to the real master were recorded through the
-#                   recording proxy (see interop/record/README.md), not here.
+#                   Scenarios: interop/record/scenarios/clusterio/*.json. Then the real slave
+#                   (client.js, slave 1, no Factorio: its factorio_directory does not exist) and
+#                   clusterctl talk to a fresh master through the recording proxy (one transcript,
+#                   clusterio/real-slave-and-clusterctl.json): the slave registers; clusterctl runs
+#                   create-instance, list-slaves, assign-instance, set-instance-config --field
+#                   instance.name, list-instance-config; GET /metrics makes the master ask the slave
+#                   for its metrics; clusterctl start-instance fails with the slave's ENOENT.
 #
 # The client side of every scenario is interop/record/record.js (needs `npm ci --prefix interop`).
 # Transcripts recorded with real clients through the recording proxy (the Lua client, the web page,
@@ -296,6 +300,54 @@ record_clusterio() {
     kill "$CLUSTERIO_PID" 2>/dev/null || true
     wait "$CLUSTERIO_PID" 2>/dev/null || true
   done
+  clusterio_real_peers "${with%%;*}" || rc=1
+  return $rc
+}
+
+# The real slave and clusterctl against the real master, through the recording proxy.
+clusterio_real_peers() {
+  local with="$1, with its slave (client.js) and clusterctl, through the recording proxy" rc=0
+  local token="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6ImFwaSJ9.8xhtA9sgnOq7g_h14JNt1OSIqVeNkCwyPe1IZbD5r1w"
+  local log="$WORK_DIR/clusterio-proxy.log" url i
+  clusterio_start
+  rm -f "$log"
+  node "$RECORD" proxy --upstream "ws://127.0.0.1:$CLUSTERIO_PORT" --protocol clusterio \
+    --out "$OUT/clusterio/real-slave-and-clusterctl.json" --real client --stdin-stop no \
+    --scenario real-slave-and-clusterctl --recorded-with "$with" \
+    --about "The real slave and clusterctl against the real master: registration and update_instances, create-instance, list-slaves, assign-instance, set-instance-config --field instance.name (pushed to the slave), list-instance-config, the master's statistics_exporter:get_metrics_request (GET /metrics), start-instance failing with the slave's ENOENT (no Factorio)." \
+    > "$log" 2>&1 &
+  local proxy=$!
+  pids+=("$proxy")
+  for i in $(seq 1 100); do grep -q '^proxy listening' "$log" 2>/dev/null && break; sleep 0.1; done
+  url="$(sed -n 's|^proxy listening on ws://\(.*\)$|http://\1/|p' "$log")"
+  cat > "$WORK_DIR/clusterio-slave.json" <<EOF2
+{"groups": [{"name": "slave", "fields": {"name": "one", "id": 1, "factorio_directory": "factorio-absent",
+  "instances_directory": "$WORK_DIR/clusterio-instances", "master_url": "$url",
+  "master_token": "$token", "public_address": "localhost"}}]}
+EOF2
+  cat > "$WORK_DIR/clusterio-control.json" <<EOF2
+{"groups": [{"name": "control", "fields": {"master_url": "$url", "master_token": "$token"}}]}
+EOF2
+  (cd "$CLUSTERIO_DIR" && exec node client.js --config "$WORK_DIR/clusterio-slave.json" start) \
+    > "$WORK_DIR/clusterio-slave.log" 2>&1 &
+  local slave=$!
+  pids+=("$slave")
+  for i in $(seq 1 100); do grep -q 'received ready' "$WORK_DIR/clusterio-slave.log" 2>/dev/null && break; sleep 0.1; done
+  ctl() { (cd "$CLUSTERIO_DIR" && node clusterctl.js --config "$WORK_DIR/clusterio-control.json" "$@") >> "$WORK_DIR/clusterio-ctl.log" 2>&1; }
+  ctl create-instance --name alpha --id 7 || rc=1
+  ctl list-slaves || rc=1
+  ctl assign-instance --instance 7 --slave 1 || rc=1
+  ctl set-instance-config --instance 7 --field instance.name --value beta || rc=1
+  ctl list-instance-config --instance 7 || rc=1
+  curl -s "http://127.0.0.1:$CLUSTERIO_PORT/metrics" > /dev/null || rc=1
+  ctl start-instance --instance 7 && rc=1   # fails: no Factorio
+  kill -INT "$slave" 2>/dev/null || true
+  wait "$slave" 2>/dev/null || true
+  sleep 0.5
+  kill "$proxy" 2>/dev/null || true
+  wait "$proxy" 2>/dev/null || true
+  kill "$CLUSTERIO_PID" 2>/dev/null || true
+  wait "$CLUSTERIO_PID" 2>/dev/null || true
   return $rc
 }
 
