@@ -46,8 +46,8 @@
 #                   clusterctl talk to a fresh master through the recording proxy (one transcript,
 #                   clusterio/real-slave-and-clusterctl.json): the slave registers; clusterctl runs
 #                   create-instance, list-slaves, assign-instance, set-instance-config --field
-#                   instance.name, list-instance-config; GET /metrics makes the master ask the slave
-#                   for its metrics; clusterctl start-instance fails with the slave's ENOENT.
+#                   instance.name, list-instance-config, start-instance (fails with the slave's
+#                   ENOENT); last, GET /metrics makes the master ask the slave for its metrics.
 #
 # The client side of every scenario is interop/record/record.js (needs `npm ci --prefix interop`).
 # Transcripts recorded with real clients through the recording proxy (the Lua client, the web page,
@@ -314,7 +314,7 @@ clusterio_real_peers() {
   node "$RECORD" proxy --upstream "ws://127.0.0.1:$CLUSTERIO_PORT" --protocol clusterio \
     --out "$OUT/clusterio/real-slave-and-clusterctl.json" --real client --stdin-stop no \
     --scenario real-slave-and-clusterctl --recorded-with "$with" \
-    --about "The real slave and clusterctl against the real master: registration and update_instances, create-instance, list-slaves, assign-instance, set-instance-config --field instance.name (pushed to the slave), list-instance-config, the master's statistics_exporter:get_metrics_request (GET /metrics), start-instance failing with the slave's ENOENT (no Factorio)." \
+    --about "The real slave and clusterctl against the real master: registration and update_instances, create-instance, list-slaves, assign-instance, set-instance-config --field instance.name (pushed to the slave), list-instance-config, start-instance failing with the slave's ENOENT (no Factorio), and last the master's statistics_exporter:get_metrics_request (GET /metrics)." \
     > "$log" 2>&1 &
   local proxy=$!
   pids+=("$proxy")
@@ -339,8 +339,9 @@ EOF2
   ctl assign-instance --instance 7 --slave 1 || rc=1
   ctl set-instance-config --instance 7 --field instance.name --value beta || rc=1
   ctl list-instance-config --instance 7 || rc=1
-  curl -s "http://127.0.0.1:$CLUSTERIO_PORT/metrics" > /dev/null || rc=1
   ctl start-instance --instance 7 && rc=1   # fails: no Factorio
+  # Last, so that the frames after it are numbered alike by a master that never asks.
+  curl -s "http://127.0.0.1:$CLUSTERIO_PORT/metrics" > /dev/null || rc=1
   kill -INT "$slave" 2>/dev/null || true
   wait "$slave" 2>/dev/null || true
   sleep 0.5
