@@ -3,7 +3,7 @@
 # Not run by CI: it needs the peers' repositories, Node (20) and npm.
 #
 # Usage:
-#   scripts/live-peers.sh [SYSTEM...]            SYSTEM: skynet, socketcluster, socketcluster14
+#   scripts/live-peers.sh [SYSTEM...]            SYSTEM: skynet, socketcluster, socketcluster14, clusterio
 #                                                (default: every system whose peer is available)
 #   scripts/live-peers.sh skynet SKYNET_DIR=../skynet      VAR=VALUE arguments set the variables below
 #
@@ -15,6 +15,8 @@
 #                   the registry no longer serves, so `npm ci` in the checkout fails).
 #   SC14_DEPS       a folder whose node_modules holds socketcluster-server 14.x; default: installed into
 #                   the work folder with `npm install socketcluster-server@14`.
+#   CLUSTERIO_DIR   a checkout of clusterio/factorioClusterio at commit 677512512ece with its packages
+#                   installed (`npm install --ignore-scripts` in it; Factorio is not needed).
 #   WORK_DIR        where stubs, the small server apps and installs go (default: a new temporary folder,
 #                   removed at the end unless KEEP_WORK=1).
 #
@@ -32,6 +34,20 @@
 #                   (socket.deauthenticate()), `kick` (socket.disconnect(4321, "bye")); event `shout`
 #                   transmitted back as `shouted`; publishing to any channel allowed.
 #                   Scenarios: interop/record/scenarios/socketcluster{,14}/*.json.
+#   clusterio       master.js of the checkout (`node master.js --config CONFIG run`, run in the checkout,
+#                   which it needs for its plugins), a fresh master with an empty database for every
+#                   scenario. Its config (written by clusterio_config below) sets http_port, no https,
+#                   and the auth secret interop-secret-0123456789, which signed the tokens in the
+#                   scenarios (HS256, claims {"id":"api"}, no iat). The master at this commit has no
+#                   bind-address option and listens on every interface: WORK_DIR/bind-loopback.js,
+#                   preloaded with `node -r`, makes a listen on a bare port listen on 127.0.0.1.
+#                   Scenarios: interop/record/scenarios/clusterio/*.json. Then the real slave
+#                   (client.js, slave 1, no Factorio: its factorio_directory does not exist) and
+#                   clusterctl talk to a fresh master through the recording proxy (one transcript,
+#                   clusterio/real-slave-and-clusterctl.json): the slave registers; clusterctl runs
+#                   create-instance, list-slaves, assign-instance, set-instance-config --field
+#                   instance.name, list-instance-config, start-instance (fails with the slave's
+#                   ENOENT); last, GET /metrics makes the master ask the slave for its metrics.
 #
 # The client side of every scenario is interop/record/record.js (needs `npm ci --prefix interop`).
 # Transcripts recorded with real clients through the recording proxy (the Lua client, the web page,
@@ -228,12 +244,121 @@ record_socketcluster() {
   return $rc
 }
 
+# ---- Clusterio -----------------------------------------------------------------------------------
+
+clusterio_config() {
+  local port=$1 db=$2
+  cat > "$WORK_DIR/bind-loopback.js" <<'EOF2'
+// Makes a server listening on a bare port listen on 127.0.0.1 (the 2020-03 master has no bind option).
+const net = require('net');
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  if (typeof args[0] === 'number' || (typeof args[0] === 'string' && /^[0-9]+$/.test(args[0]))) {
+    const cb = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+    return listen.call(this, Number(args[0]), '127.0.0.1', ...(cb ? [cb] : []));
+  }
+  return listen.apply(this, args);
+};
+EOF2
+  cat > "$WORK_DIR/clusterio-master.json" <<EOF2
+{"groups": [
+  {"name": "master", "fields": {"database_directory": "$db", "factorio_directory": "factorio",
+   "http_port": $port, "https_port": null, "tls_certificate": "database/certificates/cert.crt",
+   "tls_private_key": "database/certificates/cert.key", "auth_secret": "interop-secret-0123456789"}},
+  {"name": "global_chat", "fields": {"enabled": true}},
+  {"name": "research_sync", "fields": {"enabled": true}},
+  {"name": "statistics_exporter", "fields": {"enabled": true}},
+  {"name": "subspace_storage", "fields": {"enabled": true, "autosave_interval": 60,
+   "division_method": "simple", "log_item_transfers": false}}
+]}
+EOF2
+}
+
+# Starts the real master with an empty database; sets CLUSTERIO_PORT and CLUSTERIO_PID.
+clusterio_start() {
+  CLUSTERIO_PORT="$(free_port)"
+  local db="$WORK_DIR/clusterio-db-$CLUSTERIO_PORT"
+  clusterio_config "$CLUSTERIO_PORT" "$db"
+  (cd "$CLUSTERIO_DIR" && exec node -r "$WORK_DIR/bind-loopback.js" master.js \
+    --config "$WORK_DIR/clusterio-master.json" run) > "$WORK_DIR/clusterio-master.log" 2>&1 &
+  CLUSTERIO_PID=$!
+  pids+=("$CLUSTERIO_PID")
+  wait_port "$CLUSTERIO_PORT"
+}
+
+record_clusterio() {
+  : "${CLUSTERIO_DIR:?set CLUSTERIO_DIR to a checkout of clusterio/factorioClusterio at 677512512ece}"
+  CLUSTERIO_DIR="$(cd "$CLUSTERIO_DIR" && pwd)"
+  local head
+  head="$(git -C "$CLUSTERIO_DIR" log -1 --format=%h 2>/dev/null || echo 677512512ece)"
+  local with="clusterio/factorioClusterio $head, master.js on Node $(node -e 'console.log(process.versions.node.split(".")[0])') (bound to 127.0.0.1); the client side is interop/record"
+  local f rc=0
+  for f in "$SCEN"/clusterio/*.json; do
+    clusterio_start
+    node "$RECORD" client --url "ws://127.0.0.1:$CLUSTERIO_PORT" --out-root "$OUT" --timeout 15000 \
+      --recorded-with "$with" "$f" || rc=1
+    kill "$CLUSTERIO_PID" 2>/dev/null || true
+    wait "$CLUSTERIO_PID" 2>/dev/null || true
+  done
+  clusterio_real_peers "${with%%;*}" || rc=1
+  return $rc
+}
+
+# The real slave and clusterctl against the real master, through the recording proxy.
+clusterio_real_peers() {
+  local with="$1, with its slave (client.js) and clusterctl, through the recording proxy" rc=0
+  local token="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6ImFwaSJ9.8xhtA9sgnOq7g_h14JNt1OSIqVeNkCwyPe1IZbD5r1w"
+  local log="$WORK_DIR/clusterio-proxy.log" url i
+  clusterio_start
+  rm -f "$log"
+  node "$RECORD" proxy --upstream "ws://127.0.0.1:$CLUSTERIO_PORT" --protocol clusterio \
+    --out "$OUT/clusterio/real-slave-and-clusterctl.json" --real client --stdin-stop no \
+    --scenario real-slave-and-clusterctl --recorded-with "$with" \
+    --about "The real slave and clusterctl against the real master: registration and update_instances, create-instance, list-slaves, assign-instance, set-instance-config --field instance.name (pushed to the slave), list-instance-config, start-instance failing with the slave's ENOENT (no Factorio), and last the master's statistics_exporter:get_metrics_request (GET /metrics)." \
+    > "$log" 2>&1 &
+  local proxy=$!
+  pids+=("$proxy")
+  for i in $(seq 1 100); do grep -q '^proxy listening' "$log" 2>/dev/null && break; sleep 0.1; done
+  url="$(sed -n 's|^proxy listening on ws://\(.*\)$|http://\1/|p' "$log")"
+  cat > "$WORK_DIR/clusterio-slave.json" <<EOF2
+{"groups": [{"name": "slave", "fields": {"name": "one", "id": 1, "factorio_directory": "factorio-absent",
+  "instances_directory": "$WORK_DIR/clusterio-instances", "master_url": "$url",
+  "master_token": "$token", "public_address": "localhost"}}]}
+EOF2
+  cat > "$WORK_DIR/clusterio-control.json" <<EOF2
+{"groups": [{"name": "control", "fields": {"master_url": "$url", "master_token": "$token"}}]}
+EOF2
+  (cd "$CLUSTERIO_DIR" && exec node client.js --config "$WORK_DIR/clusterio-slave.json" start) \
+    > "$WORK_DIR/clusterio-slave.log" 2>&1 &
+  local slave=$!
+  pids+=("$slave")
+  for i in $(seq 1 100); do grep -q 'received ready' "$WORK_DIR/clusterio-slave.log" 2>/dev/null && break; sleep 0.1; done
+  ctl() { (cd "$CLUSTERIO_DIR" && node clusterctl.js --config "$WORK_DIR/clusterio-control.json" "$@") >> "$WORK_DIR/clusterio-ctl.log" 2>&1; }
+  ctl create-instance --name alpha --id 7 || rc=1
+  ctl list-slaves || rc=1
+  ctl assign-instance --instance 7 --slave 1 || rc=1
+  ctl set-instance-config --instance 7 --field instance.name --value beta || rc=1
+  ctl list-instance-config --instance 7 || rc=1
+  ctl start-instance --instance 7 && rc=1   # fails: no Factorio
+  # Last, so that the frames after it are numbered alike by a master that never asks.
+  curl -s "http://127.0.0.1:$CLUSTERIO_PORT/metrics" > /dev/null || rc=1
+  kill -INT "$slave" 2>/dev/null || true
+  wait "$slave" 2>/dev/null || true
+  sleep 0.5
+  kill "$proxy" 2>/dev/null || true
+  wait "$proxy" 2>/dev/null || true
+  kill "$CLUSTERIO_PID" 2>/dev/null || true
+  wait "$CLUSTERIO_PID" 2>/dev/null || true
+  return $rc
+}
+
 # ---- main ----------------------------------------------------------------------------------------
 
 if [ ${#systems[@]} -eq 0 ]; then
   [ -n "${SKYNET_DIR:-}" ] && systems+=(skynet)
   systems+=(socketcluster)
   [ -n "${SC14_DEPS:-}" ] && systems+=(socketcluster14)
+  [ -n "${CLUSTERIO_DIR:-}" ] && systems+=(clusterio)
 fi
 
 status=0
@@ -243,6 +368,7 @@ for system in "${systems[@]}"; do
     skynet) record_skynet || status=1 ;;
     socketcluster) record_socketcluster 20 || status=1 ;;
     socketcluster14) record_socketcluster 14 || status=1 ;;
+    clusterio) record_clusterio || status=1 ;;
     *) echo "unknown system $system" >&2; status=2 ;;
   esac
 done

@@ -56,12 +56,8 @@ use protolink::link::close;
 use protolink::transport::{
     Frame, FrameSink, FrameSource, Text, TransportError, split_ws, virtual_pair,
 };
-use protolink::wire::Kind;
 use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, connect};
-use protolink::{
-    DecodeError, Empty, InvalidInput, Link, LinkConfig, Protocol, RemoteError, RequestError,
-    Session, Side,
-};
+use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Session, Side};
 use protolink_protocols::clusterio::{
     self as cl, ControlWithMaster, ControlWithMasterHandler, ControlWithMasterSender,
     InstanceWithSlave, InstanceWithSlaveHandler, InstanceWithSlaveSender, MasterWithControl,
@@ -69,7 +65,7 @@ use protolink_protocols::clusterio::{
     MasterWithSlaveSender, SlaveWithInstance, SlaveWithInstanceHandler, SlaveWithInstanceSender,
     SlaveWithMaster, SlaveWithMasterHandler, SlaveWithMasterSender,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -102,25 +98,17 @@ fn now_ms() -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Tokens
 
-/// What a token says: who it is for.
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    /// `"control"` or `"slave"`.
-    aud: String,
-    /// The slave's id, on slave tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    slave: Option<i64>,
-}
-
-/// Signs a token: a slave's when `slave` is given, else a control's.
+/// Signs a token as the 2020-03 master does (`{"id": "api"}`, HS256, no expiry): one token
+/// serves slaves and controls. `slave` adds the slave's id to the claims, for the operator's
+/// eyes only: the master checks signatures, not claims.
 pub(crate) fn token(
     secret: &str,
     slave: Option<i64>,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let claims = Claims {
-        aud: if slave.is_some() { "slave" } else { "control" }.to_owned(),
-        slave,
-    };
+    let mut claims = json!({"id": "api"});
+    if let Some(slave) = slave {
+        claims["slave"] = json!(slave);
+    }
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
@@ -128,53 +116,271 @@ pub(crate) fn token(
     )
 }
 
-/// Checks a token's signature and audience; the claims when valid.
-fn verify(secret: &str, token: &str, audience: &str) -> Option<Claims> {
+/// Whether a token is an HS256 JWT signed with the master's secret, whatever its claims, that
+/// has not expired (`exp`) and is already valid (`nbf`), where it says so; a token without
+/// `exp` stays valid, as the real master's are.
+fn verify(secret: &str, token: &str) -> bool {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.set_audience(&[audience]);
-    jsonwebtoken::decode::<Claims>(
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    jsonwebtoken::decode::<serde_json::Map<String, Value>>(
         token,
         &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
         &validation,
     )
-    .map(|data| data.claims)
     .map_err(|e| debug!(error = %e, "token refused"))
-    .ok()
+    .is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------
-// Invalid frames
+// Instance configurations
 
-/// A message's name as it travels (`list_instances` is `list_instances_request`).
-fn wire_name(name: &str) -> String {
-    let kind = <cl::Clusterio as Protocol>::MESSAGES
-        .iter()
-        .find(|m| m.name == name)
-        .map(|m| m.kind);
-    let suffix = match kind {
-        Some(Kind::Request) => "_request",
-        Some(Kind::Event) => "_event",
-        _ => "",
-    };
-    format!("{name}{suffix}")
+/// A field's type, as the 2020-03 config classes check it.
+#[derive(Clone, Copy, PartialEq)]
+enum FieldType {
+    String,
+    Number,
+    Boolean,
+    Object,
 }
 
-/// The real master's texts for frames it cannot use (after `Invalid message: `).
-fn describe(input: &InvalidInput) -> String {
-    match input {
-        InvalidInput::Decode(DecodeError::UnknownMessage { name }) => {
-            // The runtime quotes string names and strips the `_request`/`_event` suffix.
-            let bare = serde_json::from_str::<String>(name).unwrap_or_else(|_| name.clone());
-            format!("Unhandled message {}", wire_name(&bare))
-        }
-        InvalidInput::Decode(DecodeError::Payload { message, .. }) => {
-            format!("Validation failed for {}", wire_name(message))
-        }
-        InvalidInput::Decode(other) => other.to_string(),
-        InvalidInput::Validation(errors) => format!("Validation failed: {errors}"),
+/// One field of a known group: name, type, whether it may be `null`, initial value.
+type FieldDef = (&'static str, FieldType, bool, fn() -> Value);
+
+/// The groups of an instance configuration the 2020-03 master knows (its built-in groups and
+/// those of the plugins it ships), in its order. The master fills in what a serialised
+/// configuration leaves out, as the real one does when it loads one.
+const INSTANCE_GROUPS: &[(&str, &[FieldDef])] = &[
+    (
+        "instance",
+        &[
+            ("name", FieldType::String, false, || json!("New Instance")),
+            ("id", FieldType::Number, false, || Value::Null),
+            ("assigned_slave", FieldType::Number, true, || Value::Null),
+        ],
+    ),
+    (
+        "factorio",
+        &[
+            ("game_port", FieldType::Number, true, || Value::Null),
+            ("rcon_port", FieldType::Number, true, || Value::Null),
+            ("rcon_password", FieldType::String, true, || Value::Null),
+            (
+                "settings",
+                FieldType::Object,
+                false,
+                || json!({"tags": ["clusterio"], "auto_pause": false}),
+            ),
+        ],
+    ),
+    (
+        "global_chat",
+        &[("enabled", FieldType::Boolean, false, || json!(true))],
+    ),
+    (
+        "research_sync",
+        &[("enabled", FieldType::Boolean, false, || json!(true))],
+    ),
+    (
+        "statistics_exporter",
+        &[("enabled", FieldType::Boolean, false, || json!(true))],
+    ),
+    (
+        "subspace_storage",
+        &[
+            ("enabled", FieldType::Boolean, false, || json!(true)),
+            ("log_item_transfers", FieldType::Boolean, false, || {
+                json!(false)
+            }),
+        ],
+    ),
+];
+
+/// JavaScript's name for a value's type, as the config classes word their errors.
+fn basic_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
+}
+
+/// An instance configuration, serialised as the 2020-03 format has it:
+/// `{"groups": [{"name": "instance", "fields": {"id": 7, "name": "a", "assigned_slave": null}},
+/// ...]}`.
+#[derive(Clone, Debug, PartialEq)]
+struct InstanceConfig {
+    /// The groups, by name, in the order they are serialised.
+    groups: Vec<(String, serde_json::Map<String, Value>)>,
+}
+
+impl InstanceConfig {
+    /// Reads a serialised configuration: the known groups are completed with their initial
+    /// values, unknown groups and fields kept as they are.
+    fn load(serialized: &Config) -> Result<Self, RemoteError> {
+        let groups = match serialized.get("groups") {
+            Some(Value::Array(groups)) => groups,
+            other => {
+                return Err(RemoteError::new(format!(
+                    "Expected groups to be an array, not {}",
+                    other.map_or("undefined", basic_type)
+                )));
+            }
+        };
+        let mut read: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
+        for group in groups {
+            let (Some(name), Some(fields)) = (
+                group.get("name").and_then(Value::as_str),
+                group.get("fields").and_then(Value::as_object),
+            ) else {
+                return Err(RemoteError::new(format!(
+                    "Expected object with name and fields, not {} for ConfigGroup",
+                    basic_type(group)
+                )));
+            };
+            read.push((name.to_owned(), fields.clone()));
+        }
+        let mut out = Vec::new();
+        for (name, fields) in INSTANCE_GROUPS {
+            let given = read
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| read.remove(i).1);
+            let mut group = serde_json::Map::new();
+            for (field, _, _, initial) in *fields {
+                group.insert((*field).to_owned(), initial());
+            }
+            group.extend(given.unwrap_or_default());
+            out.push(((*name).to_owned(), group));
+        }
+        out.extend(read);
+        let config = InstanceConfig { groups: out };
+        if config.id().is_none() {
+            return Err(RemoteError::new(
+                "Expected type of instance.id to be number",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The serialised form.
+    fn serialize(&self) -> Config {
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|(name, fields)| json!({"name": name, "fields": fields}))
+            .collect();
+        [("groups".to_owned(), Value::Array(groups))]
+            .into_iter()
+            .collect()
+    }
+
+    fn get(&self, group: &str, field: &str) -> Option<&Value> {
+        self.groups
+            .iter()
+            .find(|(name, _)| name == group)
+            .and_then(|(_, fields)| fields.get(field))
+    }
+
+    fn id(&self) -> Option<i64> {
+        self.get("instance", "id").and_then(Value::as_i64)
+    }
+
+    fn name(&self) -> String {
+        match self.get("instance", "name") {
+            Some(Value::String(name)) => name.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    fn assigned_slave(&self) -> Option<i64> {
+        self.get("instance", "assigned_slave")
+            .and_then(Value::as_i64)
+    }
+
+    fn set_assigned_slave(&mut self, slave: Option<i64>) {
+        if let Some((_, fields)) = self.groups.iter_mut().find(|(n, _)| n == "instance") {
+            fields.insert("assigned_slave".to_owned(), json!(slave));
+        }
+    }
+
+    /// Sets `GROUP.FIELD` from text, converted to the field's type as the real config classes
+    /// do (`""` is `null`, numbers and booleans are parsed, objects are JSON), with their
+    /// error texts.
+    fn set(&mut self, name: &str, text: &str) -> Result<(), RemoteError> {
+        let (group, field) = name.split_once('.').unwrap_or((name, ""));
+        let Some((_, fields)) = self.groups.iter_mut().find(|(n, _)| n == group) else {
+            return Err(RemoteError::new(format!("No config group named '{group}'")));
+        };
+        let Some(&(_, ty, optional, _)) = INSTANCE_GROUPS
+            .iter()
+            .find(|(n, _)| *n == group)
+            .and_then(|(_, defs)| defs.iter().find(|(f, ..)| *f == field))
+        else {
+            return Err(RemoteError::new(format!("No field named '{field}'")));
+        };
+        let value = match (text, ty) {
+            ("", _) => Value::Null,
+            (t, FieldType::Number) => match t.trim().parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => t
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .map_or_else(|| json!(t), |n| json!(n)),
+            },
+            ("true", FieldType::Boolean) => json!(true),
+            ("false", FieldType::Boolean) => json!(false),
+            (t, FieldType::Object) => serde_json::from_str(t)
+                .map_err(|e| RemoteError::new(format!("Error parsing value for {field}: {e}")))?,
+            (t, _) => json!(t),
+        };
+        let expected = match ty {
+            FieldType::String => "string",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Object => "object",
+        };
+        if value.is_null() && !optional {
+            return Err(RemoteError::new(format!("Field {field} cannot be null")));
+        }
+        if !value.is_null() && basic_type(&value) != expected {
+            return Err(RemoteError::new(format!(
+                "Expected type of {field} to be {expected}, not {}",
+                basic_type(&value)
+            )));
+        }
+        fields.insert(field.to_owned(), value);
+        Ok(())
+    }
+}
+
+/// A configuration for `ctl create-instance`, as clusterctl makes one: the built-in groups
+/// only (the master adds the plugins').
+fn new_instance_config(id: i64, name: &str) -> Config {
+    let mut groups: Vec<Value> = Vec::new();
+    for (group, fields) in INSTANCE_GROUPS.iter().take(2) {
+        let mut values = serde_json::Map::new();
+        for (field, _, _, initial) in *fields {
+            values.insert((*field).to_owned(), initial());
+        }
+        if *group == "instance" {
+            values.insert("id".to_owned(), json!(id));
+            values.insert("name".to_owned(), json!(name));
+        }
+        groups.push(json!({"name": group, "fields": values}));
+    }
+    [("groups".to_owned(), Value::Array(groups))]
+        .into_iter()
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,22 +395,6 @@ struct SlaveRecord {
     connection: Option<(u64, Link<MasterWithSlave>)>,
 }
 
-/// An instance the master knows.
-struct InstanceRecord {
-    config: Config,
-    assigned_slave: Option<i64>,
-}
-
-impl InstanceRecord {
-    fn name(&self) -> String {
-        match self.config.get("name") {
-            Some(Value::String(name)) => name.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        }
-    }
-}
-
 /// A control client's link and the instances whose output it receives.
 struct ControlRecord {
     link: Link<MasterWithControl>,
@@ -215,7 +405,7 @@ struct ControlRecord {
 struct Master {
     secret: String,
     slaves: Mutex<BTreeMap<i64, SlaveRecord>>,
-    instances: Mutex<BTreeMap<i64, InstanceRecord>>,
+    instances: Mutex<BTreeMap<i64, InstanceConfig>>,
     controls: Mutex<BTreeMap<u64, ControlRecord>>,
     next_connection: AtomicU64,
     out: Printer,
@@ -226,11 +416,24 @@ fn not_found(instance_id: i64) -> RemoteError {
 }
 
 impl Master {
-    fn instance_config(&self, instance_id: i64) -> Result<(Config, Option<i64>), RemoteError> {
+    fn instance_config(&self, instance_id: i64) -> Result<InstanceConfig, RemoteError> {
         lock(&self.instances)
             .get(&instance_id)
-            .map(|i| (i.config.clone(), i.assigned_slave))
+            .cloned()
             .ok_or_else(|| not_found(instance_id))
+    }
+
+    /// Sends a slave an instance's configuration, as the master's copy has it.
+    async fn assign(
+        link: &Link<MasterWithSlave>,
+        config: &InstanceConfig,
+    ) -> Result<Empty, RemoteError> {
+        Ok(link
+            .assign_instance(cl::AssignInstance {
+                instance_id: config.id().unwrap_or_default(),
+                serialized_config: config.serialize(),
+            })
+            .await?)
     }
 
     fn slave_link(&self, slave_id: i64) -> Option<Link<MasterWithSlave>> {
@@ -243,9 +446,10 @@ impl Master {
 
     /// The link to the slave owning an instance, with the catalogue's forwarding errors.
     fn owner(&self, instance_id: i64) -> Result<Link<MasterWithSlave>, RemoteError> {
-        let (_, assigned) = self.instance_config(instance_id)?;
-        let slave_id =
-            assigned.ok_or_else(|| RemoteError::new("Instance is not assigned to a slave"))?;
+        let slave_id = self
+            .instance_config(instance_id)?
+            .assigned_slave()
+            .ok_or_else(|| RemoteError::new("Instance is not assigned to a slave"))?;
         self.slave_link(slave_id)
             .ok_or_else(|| RemoteError::new("Slave containing instance is not connected"))
     }
@@ -340,7 +544,7 @@ impl MasterWithControlHandler for ControlConnection {
             .map(|(&id, i)| cl::InstanceInfo {
                 name: i.name(),
                 id,
-                assigned_slave: i.assigned_slave,
+                assigned_slave: i.assigned_slave(),
             })
             .collect();
         Ok(cl::ListInstancesReply { list })
@@ -357,29 +561,15 @@ impl MasterWithControlHandler for ControlConnection {
     }
 
     async fn create_instance(&self, request: cl::CreateInstance) -> Result<Empty, RemoteError> {
-        let config = request.serialized_config;
-        let id = config
-            .get("id")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| RemoteError::new("serialized_config needs an integer \"id\""))?;
-        if !matches!(config.get("name"), Some(Value::String(_))) {
-            return Err(RemoteError::new(
-                "serialized_config needs a string \"name\"",
-            ));
-        }
+        let config = InstanceConfig::load(&request.serialized_config)?;
+        let id = config.id().unwrap_or_default();
         let mut instances = lock(&self.master.instances);
         if instances.contains_key(&id) {
             return Err(RemoteError::new(format!(
                 "Instance with ID {id} already exists"
             )));
         }
-        instances.insert(
-            id,
-            InstanceRecord {
-                config,
-                assigned_slave: None,
-            },
-        );
+        instances.insert(id, config);
         Ok(Empty)
     }
 
@@ -387,7 +577,10 @@ impl MasterWithControlHandler for ControlConnection {
         &self,
         request: cl::GetInstanceConfig,
     ) -> Result<cl::GetInstanceConfigReply, RemoteError> {
-        let (serialized_config, _) = self.master.instance_config(request.instance_id)?;
+        let serialized_config = self
+            .master
+            .instance_config(request.instance_id)?
+            .serialize();
         Ok(cl::GetInstanceConfigReply { serialized_config })
     }
 
@@ -395,26 +588,30 @@ impl MasterWithControlHandler for ControlConnection {
         &self,
         request: cl::SetInstanceConfigField,
     ) -> Result<Empty, RemoteError> {
-        if request.field == "id" {
-            return Err(RemoteError::new("Field id cannot be changed"));
-        }
-        let (config, assigned) = {
+        let config = {
             let mut instances = lock(&self.master.instances);
             let instance = instances
                 .get_mut(&request.instance_id)
                 .ok_or_else(|| not_found(request.instance_id))?;
-            instance
-                .config
-                .insert(request.field, Value::String(request.value));
-            (instance.config.clone(), instance.assigned_slave)
+            match request.field.as_str() {
+                "instance.assigned_slave" => {
+                    return Err(RemoteError::new(
+                        "instance.assigned_slave must be set through the assign-slave interface",
+                    ));
+                }
+                "instance.id" => {
+                    return Err(RemoteError::new("Setting instance.id is not supported"));
+                }
+                field => instance.set(field, &request.value)?,
+            }
+            instance.clone()
         };
         // The slave keeps a copy: bring it up to date while it is connected.
-        if let Some(link) = assigned.and_then(|s| self.master.slave_link(s)) {
-            link.assign_instance(cl::AssignInstance {
-                instance_id: request.instance_id,
-                serialized_config: config,
-            })
-            .await?;
+        if let Some(link) = config
+            .assigned_slave()
+            .and_then(|s| self.master.slave_link(s))
+        {
+            Master::assign(&link, &config).await?;
         }
         Ok(Empty)
     }
@@ -423,14 +620,11 @@ impl MasterWithControlHandler for ControlConnection {
         &self,
         request: cl::AssignInstanceCommand,
     ) -> Result<Empty, RemoteError> {
-        let (config, assigned) = self.master.instance_config(request.instance_id)?;
+        let mut config = self.master.instance_config(request.instance_id)?;
         let target = self.master.slave_link(request.slave_id).ok_or_else(|| {
-            RemoteError::new(format!(
-                "Slave with ID {} is not connected",
-                request.slave_id
-            ))
+            RemoteError::new("Target slave is not connected to the master server")
         })?;
-        if let Some(previous) = assigned.filter(|&s| s != request.slave_id) {
+        if let Some(previous) = config.assigned_slave().filter(|&s| s != request.slave_id) {
             if let Some(link) = self.master.slave_link(previous) {
                 link.delete_instance(cl::DeleteInstance {
                     instance_id: request.instance_id,
@@ -438,16 +632,11 @@ impl MasterWithControlHandler for ControlConnection {
                 .await?;
             }
         }
-        target
-            .assign_instance(cl::AssignInstance {
-                instance_id: request.instance_id,
-                serialized_config: config,
-            })
-            .await?;
+        config.set_assigned_slave(Some(request.slave_id));
         if let Some(instance) = lock(&self.master.instances).get_mut(&request.instance_id) {
-            instance.assigned_slave = Some(request.slave_id);
+            instance.set_assigned_slave(Some(request.slave_id));
         }
-        Ok(Empty)
+        Master::assign(&target, &config).await
     }
 
     async fn start_instance(&self, request: cl::StartInstance) -> Result<Empty, RemoteError> {
@@ -476,8 +665,7 @@ impl MasterWithControlHandler for ControlConnection {
 
     async fn delete_instance(&self, request: cl::DeleteInstance) -> Result<Empty, RemoteError> {
         let id = request.instance_id;
-        let (_, assigned) = self.master.instance_config(id)?;
-        if assigned.is_some() {
+        if self.master.instance_config(id)?.assigned_slave().is_some() {
             self.master.owner(id)?.delete_instance(request).await?;
         }
         lock(&self.master.instances).remove(&id);
@@ -501,23 +689,46 @@ struct SlaveConnection {
 }
 
 impl MasterWithSlaveHandler for SlaveConnection {
+    /// As the real master: every instance it has on this slave is assigned again, one after
+    /// the other, then each reported instance it does not know is adopted (assigned to this
+    /// slave) and assigned. A slave must not answer `assign_instance` with this event.
     async fn update_instances(&self, message: cl::UpdateInstances) {
         let Some(&slave_id) = self.slave_id.get() else {
             return;
         };
-        let mut instances = lock(&self.master.instances);
+        let Some(link) = self.master.slave_link(slave_id) else {
+            return;
+        };
+        let owned: Vec<InstanceConfig> = lock(&self.master.instances)
+            .values()
+            .filter(|c| c.assigned_slave() == Some(slave_id))
+            .cloned()
+            .collect();
+        for config in owned {
+            if let Err(e) = Master::assign(&link, &config).await {
+                debug!(error = %e.message, "cannot assign an instance again");
+            }
+        }
         for reported in message.instances {
-            let Some(id) = reported.serialized_config.get("id").and_then(Value::as_i64) else {
-                warn!(slave_id, "a reported instance has no integer id");
-                continue;
+            let mut config = match InstanceConfig::load(&reported.serialized_config) {
+                Ok(config) => config,
+                Err(e) => {
+                    warn!(slave_id, error = %e.message, "a reported instance is unreadable");
+                    continue;
+                }
             };
-            instances
-                .entry(id)
-                .or_insert_with(|| InstanceRecord {
-                    config: reported.serialized_config,
-                    assigned_slave: None,
-                })
-                .assigned_slave = Some(slave_id);
+            let id = config.id().unwrap_or_default();
+            {
+                let mut instances = lock(&self.master.instances);
+                if instances.contains_key(&id) {
+                    continue;
+                }
+                config.set_assigned_slave(Some(slave_id));
+                instances.insert(id, config.clone());
+            }
+            if let Err(e) = Master::assign(&link, &config).await {
+                debug!(error = %e.message, "cannot assign an adopted instance");
+            }
         }
     }
 
@@ -703,32 +914,28 @@ async fn connection(
     if is_slave {
         let slave_id = Arc::new(OnceLock::new());
         let (link_tx, link_rx) = watch::channel(None::<Link<MasterWithSlave>>);
-        let session = Session::new()
-            .with(hello)
-            .describe_invalid(describe)
-            .authenticate({
-                let (master, slave_id) = (master.clone(), slave_id.clone());
-                move |registration: cl::RegisterSlave| {
-                    let (master, slave_id, mut link_rx) =
-                        (master.clone(), slave_id.clone(), link_rx.clone());
-                    async move {
-                        let claims = verify(&master.secret, &registration.token, "slave")
-                            .filter(|c| c.slave == Some(registration.id))
-                            .ok_or_else(|| AUTH_FAILED.to_owned())?;
-                        debug!(?claims, "slave authenticated");
-                        let link = link_rx
-                            .wait_for(Option::is_some)
-                            .await
-                            .ok()
-                            .and_then(|l| l.clone())
-                            .ok_or_else(|| AUTH_FAILED.to_owned())?;
-                        let _ = slave_id.set(registration.id);
-                        // Registered before `ready` goes out: the slave is listed once it is in.
-                        master.slave_registered(id, &registration, link).await;
-                        Ok(())
+        let session = Session::new().with(hello).authenticate({
+            let (master, slave_id) = (master.clone(), slave_id.clone());
+            move |registration: cl::RegisterSlave| {
+                let (master, slave_id, mut link_rx) =
+                    (master.clone(), slave_id.clone(), link_rx.clone());
+                async move {
+                    if !verify(&master.secret, &registration.token) {
+                        return Err(AUTH_FAILED.to_owned());
                     }
+                    let link = link_rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|l| l.clone())
+                        .ok_or_else(|| AUTH_FAILED.to_owned())?;
+                    let _ = slave_id.set(registration.id);
+                    // Registered before `ready` goes out: the slave is listed once it is in.
+                    master.slave_registered(id, &registration, link).await;
+                    Ok(())
                 }
-            });
+            }
+        });
         let link =
             Link::<MasterWithSlave>::spawn(source, sink, config, session, |_| SlaveConnection {
                 master: master.clone(),
@@ -740,22 +947,19 @@ async fn connection(
             master.slave_disconnected(id, slave);
         }
     } else {
-        let session = Session::new()
-            .with(hello)
-            .describe_invalid(describe)
-            .authenticate({
-                let master = master.clone();
-                move |registration: cl::RegisterControl| {
-                    let valid = verify(&master.secret, &registration.token, "control").is_some();
-                    async move {
-                        if valid {
-                            Ok(())
-                        } else {
-                            Err(AUTH_FAILED.to_owned())
-                        }
+        let session = Session::new().with(hello).authenticate({
+            let master = master.clone();
+            move |registration: cl::RegisterControl| {
+                let valid = verify(&master.secret, &registration.token);
+                async move {
+                    if valid {
+                        Ok(())
+                    } else {
+                        Err(AUTH_FAILED.to_owned())
                     }
                 }
-            });
+            }
+        });
         let link = Link::<MasterWithControl>::spawn(source, sink, config, session, |_| {
             ControlConnection {
                 master: master.clone(),
@@ -895,7 +1099,7 @@ impl Slave {
             inst_src,
             inst_snk,
             LinkConfig::default(),
-            Session::new().describe_invalid(describe),
+            Session::new(),
             move |link| Instance { id, link, out },
         );
         let slave = self.clone();
@@ -903,7 +1107,7 @@ impl Slave {
             slave_src,
             slave_snk,
             LinkConfig::default(),
-            Session::new().describe_invalid(describe),
+            Session::new(),
             move |_| InstanceUplink { slave },
         );
         lock(&self.instances).insert(
@@ -920,7 +1124,6 @@ impl Slave {
 /// The slave's handler of one master link.
 struct MasterUplink {
     slave: Arc<Slave>,
-    link: Link<SlaveWithMaster>,
 }
 
 impl SlaveWithMasterHandler for MasterUplink {
@@ -937,8 +1140,29 @@ impl SlaveWithMasterHandler for MasterUplink {
         if !updated {
             self.slave.host(id, request.serialized_config);
         }
-        let _ = self.link.update_instances(self.slave.report()).await;
+        // Not `update_instances`: the master answers that by assigning every instance again.
         Ok(Empty)
+    }
+
+    /// The statistics_exporter plugin's request: the running instances' metrics (the slave
+    /// has no process metrics of its own to add).
+    async fn get_metrics(
+        &self,
+        request: cl::GetMetrics,
+    ) -> Result<cl::GetMetricsReply, RemoteError> {
+        let running: Vec<_> = lock(&self.slave.instances)
+            .values()
+            .filter(|h| h.running)
+            .map(|h| h.link.clone())
+            .collect();
+        let mut results = Vec::new();
+        for link in running {
+            match link.get_metrics(request.clone()).await {
+                Ok(reply) => results.extend(reply.results),
+                Err(e) => debug!(error = %e, "an instance did not give its metrics"),
+            }
+        }
+        Ok(cl::GetMetricsReply { results })
     }
 
     async fn start_instance(&self, request: cl::StartInstance) -> Result<Empty, RemoteError> {
@@ -981,7 +1205,6 @@ impl SlaveWithMasterHandler for MasterUplink {
         }
         lock(&self.slave.instances).remove(&id);
         link.close(close::NORMAL, "instance deleted").await;
-        let _ = self.link.update_instances(self.slave.report()).await;
         Ok(Empty)
     }
 
@@ -1028,8 +1251,10 @@ impl Instance {
                 message,
                 received: now_ms(),
                 time: None,
-                level: None,
-                file: None,
+                // Log lines name a level and a file, as Factorio's do (clusterctl prints
+                // `LEVEL FILE: MESSAGE` for them).
+                level: (kind == "log").then(|| "Info".to_owned()),
+                file: (kind == "log").then(|| "protolink-instance".to_owned()),
                 action: None,
             },
         };
@@ -1057,6 +1282,12 @@ impl InstanceWithSlaveHandler for Instance {
         Ok(Empty)
     }
 
+    async fn get_metrics(&self, _: cl::GetMetrics) -> Result<cl::GetMetricsReply, RemoteError> {
+        Ok(cl::GetMetricsReply {
+            results: Vec::new(),
+        })
+    }
+
     async fn send_rcon(&self, request: cl::SendRcon) -> Result<cl::SendRconReply, RemoteError> {
         self.output("generic", "rcon", request.command.clone())
             .await;
@@ -1074,15 +1305,13 @@ pub(crate) async fn slave(url: String, token: String, id: i64, name: String) -> 
         master: Mutex::new(None),
         out: out.clone(),
     });
-    let session = Session::new()
-        .with(cl::RegisterSlave {
-            token,
-            agent: "protolink-slave".to_owned(),
-            version: VERSION.to_owned(),
-            name,
-            id,
-        })
-        .describe_invalid(describe);
+    let session = Session::new().with(cl::RegisterSlave {
+        token,
+        agent: "protolink-slave".to_owned(),
+        version: VERSION.to_owned(),
+        name,
+        id,
+    });
     let (replaced_tx, mut replaced_rx) = watch::channel(false);
     let client = ReconnectingClient::<SlaveWithMaster>::start(
         url,
@@ -1092,9 +1321,8 @@ pub(crate) async fn slave(url: String, token: String, id: i64, name: String) -> 
         session,
         {
             let slave = slave.clone();
-            move |link| MasterUplink {
+            move |_| MasterUplink {
                 slave: slave.clone(),
-                link,
             }
         },
         move |link: Link<SlaveWithMaster>| {
@@ -1144,7 +1372,8 @@ pub(crate) enum CtlCommand {
     ListSlaves,
     /// Lists the instances.
     ListInstances,
-    /// Creates an instance (its configuration is `{"id": ID, "name": NAME}`).
+    /// Creates an instance (its configuration holds the `instance` group with ID and NAME and
+    /// the `factorio` group with its initial values, as clusterctl's does).
     CreateInstance {
         /// The instance's name.
         #[arg(long)]
@@ -1240,13 +1469,11 @@ fn reply_line<T: Serialize>(reply: Result<T, RequestError>) -> io::Result<Value>
 /// `protolink clusterio ctl`: one request, its reply as a JSON line.
 pub(crate) async fn ctl(url: &str, token: String, command: CtlCommand) -> io::Result<()> {
     let out = Printer::stdout();
-    let session = Session::new()
-        .with(cl::RegisterControl {
-            token,
-            agent: "protolink-ctl".to_owned(),
-            version: VERSION.to_owned(),
-        })
-        .describe_invalid(describe);
+    let session = Session::new().with(cl::RegisterControl {
+        token,
+        agent: "protolink-ctl".to_owned(),
+        version: VERSION.to_owned(),
+    });
     let printer = out.clone();
     let link = connect::<ControlWithMaster>(url)
         .session(session)
@@ -1257,12 +1484,7 @@ pub(crate) async fn ctl(url: &str, token: String, command: CtlCommand) -> io::Re
         CtlCommand::ListSlaves => reply_line(link.list_slaves(cl::ListSlaves {}).await),
         CtlCommand::ListInstances => reply_line(link.list_instances(cl::ListInstances {}).await),
         CtlCommand::CreateInstance { name, id } => {
-            let serialized_config = [
-                ("id".to_owned(), json!(id)),
-                ("name".to_owned(), json!(name)),
-            ]
-            .into_iter()
-            .collect();
+            let serialized_config = new_instance_config(id, &name);
             reply_line(
                 link.create_instance(cl::CreateInstance { serialized_config })
                     .await,

@@ -193,6 +193,23 @@ async function runScenario(file, opts) {
       conns.set(c, conn);
       rec.push({ conn: c, connect: step.connect });
       const connectStep = rec.steps[rec.steps.length - 1];
+      // Handlers first: a server that speaks first (Clusterio's hello) can send its frame in the
+      // same packet as the upgrade response, and ws emits it right after 'open'.
+      ws.on('message', (data, isBinary) => {
+        const text = maskText(frameText(data, isBinary), mask, prefix);
+        conn.received++;
+        rec.push({ conn: c, [isBinary ? 'recv_binary' : 'recv']: text });
+      });
+      ws.on('close', (code, reason) => {
+        if (connectStep.status !== undefined) return; // the upgrade was refused
+        conn.done = true;
+        if (!conn.clientClosed) {
+          conn.received++;
+          rec.push(Object.assign({ conn: c }, closeStep('closed', code, reason.toString())));
+        } else {
+          rec.push({ _internal: true });
+        }
+      });
       await new Promise((resolve, reject) => {
         ws.on('open', () => { conn.open = true; resolve(); });
         ws.on('unexpected-response', (req, res) => {
@@ -203,20 +220,6 @@ async function runScenario(file, opts) {
           resolve();
         });
         ws.on('error', (err) => { if (!conn.open && !conn.done) reject(err); });
-      });
-      ws.on('message', (data, isBinary) => {
-        const text = maskText(frameText(data, isBinary), mask, prefix);
-        conn.received++;
-        rec.push({ conn: c, [isBinary ? 'recv_binary' : 'recv']: text });
-      });
-      ws.on('close', (code, reason) => {
-        conn.done = true;
-        if (!conn.clientClosed) {
-          conn.received++;
-          rec.push(Object.assign({ conn: c }, closeStep('closed', code, reason.toString())));
-        } else {
-          rec.push({ _internal: true });
-        }
       });
       return;
     }

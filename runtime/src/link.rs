@@ -25,13 +25,13 @@ use crate::message::{
 };
 use crate::scan::ScanDecode;
 use crate::session::{
-    Beat, HandshakeStep, Interval, InvalidAction, InvalidKind, InvalidRule, Role,
+    Beat, HandshakeStep, Interval, InvalidAction, InvalidKind, InvalidRule, Placeholders, Role,
 };
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
-    FrameClass, Kind, Payload, RawFrame, RawMessage, RequestId, RequestIdPlace, Tag, TagRef,
-    WireProfile,
+    FrameClass, Framing, Kind, Payload, RawFrame, RawMessage, RequestId, RequestIdPlace, Tag,
+    TagRef, WireProfile,
 };
 use crate::{DecodeError, RemoteError, RequestError, SendError};
 
@@ -1468,6 +1468,18 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             self.close_before_handshake().await;
             return;
         }
+        let name = name_read::<S>(&input, tag.unwrap_or(Tag::Str("")));
+        let placeholders = Placeholders {
+            name: &name,
+            detail: &detail,
+            side: S::NAME,
+            peer: <S::Peer as Side>::NAME,
+        };
+        if let Some(InvalidAction::Close { text }) = action {
+            let reason = InvalidAction::render(text, &placeholders);
+            self.link.start_close(close::POLICY, &reason).await;
+            return;
+        }
         if let Some(prefix) = rules.invalid_closes {
             self.link
                 .start_close(close::POLICY, &format!("{prefix}: {detail}"))
@@ -1486,12 +1498,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     // A parser's message needs no "frame is not JSON" in front of it here.
                     let detail = match (&input, &self.session.describe) {
                         (InvalidInput::Decode(DecodeError::Json(e)), None) => e.to_string(),
-                        _ => detail,
+                        _ => detail.clone(),
                     };
                     let error = RemoteError::new(InvalidAction::render(
                         text,
-                        &name_read(&input, tag),
-                        &detail,
+                        &Placeholders {
+                            detail: &detail,
+                            ..placeholders
+                        },
                     ));
                     match name {
                         Some(name) => error.with_name(name),
@@ -1542,6 +1556,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             Ok(m) => m,
             Err(e) => {
                 let tag = tag_of::<S::Protocol>(raw.name);
+                let e = match e {
+                    DecodeError::UnknownMessage { name } => DecodeError::UnknownMessage {
+                        name: as_written(wire::<S>(), raw.class, name),
+                    },
+                    e => e,
+                };
                 let correlatable = is_request
                     && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
                 return self
@@ -1585,6 +1605,21 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         if self.peer_still_handshaking() {
             self.close_before_handshake().await;
+            return;
+        }
+        // A message the peer sends as a handshake step is not valid again once the handshake
+        // finished (the Clusterio master has nothing for a second `register_control`): it names
+        // no message valid now. (Handshake requests are answered by the handler as any request.)
+        let repeated_step = rules::<S>().handshake.iter().any(|step| {
+            step.sender != my_role::<S>() && !step.request && step.messages.contains(&tag)
+        });
+        if repeated_step && matches!(self.link.state(), LinkState::Ready) {
+            let name = match tag {
+                Tag::Str(s) => serde_json::to_string(s).unwrap_or_default(),
+                Tag::Int(n) => n.to_string(),
+            };
+            let unknown = InvalidInput::Decode(DecodeError::UnknownMessage { name });
+            self.invalid(None, None, unknown, false).await;
             return;
         }
         match (kind, wire::<S>().request_id) {
@@ -1864,6 +1899,21 @@ fn encode_reply<S: Side>(
     }
 }
 
+/// An unknown message's name (quoted when a string) as the frame wrote it: classifying strips
+/// the suffix that made it a request or event (`foo_request` is read as `foo`).
+fn as_written(profile: &WireProfile, class: FrameClass, name: String) -> String {
+    let framing = match class {
+        FrameClass::Request => profile.request,
+        FrameClass::Event => profile.event,
+        FrameClass::Plain => return name,
+    };
+    let (Framing::Suffix(suffix), Ok(bare)) = (framing, serde_json::from_str::<String>(&name))
+    else {
+        return name;
+    };
+    serde_json::to_string(&format!("{bare}{suffix}")).unwrap_or(name)
+}
+
 /// The declared tag of a name read from a frame.
 /// What an `invalid` rule calls a frame that could not be used.
 fn invalid_kind(input: &InvalidInput, array: bool, tag_key: &str) -> Option<InvalidKind> {
@@ -1875,6 +1925,11 @@ fn invalid_kind(input: &InvalidInput, array: bool, tag_key: &str) -> Option<Inva
             DecodeError::MissingKey(key) | DecodeError::WrongKeyType { key, .. },
         ) if *key == tag_key => InvalidKind::Untagged,
         InvalidInput::Decode(DecodeError::UnknownMessage { .. }) => InvalidKind::Unknown,
+        InvalidInput::Decode(
+            DecodeError::UnexpectedKey(_)
+            | DecodeError::MissingKey(_)
+            | DecodeError::WrongKeyType { .. },
+        ) => InvalidKind::Envelope,
         InvalidInput::Decode(DecodeError::Payload { .. }) | InvalidInput::Validation(_) => {
             InvalidKind::Payload
         }
@@ -1882,9 +1937,10 @@ fn invalid_kind(input: &InvalidInput, array: bool, tag_key: &str) -> Option<Inva
     })
 }
 
-/// The message name a frame that could not be used carried, as read (`{name}` in `invalid`
-/// rules): empty when it named none.
-fn name_read(input: &InvalidInput, tag: Tag) -> String {
+/// The message name a frame that could not be used carried, as the frame wrote it (`{name}` in
+/// `invalid` rules): a known message's tag with the suffix its kind is framed with
+/// (`list_instances_request`); empty when it named none.
+fn name_read<S: Side>(input: &InvalidInput, tag: Tag) -> String {
     match (input, tag) {
         // The error quotes string names; the rule wants the name itself.
         (InvalidInput::Decode(DecodeError::UnknownMessage { name }), _) => {
@@ -1892,7 +1948,21 @@ fn name_read(input: &InvalidInput, tag: Tag) -> String {
         }
         (InvalidInput::Decode(DecodeError::Payload { .. }) | InvalidInput::Validation(_), tag) => {
             match tag {
-                Tag::Str(s) => s.to_owned(),
+                Tag::Str(s) => {
+                    let profile = wire::<S>();
+                    let framing = <S::Protocol as Protocol>::MESSAGES
+                        .iter()
+                        .find(|m| m.tag == tag)
+                        .and_then(|m| match m.kind {
+                            Kind::Request => Some(profile.request),
+                            Kind::Event => Some(profile.event),
+                            _ => None,
+                        });
+                    match framing {
+                        Some(Framing::Suffix(suffix)) => format!("{s}{suffix}"),
+                        _ => s.to_owned(),
+                    }
+                }
                 Tag::Int(n) => n.to_string(),
             }
         }

@@ -133,10 +133,14 @@ pub enum InvalidKind {
     Unknown,
     /// A known message whose payload does not decode or breaks a constraint (`invalid payload`).
     Payload,
+    /// An object whose envelope is malformed: a key the envelope does not declare (in a
+    /// `strict` protocol), or an envelope key other than the tag missing or of the wrong JSON
+    /// type, such as a sequence number that is not an integer (`invalid envelope`).
+    Envelope,
 }
 
-/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` or `invalid KIND
-/// [of MESSAGES] ignored` rule.
+/// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]`, `invalid KIND
+/// [of MESSAGES] ignored` or `invalid KIND [of MESSAGES] closes "TEXT"` rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidRule {
     /// The kind of frame the rule is for.
@@ -162,6 +166,27 @@ pub enum InvalidAction {
     /// Drop it without an answer, and without counting it against the link
     /// (socketcluster-server never answers an invoke nobody serves).
     Ignore,
+    /// Close the link at once, with this reason (its placeholders as for `Answer`); the
+    /// protocol's close message carries it where there is one (the Clusterio master's
+    /// `Invalid message: No validator for foo_request on master-control`).
+    Close {
+        /// The reason, with its placeholders.
+        text: &'static str,
+    },
+}
+
+/// What an `invalid` rule's text may name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placeholders<'a> {
+    /// `{name}`: the message's name or tag as the frame wrote it (empty when it has none).
+    pub name: &'a str,
+    /// `{detail}`: what was wrong, as protolink words it.
+    pub detail: &'a str,
+    /// `{side}`: this side's endpoint name (`master`; `client` or `server` without named
+    /// endpoints).
+    pub side: &'a str,
+    /// `{peer}`: the endpoint name of the other side of the link (`control`).
+    pub peer: &'a str,
 }
 
 impl InvalidRule {
@@ -183,20 +208,23 @@ impl InvalidRule {
 }
 
 impl InvalidAction {
-    /// The rule's text with its placeholders filled in.
-    pub fn render(text: &str, name: &str, detail: &str) -> String {
-        let mut out = String::with_capacity(text.len() + detail.len());
+    /// The rule's text with its placeholders filled in; other braces are kept.
+    pub fn render(text: &str, values: &Placeholders<'_>) -> String {
+        let mut out = String::with_capacity(text.len() + values.detail.len());
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
             let after = &rest[open..];
-            let (value, used) = if after.starts_with("{name}") {
-                (name, "{name}".len())
-            } else if after.starts_with("{detail}") {
-                (detail, "{detail}".len())
-            } else {
-                ("{", 1)
-            };
+            let named = [
+                ("{name}", values.name),
+                ("{detail}", values.detail),
+                ("{side}", values.side),
+                ("{peer}", values.peer),
+            ];
+            let (value, used) = named
+                .iter()
+                .find(|(key, _)| after.starts_with(key))
+                .map_or(("{", 1), |(key, value)| (*value, key.len()));
             out.push_str(value);
             rest = &after[used..];
         }
@@ -265,10 +293,25 @@ mod tests {
         assert_eq!(
             InvalidAction::render(
                 "No such command {name} ({detail}) {other} {",
-                "nope",
-                "unknown message"
+                &Placeholders {
+                    name: "nope",
+                    detail: "unknown message",
+                    ..Placeholders::default()
+                }
             ),
             "No such command nope (unknown message) {other} {"
+        );
+        assert_eq!(
+            InvalidAction::render(
+                "No validator for {name} on {side}-{peer}",
+                &Placeholders {
+                    name: "foo_request",
+                    side: "master",
+                    peer: "control",
+                    ..Placeholders::default()
+                }
+            ),
+            "No validator for foo_request on master-control"
         );
     }
 }

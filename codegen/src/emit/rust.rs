@@ -302,12 +302,13 @@ impl Emitter<'_> {
         let invalid_rules = s.invalid_rules.iter().map(|rule| {
             let kind = format_ident!("{}", upper_camel(rule.kind));
             let tags = rule.messages.iter().map(|&i| msg_tag(i));
-            let action = match &rule.answer {
-                Some((text, name)) => {
+            let action = match (&rule.answer, &rule.closes) {
+                (_, Some(text)) => quote!(__p::InvalidAction::Close { text: #text }),
+                (Some((text, name)), None) => {
                     let name = opt(name.as_ref());
                     quote!(__p::InvalidAction::Answer { text: #text, name: #name })
                 }
-                None => quote!(__p::InvalidAction::Ignore),
+                (None, None) => quote!(__p::InvalidAction::Ignore),
             };
             quote!(__p::InvalidRule { kind: __p::InvalidKind::#kind, messages: &[#(#tags),*], action: #action })
         });

@@ -2844,13 +2844,16 @@ impl<'a> Checker<'a> {
 
     /// A close code written as a name from the `close` block or as a number.
     /// `invalid closes "REASON"`, or `invalid KIND [of MESSAGE | ...] answers "TEXT"
-    /// [, name "NAME"]`, or `invalid KIND [of MESSAGE | ...] ignored`.
+    /// [, name "NAME"]`, `invalid KIND [of MESSAGE | ...] closes "TEXT"` or `invalid KIND
+    /// [of MESSAGE | ...] ignored`.
     fn invalid_rule(&mut self, item: &ast::Directive) {
-        const KINDS: [&str; 6] = ["json", "object", "array", "untagged", "unknown", "payload"];
+        const KINDS: [&str; 7] = [
+            "json", "object", "array", "untagged", "unknown", "payload", "envelope",
+        ];
         let malformed = |span| {
             Diagnostic::error(
                 "E0116",
-                "expected `invalid closes \"REASON\"`, `invalid KIND answers \"TEXT\"` or `invalid KIND ignored`",
+                "expected `invalid closes \"REASON\"`, `invalid KIND answers \"TEXT\"`, `invalid KIND closes \"TEXT\"` or `invalid KIND ignored`",
                 span,
                 "malformed",
             )
@@ -2904,7 +2907,7 @@ impl<'a> Checker<'a> {
                 }
                 let end = names
                     .iter()
-                    .position(|a| matches!(atom_word(a), Some("answers" | "ignored")))
+                    .position(|a| matches!(atom_word(a), Some("answers" | "ignored" | "closes")))
                     .unwrap_or(names.len());
                 let mut messages = Vec::new();
                 for (n, atom) in names[..end].iter().enumerate() {
@@ -2920,6 +2923,17 @@ impl<'a> Checker<'a> {
             }
             _ => (Vec::new(), atoms),
         };
+        if let ([closes, text], []) = (atoms, rest) {
+            if let (Some("closes"), Some(text)) = (atom_word(closes), str_of(text)) {
+                self.p.session.invalid_rules.push(InvalidRule {
+                    kind,
+                    messages,
+                    answer: None,
+                    closes: Some(text),
+                });
+                return;
+            }
+        }
         let answer = match atoms {
             [ignored] if atom_word(ignored) == Some("ignored") && rest.is_empty() => None,
             [answers, text] => {
@@ -2946,6 +2960,7 @@ impl<'a> Checker<'a> {
             kind,
             messages,
             answer,
+            closes: None,
         });
     }
 

@@ -229,13 +229,16 @@ pub struct CloseMessage {
 /// One `invalid KIND [of MESSAGES] answers "TEXT" [, name "NAME"]` or `... ignored` rule.
 #[derive(Debug, Clone)]
 pub struct InvalidRule {
-    /// The kind's word: `json`, `object`, `array`, `untagged`, `unknown` or `payload`.
+    /// The kind's word: `json`, `object`, `array`, `untagged`, `unknown`, `payload` or
+    /// `envelope`.
     pub kind: &'static str,
     /// The messages it applies to (indices into [`Protocol::messages`]); all when empty.
     pub messages: Vec<usize>,
-    /// The error text (with `{name}` and `{detail}` placeholders) and name; `None` for
-    /// `ignored`.
+    /// The error text (with `{name}`, `{detail}`, `{side}` and `{peer}` placeholders) and
+    /// name; `None` for `ignored` and `closes`.
     pub answer: Option<(String, Option<String>)>,
+    /// For `closes "TEXT"`: the reason the link closes with (same placeholders).
+    pub closes: Option<String>,
 }
 
 /// A handshake step.
