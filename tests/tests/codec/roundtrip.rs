@@ -664,10 +664,12 @@ fn cases() -> Vec<Case> {
     direction!(cases, clusterio::MasterToSlave {
         Hello, Ready, Close, AssignInstance => reply, StartInstance => reply,
         CreateSave => reply, StopInstance => reply, DeleteInstance => reply, SendRcon => reply,
+        GetMetrics => reply,
     });
     direction!(cases, clusterio::InstanceToSlave { InstanceOutput });
     direction!(cases, clusterio::SlaveToInstance {
         StartInstance => reply, CreateSave => reply, StopInstance => reply, SendRcon => reply,
+        GetMetrics => reply,
     });
     cases
 }
