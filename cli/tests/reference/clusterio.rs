@@ -44,6 +44,23 @@ async fn token(secret: &str, who: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// An instance configuration as clusterctl serialises a new one: the `instance` and `factorio`
+/// groups (the master fills in the rest).
+fn config(id: i64, name: &str) -> Value {
+    json!({"groups": [
+        {"name": "instance", "fields": {"id": id, "name": name, "assigned_slave": null}},
+        {"name": "factorio", "fields": {}},
+    ]})
+}
+
+/// The fields of a serialised configuration's `instance` group.
+fn instance(config: &Value) -> Value {
+    config["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["name"] == "instance"))
+        .map_or(Value::Null, |group| group["fields"].clone())
+}
+
 /// Waits for a JSON line on a process's stdout that satisfies `want`.
 async fn line_where(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
@@ -302,7 +319,7 @@ async fn master_slaves_and_control_run_every_message() {
             control
                 .request(
                     "create_instance",
-                    json!({"serialized_config": {"id": id, "name": name}})
+                    json!({"serialized_config": config(id, name)})
                 )
                 .await,
             Ok(json!({}))
@@ -312,7 +329,7 @@ async fn master_slaves_and_control_run_every_message() {
         control
             .request(
                 "create_instance",
-                json!({"serialized_config": {"id": 10, "name": "again"}})
+                json!({"serialized_config": config(10, "again")})
             )
             .await,
         Err("Instance with ID 10 already exists".to_owned())
@@ -329,8 +346,9 @@ async fn master_slaves_and_control_run_every_message() {
     assert_eq!(
         control
             .request("get_instance_config", json!({"instance_id": 10}))
-            .await,
-        Ok(json!({"serialized_config": {"id": 10, "name": "alpha"}}))
+            .await
+            .map(|reply| instance(&reply["serialized_config"])),
+        Ok(json!({"id": 10, "name": "alpha", "assigned_slave": null}))
     );
 
     // assign_instance_command sends assign_instance to the slave.
@@ -356,7 +374,7 @@ async fn master_slaves_and_control_run_every_message() {
                 json!({"instance_id": 30, "slave_id": 9})
             )
             .await,
-        Err("Slave with ID 9 is not connected".to_owned())
+        Err("Target slave is not connected to the master server".to_owned())
     );
     assert_eq!(
         control.request("list_instances", json!({})).await,
@@ -487,20 +505,21 @@ async fn master_slaves_and_control_run_every_message() {
         control
             .request(
                 "set_instance_config_field",
-                json!({"instance_id": 10, "field": "name", "value": "alpha2"})
+                json!({"instance_id": 10, "field": "instance.name", "value": "alpha2"})
             )
             .await,
         Ok(json!({}))
     );
     assert_eq!(
-        one.received("assign_instance").await,
-        json!({"instance_id": 10, "serialized_config": {"id": 10, "name": "alpha2"}})
+        instance(&one.received("assign_instance").await["serialized_config"]),
+        json!({"id": 10, "name": "alpha2", "assigned_slave": 1})
     );
     assert_eq!(
         control
             .request("get_instance_config", json!({"instance_id": 10}))
-            .await,
-        Ok(json!({"serialized_config": {"id": 10, "name": "alpha2"}}))
+            .await
+            .map(|reply| instance(&reply["serialized_config"])),
+        Ok(json!({"id": 10, "name": "alpha2", "assigned_slave": 1}))
     );
     assert_eq!(
         control
@@ -518,9 +537,17 @@ async fn master_slaves_and_control_run_every_message() {
     three
         .send(
             "update_instances_event",
-            json!({"instances": [{"serialized_config": {"id": 40, "name": "delta"}}]}),
+            json!({"instances": [{"serialized_config": config(40, "delta")}]}),
         )
         .await;
+    // The master adopts it and answers as the real one does: by assigning it back.
+    let assign = three.recv().await;
+    assert_eq!(assign["type"], "assign_instance_request", "{assign}");
+    assert_eq!(
+        instance(&assign["data"]["serialized_config"]),
+        json!({"id": 40, "name": "delta", "assigned_slave": 3})
+    );
+    three.answer(&assign).await;
     three
         .send(
             "instance_output_event",
@@ -596,8 +623,10 @@ async fn master_slaves_and_control_run_every_message() {
 
     // The control command, one request each.
     assert_eq!(
-        ctl(&url, &["get-config", "10"]).await,
-        Ok(json!({"serialized_config": {"id": 10, "name": "alpha2"}}))
+        ctl(&url, &["get-config", "10"])
+            .await
+            .map(|reply| instance(&reply["serialized_config"])),
+        Ok(json!({"id": 10, "name": "alpha2", "assigned_slave": 1}))
     );
     assert_eq!(
         ctl(
@@ -686,18 +715,24 @@ async fn handshake_failures_close_with_their_reasons() {
         json!({"seq": 2, "type": "close", "data": {"reason": "Invalid handshake"}})
     );
 
-    // Bad tokens: another secret, the wrong audience, another slave's id, not a JWT.
+    // The real master accepts any HS256 token signed with its secret, whatever it claims (one
+    // token serves slaves and controls), but checks `exp` and `nbf` when they are there.
+    let sign = |secret: &str, claims: Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let foreign = token("other secret", &["--control"]).await;
     let slave_one = token(SECRET, &["--slave", "1"]).await;
     let control = token(SECRET, &["--control"]).await;
-    let attempts = [
-        ("register_control", foreign.as_str(), None),
-        ("register_control", slave_one.as_str(), None),
-        ("register_slave", control.as_str(), Some(1)),
-        ("register_slave", slave_one.as_str(), Some(2)),
-        ("register_control", "not.a.jwt", None),
-    ];
-    for (r#type, token, id) in attempts {
+    let register = async |r#type: &str, token: &str, id: Option<i64>| {
         let mut peer = Peer::connect(&url).await;
         let mut data = json!({"token": token, "agent": "probe", "version": "2.0.0-alpha"});
         if let Some(id) = id {
@@ -705,10 +740,34 @@ async fn handshake_failures_close_with_their_reasons() {
             data["id"] = json!(id);
         }
         peer.send(r#type, data).await;
+        peer.recv().await
+    };
+    let accepted = [
+        ("register_control", slave_one.clone(), None),
+        ("register_slave", control.clone(), Some(7)),
+        ("register_control", sign(SECRET, json!({})), None),
+        (
+            "register_control",
+            sign(SECRET, json!({"exp": now + 3600})),
+            None,
+        ),
+    ];
+    for (r#type, token, id) in accepted {
+        let answer = register(r#type, &token, id).await;
+        assert_eq!(answer["type"], "ready", "{type} with {token}: {answer}");
+    }
+    let refused = [
+        foreign.clone(),
+        sign(SECRET, json!({"exp": now - 10})),
+        sign(SECRET, json!({"nbf": now + 3600})),
+        "not.a.jwt".to_owned(),
+    ];
+    for token in refused {
+        let answer = register("register_control", &token, None).await;
         assert_eq!(
-            peer.closed().await,
+            answer,
             json!({"seq": 2, "type": "close", "data": {"reason": "Authentication failed"}}),
-            "{type} with {token}"
+            "{token}"
         );
     }
 
@@ -731,9 +790,10 @@ async fn invalid_messages_close_the_link_with_the_reason() {
     let url = master.url.clone();
     let cases: [(&str, &str); 5] = [
         (
-            // A reply on a link where the master sends no requests: a message it does not know.
+            // A reply on a link where the master sends no requests: a message it does not know
+            // (the real master's words, as for every unknown type).
             r#"{"seq": 2, "type": "list_slaves_response", "data": {"seq": 999, "list": []}}"#,
-            "Invalid message: Unhandled message list_slaves_response",
+            "Invalid message: No validator for list_slaves_response on master-control",
         ),
         (
             r#"{"seq": 2, "type": "list_instances_request", "data": {"extra": 1}}"#,
@@ -742,11 +802,11 @@ async fn invalid_messages_close_the_link_with_the_reason() {
         (
             // Valid from a slave, not from a control.
             r#"{"seq": 2, "type": "update_instances_event", "data": {"instances": []}}"#,
-            "Invalid message: Unhandled message update_instances_event",
+            "Invalid message: No validator for update_instances_event on master-control",
         ),
         (
             r#"{"seq": 2, "type": "no_such_thing_event", "data": {}}"#,
-            "Invalid message: Unhandled message no_such_thing",
+            "Invalid message: No validator for no_such_thing_event on master-control",
         ),
         (
             r#"{"seq": 2, "type": "get_instance_config_request", "data": {"instance_id": "7"}}"#,
@@ -775,6 +835,20 @@ async fn invalid_messages_close_the_link_with_the_reason() {
         let reason = close["data"]["reason"].as_str().unwrap();
         assert!(reason.starts_with("Invalid message: "), "{frame}: {reason}");
     }
+    // What the real master calls malformed: a key too many, a `seq` that is not an integer.
+    for frame in [
+        r#"{"seq": 2, "type": "list_slaves_request", "data": {}, "extra": 1}"#,
+        r#"{"seq": "2", "type": "list_slaves_request", "data": {}}"#,
+        r#"{"seq": 2.5, "type": "list_slaves_request", "data": {}}"#,
+    ] {
+        let mut control = Peer::control(&url).await;
+        control.send_text(frame.to_owned()).await;
+        assert_eq!(
+            control.closed().await["data"]["reason"],
+            "Invalid message: Malformed",
+            "{frame}"
+        );
+    }
     // A slave sending what only the master sends.
     let mut slave = Peer::slave(&url, 4, "four").await;
     slave
@@ -782,7 +856,7 @@ async fn invalid_messages_close_the_link_with_the_reason() {
         .await;
     assert_eq!(
         slave.closed().await["data"]["reason"],
-        "Invalid message: Unhandled message list_slaves_request"
+        "Invalid message: No validator for list_slaves_request on master-slave"
     );
     terminate(master).await;
 }
@@ -809,7 +883,7 @@ async fn a_slave_registering_again_replaces_the_old_link() {
     control
         .request(
             "create_instance",
-            json!({"serialized_config": {"id": 51, "name": "x"}}),
+            json!({"serialized_config": config(51, "x")}),
         )
         .await
         .unwrap();
@@ -822,8 +896,8 @@ async fn a_slave_registering_again_replaces_the_old_link() {
     let assign = second.recv().await;
     assert_eq!(assign["type"], "assign_instance_request");
     assert_eq!(
-        assign["data"],
-        json!({"instance_id": 51, "serialized_config": {"id": 51, "name": "x"}})
+        instance(&assign["data"]["serialized_config"]),
+        json!({"id": 51, "name": "x", "assigned_slave": 5})
     );
     second.answer(&assign).await;
     assert_eq!(
@@ -842,7 +916,7 @@ async fn requests_pending_on_a_dropped_slave_fail_at_once() {
     control
         .request(
             "create_instance",
-            json!({"serialized_config": {"id": 70, "name": "x"}}),
+            json!({"serialized_config": config(70, "x")}),
         )
         .await
         .unwrap();

@@ -20,6 +20,29 @@
 ///    999 does not exist"}}
 /// ```
 ///
+/// Where the real peers (Clusterio at `677512512ece`: its master, slave and clusterctl, recorded
+/// in `interop/transcripts/clusterio/`) and an earlier reading disagree, the real peers win:
+///
+/// - Tokens: the master accepts any JWT signed HS256 with its secret, whatever its claims (one
+///   token serves slaves and controls); `exp` and `nbf` are checked when present, tokens without
+///   them stay valid.
+/// - Instance configurations travel as `{"groups": [{"name": "instance", "fields": {"id", "name",
+///   "assigned_slave"}}, {"name": "factorio", "fields": {...}}, ...]}`; the master fills in the
+///   groups it knows, and `set_instance_config_field` names a field `GROUP.FIELD`.
+/// - A slave reports its instances (`update_instances`) when it connects, never in answer to
+///   `assign_instance`; the master answers a report by assigning each instance back, one at a
+///   time.
+/// - The master asks every slave for `statistics_exporter:get_metrics` (a plugin request, declared
+///   below as `get_metrics`); slaves answer it.
+/// - Close reasons are the real master's: `Invalid message: No validator for foo_request on
+///   master-control` for a type with no handler on the link (a second `register_control` after
+///   `ready` too), `Invalid message: Malformed` for an envelope with another key or a `seq` that
+///   is not an integer (the `invalid` rules below).
+/// - Departures: our master closes a link that sends nothing within the handshake timeout (the
+///   real one waits forever); after its `close` message the real master ends the socket with a
+///   close frame without a code (or just drops TCP), ours with 1008 or 1000; our master does not serve `/metrics`, so it
+///   never sends `get_metrics` itself.
+///
 /// Decisions where the seeds are silent or wrong:
 ///
 /// - `register_slave` and `register_control` carry `token` (a JWT signed with the master's
@@ -127,7 +150,43 @@ pub mod clusterio {
             before_handshake: ::core::option::Option::None,
             before_handshake_reason: ::core::option::Option::Some("Invalid handshake"),
             invalid_closes: ::core::option::Option::Some("Invalid message"),
-            invalid_rules: &[],
+            invalid_rules: &[
+                __p::InvalidRule {
+                    kind: __p::InvalidKind::Envelope,
+                    messages: &[],
+                    action: __p::InvalidAction::Close {
+                        text: "Invalid message: Malformed",
+                    },
+                },
+                __p::InvalidRule {
+                    kind: __p::InvalidKind::Untagged,
+                    messages: &[],
+                    action: __p::InvalidAction::Close {
+                        text: "Invalid message: Malformed",
+                    },
+                },
+                __p::InvalidRule {
+                    kind: __p::InvalidKind::Object,
+                    messages: &[],
+                    action: __p::InvalidAction::Close {
+                        text: "Invalid message: Malformed",
+                    },
+                },
+                __p::InvalidRule {
+                    kind: __p::InvalidKind::Unknown,
+                    messages: &[],
+                    action: __p::InvalidAction::Close {
+                        text: "Invalid message: No validator for {name} on {side}-{peer}",
+                    },
+                },
+                __p::InvalidRule {
+                    kind: __p::InvalidKind::Payload,
+                    messages: &[],
+                    action: __p::InvalidAction::Close {
+                        text: "Invalid message: Validation failed for {name}",
+                    },
+                },
+            ],
             heartbeats: &[],
             close_message: ::core::option::Option::Some(__p::CloseMessage {
                 message: __p::Tag::Str("close"),
@@ -243,6 +302,12 @@ pub mod clusterio {
             __p::MessageInfo {
                 name: "send_rcon",
                 tag: __p::Tag::Str("send_rcon"),
+                kind: __p::Kind::Request,
+                has_payload: true,
+            },
+            __p::MessageInfo {
+                name: "get_metrics",
+                tag: __p::Tag::Str("statistics_exporter:get_metrics"),
                 kind: __p::Kind::Request,
                 has_payload: true,
             },
@@ -1664,6 +1729,88 @@ pub mod clusterio {
     impl __p::SendableBy<ControlWithMaster> for SendRcon {}
     impl __p::SendableBy<MasterWithSlave> for SendRcon {}
     impl __p::SendableBy<SlaveWithInstance> for SendRcon {}
+    /// The statistics_exporter plugin's request for a slave's (and its instances') Prometheus
+    /// metrics, which the master sends every slave when `/metrics` is scraped.
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(deny_unknown_fields)]
+    pub struct GetMetrics {}
+    impl<'de> __p::ScanDecode<'de> for GetMetrics {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                return ::core::option::Option::None;
+            }
+            ::core::option::Option::Some(Self {})
+        }
+    }
+    impl __p::Validate for GetMetrics {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    /// The reply to [`GetMetrics`].
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[serde(crate = "::protolink::__private::serde")]
+    #[schemars(crate = "::protolink::__private::schemars")]
+    #[serde(deny_unknown_fields)]
+    pub struct GetMetricsReply {
+        /// Serialised metric results (`{metric: {type, name, help, labels}, samples: [...]}`).
+        pub results: ::std::vec::Vec<__p::Value>,
+    }
+    impl<'de> __p::ScanDecode<'de> for GetMetricsReply {
+        fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
+            scan.open()?;
+            Self::scan_fields(scan, __p::no_envelope)
+        }
+        fn scan_fields<F>(
+            scan: &mut __p::Scan<'de>,
+            mut envelope: F,
+        ) -> ::core::option::Option<Self>
+        where
+            F: FnMut(&str, &mut __p::Scan<'de>) -> ::core::option::Option<bool>,
+        {
+            let mut __results: ::core::option::Option<::std::vec::Vec<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = scan.key()? {
+                if envelope(&key, scan)? {
+                    continue;
+                }
+                match &*key {
+                    "results" => scan.field(&mut __results)?,
+                    _ => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+            ::core::option::Option::Some(Self { results: __results? })
+        }
+    }
+    impl __p::Validate for GetMetricsReply {
+        fn validate_into(&self, _: &mut __p::Validator) {}
+    }
+    impl __p::Message for GetMetrics {
+        type Protocol = Clusterio;
+        const NAME: &'static str = "get_metrics";
+        const TAG: __p::Tag = __p::Tag::Str("statistics_exporter:get_metrics");
+        const KIND: __p::Kind = __p::Kind::Request;
+        const HAS_PAYLOAD: bool = true;
+    }
+    impl __p::Request for GetMetrics {
+        type Reply = GetMetricsReply;
+    }
+    impl __p::SendableBy<MasterWithSlave> for GetMetrics {}
+    impl __p::SendableBy<SlaveWithInstance> for GetMetrics {}
     /// A slave reports the instances it has, with their configurations.
     #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
@@ -2243,6 +2390,8 @@ pub mod clusterio {
         DeleteInstance(DeleteInstance),
         /// [`SendRcon`]
         SendRcon(SendRcon),
+        /// [`GetMetrics`]
+        GetMetrics(GetMetrics),
     }
     impl __p::Inbound for MasterToSlave {
         fn decode(
@@ -2276,6 +2425,10 @@ pub mod clusterio {
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
                     frame.decode::<SendRcon>().map(Self::SendRcon)
                 }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("statistics_exporter:get_metrics"),
+                ) => frame.decode::<GetMetrics>().map(Self::GetMetrics),
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
@@ -2312,6 +2465,10 @@ pub mod clusterio {
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
                     payload.decode::<SendRcon>().map(Self::SendRcon)
                 }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("statistics_exporter:get_metrics"),
+                ) => payload.decode::<GetMetrics>().map(Self::GetMetrics),
                 (_, name) => {
                     ::core::result::Result::Err(
                         <S::Error as __p::serde::de::Error>::custom(
@@ -2327,7 +2484,8 @@ pub mod clusterio {
                 __p::Tag::Str("close") | __p::Tag::Str("assign_instance") |
                 __p::Tag::Str("start_instance") | __p::Tag::Str("create_save") |
                 __p::Tag::Str("stop_instance") | __p::Tag::Str("delete_instance") |
-                __p::Tag::Str("send_rcon")
+                __p::Tag::Str("send_rcon") |
+                __p::Tag::Str("statistics_exporter:get_metrics")
             )
         }
         fn kind(&self) -> __p::Kind {
@@ -2341,6 +2499,7 @@ pub mod clusterio {
                 Self::StopInstance(_) => <StopInstance as __p::Message>::KIND,
                 Self::DeleteInstance(_) => <DeleteInstance as __p::Message>::KIND,
                 Self::SendRcon(_) => <SendRcon as __p::Message>::KIND,
+                Self::GetMetrics(_) => <GetMetrics as __p::Message>::KIND,
             }
         }
         fn tag(&self) -> __p::Tag {
@@ -2354,6 +2513,7 @@ pub mod clusterio {
                 Self::StopInstance(_) => <StopInstance as __p::Message>::TAG,
                 Self::DeleteInstance(_) => <DeleteInstance as __p::Message>::TAG,
                 Self::SendRcon(_) => <SendRcon as __p::Message>::TAG,
+                Self::GetMetrics(_) => <GetMetrics as __p::Message>::TAG,
             }
         }
         fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> {
@@ -2367,6 +2527,7 @@ pub mod clusterio {
                 Self::StopInstance(message) => __p::Validate::validate(message),
                 Self::DeleteInstance(message) => __p::Validate::validate(message),
                 Self::SendRcon(message) => __p::Validate::validate(message),
+                Self::GetMetrics(message) => __p::Validate::validate(message),
             }
         }
     }
@@ -2435,6 +2596,8 @@ pub mod clusterio {
         StopInstance(StopInstance),
         /// [`SendRcon`]
         SendRcon(SendRcon),
+        /// [`GetMetrics`]
+        GetMetrics(GetMetrics),
     }
     impl __p::Inbound for SlaveToInstance {
         fn decode(
@@ -2453,6 +2616,10 @@ pub mod clusterio {
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
                     frame.decode::<SendRcon>().map(Self::SendRcon)
                 }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("statistics_exporter:get_metrics"),
+                ) => frame.decode::<GetMetrics>().map(Self::GetMetrics),
                 (_, name) => ::core::result::Result::Err(__p::DecodeError::unknown(name)),
             }
         }
@@ -2474,6 +2641,10 @@ pub mod clusterio {
                 (__p::FrameClass::Request, __p::TagRef::Str("send_rcon")) => {
                     payload.decode::<SendRcon>().map(Self::SendRcon)
                 }
+                (
+                    __p::FrameClass::Request,
+                    __p::TagRef::Str("statistics_exporter:get_metrics"),
+                ) => payload.decode::<GetMetrics>().map(Self::GetMetrics),
                 (_, name) => {
                     ::core::result::Result::Err(
                         <S::Error as __p::serde::de::Error>::custom(
@@ -2486,7 +2657,8 @@ pub mod clusterio {
         fn accepts(tag: __p::Tag) -> bool {
             matches!(
                 tag, __p::Tag::Str("start_instance") | __p::Tag::Str("create_save") |
-                __p::Tag::Str("stop_instance") | __p::Tag::Str("send_rcon")
+                __p::Tag::Str("stop_instance") | __p::Tag::Str("send_rcon") |
+                __p::Tag::Str("statistics_exporter:get_metrics")
             )
         }
         fn kind(&self) -> __p::Kind {
@@ -2495,6 +2667,7 @@ pub mod clusterio {
                 Self::CreateSave(_) => <CreateSave as __p::Message>::KIND,
                 Self::StopInstance(_) => <StopInstance as __p::Message>::KIND,
                 Self::SendRcon(_) => <SendRcon as __p::Message>::KIND,
+                Self::GetMetrics(_) => <GetMetrics as __p::Message>::KIND,
             }
         }
         fn tag(&self) -> __p::Tag {
@@ -2503,6 +2676,7 @@ pub mod clusterio {
                 Self::CreateSave(_) => <CreateSave as __p::Message>::TAG,
                 Self::StopInstance(_) => <StopInstance as __p::Message>::TAG,
                 Self::SendRcon(_) => <SendRcon as __p::Message>::TAG,
+                Self::GetMetrics(_) => <GetMetrics as __p::Message>::TAG,
             }
         }
         fn validate(&self) -> ::core::result::Result<(), __p::ValidationErrors> {
@@ -2511,6 +2685,7 @@ pub mod clusterio {
                 Self::CreateSave(message) => __p::Validate::validate(message),
                 Self::StopInstance(message) => __p::Validate::validate(message),
                 Self::SendRcon(message) => __p::Validate::validate(message),
+                Self::GetMetrics(message) => __p::Validate::validate(message),
             }
         }
     }
@@ -2995,6 +3170,14 @@ pub mod clusterio {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<SendRconReply, __p::RemoteError>,
         > + ::core::marker::Send;
+        /// The statistics_exporter plugin's request for a slave's (and its instances') Prometheus
+        /// metrics, which the master sends every slave when `/metrics` is scraped.
+        fn get_metrics(
+            &self,
+            request: GetMetrics,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<GetMetricsReply, __p::RemoteError>,
+        > + ::core::marker::Send;
     }
     /// A `slave` with nothing to handle: every request is answered with an error, every event ignored.
     impl SlaveWithMasterHandler for () {
@@ -3052,6 +3235,15 @@ pub mod clusterio {
                 __p::RemoteError::new("send_rcon is not handled here"),
             )
         }
+        async fn get_metrics(
+            &self,
+            request: GetMetrics,
+        ) -> ::core::result::Result<GetMetricsReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("get_metrics is not handled here"),
+            )
+        }
     }
     impl<H: SlaveWithMasterHandler> __p::Dispatch<H> for SlaveWithMaster {
         async fn dispatch(handler: &H, message: MasterToSlave) -> __p::Outcome {
@@ -3077,6 +3269,9 @@ pub mod clusterio {
                 }
                 MasterToSlave::SendRcon(request) => {
                     __p::Outcome::reply(handler.send_rcon(request).await)
+                }
+                MasterToSlave::GetMetrics(request) => {
+                    __p::Outcome::reply(handler.get_metrics(request).await)
                 }
             }
         }
@@ -3213,6 +3408,16 @@ pub mod clusterio {
         > + ::core::marker::Send {
             self.request(message)
         }
+        /// The statistics_exporter plugin's request for a slave's (and its instances') Prometheus
+        /// metrics, which the master sends every slave when `/metrics` is scraped.
+        fn get_metrics(
+            &self,
+            message: GetMetrics,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<GetMetricsReply, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(message)
+        }
     }
     impl<T: __p::Sender<MasterWithSlave>> MasterWithSlaveSender for T {}
     /// The `instance` side of a link with `slave`.
@@ -3257,6 +3462,14 @@ pub mod clusterio {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<SendRconReply, __p::RemoteError>,
         > + ::core::marker::Send;
+        /// The statistics_exporter plugin's request for a slave's (and its instances') Prometheus
+        /// metrics, which the master sends every slave when `/metrics` is scraped.
+        fn get_metrics(
+            &self,
+            request: GetMetrics,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<GetMetricsReply, __p::RemoteError>,
+        > + ::core::marker::Send;
     }
     /// A `instance` with nothing to handle: every request is answered with an error, every event ignored.
     impl InstanceWithSlaveHandler for () {
@@ -3296,6 +3509,15 @@ pub mod clusterio {
                 __p::RemoteError::new("send_rcon is not handled here"),
             )
         }
+        async fn get_metrics(
+            &self,
+            request: GetMetrics,
+        ) -> ::core::result::Result<GetMetricsReply, __p::RemoteError> {
+            let _ = request;
+            ::core::result::Result::Err(
+                __p::RemoteError::new("get_metrics is not handled here"),
+            )
+        }
     }
     impl<H: InstanceWithSlaveHandler> __p::Dispatch<H> for InstanceWithSlave {
         async fn dispatch(handler: &H, message: SlaveToInstance) -> __p::Outcome {
@@ -3312,6 +3534,9 @@ pub mod clusterio {
                 }
                 SlaveToInstance::SendRcon(request) => {
                     __p::Outcome::reply(handler.send_rcon(request).await)
+                }
+                SlaveToInstance::GetMetrics(request) => {
+                    __p::Outcome::reply(handler.get_metrics(request).await)
                 }
             }
         }
@@ -3402,6 +3627,16 @@ pub mod clusterio {
             message: SendRcon,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<SendRconReply, __p::RequestError>,
+        > + ::core::marker::Send {
+            self.request(message)
+        }
+        /// The statistics_exporter plugin's request for a slave's (and its instances') Prometheus
+        /// metrics, which the master sends every slave when `/metrics` is scraped.
+        fn get_metrics(
+            &self,
+            message: GetMetrics,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<GetMetricsReply, __p::RequestError>,
         > + ::core::marker::Send {
             self.request(message)
         }
