@@ -226,6 +226,9 @@ enum ServeCommand {
         /// Messages kept in the log (not persisted across restarts).
         #[arg(long, default_value_t = 100)]
         log_size: usize,
+        /// Bytes of messages kept in the log, at most (the oldest go first).
+        #[arg(long, default_value_t = 32 << 20)]
+        log_bytes: usize,
     },
 }
 
@@ -264,7 +267,11 @@ fn main() -> ExitCode {
                     hb_interval,
                     validate_token,
                 } => litecord::serve(&listen, password, hb_interval, validate_token).await,
-                ServeCommand::Skynet { listen, log_size } => skynet::serve(&listen, log_size).await,
+                ServeCommand::Skynet {
+                    listen,
+                    log_size,
+                    log_bytes,
+                } => skynet::serve(&listen, log_size, log_bytes).await,
                 ServeCommand::Socketcluster {
                     listen,
                     protocol_version,

@@ -14,11 +14,23 @@ use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHand
 
 use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
+/// The message log, newest first, with each entry's size as its event frame.
+#[derive(Default)]
+struct Log {
+    entries: VecDeque<(sk::LogEntry, usize)>,
+    bytes: usize,
+}
+
+/// How much of a `log` reply may be entries: the runtime's largest message, less room for the
+/// envelope.
+const LOG_REPLY_BYTES: usize = (16 << 20) - 1024;
+
 /// What every connection shares: the broker and the message log.
 pub(crate) struct Hub<B> {
     broker: B,
-    log: Mutex<VecDeque<sk::LogEntry>>,
+    log: Mutex<Log>,
     log_size: usize,
+    log_bytes: usize,
     next_subscriber: AtomicU64,
     next_message: AtomicU64,
     /// Makes message ids unique across restarts too.
@@ -26,11 +38,13 @@ pub(crate) struct Hub<B> {
 }
 
 impl<B: Broker> Hub<B> {
-    pub(crate) fn new(broker: B, log_size: usize) -> Self {
+    /// A hub keeping at most `log_size` messages and `log_bytes` bytes of them in its log.
+    pub(crate) fn new(broker: B, log_size: usize, log_bytes: usize) -> Self {
         Hub {
             broker,
-            log: Mutex::new(VecDeque::new()),
+            log: Mutex::new(Log::default()),
             log_size,
+            log_bytes,
             next_subscriber: AtomicU64::new(1),
             next_message: AtomicU64::new(0),
             epoch: SystemTime::now()
@@ -39,7 +53,7 @@ impl<B: Broker> Hub<B> {
         }
     }
 
-    fn log(&self) -> std::sync::MutexGuard<'_, VecDeque<sk::LogEntry>> {
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -190,21 +204,29 @@ impl<B: Broker> ServerHandler for Connection<B> {
             time: now_ms(),
             extra: request.extra,
         };
+        // Encoded once, delivered to every other listener of the channel or of `*`.
+        let frame = encode_frame::<sk::Server, _>(&sk::MessageEvent(sent.clone()))
+            .map_err(|e| RemoteError::new(format!("Error: {e}")))?;
         {
+            // Bounded by count and by bytes: the oldest entries go first.
             let mut log = self.hub.log();
-            log.push_front(sk::LogEntry {
+            let entry = sk::LogEntry {
                 r#type: Some("message".to_owned()),
                 channel: sent.channel.clone(),
                 message: sent.message.clone(),
                 id: sent.id.clone(),
                 time: sent.time,
                 extra: sent.extra.clone(),
-            });
-            log.truncate(self.hub.log_size);
+            };
+            log.entries.push_front((entry, frame.len()));
+            log.bytes += frame.len();
+            while log.entries.len() > self.hub.log_size || log.bytes > self.hub.log_bytes {
+                let Some((_, size)) = log.entries.pop_back() else {
+                    break;
+                };
+                log.bytes -= size;
+            }
         }
-        // Encoded once, delivered to every other listener of the channel or of `*`.
-        let frame = encode_frame::<sk::Server, _>(&sk::MessageEvent(sent.clone()))
-            .map_err(|e| RemoteError::new(format!("Error: {e}")))?;
         let channel_topic = topic(&sent.channel);
         let everything = topic(&Channel::String("*".to_owned()));
         self.hub
@@ -217,13 +239,25 @@ impl<B: Broker> ServerHandler for Connection<B> {
     async fn log(&self, request: sk::Log) -> Result<sk::LogReply, RemoteError> {
         let log = self.hub.log();
         let (start, end) = slice_bounds(
-            log.len(),
+            log.entries.len(),
             js_index(request.start.as_ref(), 0),
             js_index(request.end.as_ref(), 100),
         );
-        Ok(sk::LogReply {
-            log: log.range(start..end).cloned().collect(),
-        })
+        // As many entries of the range as fit in one frame, newest first.
+        let mut room = LOG_REPLY_BYTES;
+        let entries = log
+            .entries
+            .range(start..end)
+            .take_while(|(_, size)| match room.checked_sub(*size) {
+                Some(left) => {
+                    room = left;
+                    true
+                }
+                None => false,
+            })
+            .map(|(entry, _)| entry.clone())
+            .collect();
+        Ok(sk::LogReply { log: entries })
     }
 }
 
@@ -246,13 +280,13 @@ pub(crate) fn start<B: Broker>(
 }
 
 /// `protolink serve skynet`.
-pub(crate) async fn serve(listen: &str, log_size: usize) -> std::io::Result<()> {
+pub(crate) async fn serve(listen: &str, log_size: usize, log_bytes: usize) -> std::io::Result<()> {
     let server = WsServer::<sk::Server>::bind(listen).await?.path("/connect");
     Printer::stdout().line_text(&format!(
         "listening on ws://{}/connect",
         server.local_addr()?
     ));
-    let hub = Arc::new(Hub::new(LocalBroker::new(), log_size));
+    let hub = Arc::new(Hub::new(LocalBroker::new(), log_size, log_bytes));
     let (shutdown, task) = start(server, hub);
     serve_until_signal(shutdown, task).await
 }

@@ -522,3 +522,56 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     .expect("served again once descriptors are free");
     assert_eq!(served["channels"], json!([1]));
 }
+
+/// The log is bounded in bytes as well as in messages, and a `log` reply holds as many entries
+/// of the range as fit in one frame (newest first), rather than dropping the requester.
+#[tokio::test]
+async fn the_log_is_bounded_in_bytes_and_its_replies_fit_a_frame() {
+    let server = spawn(&[
+        "serve",
+        "skynet",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-bytes",
+        "300000",
+    ])
+    .await;
+    let mut ws = client(&server.url).await;
+    for n in 0..5 {
+        let text = format!("{n}{}", "x".repeat(100_000));
+        command(
+            &mut ws,
+            json!({"type": "message", "channel": 1, "message": text}),
+        )
+        .await;
+    }
+    let log = command(&mut ws, json!({"type": "log"})).await;
+    let kept: Vec<char> = log["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["message"].as_str().unwrap().chars().next().unwrap())
+        .collect();
+    assert_eq!(kept, ['4', '3'], "the newest that fit in 300,000 bytes");
+    terminate(server).await;
+
+    // Four messages of 4.5 MiB: the log keeps them all, a reply carries what fits in 16 MiB.
+    let server = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let mut ws = client(&server.url).await;
+    for n in 0..4 {
+        let text = format!("{n}{}", "y".repeat(4_500_000));
+        command(
+            &mut ws,
+            json!({"type": "message", "channel": 1, "message": text}),
+        )
+        .await;
+    }
+    let log = command(&mut ws, json!({"type": "log"})).await;
+    assert_eq!(log["log"].as_array().unwrap().len(), 3);
+    // Still served.
+    assert_eq!(
+        command(&mut ws, json!({"type": "open", "channel": 2})).await["channels"],
+        json!([2])
+    );
+    terminate(server).await;
+}

@@ -40,7 +40,10 @@
 ///   `/connect` gets HTTP 404 (the real server accepts it and closes it at once); a `type` that is
 ///   not a string is `No such command undefined` (the real server prints the value: `null`, `5`;
 ///   an array `["open"]` even runs `open`); a number channel written with a fraction or exponent
-///   that equals an integer (`42.0`) is a channel of its own (JavaScript reads it as `42`).
+///   that equals an integer (`42.0`) is a channel of its own (JavaScript reads it as `42`); the
+///   log is bounded in messages and in bytes (the reference server keeps 100 and 32 MiB by
+///   default; the real server keeps everything), and a `log` reply holds as many entries of its
+///   range as fit in one frame of the runtime's largest size.
 ///
 /// Decisions where the seed is silent or wrong:
 ///
