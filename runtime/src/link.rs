@@ -1044,6 +1044,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // watchdog looks at that when it fires, and re-arms if the peer was heard from since.
         let mut timer = Box::pin(sleep_until(Instant::now()));
         let mut armed_at: Option<Instant> = None;
+        // Whether the peer is done sending: it closed, or the connection ended.
+        let mut peer_done = false;
         loop {
             if self.link.is_closed() {
                 break;
@@ -1071,6 +1073,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         }
                     }
                     Some(Ok(Frame::Close(frame))) => {
+                        peer_done = true;
                         let (code, reason) = frame.unwrap_or((close::NORMAL, String::new()));
                         debug!(code, %reason, "peer closed");
                         self.link.mark_closed(code, &reason);
@@ -1087,10 +1090,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         self.link.start_close(close::INVALID_DATA, "text frame is not UTF-8").await;
                     }
                     Some(Err(TransportError::Lost(e))) => {
+                        peer_done = true;
                         debug!(error = %e, "connection lost");
                         self.link.mark_closed(1006, &e);
                     }
-                    None => self.link.mark_closed(1006, "connection closed without a close frame"),
+                    None => {
+                        peer_done = true;
+                        self.link.mark_closed(1006, "connection closed without a close frame");
+                    }
                 },
                 () = &mut timer, if armed_at.is_some() => {
                     let now = Instant::now();
@@ -1126,6 +1133,19 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         // Wake everything still waiting.
         self.link.mark_closed(close::NORMAL, "");
+        // This side closed: read on (and drop) what the peer still sends until its close comes,
+        // for a while, so that the connection ends in a close handshake and not in a reset that
+        // loses our close frame (a peer still sending when we closed would see 1006).
+        if !peer_done {
+            let _ = timeout(CLOSE_DRAIN, async {
+                while let Some(Ok(frame)) = source.next_frame().await {
+                    if matches!(frame, Frame::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
 
     fn skip_steps(&mut self) {
@@ -1915,6 +1935,9 @@ fn as_written(profile: &WireProfile, class: FrameClass, name: String) -> String 
 }
 
 /// The declared tag of a name read from a frame.
+/// How long a side that closed reads on, waiting for the peer's close.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+
 /// What an `invalid` rule calls a frame that could not be used.
 fn invalid_kind(input: &InvalidInput, array: bool, tag_key: &str) -> Option<InvalidKind> {
     Some(match input {

@@ -453,6 +453,21 @@ async fn protocol_errors_close_with_1002_and_bad_text_with_1007() {
     }
 }
 
+/// A message over the limit is answered with a close frame the sender sees (1009), not a reset
+/// while it is still sending.
+#[tokio::test]
+async fn an_oversized_message_is_answered_with_1009() {
+    let (url, _s, _t) = lc_server(LinkConfig::default(), WsLimits::default()).await;
+    let mut ws = raw_lc(&url).await;
+    let big = format!(
+        r#"{{"op":4,"w":"GET_GUILD","a":["{}"],"n":1}}"#,
+        "7".repeat(17 << 20)
+    );
+    // The send itself may fail once the server has closed; the close frame must still arrive.
+    let _ = ws.send(Ws::text(big)).await;
+    assert_eq!(next(&mut ws).await, Err(Some(1009)));
+}
+
 #[tokio::test]
 async fn a_vanishing_peer_fails_pending_requests() {
     // A server that takes the request and drops the TCP connection without a close frame.
