@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The real socketcluster-server 20.x, scripted for protolink's interop tests.
+// The real socketcluster-server 20.x (or 14.x with --major 14), scripted for protolink's interop
+// tests.
 //
-//   node sc-server.js [--port N] [--protocol-version 1|2] [--auth-key KEY]
+//   node sc-server.js [--major 20|14] [--port N] [--protocol-version 1|2] [--auth-key KEY]
 //                     [--ping-interval MS] [--ping-timeout MS]
 //
 // Prints `listening on ws://127.0.0.1:PORT/socketcluster/` first, then one JSON line for each
@@ -15,19 +16,20 @@
 //   callMe DATA         -> invokes `askClient` DATA on the client, answers with its reply
 //   login {user}        -> setAuthToken({user}), answered without data
 //   logout              -> deauthenticate(), answered without data
+//   kick                -> disconnect(4321, "bye"), never answered
 //
 // Right after each connection the server invokes `askClient {"q": 1}` on the client and transmits
 // `askClientResult` with the reply.
 'use strict';
 
 const http = require('http');
-const socketClusterServer = require('socketcluster-server');
 
 function parseArgs(argv) {
-  const opts = { port: 0, protocolVersion: 2, authKey: 'interop-secret', pingInterval: 8000, pingTimeout: 20000 };
+  const opts = { major: 20, port: 0, protocolVersion: 2, authKey: 'interop-secret', pingInterval: 8000, pingTimeout: 20000 };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
+      case '--major': opts.major = Number(value); i++; break;
       case '--port': opts.port = Number(value); i++; break;
       case '--protocol-version': opts.protocolVersion = Number(value); i++; break;
       case '--auth-key': opts.authKey = value; i++; break;
@@ -42,6 +44,8 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
+// 14.x is installed beside 20.x under an alias (interop/package.json).
+const socketClusterServer = require(opts.major === 14 ? 'socketcluster-server-14' : 'socketcluster-server');
 const log = (line) => process.stdout.write(JSON.stringify(line) + '\n');
 
 const httpServer = http.createServer();
@@ -85,6 +89,7 @@ function serveSocket(socket) {
     socket.deauthenticate();
     request.end();
   });
+  serveProcedure(socket, 'kick', () => socket.disconnect(4321, 'bye'));
   (async () => {
     for await (const data of socket.receiver('shout')) {
       log({ shout: data });
@@ -107,17 +112,63 @@ function serveSocket(socket) {
   })();
 }
 
-(async () => {
-  for await (const { socket } of agServer.listener('connection')) {
-    serveSocket(socket);
-  }
-})();
+// 14.x: callbacks instead of async iterators, `emit` for both transmit and invoke.
+function serveSocket14(socket) {
+  const procedure = (name, handle) => socket.on(name, (data, respond) => {
+    try {
+      handle(data, respond);
+    } catch (err) {
+      respond(err);
+    }
+  });
+  procedure('sum', (data, respond) => respond(null, data.a + data.b));
+  procedure('fail', (data, respond) => {
+    const error = new Error('nope');
+    error.name = 'MyError';
+    error.code = 42;
+    respond(error);
+  });
+  procedure('nothing', (data, respond) => respond());
+  procedure('callMe', (data, respond) => socket.emit('askClient', data, respond));
+  procedure('login', (data, respond) => {
+    socket.setAuthToken({ user: data.user });
+    respond();
+  });
+  procedure('logout', (data, respond) => {
+    socket.deauthenticate();
+    respond();
+  });
+  procedure('kick', () => socket.disconnect(4321, 'bye'));
+  socket.on('shout', (data) => {
+    log({ shout: data });
+    socket.emit('shouted', data);
+  });
+  socket.emit('askClient', { q: 1 }, (err, reply) => {
+    if (err) {
+      log({ askClientError: err.name });
+    } else {
+      log({ askClient: reply });
+      socket.emit('askClientResult', reply);
+    }
+  });
+  socket.on('close', (code) => log({ closed: code }));
+}
 
-(async () => {
-  for await (const { error } of agServer.listener('error')) {
-    log({ serverError: error.name, message: error.message });
-  }
-})();
+if (opts.major === 14) {
+  agServer.on('connection', serveSocket14);
+  agServer.on('error', (error) => log({ serverError: error.name, message: error.message }));
+} else {
+  (async () => {
+    for await (const { socket } of agServer.listener('connection')) {
+      serveSocket(socket);
+    }
+  })();
+  (async () => {
+    for await (const { error } of agServer.listener('error')) {
+      log({ serverError: error.name, message: error.message });
+    }
+  })();
+}
 
 httpServer.listen(opts.port, '127.0.0.1', () => {
   const { port } = httpServer.address();
@@ -125,7 +176,7 @@ httpServer.listen(opts.port, '127.0.0.1', () => {
 });
 
 const stop = () => {
-  agServer.close();
+  if (agServer.close) agServer.close();
   httpServer.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 500).unref();
 };

@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The SocketCluster interop tests run the real socketcluster-server and -client (Node 20+),
-# pinned by interop/package-lock.json.
-if [ ! -d interop/node_modules ]; then
+# The SocketCluster interop tests run the real socketcluster-server (20.x and 14.x) and -client
+# (Node 20+), pinned by interop/package-lock.json (installed again when a package it pins is
+# missing).
+if [ ! -d interop/node_modules/socketcluster-server-14 ] || [ ! -d interop/node_modules/ws ]; then
     npm ci --prefix interop --no-audit --no-fund
 fi
 

@@ -737,6 +737,7 @@ async fn invoke(link: &Link<sc::Client>, event: &str, data: Value) -> Result<Val
         "callMe" => link.call_me(data).await,
         "login" => value(link.login(typed(data)?).await),
         "logout" => value(link.logout(data).await),
+        "kick" => value(link.kick(data).await),
         "join" => value(link.join(typed(data)?).await),
         "sendMessage" => value(link.send_message(typed(data)?).await),
         "#subscribe" => value(link.subscribe(typed(data)?).await),

@@ -60,10 +60,18 @@ struct RealServer {
 }
 
 async fn real_server(version: &str) -> RealServer {
+    real_server_of(20, version).await
+}
+
+/// The real server of a major version: 20.x, or 14.x (installed beside it under an alias).
+async fn real_server_of(major: u8, version: &str) -> RealServer {
+    let major = major.to_string();
     let mut child = Command::new("node")
         .current_dir(interop_dir())
         .args([
             "sc-server.js",
+            "--major",
+            &major,
             "--protocol-version",
             version,
             "--ping-interval",
@@ -323,6 +331,58 @@ async fn our_client_against_real_server(version: &str) {
 #[tokio::test]
 async fn our_client_against_real_server_protocol_v2() {
     our_client_against_real_server("2").await;
+}
+
+/// socketcluster-server 14.x speaks the older dialect: `#removeAuthToken` with `"data": null`,
+/// `#setAuthToken` ahead of the login reply, `#disconnect` with its code before a close. Our
+/// client takes all of it, and reports the server's close code.
+#[tokio::test]
+async fn our_client_against_a_real_14_server() {
+    let server = real_server_of(14, "1").await;
+    let (ok, lines) = our_client(
+        &server.url,
+        "1",
+        &[
+            "wait:askClient",
+            "wait:askClientResult",
+            r#"emit:shout:{"x":1}"#,
+            "wait:shouted",
+            r#"invoke:sum:{"a":2,"b":3}"#,
+            "invoke:fail:{}",
+            "subscribe:news",
+            r#"publish:news:{"t":"hi"}"#,
+            "wait:publish",
+            r#"invoke:login:{"user":"bob"}"#,
+            "wait:setAuthToken",
+            "invoke:logout:{}",
+            "wait:removeAuthToken",
+            "invoke:kick:{}",
+        ],
+    )
+    .await;
+    // The scenario ends with the server's close, so it does not complete.
+    assert!(!ok, "{lines:#?}");
+    let invokes = steps(&lines, "invoke");
+    assert_eq!(
+        invokes[0],
+        &json!({"step": "invoke", "event": "sum", "data": 5})
+    );
+    assert_eq!(
+        invokes[1]["error"],
+        json!({"name": "MyError", "message": "nope", "code": 42})
+    );
+    assert_eq!(
+        received(&lines, "publish"),
+        [&json!({"channel": "news", "data": {"t": "hi"}})]
+    );
+    assert_eq!(received(&lines, "setAuthToken")[0]["user"], "bob");
+    assert_eq!(received(&lines, "removeAuthToken").len(), 1, "{lines:#?}");
+    let closed = lines
+        .iter()
+        .find_map(|line| line.get("closed"))
+        .unwrap_or_else(|| panic!("no close reported: {lines:#?}"));
+    assert_eq!(closed["code"], 4321, "{lines:#?}");
+    drop(server.child);
 }
 
 #[tokio::test]
