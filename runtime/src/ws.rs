@@ -161,7 +161,10 @@ impl<S: Side, F> Connect<S, F> {
 
     /// Keeps a link to the server up instead: connects in the background, and after every drop
     /// waits (`backoff`, never below the protocol's `reconnect min`) and connects again, running
-    /// the session and then `on_connect` (to re-run subscriptions) each time.
+    /// the session and then `on_connect` (to re-run subscriptions) each time. The handler is
+    /// built for every connection, so it must be callable again: make the closure before
+    /// (`let make = move |_| App { .. };`), since one written inside `.handler(..)` is taken as
+    /// callable once.
     pub fn reconnecting<H, C, Fut>(self, backoff: Backoff, on_connect: C) -> ReconnectingClient<S>
     where
         F: Fn(Link<S>) -> H + Send + Sync + 'static,

@@ -850,3 +850,167 @@ async fn auth_tokens_as_the_real_server_takes_them() {
     );
     terminate(server).await;
 }
+
+/// A client of the restart test: hands on what is published, and never answers `askClient`, so
+/// that a `callMe` stays in flight.
+struct Subscriber {
+    heard: tokio::sync::mpsc::UnboundedSender<Value>,
+}
+
+impl protolink_protocols::chat::ClientHandler for Subscriber {
+    async fn publish_event(&self, message: protolink_protocols::chat::PublishEvent) {
+        let _ = self.heard.send(message.data.unwrap_or(Value::Null));
+    }
+
+    async fn ask_client(
+        &self,
+        _: protolink_protocols::chat::AskClient,
+    ) -> Result<Value, protolink::RemoteError> {
+        std::future::pending().await
+    }
+
+    async fn set_auth_token(
+        &self,
+        _: protolink_protocols::chat::SetAuthToken,
+    ) -> Result<protolink::Empty, protolink::RemoteError> {
+        Ok(protolink::Empty)
+    }
+
+    async fn ping_client(
+        &self,
+        _: protolink_protocols::chat::PingClient,
+    ) -> Result<protolink_protocols::chat::PingClientReply, protolink::RemoteError> {
+        Ok(protolink_protocols::chat::PingClientReply {})
+    }
+}
+
+/// The server is killed (no close frames) while reconnecting clients hold subscriptions and a
+/// request in flight: the request fails at once (not at its timeout), every client reconnects to
+/// the server that comes back on the same address, and its subscription is made again.
+#[tokio::test]
+async fn clients_recover_from_a_killed_server() {
+    use protolink::prelude::*;
+    use protolink_protocols::chat::{self, ClientSender};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let first = our_server("2", &[]).await;
+    let addr = first
+        .url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = first.url.clone();
+    let (connects, connected) = tokio::sync::watch::channel(0usize);
+    let connects = Arc::new(connects);
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let clients: Vec<ReconnectingClient<chat::Client>> = (0..3)
+        .map(|_| {
+            let (heard, connects) = (heard_tx.clone(), connects.clone());
+            // Built once per connection: a closure made here (not inside `.handler(..)`, which
+            // only needs one call) so that it can be called again.
+            let make_handler = move |_| Subscriber {
+                heard: heard.clone(),
+            };
+            connect::<chat::Client>(url.clone())
+                .config(protolink_cli_link_config())
+                .handler(make_handler)
+                .reconnecting(
+                    Backoff {
+                        initial: Duration::from_millis(20),
+                        max: Duration::from_millis(200),
+                    },
+                    move |link: Link<chat::Client>| {
+                        let connects = connects.clone();
+                        async move {
+                            let subscribed = link
+                                .subscribe(chat::Subscribe {
+                                    channel: "news".into(),
+                                    wait_for_auth: None,
+                                    data: None,
+                                })
+                                .await;
+                            assert!(subscribed.is_ok(), "{subscribed:?}");
+                            connects.send_modify(|n| *n += 1);
+                        }
+                    },
+                )
+        })
+        .collect();
+    let wait_for_connects = async |n: usize| {
+        let mut connected = connected.clone();
+        tokio::time::timeout(WAIT, connected.wait_for(|done| *done >= n))
+            .await
+            .expect("every client (re)connected and subscribed")
+            .expect("the clients are still there");
+    };
+    wait_for_connects(3).await;
+
+    // A request in flight: the server invokes `askClient`, which this client never answers.
+    let link = clients[0].link().expect("connected");
+    let pending = tokio::spawn(async move { link.call_me(json!({"q": 7})).await });
+    let mut first = first;
+    first.child.kill().await.unwrap();
+    let killed_at = Instant::now();
+    let failed = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    assert!(
+        matches!(failed, Err(RequestError::Disconnected)),
+        "{failed:?}"
+    );
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(5),
+        "failed only at its timeout"
+    );
+
+    let second = our_server_at(&addr).await;
+    wait_for_connects(6).await;
+    let mut publisher = raw(&second.url).await;
+    send(
+        &mut publisher,
+        r##"{"event":"#handshake","data":{"authToken":null},"cid":1}"##,
+    )
+    .await;
+    recv(&mut publisher).await;
+    send(
+        &mut publisher,
+        r##"{"event":"#publish","data":{"channel":"news","data":"back"},"cid":2}"##,
+    )
+    .await;
+    for _ in 0..3 {
+        let got = tokio::time::timeout(WAIT, heard.recv()).await.unwrap();
+        assert_eq!(got, Some(json!("back")));
+    }
+    for client in &clients {
+        client.stop();
+    }
+    terminate(second).await;
+}
+
+/// Our server on a given address, with the tests' settings.
+async fn our_server_at(addr: &str) -> super::Running {
+    spawn(&[
+        "serve",
+        "socketcluster",
+        "--listen",
+        addr,
+        "--protocol-version",
+        "2",
+        "--auth-secret",
+        "test-secret",
+        "--ping-interval",
+        PING_INTERVAL,
+        "--ping-timeout",
+        PING_TIMEOUT,
+    ])
+    .await
+}
+
+/// The link settings our SocketCluster client uses with the tests' server.
+fn protolink_cli_link_config() -> protolink::LinkConfig {
+    protolink::LinkConfig {
+        heartbeat_variant: Some("2".to_owned()),
+        ..protolink::LinkConfig::default()
+    }
+}
