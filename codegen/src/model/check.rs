@@ -1084,21 +1084,29 @@ impl<'a> Checker<'a> {
                 ("result", [key]) if atom_key(key).is_some() => {
                     self.p.wire.reply_result = atom_key(key)
                 }
-                ("error", [key]) => match key_path(key) {
-                    Some(path) => {
-                        let path = self.resolve_path(path, key.span());
-                        // SocketCluster-style top-level error keys hold objects; errors inside a
-                        // payload (Clusterio's `data.error`) and Litecord-style keys hold text.
-                        let object = matches!(matched, Some(ReplyMatch::Untagged));
-                        self.p.wire.error = ErrorFraming::InReply { path, object };
+                ("error", [key, shape @ ..]) if shape.len() <= 1 => {
+                    // The error's shape, declared: `text` or `object` (`name`, `message`, other
+                    // keys). Left out, it is an object for untagged replies (SocketCluster) and
+                    // text elsewhere (Clusterio's `data.error`, Litecord's `e`).
+                    let object = match shape.first().map(atom_word) {
+                        None => Some(matches!(matched, Some(ReplyMatch::Untagged))),
+                        Some(Some("object")) => Some(true),
+                        Some(Some("text")) => Some(false),
+                        Some(_) => None,
+                    };
+                    match (key_path(key), object) {
+                        (Some(path), Some(object)) => {
+                            let path = self.resolve_path(path, key.span());
+                            self.p.wire.error = ErrorFraming::InReply { path, object };
+                        }
+                        _ => self.err(Diagnostic::error(
+                            "E0116",
+                            "`error` takes a key or a path, and the error's shape",
+                            clause.span,
+                            "expected `error data.error text` or `error error object`",
+                        )),
                     }
-                    None => self.err(Diagnostic::error(
-                        "E0116",
-                        "`error` takes a key or a path",
-                        clause.span,
-                        "expected `error data.error`",
-                    )),
-                },
+                }
                 (other, _) => {
                     let known = [
                         "suffix", "carrier", "untagged", "tag", "for", "id", "result", "error",
