@@ -94,15 +94,12 @@ const DERIVES: &str = "derive";
 impl Emitter<'_> {
     fn module(&self) -> TokenStream {
         let module = ident(&snake(&self.p.name));
-        let protocol_docs = docs(
-            &self.p.docs,
-            &format!("Bindings for the `{}` protocol.", self.p.name),
-        );
+        let sides = self.sides();
+        let protocol_docs = self.module_docs(&sides);
         let protocol = self.protocol();
         let close = self.close_codes();
         let types = self.p.types.iter().map(|t| self.type_def(t));
         let messages = self.p.messages.iter().map(|m| self.message(m));
-        let sides = self.sides();
         let side_items = sides.iter().map(|s| self.side(s, &sides));
         let directions = self
             .directions()
@@ -1390,6 +1387,40 @@ impl Emitter<'_> {
             upper_camel(&self.p.endpoints[from]),
             upper_camel(&self.p.endpoints[to])
         )
+    }
+
+    /// The module's docs, for its users: the definition's first paragraph (the rest of its
+    /// header is notes for whoever maintains the definition), then what the module holds.
+    fn module_docs(&self, sides: &[SideInfo]) -> TokenStream {
+        let mut lines: Vec<String> = self
+            .p
+            .docs
+            .iter()
+            .take_while(|line| !line.trim().is_empty())
+            .cloned()
+            .collect();
+        if lines.is_empty() {
+            lines.push(format!("Bindings for the `{}` protocol.", self.p.name));
+        }
+        // Names, not links: a module's outer docs resolve links where the module is declared,
+        // which differs from crate to crate.
+        let links = |suffix: &str| -> Vec<String> {
+            sides
+                .iter()
+                .map(|s| format!("`{}{suffix}`", s.ident))
+                .collect()
+        };
+        let (names, handlers, senders) = (links(""), links("Handler"), links("Sender"));
+        lines.push(String::new());
+        lines.push(format!(
+            "Every message is a type here. Each side of a link is a marker ({}): a program on a \
+             side implements its handler trait ({}), serves or connects with \
+             `protolink::ws`, and calls the typed methods of its sender trait ({}) on the link.",
+            names.join(", "),
+            handlers.join(", "),
+            senders.join(", ")
+        ));
+        docs(&lines, "")
     }
 
     fn sides(&self) -> Vec<SideInfo> {

@@ -3,27 +3,7 @@
 /// where clients join rooms, send messages and typing notices, and the server delivers messages
 /// and checks that a client's application layer is responsive.
 ///
-/// Follows seed 001 (`001_57bad640c3a657d6.txt`) for the framing it inherits: every message
-/// below is an emit `{"event": NAME, "data": {...}, "cid": N}`, answered (requests only) by
-/// `{"rid": N, "data": {...}}` or `{"rid": N, "error": {...}}`, as in WIRE-NOTES, section
-/// "SocketCluster (seed 001; socketcluster-server / socketcluster-client 20.x on the npm
-/// registry)" (`C {"event":"add",...,"cid":2}  S {"rid":2,"data":5}`,
-/// `S {"event":"askClient","cid":1,...}  C {"rid":1,...}`). Session, close codes and reserved `#`
-/// events are the base protocol's.
-///
-/// Decisions (the seeds say nothing about this application; all of it is invented for the
-/// example):
-///
-/// - Event names are sent as declared (`sendMessage`, `typing`, `message`, `ping_client`); none
-///   starts with `#`, which SocketCluster reserves.
-/// - Room names: 1 to 64 characters of letters, digits, `_` and `-`.
-/// - Message text: 1 to 4000 characters, both ends included (`len 1..=4000`).
-/// - Message ids are server-assigned numbers, increasing per room; times are milliseconds since
-///   the Unix epoch.
-/// - A rejected message (unknown room, not joined) fails the request with an error object
-///   `{"name": ..., "message": ...}` under `error`, as SocketCluster does.
-/// - `ping_client` is an application-level check invoked by the server (SocketCluster's own
-///   ping / pong only proves the socket is alive); the client answers with an empty reply.
+/// Every message is a type here. Each side of a link is a marker (`Client`, `Server`): a program on a side implements its handler trait (`ClientHandler`, `ServerHandler`), serves or connects with `protolink::ws`, and calls the typed methods of its sender trait (`ClientSender`, `ServerSender`) on the link.
 pub mod chat {
     #![allow(clippy::all, clippy::pedantic, clippy::nursery, unused_qualifications)]
     use ::protolink::__private as __p;

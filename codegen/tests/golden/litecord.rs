@@ -2,58 +2,7 @@
 /// The Litecord common protocol: JSON over WebSocket between Litecord components, every frame an
 /// object `{"op": OP_CODE, ...}` with the op code as an integer tag.
 ///
-/// Follows seed 004 (`004_471d59e15e68f60e.txt`, "Common Protocol") and what the real gateway
-/// does, as written down in WIRE-NOTES, section "Litecord common protocol (seed 004; read from the
-/// gateway's source, client observed)". Where the two disagree, this file follows the gateway.
-///
-/// Decisions where the seed is silent or wrong:
-///
-/// - REQUEST (op 4), RESPONSE (op 5) and DISPATCH (op 6) are carriers, not messages: they are
-///   declared in `wire`, and this base protocol declares no methods. Application protocols
-///   (`extends litecord`, e.g. `litecord_example`) declare methods, which travel inside them: a
-///   `request` in REQUEST `w`/`a`/`n`, its reply in RESPONSE `n`/`r`, an `event` in DISPATCH
-///   `w`/`a`.
-/// - Who may send the carriers: the seed's table says clients send REQUEST and DISPATCH and only
-///   the server sends RESPONSE. The real gateway also sends REQUEST to its clients, which answer
-///   with RESPONSE (WIRE-NOTES). So all three carriers go both ways; each method's `from` says
-///   who sends it.
-/// - Arguments `a` are a JSON array, so methods take positional payloads `( ... )`. The reply `r`
-///   is "any" in the seed; each method declares its shape (the real TOKEN_VALIDATE answers with
-///   an array, so positional there too).
-/// - Nonces `n`: the seed says "any" and shows `1`; the real gateway sends strings of 8 hex
-///   chars, and so does protolink (`id n string`: `"0000002a"`). Either form is accepted from a
-///   peer; a reply echoes the nonce it answers exactly as received.
-/// - Failed replies: the seed has no way to say a request failed. protolink adds one: a RESPONSE
-///   holding the error text under `e` in place of `r`, e.g. `{"op": 5, "n": "ab12cd34", "e":
-///   "no such guild"}`. Real Litecord peers never send `e`, and may not understand it: against
-///   them, prefer failure values inside `r` (as TOKEN_VALIDATE does with `[false, reason]`).
-/// - Bad input (the seed is silent; the real gateway stays silent and the requester times out).
-///   protolink answers whatever it can correlate and drops the rest, so a link survives a stray
-///   frame. rest-py dispatches methods a gateway may not know (`NEW_GUILD`): an unknown method in
-///   a DISPATCH is dropped without counting, as any unknown message that cannot be answered is:
-///   - a REQUEST for an unknown method, or whose arguments do not decode or break a constraint,
-///     is answered at once with `{"op": 5, "n": N, "e": "..."}` naming the method, or the field
-///     and the rule that failed;
-///   - a frame that is not JSON, has no `op`, has an unknown `op`, or a nonce that is neither a
-///     string nor a number cannot be answered: it is logged and dropped (and counted, but for an
-///     unknown `op` or method);
-///   - a RESPONSE whose nonce matches no pending request is dropped;
-///   - more than 16 such frames on one link (configurable) close it with 1008.
-/// - HELLO_ACK is the handshake's authenticating step: a wrong `password` closes with 4001.
-///   There is no reply to it; the client may start heartbeating right after sending it.
-/// - "Requesting without authentication" (4002) covers any frame other than HELLO_ACK before
-///   the handshake finished, the real gateway's case being a heartbeat before HELLO_ACK.
-/// - Heartbeat deadline: the real server checks every `hb_interval + 1000` ms that a heartbeat
-///   arrived, else closes 4003: hence `grace 1000`.
-/// - The real client's heartbeat carries a counter `s` (from 0), absent in the seed: declared as
-///   an optional field. Unknown extra keys in any frame are tolerated (the profile is not
-///   `strict`), as WIRE-NOTES asks.
-/// - `hb_interval` must be at least 1 (a zero interval would mean heartbeating non-stop).
-/// - Close-code names are chosen here; the reason texts are the seed's table.
-/// - Reconnecting: "a random amount of time (minimum 1 second)": `reconnect min 1000`, jitter on
-///   top chosen by the runtime.
-/// - `version`: the seed names none; "1.0" is this file's own revision.
-/// - The seed's TODO (zlib compression) is not part of the protocol.
+/// Every message is a type here. Each side of a link is a marker (`Client`, `Server`): a program on a side implements its handler trait (`ClientHandler`, `ServerHandler`), serves or connects with `protolink::ws`, and calls the typed methods of its sender trait (`ClientSender`, `ServerSender`) on the link.
 pub mod litecord {
     #![allow(clippy::all, clippy::pedantic, clippy::nursery, unused_qualifications)]
     use ::protolink::__private as __p;

@@ -3,29 +3,7 @@
 /// a gateway that validates user tokens through its clients, and clients that ask the gateway
 /// for guilds and report user presence.
 ///
-/// Follows seed 004 (`004_471d59e15e68f60e.txt`) for the framing it inherits, and WIRE-NOTES,
-/// section "Litecord common protocol (seed 004; read from the gateway's source, client
-/// observed)", for TOKEN_VALIDATE, the one method seen on the wire:
-///
-/// ```text
-/// S {"op": 4, "w": "TOKEN_VALIDATE", "a": ["dXNlcg.x.y"], "n": "ab12cd34"}
-/// C {"op": 5, "r": [false, "user not found"], "n": "ab12cd34"}
-/// ```
-///
-/// Decisions where the seed is silent:
-///
-/// - Methods are named in SCREAMING_SNAKE_CASE, as the seed's `"w": "ANYTHING"` and the real
-///   TOKEN_VALIDATE are; the name is sent as is in `w`.
-/// - Arguments are positional (`a` is an array), so every method's payload is `( ... )`.
-/// - TOKEN_VALIDATE's reply: the real client (Litecord's rest-py at `1fcc085`) answers a valid
-///   token with a bare `true` and a failing one with `[false, reason]` (WIRE-NOTES, December).
-///   Both are declared (`TokenValidity`); the array's `reason` may also be left out or `null`
-///   (a Python peer answering `True, None` sends `[true, null]`).
-/// - GET_GUILD and USER_PRESENCE are invented for the example (the seed leaves methods to the
-///   implementation). GET_GUILD's reply is an object in `r`; an unknown guild is a failed reply
-///   (`e`, the protolink extension in `litecord.protocol`), since only protolink peers speak
-///   this example.
-/// - Ids are Discord-style snowflakes: decimal digits in a string.
+/// Every message is a type here. Each side of a link is a marker (`Client`, `Server`): a program on a side implements its handler trait (`ClientHandler`, `ServerHandler`), serves or connects with `protolink::ws`, and calls the typed methods of its sender trait (`ClientSender`, `ServerSender`) on the link.
 pub mod litecord_example {
     #![allow(clippy::all, clippy::pedantic, clippy::nursery, unused_qualifications)]
     use ::protolink::__private as __p;

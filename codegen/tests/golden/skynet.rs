@@ -3,76 +3,7 @@
 /// them and read the server's message log. Every frame is an object `{"type": ..., ...}` with the
 /// fields beside `type`.
 ///
-/// Follows seed 003 (`003_9a3920160d61cf8f.txt`, "Skynet Protocol", its "Client" part) and what
-/// the JSON-era Node server sends, as written down in WIRE-NOTES, section "Skynet (seed 003; the
-/// JSON-era Node server)":
-///
-/// ```text
-/// A→ {"type":"open","channel":42}        A← {"channels":[42],"type":"result","for":"open"}
-/// B→ {"type":"message","channel":42,"message":"hi","extra":{"x":1}}
-/// A← {"type":"message","channel":42,"message":"hi","extra":{"x":1},"ID":"cmww...","time":1795...}
-/// B← {"type":"result","channel":42,"message":"hi","extra":{"x":1},"ID":"...","time":...,
-///     "for":"message"}
-///    {"type":"error","error":"Error: Channel 99 not open."}
-/// ```
-///
-/// Where the real server (osmarks/skynet at `b802d25`, `src/index.js`) and an earlier reading
-/// disagree, the real server wins:
-///
-/// - `message` needs no `open`: anyone may send on any channel (the real Lua client and web page
-///   never open before sending). Only listeners get the event, never the sender.
-/// - The keys the server sets (`ID`, `time`, and the envelope's `type` and `for`) come out once,
-///   with the server's values, even when the sender put them in its command (`..extra` never
-///   repeats a key the struct or the envelope writes).
-/// - A binary frame holding JSON is read like a text frame (`binary text`): the real server
-///   parses whatever `ws` hands it.
-/// - Frames it cannot use are answered with the real server's texts (the `invalid` rules below):
-///   `Error: No such command X`, `Error: No such command undefined` for an object (or array)
-///   with no `type`, `Error: Message must be object` for other JSON, `Error: Invalid type for
-///   channel!`, and `SyntaxError: ...` for text that is not JSON (the detail after the prefix is
-///   protolink's, not V8's).
-/// - Channels are strings or any number (`1.5` too); `log`'s `start` and `end` may be any JSON
-///   value, read as JavaScript reads them (`message.start || 0`, `message.end || 100`, then
-///   `slice`: `"1"` is 1, `1.5` is 1, an `end` of 0 means 100).
-/// - A frame tagged `result` or `error` from a client is a command like any other: the server
-///   sends no commands, so nothing a client sends is a reply (`No such command result`).
-/// - Departures, none of which a real client relies on: a WebSocket upgrade on a path other than
-///   `/connect` gets HTTP 404 (the real server accepts it and closes it at once); a `type` that is
-///   not a string is `No such command undefined` (the real server prints the value: `null`, `5`;
-///   an array `["open"]` even runs `open`); a number channel written with a fraction or exponent
-///   that equals an integer (`42.0`) is a channel of its own (JavaScript reads it as `42`); the
-///   log is bounded in messages and in bytes (the reference server keeps 100 and 32 MiB by
-///   default; the real server keeps everything), and a `log` reply holds as many entries of its
-///   range as fit in one frame of the runtime's largest size.
-///
-/// Decisions where the seed is silent or wrong:
-///
-/// - Replies carry no id: they come back in the order the commands arrived (`request ordered`).
-///   A result is `{"type": "result", "for": COMMAND, ...reply fields}`; a failure is
-///   `{"type": "error", "error": TEXT}` and names no command, so it answers the oldest pending
-///   one. The server also sends an error for a frame that is not JSON or not an object; such an
-///   error answers no command of ours when nothing is pending.
-/// - Channels are strings or numbers and match strictly by JSON type: `42` and `"42"` are two
-///   channels (WIRE-NOTES). `"*"` listens on every channel.
-/// - `message` takes any JSON value as its `message`, and every other key of the command is kept
-///   and passed through to listeners and to the log (WIRE-NOTES: "extra keys on a message are
-///   passed through"). The seed's "Returns the message sent" is the same object the listeners
-///   get: the command's keys plus `ID` and `time`.
-/// - The `message` event shares its tag with the `message` command; they travel in opposite
-///   directions (event: server to client, command: client to server), so the event is declared
-///   as `message_event` with the tag `"message"`. The sender of a message does not receive its
-///   own event.
-/// - The `close` command is declared as `close_channel` with the tag `"close"`: a sender method
-///   `close` would be hidden by the link's own `close`.
-/// - `time` is milliseconds since the Unix epoch (`new Date().getTime()`); `ID` is an opaque
-///   unique string (a cuid on the real server).
-/// - `log`: `start` defaults to 0 and `end` to 100, with JavaScript slice semantics (negative
-///   values count from the end), over the newest-first log of every channel. Log entries are the
-///   stored `message` events, so they may carry `"type": "message"`.
-/// - No handshake, heartbeat or close codes: the seed has none. The seed's endpoint path
-///   (`/connect`, also served as `/connect/`) is not part of the definition (the language has no
-///   directive for it). The "Peer" part of the seed is "Coming Soon" and not declared.
-/// - `version`: the seed names none; "1" is this file's own revision.
+/// Every message is a type here. Each side of a link is a marker (`Client`, `Server`): a program on a side implements its handler trait (`ClientHandler`, `ServerHandler`), serves or connects with `protolink::ws`, and calls the typed methods of its sender trait (`ClientSender`, `ServerSender`) on the link.
 pub mod skynet {
     #![allow(clippy::all, clippy::pedantic, clippy::nursery, unused_qualifications)]
     use ::protolink::__private as __p;

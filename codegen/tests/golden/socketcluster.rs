@@ -4,60 +4,7 @@
 /// `{"rid": N, "error": {...}}`, a `#handshake`, raw text ping / pong, and the pub/sub and
 /// authentication layers.
 ///
-/// Follows seed 001 (`001_57bad640c3a657d6.txt`, "SocketCluster Protocol V1") and what the real
-/// 20.x packages send, as written down in WIRE-NOTES, section "SocketCluster (seed 001;
-/// socketcluster-server / socketcluster-client 20.x on the npm registry)". The seed stops at the
-/// pub/sub layer ("Coming soon"); everything after the handshake and ping / pong follows the real
-/// packages.
-///
-/// Decisions where the seed is silent or wrong:
-///
-/// - `cid` may be left out: an emit without `cid` expects no reply (seed, WIRE-NOTES). Every
-///   `request` below may therefore also arrive without one, and is then not answered; `event`s
-///   are never answered. `cid` is a JSON number counting from 1 on each side (the seed allows
-///   strings; the real server closes with 4008 when `#handshake` carries a string `cid`). The
-///   language cannot state the id's JSON type.
-/// - Replies carry no event name and are recognised by `rid`. A reply without data is just
-///   `{"rid": N}`: requests declared without `->` are answered that way. A failed reply holds an
-///   error object under `error`: `{"name": ..., "message": ..., ...other keys}` (the same shape
-///   as `AuthError` below; the language cannot attach a type to the `error` clause).
-/// - Ping / pong: protocol version 1 pings `"#1"` and pongs `"#2"` (the seed); version 2, the
-///   default of 20.x, pings `""` and pongs `""` (WIRE-NOTES). Both are declared, as variants
-///   "2" and "1"; both sides must agree, and a mismatch dies with 4001 after `pingTimeout`.
-/// - Ping timing: the 20.x server defaults are `pingInterval` 8000 and `pingTimeout` 20000 ms;
-///   the server closes with 4001 when nothing (no pong, nor any other frame) arrived within
-///   `pingTimeout`. The server tells the client its real `pingTimeout` in the handshake reply;
-///   the client closes with 4000 when no ping arrived within it. The declared numbers are the
-///   defaults; a server may be configured otherwise (WIRE-NOTES shows a 5000 ms `pingTimeout`).
-/// - Handshake: the client invokes `#handshake` first; anything sent before it finished closes
-///   with 4009 (strict handshake, the 20.x default); no `#handshake` within 10000 ms (the 20.x
-///   `handshakeTimeout`) closes with 4005. A bad auth token does not fail the handshake: the
-///   reply says `isAuthenticated: false` and carries `authError`.
-/// - Close codes are socketcluster's own table (sc-errors `socketProtocolErrorStatuses`), with
-///   its texts; the names are chosen here. WIRE-NOTES quotes 4001 as "pong timed out"; the
-///   full text is "Client pong timed out".
-/// - `#disconnect` is what 14.x and older send before closing (`{"code": ..., "data": ...}`);
-///   20.x no longer sends it, and neither does protolink (a close frame says it all), but it is
-///   still declared as the close message, so that older peers are understood: a 14.x client's
-///   `#disconnect` with code 4321 closes the socket with 4321, as 14.x does. Its reason (`data`)
-///   is any JSON value, not only text.
-/// - `#unsubscribe`, `#setAuthToken`: declared as requests without a reply, not as events. The
-///   20.x client transmits `#unsubscribe` without `cid` (WIRE-NOTES), but the server answers
-///   `{"rid": N}` when one is given; the server invokes `#setAuthToken` with a `cid` when asked
-///   to confirm delivery (`rejectOnFailedDelivery`) and transmits it without one otherwise.
-///   Since `cid` is optional, both forms of each are covered.
-/// - `#removeAuthToken` goes both ways: the server sends it to deauthenticate a socket, and a
-///   client sends the same event to deauthenticate itself. It carries no `data` key at all.
-/// - `#publish` from the client is a request: transmitted without `cid` (no reply) or invoked
-///   with one (the server answers `{"rid": N}` after publishing). `#publish` from the server is
-///   the delivery to subscribers, an event, declared as `publish_event`.
-/// - `#subscribe` options: 20.x clients send `waitForAuth` and `data` beside `channel` when set.
-///   Other keys some versions add (such as `batch`) are tolerated, not declared.
-/// - A frame may hold a JSON array of packets (batching): `batch`, each packet handled in order.
-/// - Not expressible, left to the runtime: a `#handshake` without `cid` is answered by a reply
-///   without `rid`; the endpoint path (`/socketcluster/` by default).
-/// - `version`: "1" is this file's own revision; the two ping protocol versions are the
-///   heartbeat variants.
+/// Every message is a type here. Each side of a link is a marker (`Client`, `Server`): a program on a side implements its handler trait (`ClientHandler`, `ServerHandler`), serves or connects with `protolink::ws`, and calls the typed methods of its sender trait (`ClientSender`, `ServerSender`) on the link.
 pub mod socketcluster {
     #![allow(clippy::all, clippy::pedantic, clippy::nursery, unused_qualifications)]
     use ::protolink::__private as __p;
