@@ -2,7 +2,12 @@
 //! with a rustc-style diagnostic.
 
 fn main() {
-    if let Err(error) = protolink_codegen::compile(&["protocols"]) {
+    let result = protolink_codegen::Config::new()
+        .cargo_directives(true)
+        // Extra derives where the program wants them, as with prost-build.
+        .type_attribute("tally.total", "#[derive(Copy, Eq, Hash)]")
+        .compile(&["protocols"]);
+    if let Err(error) = result {
         eprintln!("{error}");
         std::process::exit(1);
     }

@@ -27,6 +27,7 @@ pub mod model;
 mod naming;
 pub mod syntax;
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,14 @@ pub enum Error {
         rendered: String,
         /// How many errors.
         errors: usize,
+    },
+    /// A [`Config::type_attribute`] names nothing, or is not an attribute.
+    #[error("type_attribute {path:?}: {why}")]
+    TypeAttribute {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// Neither `Config::out_dir` nor `OUT_DIR` says where to write.
     #[error("no output folder: set Config::out_dir or run from a build script")]
@@ -85,6 +94,8 @@ pub struct Config {
     out_dir: Option<PathBuf>,
     display_base: Option<PathBuf>,
     cargo_directives: bool,
+    /// `(path, attributes)` from [`Config::type_attribute`].
+    type_attributes: Vec<(String, String)>,
 }
 
 impl Config {
@@ -102,6 +113,24 @@ impl Config {
     /// Shows paths in diagnostics and `@generated` headers relative to `dir`.
     pub fn display_base(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.display_base = Some(dir.into());
+        self
+    }
+
+    /// Adds attributes to generated types and messages, as prost-build's `type_attribute`:
+    /// `path` is `PROTOCOL.NAME` (a type or message as the definition declares it), `PROTOCOL`
+    /// (all of that protocol's) or `.` (all of every protocol's); `attributes` are outer
+    /// attributes, such as `#[derive(Hash, Eq)]`. They go on structs and enums (type aliases
+    /// have no item of their own); a path that names nothing is an error.
+    ///
+    /// ```no_run
+    /// protolink_codegen::Config::new()
+    ///     .type_attribute("chat.RoomName", "#[derive(Hash, Eq)]")
+    ///     .compile(&["protocols"])
+    ///     .unwrap();
+    /// ```
+    pub fn type_attribute(&mut self, path: &str, attributes: &str) -> &mut Self {
+        self.type_attributes
+            .push((path.to_owned(), attributes.to_owned()));
         self
     }
 
@@ -194,18 +223,65 @@ impl Config {
                 errors: checked.diagnostics.error_count(),
             });
         }
+        let attributes = self.attributes_by_protocol(&checked.protocols)?;
         Ok(checked
             .protocols
             .iter()
             .map(|p| {
                 let source = p.source.display().to_string().replace('\\', "/");
+                let extra = attributes.get(&p.name).map_or(&[][..], Vec::as_slice);
                 Generated {
                     protocol: p.name.clone(),
                     file_name: format!("{}.rs", p.name),
-                    code: emit::rust::render(p, &source),
+                    code: emit::rust::render_with(p, &source, extra),
                 }
             })
             .collect())
+    }
+
+    /// The `type_attribute`s, parsed, by protocol: `(Some(name) or None for all, attributes)`.
+    #[allow(clippy::type_complexity)]
+    fn attributes_by_protocol(
+        &self,
+        protocols: &[model::Protocol],
+    ) -> Result<HashMap<String, Vec<(Option<String>, proc_macro2::TokenStream)>>, Error> {
+        use syn::parse::Parser;
+        let mut out: HashMap<String, Vec<_>> = HashMap::new();
+        for (path, text) in &self.type_attributes {
+            let bad = |why: String| Error::TypeAttribute {
+                path: path.clone(),
+                why,
+            };
+            let parsed = syn::Attribute::parse_outer
+                .parse_str(text)
+                .map_err(|e| bad(format!("`{text}` is not an attribute: {e}")))?;
+            let tokens = quote::quote!(#(#parsed)*);
+            let (protocol, name) = match path.split_once('.') {
+                _ if path == "." => (None, None),
+                Some((protocol, name)) => (Some(protocol), Some(name)),
+                None => (Some(path.as_str()), None),
+            };
+            let mut found = false;
+            for p in protocols {
+                if protocol.is_some_and(|want| want != p.name) {
+                    continue;
+                }
+                let declared = |n: &str| {
+                    p.types.iter().any(|t| t.name == n) || p.messages.iter().any(|m| m.name == n)
+                };
+                if name.is_some_and(|n| !declared(n)) {
+                    continue;
+                }
+                found = true;
+                out.entry(p.name.clone())
+                    .or_default()
+                    .push((name.map(str::to_owned), tokens.clone()));
+            }
+            if !found {
+                return Err(bad("no protocol, type or message of that name".to_owned()));
+            }
+        }
+        Ok(out)
     }
 
     /// Checks, renders and writes every protocol; files whose contents did not change are not

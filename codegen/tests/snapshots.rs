@@ -313,3 +313,51 @@ fn checker_never_panics_on_broken_input() {
     });
     assert!(runs > 6 * 300, "every input was checked");
 }
+
+/// `Config::type_attribute` puts attributes on the types and messages it names, and refuses a
+/// path that names nothing or text that is no attribute.
+#[test]
+fn type_attributes_go_where_they_are_named() {
+    let root = workspace().join("protocol-defs");
+    let inputs = [
+        root.join("litecord.protocol"),
+        root.join("litecord_example.protocol"),
+    ];
+    let generated = protolink_codegen::Config::new()
+        .type_attribute("litecord_example.Guild", "#[derive(Eq, Hash)]")
+        .type_attribute("litecord_example.GET_GUILD", "#[non_exhaustive]")
+        .generate(&inputs)
+        .expect("generates");
+    let example = generated
+        .iter()
+        .find(|g| g.protocol == "litecord_example")
+        .expect("the example protocol");
+    let before = |item: &str| {
+        let at = example.code.find(item).unwrap_or_else(|| panic!("{item}"));
+        let start = example.code[..at].rfind("pub ").unwrap_or(0);
+        example.code[example.code[..start].rfind("///").unwrap_or(0)..at].to_owned()
+    };
+    assert!(before("pub struct Guild ").contains("#[derive(Eq, Hash)]"));
+    assert!(before("pub struct GetGuild").contains("#[non_exhaustive]"));
+    assert!(!before("pub struct GetGuild").contains("Hash"));
+    assert_eq!(example.code.matches("#[derive(Eq, Hash)]").count(), 1);
+    let base = generated
+        .iter()
+        .find(|g| g.protocol == "litecord")
+        .expect("the base protocol");
+    assert!(!base.code.contains("#[derive(Eq, Hash)]"));
+
+    for (path, attribute) in [
+        ("litecord_example.Nope", "#[derive(Hash)]"),
+        ("nope", "#[derive(Hash)]"),
+        ("litecord_example.Guild", "derive(Hash)"),
+    ] {
+        let refused = protolink_codegen::Config::new()
+            .type_attribute(path, attribute)
+            .generate(&inputs);
+        assert!(
+            matches!(refused, Err(protolink_codegen::Error::TypeAttribute { .. })),
+            "{path} {attribute}: {refused:?}"
+        );
+    }
+}

@@ -17,8 +17,22 @@ use crate::naming::{snake, upper_camel};
 /// output does not depend on where the project lives); it is escaped as diagnostics are, so a
 /// line break in a path cannot end the header's comment.
 pub fn render(protocol: &Protocol, source: &str) -> String {
+    render_with(protocol, source, &[])
+}
+
+/// [`render`], with extra attributes on some types and messages: `(name, attributes)`, the name
+/// as the definition declares it (`None`: every type and message).
+pub fn render_with(
+    protocol: &Protocol,
+    source: &str,
+    attributes: &[(Option<String>, TokenStream)],
+) -> String {
     let source = crate::diagnostics::printable(source);
-    let tokens = Emitter { p: protocol }.module();
+    let tokens = Emitter {
+        p: protocol,
+        attributes,
+    }
+    .module();
     let body = match syn::parse2::<syn::File>(tokens.clone()) {
         Ok(file) => prettyplease::unparse(&file),
         // Unreachable for a checked model; keep the raw tokens so the compiler shows the problem.
@@ -31,6 +45,8 @@ pub fn render(protocol: &Protocol, source: &str) -> String {
 
 struct Emitter<'a> {
     p: &'a Protocol,
+    /// Extra attributes from the build script, by the name they apply to (`None`: all).
+    attributes: &'a [(Option<String>, TokenStream)],
 }
 
 /// One side of one link: who it is, who the peer is, and whether it accepts connections.
@@ -863,6 +879,12 @@ impl Emitter<'_> {
             &t.docs,
             &format!("The `{}` type.", t.name.trim_start_matches('\0')),
         );
+        // Aliases are no items of their own to put attributes on.
+        let extra = match t.kind {
+            TypeDefKind::Alias(_) => TokenStream::new(),
+            _ => self.extra_attributes(&t.name),
+        };
+        let d = quote!(#d #extra);
         match &t.kind {
             TypeDefKind::Struct(s) => self.object_struct(&name, d, s),
             TypeDefKind::Positional(s) => self.positional_struct(&name, d, s),
@@ -1270,9 +1292,21 @@ impl Emitter<'_> {
 
     // ---- messages ------------------------------------------------------------------------
 
+    /// The build script's extra attributes for the type or message declared as `name`.
+    fn extra_attributes(&self, name: &str) -> TokenStream {
+        let attributes = self
+            .attributes
+            .iter()
+            .filter(|(only, _)| only.as_deref().is_none_or(|only| only == name))
+            .map(|(_, attributes)| attributes);
+        quote!(#(#attributes)*)
+    }
+
     fn message(&self, m: &Message) -> TokenStream {
         let name = ident(&m.rust_name);
         let d = docs(&m.docs, &format!("The `{}` {}.", m.name, kind_word(m.kind)));
+        let extra = self.extra_attributes(&m.name);
+        let d = quote!(#d #extra);
         let body = match &m.payload {
             None => self.payloadless_struct(&name, d),
             Some(Shape::Object(s)) => self.object_struct(&name, d, s),
