@@ -56,7 +56,7 @@ use protolink::link::close;
 use protolink::transport::{
     Frame, FrameSink, FrameSource, Text, TransportError, split_ws, virtual_pair,
 };
-use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, connect};
+use protolink::ws::{Backoff, ReconnectingClient, WsLimits, connect};
 use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Session, Side};
 use protolink_protocols::clusterio::{
     self as cl, ControlWithMaster, ControlWithMasterHandler, ControlWithMasterSender,
@@ -1349,13 +1349,7 @@ pub(crate) async fn slave(url: String, token: String, id: i64, name: String) -> 
         () = shutdown_signal() => false,
         _ = replaced_rx.wait_for(|r| *r) => true,
     };
-    client.stop();
-    let mut state = client.state();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        state.wait_for(|s| *s == ConnectionState::Stopped),
-    )
-    .await;
+    client.stop_and_wait(Duration::from_secs(2)).await;
     if replaced {
         return Err(io::Error::other(REPLACED));
     }

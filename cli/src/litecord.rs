@@ -147,5 +147,5 @@ pub(crate) async fn connect(
         },
     );
     shutdown_signal().await;
-    client.stop();
+    client.stop_and_wait(Duration::from_secs(2)).await;
 }

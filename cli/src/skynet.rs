@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protolink::broker::{Broker, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
-use protolink::ws::{Backoff, ConnectionState, ReconnectingClient, WsLimits, WsServer, connect};
+use protolink::ws::{Backoff, ReconnectingClient, WsLimits, WsServer, connect};
 use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
 
@@ -362,14 +362,7 @@ pub(crate) async fn listen(url: &str, channels: Vec<String>) -> std::io::Result<
         },
     );
     shutdown_signal().await;
-    client.stop();
-    // Give the close frame its round trip before the process ends.
-    let mut state = client.state();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        state.wait_for(|s| *s == ConnectionState::Stopped),
-    )
-    .await;
+    client.stop_and_wait(Duration::from_secs(2)).await;
     Ok(())
 }
 

@@ -762,6 +762,15 @@ impl<S: Side> ReconnectingClient<S> {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
+
+    /// Stops, and waits (up to `within`) until the current link's close has been sent, so that a
+    /// process about to end says goodbye with a close frame.
+    pub async fn stop_and_wait(&self, within: Duration) {
+        self.stop();
+        let mut state = self.state();
+        let _ =
+            tokio::time::timeout(within, state.wait_for(|s| *s == ConnectionState::Stopped)).await;
+    }
 }
 
 impl<S: Side> Drop for ReconnectingClient<S> {

@@ -536,15 +536,20 @@ async fn the_log_is_bounded_in_bytes_and_its_replies_fit_a_frame() {
         "300000",
     ])
     .await;
-    let mut ws = client(&server.url).await;
-    for n in 0..5 {
-        let text = format!("{n}{}", "x".repeat(100_000));
-        command(
-            &mut ws,
-            json!({"type": "message", "channel": 1, "message": text}),
-        )
-        .await;
-    }
+    // `count` messages of `size` bytes, each starting with its number.
+    let send_many = async |url: &str, count: usize, size: usize| {
+        let mut ws = client(url).await;
+        for n in 0..count {
+            let text = format!("{n}{}", "x".repeat(size));
+            command(
+                &mut ws,
+                json!({"type": "message", "channel": 1, "message": text}),
+            )
+            .await;
+        }
+        ws
+    };
+    let mut ws = send_many(&server.url, 5, 100_000).await;
     let log = command(&mut ws, json!({"type": "log"})).await;
     let kept: Vec<char> = log["log"]
         .as_array()
@@ -557,15 +562,7 @@ async fn the_log_is_bounded_in_bytes_and_its_replies_fit_a_frame() {
 
     // Four messages of 4.5 MiB: the log keeps them all, a reply carries what fits in 16 MiB.
     let server = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
-    let mut ws = client(&server.url).await;
-    for n in 0..4 {
-        let text = format!("{n}{}", "y".repeat(4_500_000));
-        command(
-            &mut ws,
-            json!({"type": "message", "channel": 1, "message": text}),
-        )
-        .await;
-    }
+    let mut ws = send_many(&server.url, 4, 4_500_000).await;
     let log = command(&mut ws, json!({"type": "log"})).await;
     assert_eq!(log["log"].as_array().unwrap().len(), 3);
     // Still served.

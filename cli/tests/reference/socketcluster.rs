@@ -244,6 +244,22 @@ async fn our_client(url: &str, version: &str, steps: &[&str]) -> (bool, Vec<Valu
     run_to_end(command).await
 }
 
+/// What both real servers answer to `shout`, `sum {a: 2, b: 3}` and `fail`, as our client
+/// reports it; the client's invoke steps.
+fn shouts_sums_and_fails(lines: &[Value]) -> Vec<&Value> {
+    assert_eq!(received(lines, "shouted"), [&json!({"x": 1})]);
+    let invokes = steps(lines, "invoke");
+    assert_eq!(
+        invokes[0],
+        &json!({"step": "invoke", "event": "sum", "data": 5})
+    );
+    assert_eq!(
+        invokes[1]["error"],
+        json!({"name": "MyError", "message": "nope", "code": 42})
+    );
+    invokes
+}
+
 async fn our_client_against_real_server(version: &str) {
     let server = real_server(version).await;
     let stay = format!("stay:{STAY_MS}");
@@ -292,16 +308,7 @@ async fn our_client_against_real_server(version: &str) {
         received(&lines, "askClientResult"),
         [&json!({"a": "ok", "q": 1})]
     );
-    assert_eq!(received(&lines, "shouted"), [&json!({"x": 1})]);
-    let invokes = steps(&lines, "invoke");
-    assert_eq!(
-        invokes[0],
-        &json!({"step": "invoke", "event": "sum", "data": 5})
-    );
-    assert_eq!(
-        invokes[1]["error"],
-        json!({"name": "MyError", "message": "nope", "code": 42})
-    );
+    let invokes = shouts_sums_and_fails(&lines);
     assert_eq!(
         invokes[2],
         &json!({"step": "invoke", "event": "nothing", "data": null})
@@ -362,15 +369,7 @@ async fn our_client_against_a_real_14_server() {
     .await;
     // The scenario ends with the server's close, so it does not complete.
     assert!(!ok, "{lines:#?}");
-    let invokes = steps(&lines, "invoke");
-    assert_eq!(
-        invokes[0],
-        &json!({"step": "invoke", "event": "sum", "data": 5})
-    );
-    assert_eq!(
-        invokes[1]["error"],
-        json!({"name": "MyError", "message": "nope", "code": 42})
-    );
+    shouts_sums_and_fails(&lines);
     assert_eq!(
         received(&lines, "publish"),
         [&json!({"channel": "news", "data": {"t": "hi"}})]
