@@ -213,7 +213,11 @@ impl Envelope {
     /// value is not what the envelope holds.
     #[inline]
     fn scan(&mut self, profile: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<bool> {
-        if Some(key) == profile.sequence {
+        if key == profile.tag {
+            // The tag again (`seek` stops at the first): the general path keeps the first and
+            // leaves every copy out of an inline payload.
+            return None;
+        } else if Some(key) == profile.sequence {
             if self.seq.replace(scan.int()?).is_some() {
                 return None;
             }
@@ -397,6 +401,9 @@ impl WireProfile {
         }
         let reply = match reply {
             Some(reply) => reply,
+            // Inline fields, none of them there: an empty result, not an absent one (Skynet's
+            // `{"type":"result"}`); rare, so the general path reads it.
+            None if self.result_key().is_none() => return None,
             // No result: "absent" (SocketCluster's `{"rid": 5}`).
             None => T::deserialize(AbsentDeserializer).ok()?,
         };

@@ -1221,3 +1221,44 @@ fn rest_structs_refuse_what_the_derive_refuses() {
     let wrong = error(r#"{"channel": true, "message": 0}"#);
     assert!(wrong.contains("expected"), "{wrong}");
 }
+
+/// Frames the fuzzer (`scripts/fuzz.sh`, target `decoders`) found a decode path mishandling,
+/// each kept here once fixed; RELIABILITY.md lists them. Every protocol decodes each one every
+/// way it can, and the one-pass paths must agree with the general path.
+#[test]
+fn fuzz_findings() {
+    let frames = [
+        // A Skynet result with no field of its own: the one-pass reply path read it as an absent
+        // result (`null`), the general path as an empty one (`{}`).
+        r#"{"type":"result"}"#,
+        r#"{"type":"result","for":"open"}"#,
+        // The tag repeated after an inline payload's fields: the one-pass path kept the copy in
+        // the message's `..rest` keys, the general path leaves every copy out.
+        r#"{"type":"message","channel":7,"message":"dup","type":"message","for":"log"}"#,
+        r#"{"type":"message","channel":7,"type":"open","message":"dup"}"#,
+        r#"{"type":"open","channel":7,"type":"close"}"#,
+    ];
+    for text in frames {
+        for target in &TARGETS {
+            attempt(target, text);
+        }
+    }
+    // The frames the fixes are about still decode, to what the general path reads.
+    let Ok(RawFrame::Message(raw)) = SKYNET.wire.classify(frames[2]) else {
+        panic!("a message: {}", frames[2]);
+    };
+    let message = skynet::ClientToServer::decode(&raw).expect("decodes");
+    let fast = SKYNET
+        .wire
+        .decode_fast::<skynet::ClientToServer>(frames[2])
+        .map(|f| f.message);
+    assert!(
+        fast.is_none() || fast.as_ref() == Some(&message),
+        "{fast:?}"
+    );
+    let Ok(RawFrame::Reply(reply)) = SKYNET.wire.classify(frames[0]) else {
+        panic!("a reply: {}", frames[0]);
+    };
+    let general = reply.result.expect("a result").decode::<Value>("reply");
+    assert_eq!(general.ok(), Some(json!({})));
+}
