@@ -399,6 +399,10 @@ impl WireProfile {
         if !scan.at_end() || !envelope.known(self) {
             return None;
         }
+        // A numbered protocol's reply without its number is malformed, as a message is.
+        if self.sequence.is_some() && envelope.seq.is_none() {
+            return None;
+        }
         let reply = match reply {
             Some(reply) => reply,
             // Inline fields, none of them there: an empty result, not an absent one (Skynet's

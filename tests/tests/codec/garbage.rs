@@ -1237,6 +1237,11 @@ fn fuzz_findings() {
         r#"{"type":"message","channel":7,"message":"dup","type":"message","for":"log"}"#,
         r#"{"type":"message","channel":7,"type":"open","message":"dup"}"#,
         r#"{"type":"open","channel":7,"type":"close"}"#,
+        // A Clusterio reply without the frame's own `seq`: the one-pass reply path took it, the
+        // general path refuses it (every Clusterio frame is numbered).
+        r#"{"type":"send_rcon_response","data":{"result":"ok","seq":2}}"#,
+        r#"{"type":"send_rcon_response","data":{"resulq":"ok","x":1,"seq":2}}"#,
+        r#"{"type":"list_slaves_response","data":{"list":[],"seq":2}}"#,
     ];
     for text in frames {
         for target in &TARGETS {
