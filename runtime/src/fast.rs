@@ -217,6 +217,10 @@ impl Envelope {
             // The tag again (`seek` stops at the first): the general path keeps the first and
             // leaves every copy out of an inline payload.
             return None;
+        } else if untagged_reply_id(profile) == Some(key) {
+            // A reply's id (SocketCluster's `rid`) makes the frame a reply to the general path,
+            // whatever else it holds.
+            return None;
         } else if Some(key) == profile.sequence {
             if self.seq.replace(scan.int()?).is_some() {
                 return None;
@@ -229,6 +233,15 @@ impl Envelope {
             return Some(false);
         }
         Some(true)
+    }
+}
+
+/// The top-level id key of replies told by their id alone, if the profile has such replies.
+#[inline]
+fn untagged_reply_id(profile: &WireProfile) -> Option<&'static str> {
+    match (profile.reply.matched, profile.reply.id) {
+        (ReplyMatch::Untagged, Some(KeyPath::Top(key))) => Some(key),
+        _ => None,
     }
 }
 

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::not_a_frame;
 
-/// Decodes a classified frame (or, with `None`, one that `classify` refused) with one direction
+/// Decodes a classified message (or, with `None`, a frame that `classify` refused or read as a
+/// reply) with one direction
 /// enum, checking that the single-pass decoder agrees with the general path.
 type DecodeMessage = fn(&WireProfile, &str, Option<&RawMessage<'_>>) -> Result<(), DecodeError>;
 /// Decodes a reply's classified payload as one reply type, checking that the single-pass decoder
@@ -36,7 +37,7 @@ fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
     let Some(raw) = raw else {
         assert!(
             fast.is_none(),
-            "one pass took {text:?}, which classify refuses"
+            "one pass took {text:?} as a message, which classify does not"
         );
         return Ok(());
     };
@@ -228,14 +229,20 @@ fn attempt(target: &Target, text: &str) -> Outcome {
                 .map(|decode| decode(target.wire, text, Some(&raw)))
                 .collect(),
         ),
-        Ok(RawFrame::Reply(raw)) => Outcome::Reply(match &raw.result {
-            Ok(payload) => Ok(target
-                .replies
-                .iter()
-                .map(|decode| decode(target.wire, text, payload))
-                .collect()),
-            Err(error) => Err(error.clone()),
-        }),
+        Ok(RawFrame::Reply(raw)) => {
+            // A reply to the general path is no message to the one-pass path.
+            for decode in target.inbound {
+                let _ = decode(target.wire, text, None);
+            }
+            Outcome::Reply(match &raw.result {
+                Ok(payload) => Ok(target
+                    .replies
+                    .iter()
+                    .map(|decode| decode(target.wire, text, payload))
+                    .collect()),
+                Err(error) => Err(error.clone()),
+            })
+        }
     };
     for error in outcome.errors() {
         assert!(!error.to_string().is_empty());
@@ -1242,6 +1249,11 @@ fn fuzz_findings() {
         r#"{"type":"send_rcon_response","data":{"result":"ok","seq":2}}"#,
         r#"{"type":"send_rcon_response","data":{"resulq":"ok","x":1,"seq":2}}"#,
         r#"{"type":"list_slaves_response","data":{"list":[],"seq":2}}"#,
+        // A SocketCluster event beside a reply's `rid`: the general path reads a reply (and
+        // refuses an id out of range), the one-pass path read the event.
+        r##"{"event":"#handshake","data":{},"rid":18446744073709551616}"##,
+        r##"{"event":"#publish","data":{"channel":"x","data":1},"rid":3}"##,
+        r#"{"rid":3,"event":"sendMessage","data":{"room":"a","text":"hi"},"cid":9}"#,
     ];
     for text in frames {
         for target in &TARGETS {
