@@ -17,7 +17,8 @@ use protolink_protocols::{
 };
 use serde_json::Value;
 
-/// Decodes a classified frame (or, with `None`, one that `classify` refused) with one direction
+/// Decodes a classified message (or, with `None`, a frame that `classify` refused or read as a
+/// reply) with one direction
 /// enum, checking that the one-pass decoder agrees with the general path.
 type DecodeMessage = fn(&WireProfile, &str, Option<&RawMessage<'_>>) -> Result<(), DecodeError>;
 /// Decodes a reply's classified payload as one reply type, checking that the one-pass decoder
@@ -40,7 +41,7 @@ fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
     let Some(raw) = raw else {
         assert!(
             fast.is_none(),
-            "one pass took {text:?}, which classify refuses"
+            "one pass took {text:?} as a message, which classify does not"
         );
         return Ok(());
     };
@@ -184,18 +185,24 @@ fn attempt(target: &Target, text: &str) {
             .iter()
             .filter_map(|decode| decode(target.wire, text, Some(&raw)).err())
             .collect(),
-        Ok(RawFrame::Reply(raw)) => match &raw.result {
-            Ok(payload) => target
-                .replies
-                .iter()
-                .filter_map(|decode| decode(target.wire, text, payload).err())
-                .collect(),
-            // The peer's own words, which may be empty: rendered, not judged.
-            Err(error) => {
-                let _ = error.to_string();
-                Vec::new()
+        Ok(RawFrame::Reply(raw)) => {
+            // A reply to the general path is no message to the one-pass path.
+            for decode in target.inbound {
+                let _ = decode(target.wire, text, None);
             }
-        },
+            match &raw.result {
+                Ok(payload) => target
+                    .replies
+                    .iter()
+                    .filter_map(|decode| decode(target.wire, text, payload).err())
+                    .collect(),
+                // The peer's own words, which may be empty: rendered, not judged.
+                Err(error) => {
+                    let _ = error.to_string();
+                    Vec::new()
+                }
+            }
+        }
     };
     for error in errors {
         assert!(!error.to_string().is_empty());
