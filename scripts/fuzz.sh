@@ -8,9 +8,9 @@
 # fuzzes each for SECONDS_PER_TARGET (default 60) from the committed corpus in fuzz/corpus/,
 # prints the figures and exits non-zero when a target crashed (the input is kept in
 # fuzz/artifacts/TARGET/; replay it with `fuzz/target/<host>/release/TARGET FILE`).
-# --update-corpus also reseeds (scripts/fuzz-seed.py) and replaces each committed corpus with a
-# minimised merge of itself, the seeds and what the run found (the run's own inputs are kept in
-# fuzz/target/corpus/TARGET either way).
+# --update-corpus also reseeds (scripts/fuzz-seed.py) and replaces each committed corpus with the
+# at most $FUZZ_CORPUS_CAP (300) inputs of itself, the seeds and the run's finds that cover the
+# most edges (the run's own inputs stay in fuzz/target/corpus/TARGET either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +63,21 @@ fi
 # nesting limit (the scanner stops at 64 levels, serde_json at 128).
 max_len() { case "$1" in definitions) echo 16384 ;; *) echo 1024 ;; esac; }
 
+# Replaces corpus $2 with at most $cap inputs of $2 and the other folders, those that cover the
+# most edges (hit counts aside): libFuzzer's set-cover merge lists every input's edges, and
+# scripts/fuzz-cap.py picks.
+cap=${FUZZ_CORPUS_CAP:-300}
+merge_corpus() {
+    local t=$1 corpus=$2
+    shift 2
+    local scratch=$target_dir/merged/$t control=$target_dir/$t.merge.control
+    rm -rf "$scratch" "$control" "$scratch.capped" && mkdir -p "$scratch"
+    "$bin_dir/$t" -set_cover_merge=1 -use_counters=0 -max_len="$(max_len "$t")" \
+        -merge_control_file="$control" "$scratch" "$corpus" "$@" >"$target_dir/$t.merge.log" 2>&1
+    echo "corpus $t: $(python3 scripts/fuzz-cap.py "$control" "$cap" "$scratch.capped")" >&2
+    rm -rf "$corpus" && mv "$scratch.capped" "$corpus"
+}
+
 failed=0
 report=()
 for t in "${targets[@]}"; do
@@ -93,13 +108,7 @@ for t in "${targets[@]}"; do
         echo "!! $t failed (exit $rc); inputs in $artifacts/, log in $log" >&2
     fi
     if $update && [ "$rc" = 0 ]; then
-        fresh=$target_dir/merged/$t
-        rm -rf "$fresh" && mkdir -p "$fresh"
-        # Edges only (no hit counts), fewest inputs first: a corpus of hundreds, not thousands.
-        "$bin_dir/$t" -set_cover_merge=1 -use_counters=0 -max_len="$(max_len "$t")" \
-            "$fresh" "$corpus" "${extra[@]}" "$work" \
-            >"$target_dir/$t.merge.log" 2>&1
-        rm -rf "$corpus" && cp -r "$fresh" "$corpus"
+        merge_corpus "$t" "$corpus" "${extra[@]}" "$work"
     fi
     report+=("$(printf '%-12s %6ss %10s %8s %9s/%-6s %9s/%-6s %7s/%-7s %6s %5s' "$t" "$seconds" \
         "${execs:-?}" "${rate:-?}" "$cov0" "$cov" "$ft0" "$ft" "$corp0" "$corp" "${rss:-?}" "$crashes")")
