@@ -119,6 +119,7 @@ printf '%-12s %7s %10s %8s %16s %16s %15s %6s %5s\n' target time executions exec
     "cov (start/end)" "ft (start/end)" "corpus" "rss MB" crash
 printf '%s\n' "${report[@]}"
 for t in "${targets[@]}"; do
-    echo "committed corpus fuzz/corpus/$t: $(find "fuzz/corpus/$t" -type f | wc -l) files, $(du -sk "fuzz/corpus/$t" | cut -f1) KiB"
+    echo "committed corpus fuzz/corpus/$t: $(find "fuzz/corpus/$t" -type f | wc -l) files," \
+        "$(find "fuzz/corpus/$t" -type f -exec cat {} + | wc -c) bytes"
 done
 exit $failed

@@ -507,7 +507,8 @@ impl ReplyEnvelope {
     fn scan(&mut self, p: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<ReplyKey> {
         let untagged = matches!(p.reply.matched, ReplyMatch::Untagged);
         if key == p.tag {
-            // Untagged replies are told by their id: a tagged frame is a message.
+            // Untagged replies are told by their id alone: a tagged frame is left to the general
+            // path (which reads it as a reply when it holds the id).
             if self.reply.is_some() || untagged {
                 return None;
             }
