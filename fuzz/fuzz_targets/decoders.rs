@@ -51,6 +51,9 @@ fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
             Ok(message) => assert_eq!(&fast.message, message, "one pass disagrees on {text:?}"),
             Err(e) => panic!("one pass took {text:?}, which the general path refuses: {e}"),
         }
+        assert_eq!(fast.id, raw.id, "one-pass id of {text:?}");
+        assert_eq!(fast.seq, raw.seq, "one-pass seq of {text:?}");
+        assert_eq!(fast.class, raw.class, "one-pass class of {text:?}");
     }
     slow.map(drop)
 }
@@ -154,6 +157,7 @@ fn one_pass_reply(target: &Target, text: &str) {
         other => panic!("one pass took {text:?} as a reply; classify: {other:?}"),
     };
     assert_eq!(fast.id, general.id, "one-pass id of {text:?}");
+    assert_eq!(fast.seq, general.seq, "one-pass seq of {text:?}");
     if let Some(id) = peeked {
         assert_eq!(id, general.id, "peeked id of {text:?}");
     }

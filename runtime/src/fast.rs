@@ -259,7 +259,13 @@ fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: Envelope)
         RequestIdPlace::Sequence if class == FrameClass::Request => {
             envelope.seq.map(RequestId::Int)
         }
-        RequestIdPlace::Key { .. } => envelope.id,
+        // A plain message carries an id only where requests are plain tagged frames too, as
+        // the general path reads it (Litecord's heartbeat has none, whatever its `n`).
+        RequestIdPlace::Key { .. }
+            if class != FrameClass::Plain || matches!(p.request, Framing::Tagged) =>
+        {
+            envelope.id
+        }
         _ => None,
     };
     FastFrame {

@@ -47,6 +47,9 @@ fn inbound<I: Inbound + PartialEq + std::fmt::Debug>(
             Ok(message) => assert_eq!(&fast.message, message, "one pass disagrees on {text:?}"),
             Err(e) => panic!("one pass took {text:?}, which the general path refuses: {e}"),
         }
+        assert_eq!(fast.id, raw.id, "one-pass id of {text:?}");
+        assert_eq!(fast.seq, raw.seq, "one-pass seq of {text:?}");
+        assert_eq!(fast.class, raw.class, "one-pass class of {text:?}");
     }
     slow.map(drop)
 }
@@ -196,6 +199,7 @@ fn one_pass_reply(target: &Target, text: &str) {
         other => panic!("one pass took {text:?} as a reply; classify: {other:?}"),
     };
     assert_eq!(fast.id, general.id, "one-pass id of {text:?}");
+    assert_eq!(fast.seq, general.seq, "one-pass seq of {text:?}");
     if let Some(id) = peeked {
         assert_eq!(id, general.id, "peeked id of {text:?}");
     }
@@ -1254,6 +1258,10 @@ fn fuzz_findings() {
         r##"{"event":"#handshake","data":{},"rid":18446744073709551616}"##,
         r##"{"event":"#publish","data":{"channel":"x","data":1},"rid":3}"##,
         r#"{"rid":3,"event":"sendMessage","data":{"room":"a","text":"hi"},"cid":9}"#,
+        // A Litecord heartbeat with a request's nonce: the one-pass path gave it the nonce as
+        // its id, the general path gives a plain message none.
+        r#"{"op": 3, "w" :"TKEATE", "a": ["t"], "n": "a34"}"#,
+        r#"{"op": 3, "n": "ab12cd34"}"#,
     ];
     for text in frames {
         for target in &TARGETS {
