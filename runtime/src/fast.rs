@@ -213,7 +213,15 @@ impl Envelope {
     /// value is not what the envelope holds.
     #[inline]
     fn scan(&mut self, profile: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<bool> {
-        if Some(key) == profile.sequence {
+        if key == profile.tag {
+            // The tag again (`seek` stops at the first): the general path keeps the first and
+            // leaves every copy out of an inline payload.
+            return None;
+        } else if untagged_reply_id(profile) == Some(key) {
+            // A reply's id (SocketCluster's `rid`) makes the frame a reply to the general path,
+            // whatever else it holds.
+            return None;
+        } else if Some(key) == profile.sequence {
             if self.seq.replace(scan.int()?).is_some() {
                 return None;
             }
@@ -225,6 +233,15 @@ impl Envelope {
             return Some(false);
         }
         Some(true)
+    }
+}
+
+/// The top-level id key of replies told by their id alone, if the profile has such replies.
+#[inline]
+fn untagged_reply_id(profile: &WireProfile) -> Option<&'static str> {
+    match (profile.reply.matched, profile.reply.id) {
+        (ReplyMatch::Untagged, Some(KeyPath::Top(key))) => Some(key),
+        _ => None,
     }
 }
 
@@ -242,7 +259,13 @@ fn finish<I>(p: &WireProfile, message: I, class: FrameClass, envelope: Envelope)
         RequestIdPlace::Sequence if class == FrameClass::Request => {
             envelope.seq.map(RequestId::Int)
         }
-        RequestIdPlace::Key { .. } => envelope.id,
+        // A plain message carries an id only where requests are plain tagged frames too, as
+        // the general path reads it (Litecord's heartbeat has none, whatever its `n`).
+        RequestIdPlace::Key { .. }
+            if class != FrameClass::Plain || matches!(p.request, Framing::Tagged) =>
+        {
+            envelope.id
+        }
         _ => None,
     };
     FastFrame {
@@ -395,8 +418,15 @@ impl WireProfile {
         if !scan.at_end() || !envelope.known(self) {
             return None;
         }
+        // A numbered protocol's reply without its number is malformed, as a message is.
+        if self.sequence.is_some() && envelope.seq.is_none() {
+            return None;
+        }
         let reply = match reply {
             Some(reply) => reply,
+            // Inline fields, none of them there: an empty result, not an absent one (Skynet's
+            // `{"type":"result"}`); rare, so the general path reads it.
+            None if self.result_key().is_none() => return None,
             // No result: "absent" (SocketCluster's `{"rid": 5}`).
             None => T::deserialize(AbsentDeserializer).ok()?,
         };
@@ -483,7 +513,8 @@ impl ReplyEnvelope {
     fn scan(&mut self, p: &WireProfile, key: &str, scan: &mut Scan<'_>) -> Option<ReplyKey> {
         let untagged = matches!(p.reply.matched, ReplyMatch::Untagged);
         if key == p.tag {
-            // Untagged replies are told by their id: a tagged frame is a message.
+            // Untagged replies are told by their id alone: a tagged frame is left to the general
+            // path (which reads it as a reply when it holds the id).
             if self.reply.is_some() || untagged {
                 return None;
             }
