@@ -575,7 +575,12 @@ impl WireProfile {
         };
         if self.reply.matched == ReplyMatch::Untagged {
             if let Some(KeyPath::Top(id_key)) = self.reply.id {
-                if fields.get(id_key).is_some() {
+                // As the real SocketCluster peers read a packet: a tag of its type makes it a
+                // message, whatever else it holds; without one, the id makes it a reply.
+                let tagged = fields
+                    .get(self.tag)
+                    .is_some_and(|raw| read_tag(raw, self.tag, self.tag_type).is_ok());
+                if !tagged && fields.get(id_key).is_some() {
                     return self.classify_reply(fields, None, seq);
                 }
             }

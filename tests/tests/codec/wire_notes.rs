@@ -910,6 +910,13 @@ fn socketcluster_pub_sub_and_auth() {
         sc::ClientToServer::decode(&raw).expect("14.x #removeAuthToken decodes"),
         sc::ClientToServer::RemoveAuthToken(sc::RemoveAuthToken {})
     );
+    // A packet with a string `event` is an event even with a `rid` beside it: the real server
+    // and client look at `event` first (`_processInboundPacket`, `transport.js`).
+    let raw = classify_message(
+        sc::Socketcluster::WIRE,
+        r##"{"event":"#removeAuthToken","rid":3}"##,
+    );
+    assert_eq!(raw.name, TagRef::Str("#removeAuthToken"));
     // The PyPI client answers with `"error": null` beside its data: a success.
     let raw = classify_reply(
         sc::Socketcluster::WIRE,
