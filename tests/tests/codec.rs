@@ -9,6 +9,8 @@
 //! - `compile_fail`: the type system refuses sending a message from the wrong side and answering
 //!   a request with the wrong reply type (trybuild, cases in `ui/`).
 
+#[path = "codec/agreement.rs"]
+mod agreement;
 #[path = "codec/compile_fail.rs"]
 mod compile_fail;
 #[path = "codec/garbage.rs"]
