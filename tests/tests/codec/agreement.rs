@@ -15,7 +15,8 @@ use serde_json::Value;
 /// Decodes a classified message (or, with `None`, a frame that `classify` refused or read as a
 /// reply) with one direction
 /// enum, checking that the single-pass decoder agrees with the general path.
-pub(crate) type DecodeMessage = fn(&WireProfile, &str, Option<&RawMessage<'_>>) -> Result<(), DecodeError>;
+pub(crate) type DecodeMessage =
+    fn(&WireProfile, &str, Option<&RawMessage<'_>>) -> Result<(), DecodeError>;
 /// Decodes a reply's classified payload as one reply type, checking that the single-pass decoder
 /// of the whole frame agrees.
 pub(crate) type DecodeReply = fn(&WireProfile, &str, &Payload<'_>) -> Result<(), DecodeError>;
