@@ -1134,8 +1134,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // Wake everything still waiting.
         self.link.mark_closed(close::NORMAL, "");
         // This side closed: read on (and drop) what the peer still sends until its close comes,
-        // for a while, so that the connection ends in a close handshake and not in a reset that
-        // loses our close frame (a peer still sending when we closed would see 1006).
+        // for a while, so that the close handshake can finish. (It does not cover a process that
+        // exits at once: a peer flooding a closing SocketCluster client still sees 1006 at times.)
         if !peer_done {
             let _ = timeout(CLOSE_DRAIN, async {
                 while let Some(Ok(frame)) = source.next_frame().await {
@@ -1919,22 +1919,28 @@ fn encode_reply<S: Side>(
     }
 }
 
-/// An unknown message's name (quoted when a string) as the frame wrote it: classifying strips
-/// the suffix that made it a request or event (`foo_request` is read as `foo`).
+/// A message name as read from a frame (quoted when it is a string), with the suffix its
+/// framing adds (`foo` read from `foo_request` is `foo_request` again).
 fn as_written(profile: &WireProfile, class: FrameClass, name: String) -> String {
     let framing = match class {
         FrameClass::Request => profile.request,
         FrameClass::Event => profile.event,
         FrameClass::Plain => return name,
     };
-    let (Framing::Suffix(suffix), Ok(bare)) = (framing, serde_json::from_str::<String>(&name))
-    else {
-        return name;
-    };
-    serde_json::to_string(&format!("{bare}{suffix}")).unwrap_or(name)
+    match serde_json::from_str::<String>(&name) {
+        Ok(bare) => serde_json::to_string(&suffixed(framing, &bare)).unwrap_or(name),
+        Err(_) => name,
+    }
 }
 
-/// The declared tag of a name read from a frame.
+/// A bare message name as a frame of this framing writes it.
+fn suffixed(framing: Framing, bare: &str) -> String {
+    match framing {
+        Framing::Suffix(suffix) => format!("{bare}{suffix}"),
+        _ => bare.to_owned(),
+    }
+}
+
 /// How long a side that closed reads on, waiting for the peer's close.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
@@ -1976,15 +1982,12 @@ fn name_read<S: Side>(input: &InvalidInput, tag: Tag) -> String {
                     let framing = <S::Protocol as Protocol>::MESSAGES
                         .iter()
                         .find(|m| m.tag == tag)
-                        .and_then(|m| match m.kind {
-                            Kind::Request => Some(profile.request),
-                            Kind::Event => Some(profile.event),
-                            _ => None,
+                        .map_or(Framing::Tagged, |m| match m.kind {
+                            Kind::Request => profile.request,
+                            Kind::Event => profile.event,
+                            Kind::Message => Framing::Tagged,
                         });
-                    match framing {
-                        Some(Framing::Suffix(suffix)) => format!("{s}{suffix}"),
-                        _ => s.to_owned(),
-                    }
+                    suffixed(framing, s)
                 }
                 Tag::Int(n) => n.to_string(),
             }
@@ -1993,6 +1996,7 @@ fn name_read<S: Side>(input: &InvalidInput, tag: Tag) -> String {
     }
 }
 
+/// The declared tag of a name read from a frame.
 fn tag_of<P: Protocol>(name: TagRef<'_>) -> Tag {
     match name {
         TagRef::Int(n) => Tag::Int(n),

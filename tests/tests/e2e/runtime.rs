@@ -453,8 +453,7 @@ async fn protocol_errors_close_with_1002_and_bad_text_with_1007() {
     }
 }
 
-/// A message over the limit is answered with a close frame the sender sees (1009), not a reset
-/// while it is still sending.
+/// A message over the limit is answered with a close frame the sender sees (1009).
 #[tokio::test]
 async fn an_oversized_message_is_answered_with_1009() {
     let (url, _s, _t) = lc_server(LinkConfig::default(), WsLimits::default()).await;
