@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -363,6 +363,9 @@ struct Shared<S: Side> {
     unmatched_replies: AtomicU64,
     /// Set once the writer has stopped (after writing the close frame, or on failure).
     writer_done: watch::Sender<bool>,
+    /// Set when the link closed because the peer does not keep up: the writer drops what is
+    /// still queued and writes the close frame next.
+    aborted: AtomicBool,
     /// Requests being handled on this side, and a signal when the count drops.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
@@ -441,6 +444,7 @@ impl<S: Side> Link<S> {
             config,
             unmatched_replies: AtomicU64::new(0),
             writer_done: watch::channel(false).0,
+            aborted: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
             handshake_reply: Mutex::new(None),
@@ -655,8 +659,10 @@ impl<S: Side> Link<S> {
         }
     }
 
-    /// Closes without waiting for queue space (the queue may be full).
+    /// Closes without waiting for queue space (the queue may be full): the writer drops what is
+    /// queued and writes the close frame next.
     fn abort(&self, code: u16, reason: &str) {
+        self.shared.aborted.store(true, Ordering::Release);
         let _ = self.shared.out.try_send(Outgoing::Close {
             farewell: None,
             code,
@@ -912,6 +918,9 @@ async fn write_loop<S: Side, Snk: FrameSink>(
     let _done = Done(&shared.writer_done);
     let mut state = link.watch_state();
     loop {
+        if shared.aborted.load(Ordering::Acquire) {
+            return close_behind_slow_peer(&link, &mut sink, &mut rx).await;
+        }
         let first = tokio::select! {
             // Queued frames (a close frame above all) go out before giving up on a closed link.
             biased;
@@ -919,10 +928,21 @@ async fn write_loop<S: Side, Snk: FrameSink>(
             // Closed without a close frame queued (the queue was full): stop writing.
             _ = state.wait_for(|s| matches!(s, LinkState::Closed { .. })), if rx.is_empty() => None,
         };
-        let Some(first) = first else { return };
-        match write_batch(&mut sink, &mut rx, first, &mut state).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        let Some(first) = first else {
+            if shared.aborted.load(Ordering::Acquire) {
+                close_behind_slow_peer(&link, &mut sink, &mut rx).await;
+            }
+            return;
+        };
+        match write_batch(&mut sink, &mut rx, first, &mut state, &shared.aborted).await {
+            Ok(Written::Open) => {}
+            Ok(Written::Closed) => return,
+            Ok(Written::Abandoned) => {
+                if shared.aborted.load(Ordering::Acquire) {
+                    close_behind_slow_peer(&link, &mut sink, &mut rx).await;
+                }
+                return;
+            }
             Err(e) => {
                 debug!(error = %e, "write failed");
                 link.mark_closed(1006, &format!("write failed: {e}"));
@@ -932,13 +952,42 @@ async fn write_loop<S: Side, Snk: FrameSink>(
     }
 }
 
-/// Feeds every frame that is ready, then flushes once; `Ok(false)` after a close.
+/// Closes a link whose peer does not keep up: what is still queued is dropped, and the close
+/// frame (with the link's close code, 1008) follows what the socket already holds, so a peer that
+/// reads on, however slowly, hears why it was closed. A peer that does not read within the send
+/// timeout gets no close frame.
+async fn close_behind_slow_peer<S: Side, Snk: FrameSink>(
+    link: &Link<S>,
+    sink: &mut Snk,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) {
+    rx.close();
+    while rx.try_recv().is_ok() {}
+    let (code, reason) = match link.state() {
+        LinkState::Closed { code, reason } => (code, reason),
+        _ => (close::POLICY, "peer too slow".to_owned()),
+    };
+    let _ = timeout(link.shared.config.send_timeout, sink.close(code, reason)).await;
+}
+
+/// How a batch of frames ended.
+enum Written {
+    /// Written and flushed; the link goes on.
+    Open,
+    /// A close frame was written.
+    Closed,
+    /// The link closed while the flush was stuck (a peer that does not read), which was given up.
+    Abandoned,
+}
+
+/// Feeds every frame that is ready, then flushes once.
 async fn write_batch<Snk: FrameSink>(
     sink: &mut Snk,
     rx: &mut mpsc::Receiver<Outgoing>,
     first: Outgoing,
     state: &mut watch::Receiver<LinkState>,
-) -> Result<bool, TransportError> {
+    aborted: &AtomicBool,
+) -> Result<Written, TransportError> {
     let mut next = Some(first);
     while let Some(item) = next.take() {
         match item {
@@ -953,8 +1002,11 @@ async fn write_batch<Snk: FrameSink>(
                 }
                 let _ = sink.flush().await;
                 sink.close(code, reason).await;
-                return Ok(false);
+                return Ok(Written::Closed);
             }
+        }
+        if aborted.load(Ordering::Acquire) {
+            break;
         }
         next = rx.try_recv().ok();
     }
@@ -964,12 +1016,14 @@ async fn write_batch<Snk: FrameSink>(
         let _ = state
             .wait_for(|s| matches!(s, LinkState::Closed { .. }))
             .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !aborted.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     };
     tokio::select! {
         biased;
-        flushed = sink.flush() => flushed.map(|()| true),
-        () = abandon => Ok(false),
+        flushed = sink.flush() => flushed.map(|()| Written::Open),
+        () = abandon => Ok(Written::Abandoned),
     }
 }
 

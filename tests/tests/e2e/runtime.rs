@@ -920,6 +920,69 @@ async fn a_peer_that_does_not_read_is_closed_and_memory_stays_bounded() {
     );
 }
 
+/// A subscriber that falls behind a fan-out is closed, and once it reads on it hears why: the
+/// frames the socket already held, then a close frame with 1008 (not a bare EOF).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_falls_behind_hears_1008_when_it_reads_on() {
+    let config = LinkConfig {
+        send_queue: 16,
+        ..LinkConfig::default()
+    };
+    let limits = WsLimits {
+        max_write_buffer: 1 << 16,
+        ..WsLimits::default()
+    };
+    let server = WsServer::<sk::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/connect")
+        .link_config(config)
+        .limits(limits);
+    let url = format!("ws://{}/connect", server.local_addr().unwrap());
+    let (tx, mut dropped) = tokio::sync::mpsc::unbounded_channel();
+    let (_shutdown, _task) = server.serve(Session::new(), move |link: Link<sk::Server>| {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let frame = format!(
+                r#"{{"type":"message","channel":1,"message":"{}"}}"#,
+                "x".repeat(16 << 10)
+            );
+            let frame = protolink::transport::Text::from(frame);
+            let mut delivered = 0usize;
+            // Fan-out never waits: it goes on until the queue is full.
+            while link.try_send_frame(frame.clone()) {
+                delivered += 1;
+                tokio::task::yield_now().await;
+            }
+            let _ = tx.send((delivered, link.state()));
+        });
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // Not a byte read until the server has given up on this subscriber.
+    let (delivered, state) = tokio::time::timeout(WAIT, dropped.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(state, LinkState::Closed { code: 1008, .. }),
+        "{state:?}"
+    );
+    let mut read = 0usize;
+    let close = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Ws::Text(_))) => read += 1,
+            Some(Ok(Ws::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("after {read} frames, no close frame but {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 1008);
+    // Usually the socket filled first and the peer reads what it held; on a busy machine the
+    // queue may fill before the writer wrote a frame, and then only the close frame goes out.
+    assert!(read <= delivered, "{read} of {delivered}");
+}
+
 // ---- Forwarding ---------------------------------------------------------------------------------
 
 /// A server that answers by asking its own upstream server.
