@@ -75,6 +75,10 @@ pub struct LinkConfig {
     pub heartbeat_interval: Option<Duration>,
     /// Overrides the time without traffic after which the peer counts as dead.
     pub heartbeat_timeout: Option<Duration>,
+    /// On the accepting side of a protocol without a handshake, how long a new connection may
+    /// stay silent before it closes with 1008 (a handshake's timeout bounds the others); `None`
+    /// waits for ever.
+    pub first_frame_timeout: Option<Duration>,
 }
 
 impl Default for LinkConfig {
@@ -89,6 +93,7 @@ impl Default for LinkConfig {
             heartbeat_variant: None,
             heartbeat_interval: None,
             heartbeat_timeout: None,
+            first_frame_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -1086,6 +1091,16 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             let ms = rules.handshake_timeout_ms.map(Duration::from_millis);
             Instant::now() + ms.unwrap_or(self.link.shared.config.handshake_timeout)
         });
+        // Without a handshake, a connection that never says anything is bounded too.
+        let mut first_frame_deadline = match (S::ACCEPTS, handshake_deadline) {
+            (true, None) => self
+                .link
+                .shared
+                .config
+                .first_frame_timeout
+                .map(|after| Instant::now() + after),
+            _ => None,
+        };
         if self.step >= rules.handshake.len() {
             self.finish_handshake();
         } else {
@@ -1107,7 +1122,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             let hs_deadline = handshake_deadline.filter(|_| self.step < rules.handshake.len());
             let ping_at = self.heartbeat.as_ref().and_then(|h| h.next_ping);
             let watchdog = self.heartbeat.as_ref().and_then(|h| h.watchdog);
-            let earliest = [hs_deadline, ping_at, watchdog].into_iter().flatten().min();
+            let earliest = [hs_deadline, ping_at, watchdog, first_frame_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             if earliest != armed_at {
                 if let Some(at) = earliest {
                     timer.as_mut().reset(at);
@@ -1115,7 +1133,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 armed_at = earliest;
             }
             tokio::select! {
-                frame = source.next_frame() => match frame {
+                frame = source.next_frame() => match frame.inspect(|_| first_frame_deadline = None) {
                     Some(Ok(Frame::Text(text))) => self.on_text(&text).await,
                     Some(Ok(Frame::Binary(bytes))) => {
                         if !wire::<S>().binary_text {
@@ -1160,6 +1178,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         let code = rules.handshake_timeout_code.or(rules.before_handshake).unwrap_or(close::POLICY);
                         let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("handshake timed out");
                         self.link.start_close(code, reason).await;
+                        continue;
+                    }
+                    if first_frame_deadline.is_some_and(|at| at <= now) {
+                        self.link.start_close(close::POLICY, "no frame in time").await;
                         continue;
                     }
                     let mut dead = false;

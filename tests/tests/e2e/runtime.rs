@@ -983,6 +983,40 @@ async fn a_subscriber_that_falls_behind_hears_1008_when_it_reads_on() {
     assert!(read <= delivered, "{read} of {delivered}");
 }
 
+/// On a protocol without a handshake, a connection that says nothing is closed with 1008 after
+/// `first_frame_timeout`; one that spoke in time stays.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_first_frame_timeout() {
+    let config = LinkConfig {
+        first_frame_timeout: Some(Duration::from_millis(200)),
+        ..LinkConfig::default()
+    };
+    let server = WsServer::<sk::Server>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/connect")
+        .link_config(config);
+    let url = format!("ws://{}/connect", server.local_addr().unwrap());
+    let (_shutdown, _task) = server.serve(Session::new(), |_| ());
+
+    let (mut silent, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert_eq!(next(&mut silent).await, Err(Some(1008)));
+
+    let (mut talker, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    talker
+        .send(Ws::text(r#"{"type":"open","channel":1}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut talker).await.unwrap()["type"], "error");
+    // Past the deadline (a time to let pass, not an event to wait for), the link still answers.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    talker
+        .send(Ws::text(r#"{"type":"open","channel":2}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut talker).await.unwrap()["type"], "error");
+}
+
 // ---- Forwarding ---------------------------------------------------------------------------------
 
 /// A server that answers by asking its own upstream server.
