@@ -572,3 +572,138 @@ async fn the_log_is_bounded_in_bytes_and_its_replies_fit_a_frame() {
     );
     terminate(server).await;
 }
+
+/// Passes every `message` event on.
+struct Heard(tokio::sync::mpsc::UnboundedSender<Value>);
+
+impl protolink_protocols::skynet::ClientHandler for Heard {
+    async fn message_event(&self, message: protolink_protocols::skynet::MessageEvent) {
+        let _ = self.0.send(serde_json::to_value(&message.0).unwrap());
+    }
+}
+
+/// Sends a Unix signal to the server process.
+async fn signal(server: &super::Running, name: &str) {
+    let pid = server.child.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args([format!("-{name}"), pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "kill -{name}");
+}
+
+/// The server is killed (SIGKILL, no close frames) while reconnecting clients hold a
+/// subscription and have requests in flight: every pending request fails at once (not after the
+/// request timeout), every client reconnects to the restarted server, and its subscription is
+/// restored there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_fails_pending_requests_and_clients_come_back_subscribed() {
+    use protolink::ws::{Backoff, ReconnectingClient, connect};
+    use protolink::{LinkConfig, RequestError, Sender};
+    use protolink_protocols::skynet as sk;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    const CLIENTS: usize = 3;
+    let mut first = spawn(&["serve", "skynet", "--listen", "127.0.0.1:0"]).await;
+    let url = first.url.clone();
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/connect")
+        .to_owned();
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (subscribed, heard_tx, ready_tx) =
+            (subscribed.clone(), heard_tx.clone(), ready_tx.clone());
+        let make = move |_| Heard(heard_tx.clone());
+        clients.push(
+            connect::<sk::Client>(&url)
+                .config(LinkConfig {
+                    request_timeout: Duration::from_secs(30),
+                    ..LinkConfig::default()
+                })
+                .handler(make)
+                .reconnecting(
+                    Backoff {
+                        initial: Duration::from_millis(50),
+                        max: Duration::from_millis(200),
+                    },
+                    move |link| {
+                        let (subscribed, ready_tx) = (subscribed.clone(), ready_tx.clone());
+                        async move {
+                            let open = sk::Open {
+                                channel: sk::Channel::Int(7),
+                            };
+                            if link.request(open).await.is_ok() {
+                                subscribed.fetch_add(1, Ordering::SeqCst);
+                                let _ = ready_tx.send(());
+                            }
+                        }
+                    },
+                ),
+        );
+    }
+    let all_ready = async |ready: &mut tokio::sync::mpsc::UnboundedReceiver<()>| {
+        for _ in 0..CLIENTS {
+            tokio::time::timeout(WAIT, ready.recv()).await.unwrap();
+        }
+    };
+    all_ready(&mut ready).await;
+
+    // Frozen, the server reads nothing: the clients' requests stay in flight. Then it dies.
+    signal(&first, "STOP").await;
+    let links: Vec<_> = clients
+        .iter()
+        .map(|c: &ReconnectingClient<sk::Client>| c.link().unwrap())
+        .collect();
+    let pending: Vec<_> = links
+        .into_iter()
+        .map(|link| {
+            tokio::spawn(async move {
+                link.request(sk::Log {
+                    start: None,
+                    end: None,
+                })
+                .await
+            })
+        })
+        .collect();
+    first.child.kill().await.unwrap();
+    for request in pending {
+        // "At once": well inside the 30 s request timeout.
+        let result = tokio::time::timeout(Duration::from_secs(5), request)
+            .await
+            .expect("the pending request fails at once")
+            .unwrap();
+        assert!(
+            matches!(result, Err(RequestError::Disconnected)),
+            "{result:?}"
+        );
+    }
+
+    let second = spawn(&["serve", "skynet", "--listen", &addr]).await;
+    all_ready(&mut ready).await;
+    assert_eq!(subscribed.load(Ordering::SeqCst), 2 * CLIENTS);
+    let mut sender = client(&second.url).await;
+    send(
+        &mut sender,
+        json!({"type": "message", "channel": 7, "message": "after the restart"}),
+    )
+    .await;
+    for _ in 0..CLIENTS {
+        let event = tokio::time::timeout(WAIT, heard.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event["message"], "after the restart");
+    }
+    for client in clients {
+        client.stop_and_wait(Duration::from_secs(2)).await;
+    }
+    terminate(second).await;
+}
