@@ -217,6 +217,9 @@ enum ServeCommand {
         /// transmit the reply back as `askClientResult`.
         #[arg(long, value_name = "JSON", value_parser = parse_json)]
         ask_client: Option<serde_json::Value>,
+        /// Connections served at once; an upgrade beyond them is answered with HTTP 503.
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: usize,
     },
     /// Skynet, at `/connect`.
     Skynet {
@@ -279,6 +282,7 @@ fn main() -> ExitCode {
                     ping_interval,
                     ping_timeout,
                     ask_client,
+                    max_connections,
                 } => {
                     let options = socketcluster::ServeOptions {
                         protocol_version,
@@ -286,6 +290,7 @@ fn main() -> ExitCode {
                         ping_interval,
                         ping_timeout,
                         ask_client,
+                        max_connections,
                     };
                     socketcluster::serve(&listen, options).await
                 }

@@ -45,6 +45,8 @@ pub(crate) struct ServeOptions {
     /// Invoke `askClient` with this data on every client right after its handshake, and
     /// transmit the reply back as `askClientResult` (what the interop tests' real server does).
     pub(crate) ask_client: Option<Value>,
+    /// Connections served at once (HTTP 503 beyond).
+    pub(crate) max_connections: usize,
 }
 
 /// What every connection shares.
@@ -522,6 +524,7 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
     let server = WsServer::<sc::Server>::bind(listen)
         .await?
         .path(PATH)
+        .max_connections(options.max_connections)
         .link_config(link_config(
             options.protocol_version,
             options.ping_interval,

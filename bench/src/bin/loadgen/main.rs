@@ -14,6 +14,7 @@ mod proc;
 mod pubsub;
 mod raw;
 mod rpc;
+mod soak;
 mod socketcluster;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,10 @@ enum Command {
     /// socketcluster` against the real socketcluster-server 20.x (`interop/sc-server.js`; run
     /// `npm ci --prefix interop` first).
     Socketcluster(socketcluster::SocketclusterArgs),
+    /// A soak: `protolink serve socketcluster` holding 10,000 heartbeating connections for ten
+    /// minutes, with a churn of connects and disconnects and a publisher fanning out, its
+    /// memory sampled every second.
+    Soak(soak::SoakArgs),
     /// (internal) An RPC server for `rpc`.
     #[command(hide = true)]
     ServeRpc {
@@ -89,6 +94,7 @@ fn main() -> std::process::ExitCode {
             Command::Idle(args) => idle::run(args).await,
             Command::Fanout(args) => fanout::run(args).await,
             Command::Socketcluster(args) => socketcluster::run(args).await,
+            Command::Soak(args) => soak::run(args).await,
             Command::ServeRpc { kind } => rpc::serve(&kind).await,
             Command::ServeIdle { kind, hb_ms } => idle::serve(&kind, hb_ms).await,
             Command::IdleClients { url, conns } => idle::clients(&url, conns).await,

@@ -30,7 +30,12 @@ pub(crate) type ClientWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens a lean client connection (64 KiB read buffer, no Nagle delay).
 pub(crate) async fn dial(url: &str) -> crate::proc::Result<ClientWs> {
-    let config = ws_config(Some(64 << 10));
+    dial_with(url, 64 << 10).await
+}
+
+/// Opens a lean client connection with a read buffer of `read_buffer` bytes.
+pub(crate) async fn dial_with(url: &str, read_buffer: usize) -> crate::proc::Result<ClientWs> {
+    let config = ws_config(Some(read_buffer));
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     Ok(ws)
 }

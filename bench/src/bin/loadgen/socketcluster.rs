@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use crate::fanout::Measured;
 use crate::proc::{Proc, Result, io, protolink_binary, ratio_spread, spread, window};
 use crate::pubsub::{Deliveries, RunArgs};
-use crate::raw::{ClientWs, SEND_QUEUE, dial, write_loop};
+use crate::raw::{ClientWs, SEND_QUEUE, dial_with, write_loop};
 
 /// Options of `loadgen socketcluster`.
 #[derive(clap::Args)]
@@ -417,7 +417,7 @@ async fn measure_pubsub(
 
 /// The server's ping and the client's pong.
 #[derive(Clone, Copy)]
-enum Ping {
+pub(crate) enum Ping {
     /// Protocol version 1: `#1`, answered `#2`.
     V1,
     /// Protocol version 2: an empty frame, answered with an empty frame.
@@ -441,7 +441,7 @@ impl Ping {
 }
 
 /// What a frame from the server is to the caller.
-enum Frame<'a> {
+pub(crate) enum Frame<'a> {
     /// A `#publish` delivered on the channel.
     Delivery,
     /// The answer to one of this client's invokes: `data` is the raw JSON text of its data.
@@ -472,16 +472,21 @@ struct Fields<'a> {
 }
 
 /// One connection: its reading half, and the queue of its batching writer.
-struct Client {
+pub(crate) struct Client {
     source: SplitStream<ClientWs>,
-    out: mpsc::Sender<String>,
+    pub(crate) out: mpsc::Sender<String>,
     ping: Ping,
 }
 
 impl Client {
     /// Connects and does the `#handshake`.
-    async fn connect(url: &str, ping: Ping) -> Result<Client> {
-        let (sink, source) = dial(url).await?.split();
+    pub(crate) async fn connect(url: &str, ping: Ping) -> Result<Client> {
+        Client::connect_with(url, ping, 64 << 10).await
+    }
+
+    /// Connects with a read buffer of `read_buffer` bytes and does the `#handshake`.
+    pub(crate) async fn connect_with(url: &str, ping: Ping, read_buffer: usize) -> Result<Client> {
+        let (sink, source) = dial_with(url, read_buffer).await?.split();
         let (out, rx) = mpsc::channel(SEND_QUEUE);
         tokio::spawn(write_loop(sink, rx));
         let mut client = Client { source, out, ping };
@@ -490,7 +495,7 @@ impl Client {
     }
 
     /// Sends an invoke with id `cid` and waits for its successful answer.
-    async fn request(&mut self, cid: u64, text: &str) -> Result<()> {
+    pub(crate) async fn request(&mut self, cid: u64, text: &str) -> Result<()> {
         self.out.send(text.to_owned()).await.map_err(io)?;
         while let Some(frame) = self.next_text().await {
             match self.classify(&frame) {
@@ -509,7 +514,10 @@ impl Client {
     }
 
     /// Reads until the connection closes, handing every frame to `each`.
-    fn read(mut self, mut each: impl FnMut(Frame<'_>) + Send + 'static) -> JoinHandle<()> {
+    pub(crate) fn read(
+        mut self,
+        mut each: impl FnMut(Frame<'_>) + Send + 'static,
+    ) -> JoinHandle<()> {
         tokio::spawn(async move {
             while let Some(text) = self.next_text().await {
                 each(self.classify(&text));
