@@ -47,17 +47,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
 use protolink::link::close;
-use protolink::transport::{
-    Frame, FrameSink, FrameSource, Text, TransportError, split_ws, virtual_pair,
-};
-use protolink::ws::{Backoff, ReconnectingClient, WsLimits, connect};
-use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Session, Side};
+use protolink::transport::virtual_pair;
+use protolink::ws::{Backoff, ReconnectingClient, Routes, WsLimits, WsServer, connect};
+use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Session};
 use protolink_protocols::clusterio::{
     self as cl, ControlWithMaster, ControlWithMasterHandler, ControlWithMasterSender,
     InstanceWithSlave, InstanceWithSlaveHandler, InstanceWithSlaveSender, MasterWithControl,
@@ -67,12 +64,10 @@ use protolink_protocols::clusterio::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, oneshot, watch};
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tokio::sync::watch;
+use tracing::{debug, warn};
 
-use crate::output::{Printer, shutdown_signal};
+use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// The version every endpoint announces.
 const VERSION: &str = "2.0.0-alpha";
@@ -407,7 +402,8 @@ struct Master {
     slaves: Mutex<BTreeMap<i64, SlaveRecord>>,
     instances: Mutex<BTreeMap<i64, InstanceConfig>>,
     controls: Mutex<BTreeMap<u64, ControlRecord>>,
-    next_connection: AtomicU64,
+    /// The slave registered on each slave link, by link id.
+    slave_links: Mutex<BTreeMap<u64, i64>>,
     out: Printer,
 }
 
@@ -458,10 +454,11 @@ impl Master {
     /// closed.
     async fn slave_registered(
         &self,
-        connection: u64,
         registration: &cl::RegisterSlave,
         link: Link<MasterWithSlave>,
     ) {
+        let connection = link.id();
+        lock(&self.slave_links).insert(connection, registration.id);
         let replaced = {
             let mut slaves = lock(&self.slaves);
             let previous = slaves.insert(
@@ -485,7 +482,15 @@ impl Master {
         }
     }
 
-    fn slave_disconnected(&self, connection: u64, slave_id: i64) {
+    /// The slave registered on a link, if it got that far.
+    fn slave_on(&self, connection: u64) -> Option<i64> {
+        lock(&self.slave_links).get(&connection).copied()
+    }
+
+    fn slave_disconnected(&self, connection: u64) {
+        let Some(slave_id) = lock(&self.slave_links).remove(&connection) else {
+            return;
+        };
         let mut slaves = lock(&self.slaves);
         if let Some(record) = slaves.get_mut(&slave_id) {
             if record
@@ -684,8 +689,8 @@ impl MasterWithControlHandler for ControlConnection {
 /// The handler of one slave link.
 struct SlaveConnection {
     master: Arc<Master>,
-    /// The slave's id, once it registered.
-    slave_id: Arc<OnceLock<i64>>,
+    /// The link's id, under which the master keeps the slave registered on it.
+    link: u64,
 }
 
 impl MasterWithSlaveHandler for SlaveConnection {
@@ -693,7 +698,7 @@ impl MasterWithSlaveHandler for SlaveConnection {
     /// the other, then each reported instance it does not know is adopted (assigned to this
     /// slave) and assigned. A slave must not answer `assign_instance` with this event.
     async fn update_instances(&self, message: cl::UpdateInstances) {
-        let Some(&slave_id) = self.slave_id.get() else {
+        let Some(slave_id) = self.master.slave_on(self.link) else {
             return;
         };
         let Some(link) = self.master.slave_link(slave_id) else {
@@ -737,296 +742,95 @@ impl MasterWithSlaveHandler for SlaveConnection {
     }
 }
 
-/// `MasterWithSlave` handler for the link that only produces the greeting.
-struct Greeter;
-
-impl MasterWithSlaveHandler for Greeter {}
-
-/// A sink that hands the first frame written to it over, and drops the rest.
-struct Capture(Option<oneshot::Sender<String>>);
-
-impl FrameSink for Capture {
-    async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(text.as_str().to_owned());
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), TransportError> {
-        Ok(())
-    }
-
-    async fn close(&mut self, _: u16, _: String) {}
-}
-
-/// A source that never yields.
-struct Silent;
-
-impl FrameSource for Silent {
-    async fn next_frame(&mut self) -> Option<Result<Frame, TransportError>> {
-        std::future::pending().await
-    }
-}
-
-/// The master's `hello` frame, as the runtime writes it for a new link (`seq` 1).
-async fn greeting() -> io::Result<String> {
-    let (tx, rx) = oneshot::channel();
-    let link = Link::<MasterWithSlave>::spawn(
-        Silent,
-        Capture(Some(tx)),
-        LinkConfig::default(),
-        Session::new().with(cl::Hello {
-            version: VERSION.to_owned(),
-        }),
-        |_| Greeter,
-    );
-    let text = rx
-        .await
-        .map_err(|_| io::Error::other("the runtime wrote no hello"))?;
-    link.close(close::NORMAL, "").await;
-    Ok(text)
-}
-
-/// Replays the frame read to learn the link's kind, then reads on.
-struct Replay<Src> {
-    first: Option<Frame>,
-    inner: Src,
-}
-
-impl<Src: FrameSource> FrameSource for Replay<Src> {
-    async fn next_frame(&mut self) -> Option<Result<Frame, TransportError>> {
-        match self.first.take() {
-            Some(frame) => Some(Ok(frame)),
-            None => self.inner.next_frame().await,
-        }
-    }
-}
-
-/// Drops the link's own `hello` (already sent, identical) and writes everything after it.
-struct AfterGreeting<Snk> {
-    greeting: Option<Arc<str>>,
-    inner: Snk,
-}
-
-impl<Snk: FrameSink> FrameSink for AfterGreeting<Snk> {
-    async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
-        if let Some(greeting) = self.greeting.take() {
-            if *greeting == *text.as_str() {
-                return Ok(());
-            }
-            warn!(%text, "the link's first frame is not the greeting already sent");
-        }
-        self.inner.feed(text).await
-    }
-
-    async fn flush(&mut self) -> Result<(), TransportError> {
-        self.inner.flush().await
-    }
-
-    async fn close(&mut self, code: u16, reason: String) {
-        self.inner.close(code, reason).await;
-    }
-}
-
-/// Runs the WebSocket handshake on `/api/socket`; other paths get 404.
-async fn accept_ws(tcp: TcpStream) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
-    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-    #[allow(clippy::result_large_err)] // tungstenite's callback type
-    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() == PATH {
-            return Ok(resp);
-        }
-        let mut not_found =
-            ErrorResponse::new(Some(format!("no endpoint at {}", req.uri().path())));
-        *not_found.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
-        Err(not_found)
-    };
-    tokio_tungstenite::accept_hdr_async(tcp, check)
-        .await
-        .map_err(|e| debug!(error = %e, "WebSocket handshake failed"))
-        .ok()
-}
-
-/// Until the link closes or the server stops; on stop, requests in flight get a grace period.
-async fn supervise<S: Side>(link: &Link<S>, stopping: &mut broadcast::Receiver<()>) {
-    tokio::select! {
-        _ = link.closed() => {}
-        _ = stopping.recv() => {
-            let _ = tokio::time::timeout(Duration::from_secs(5), link.idle()).await;
-            link.close(close::GOING_AWAY, "server shutting down").await;
-        }
-    }
-}
-
-/// One connection: greet, learn the link's kind from the first frame, then run that link.
-async fn connection(
-    master: Arc<Master>,
-    tcp: TcpStream,
-    greeting: Arc<str>,
-    mut stopping: broadcast::Receiver<()>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let Some(ws) = accept_ws(tcp).await else {
-        return;
-    };
-    let (mut source, mut sink) = split_ws(ws);
-    if sink.feed(Text::from(greeting.to_string())).await.is_err() || sink.flush().await.is_err() {
-        return;
-    }
-    let config = LinkConfig::default();
-    let first = tokio::select! {
-        first = tokio::time::timeout(config.handshake_timeout, source.next_frame()) => first,
-        _ = stopping.recv() => return,
-    };
-    let (first, timed_out) = match first {
-        Ok(Some(Ok(frame))) => (Some(frame), false),
-        Ok(None | Some(Err(_))) => return,
-        Err(_) => (None, true),
-    };
-    let is_slave = match &first {
-        Some(Frame::Text(text)) => serde_json::from_str::<Value>(text.as_str())
-            .ok()
-            .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("register_slave")),
-        _ => false,
-    };
-    let source = Replay {
-        first,
-        inner: source,
-    };
-    let sink = AfterGreeting {
-        greeting: Some(greeting),
-        inner: sink,
-    };
-    let config = LinkConfig {
-        // No first frame in time: let the runtime close it as a handshake timeout.
-        handshake_timeout: if timed_out {
-            Duration::from_millis(1)
-        } else {
-            config.handshake_timeout
-        },
-        ..config
-    };
-    let id = master.next_connection.fetch_add(1, Ordering::Relaxed);
-    let hello = cl::Hello {
-        version: VERSION.to_owned(),
-    };
-    if is_slave {
-        let slave_id = Arc::new(OnceLock::new());
-        let (link_tx, link_rx) = watch::channel(None::<Link<MasterWithSlave>>);
-        let session = Session::new().with(hello).authenticate({
-            let (master, slave_id) = (master.clone(), slave_id.clone());
-            move |registration: cl::RegisterSlave| {
-                let (master, slave_id, mut link_rx) =
-                    (master.clone(), slave_id.clone(), link_rx.clone());
-                async move {
-                    if !verify(&master.secret, &registration.token) {
-                        return Err(AUTH_FAILED.to_owned());
-                    }
-                    let link = link_rx
-                        .wait_for(Option::is_some)
-                        .await
-                        .ok()
-                        .and_then(|l| l.clone())
-                        .ok_or_else(|| AUTH_FAILED.to_owned())?;
-                    let _ = slave_id.set(registration.id);
-                    // Registered before `ready` goes out: the slave is listed once it is in.
-                    master.slave_registered(id, &registration, link).await;
-                    Ok(())
-                }
-            }
-        });
-        let link =
-            Link::<MasterWithSlave>::spawn(source, sink, config, session, |_| SlaveConnection {
-                master: master.clone(),
-                slave_id: slave_id.clone(),
-            });
-        let _ = link_tx.send(Some(link.clone()));
-        supervise(&link, &mut stopping).await;
-        if let Some(&slave) = slave_id.get() {
-            master.slave_disconnected(id, slave);
-        }
-    } else {
-        let session = Session::new().with(hello).authenticate({
-            let master = master.clone();
-            move |registration: cl::RegisterControl| {
-                let valid = verify(&master.secret, &registration.token);
-                async move {
-                    if valid {
-                        Ok(())
-                    } else {
-                        Err(AUTH_FAILED.to_owned())
-                    }
-                }
-            }
-        });
-        let link = Link::<MasterWithControl>::spawn(source, sink, config, session, |_| {
-            ControlConnection {
-                master: master.clone(),
-                id,
-            }
-        });
-        lock(&master.controls).insert(
-            id,
-            ControlRecord {
-                link: link.clone(),
-                subscriptions: BTreeSet::new(),
-            },
-        );
-        supervise(&link, &mut stopping).await;
-        lock(&master.controls).remove(&id);
-    }
-}
-
-/// `protolink serve clusterio`: the master at `/api/socket`.
+/// `protolink serve clusterio`: the master at `/api/socket`. Controls and slaves share the path;
+/// the runtime greets each connection with `hello` and makes it the link its registration
+/// chose.
 pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
+    let server = WsServer::<MasterWithControl>::bind(listen)
+        .await?
+        .path(PATH);
     let out = Printer::stdout();
-    out.line_text(&format!(
-        "listening on ws://{}{PATH}",
-        listener.local_addr()?
-    ));
-    let greeting: Arc<str> = greeting().await?.into();
+    out.line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
     let master = Arc::new(Master {
         secret,
         slaves: Mutex::new(BTreeMap::new()),
         instances: Mutex::new(BTreeMap::new()),
         controls: Mutex::new(BTreeMap::new()),
-        next_connection: AtomicU64::new(1),
+        slave_links: Mutex::new(BTreeMap::new()),
         out,
     });
-    let (stop_tx, _) = broadcast::channel::<()>(1);
-    let mut connections = JoinSet::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        match accepted {
-            Ok((tcp, _)) => {
-                connections.spawn(connection(
-                    master.clone(),
-                    tcp,
-                    greeting.clone(),
-                    stop_tx.subscribe(),
-                ));
+    let hello = cl::Hello {
+        version: VERSION.to_owned(),
+    };
+    let control_session = Session::new().with(hello.clone()).authenticate({
+        let master = master.clone();
+        move |registration: cl::RegisterControl| {
+            let valid = verify(&master.secret, &registration.token);
+            async move {
+                if valid {
+                    Ok(())
+                } else {
+                    Err(AUTH_FAILED.to_owned())
+                }
             }
-            Err(e) => warn!(error = %e, "accept failed"),
         }
-        while connections.try_join_next().is_some() {}
-    }
-    info!("shutting down");
-    let _ = stop_tx.send(());
-    let drained = tokio::time::timeout(Duration::from_secs(10), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!("connections still open after the grace period");
-    }
-    Ok(())
+    });
+    let slave_session = Session::new().with(hello).authenticate_link({
+        let master = master.clone();
+        move |link: Link<MasterWithSlave>, registration: cl::RegisterSlave| {
+            let master = master.clone();
+            async move {
+                if !verify(&master.secret, &registration.token) {
+                    return Err(AUTH_FAILED.to_owned());
+                }
+                // Registered before `ready` goes out: the slave is listed once it is in.
+                master.slave_registered(&registration, link).await;
+                Ok(())
+            }
+        }
+    });
+    let on_control = {
+        let master = master.clone();
+        move |link: Link<MasterWithControl>| {
+            let id = link.id();
+            lock(&master.controls).insert(
+                id,
+                ControlRecord {
+                    link: link.clone(),
+                    subscriptions: BTreeSet::new(),
+                },
+            );
+            let gone = master.clone();
+            tokio::spawn(async move {
+                link.closed().await;
+                lock(&gone.controls).remove(&id);
+            });
+            ControlConnection {
+                master: master.clone(),
+                id,
+            }
+        }
+    };
+    let on_slave = {
+        let master = master.clone();
+        move |link: Link<MasterWithSlave>| {
+            let id = link.id();
+            let gone = master.clone();
+            tokio::spawn(async move {
+                link.closed().await;
+                gone.slave_disconnected(id);
+            });
+            SlaveConnection {
+                master: master.clone(),
+                link: id,
+            }
+        }
+    };
+    let routes = Routes::new()
+        .route(control_session, on_control)
+        .route(slave_session, on_slave);
+    let (shutdown, task) = server.serve_routes(routes);
+    serve_until_signal(shutdown, task).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ pub use validate::{Validate, ValidationError, ValidationErrors, Validator};
 /// errors, and the connectors.
 pub mod prelude {
     pub use crate::broker::{Broker, LocalBroker};
-    pub use crate::ws::{Backoff, ConnectError, ReconnectingClient, WsLimits, WsServer, connect};
+    pub use crate::ws::{
+        Backoff, ConnectError, ReconnectingClient, Routes, WsLimits, WsServer, connect,
+    };
     pub use crate::{
         Empty, Link, LinkConfig, LinkState, RemoteError, RequestError, SendError, Sender, Session,
     };

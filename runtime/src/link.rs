@@ -117,7 +117,7 @@ pub enum LinkState {
 /// What the side must provide for its handshake steps, and how it checks the peer's.
 pub struct Session<S: Side> {
     provided: HashMap<Tag, Box<RawValue>>,
-    auth: Option<AuthHook>,
+    auth: Option<AuthHook<S>>,
     describe: Option<DescribeHook>,
     answer: Option<AnswerHook>,
     check: Option<CheckHook>,
@@ -148,8 +148,11 @@ type AnswerHook = Arc<dyn Fn(Tag, &InvalidInput, String) -> RemoteError + Send +
 
 type CheckHook = Arc<dyn Fn(Option<&RequestId>, &RawValue) -> Result<(), u16> + Send + Sync>;
 
-type AuthHook = Arc<
-    dyn Fn(Box<RawValue>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+type AuthHook<S> = Arc<
+    dyn Fn(
+            Link<S>,
+            Box<RawValue>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
         + Send
         + Sync,
 >;
@@ -233,19 +236,30 @@ impl<S: Side> Session<S> {
 
     /// Checks the peer's authenticating handshake message; `Err(reason)` closes the link with the
     /// step's failure code.
-    pub fn authenticate<M, F, Fut>(mut self, check: F) -> Self
+    pub fn authenticate<M, F, Fut>(self, check: F) -> Self
     where
         M: Message,
         F: Fn(M) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
+        self.authenticate_link(move |_link, message| check(message))
+    }
+
+    /// Like [`Session::authenticate`], with the link the message came on: for servers that
+    /// register the peer (under [`Link::id`], say) before the handshake's last step goes out.
+    pub fn authenticate_link<M, F, Fut>(mut self, check: F) -> Self
+    where
+        M: Message,
+        F: Fn(Link<S>, M) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let check = Arc::new(check);
-        self.auth = Some(Arc::new(move |raw: Box<RawValue>| {
+        self.auth = Some(Arc::new(move |link: Link<S>, raw: Box<RawValue>| {
             let check = check.clone();
             Box::pin(async move {
                 let message: M = serde_json::from_str(raw.get())
                     .map_err(|e| format!("malformed {}: {e}", M::NAME))?;
-                check(message).await
+                check(link, message).await
             })
         }));
         self
@@ -357,6 +371,8 @@ impl ReplyBody {
 type ReplyResult = Result<ReplyBody, RemoteError>;
 
 struct Shared<S: Side> {
+    /// Unique among the links of this process.
+    id: u64,
     out: mpsc::Sender<Outgoing>,
     pending: Mutex<Option<Pending>>,
     /// Serialises "take a slot, queue the frame" for protocols whose replies come in order.
@@ -409,6 +425,12 @@ fn rules<S: Side>() -> &'static crate::session::SessionRules {
 }
 
 impl<S: Side> Link<S> {
+    /// This link's number, unique among the links of this process (a key for per-connection
+    /// state kept elsewhere).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
     /// Starts a link over a connection's halves, dispatching what arrives into `handler`.
     ///
     /// `make_handler` receives the new link (so the handler can send on it) and returns the
@@ -419,6 +441,25 @@ impl<S: Side> Link<S> {
         config: LinkConfig,
         session: Session<S>,
         make_handler: impl FnOnce(Link<S>) -> H,
+    ) -> Link<S>
+    where
+        S: Dispatch<H>,
+        H: Send + Sync + 'static,
+        Src: FrameSource,
+        Snk: FrameSink,
+    {
+        Link::spawn_resumed(source, sink, config, session, make_handler, Resume::fresh())
+    }
+
+    /// [`Link::spawn`] for a connection whose greeting (the handshake steps this side sends
+    /// before its peer's first) was already written: a server choosing among several sides.
+    pub(crate) fn spawn_resumed<H, Src, Snk>(
+        source: Src,
+        sink: Snk,
+        config: LinkConfig,
+        session: Session<S>,
+        make_handler: impl FnOnce(Link<S>) -> H,
+        resume: Resume,
     ) -> Link<S>
     where
         S: Dispatch<H>,
@@ -439,12 +480,14 @@ impl<S: Side> Link<S> {
         } else {
             LinkState::Handshaking
         });
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             out: out_tx,
             pending: Mutex::new(Some(pending)),
             order: tokio::sync::Mutex::new(()),
             next_id: AtomicI64::new(1),
-            next_seq: AtomicI64::new(1),
+            next_seq: AtomicI64::new(resume.next_seq),
             state,
             config,
             unmatched_replies: AtomicU64::new(0),
@@ -473,6 +516,8 @@ impl<S: Side> Link<S> {
             events: None,
             ordered: None,
             awaiting_handshake_reply: false,
+            greeted: resume.greeted,
+            started: resume.started,
         };
         tokio::spawn(driver.run(source).instrument(span));
         link
@@ -687,19 +732,8 @@ impl<S: Side> Link<S> {
 
     /// Sends a message of any kind without checking the side may send it (session traffic).
     async fn send_raw_tag(&self, tag: Tag, payload: Option<&RawValue>) -> Result<(), SendError> {
-        let Some(info) = crate::message::message_info::<S::Protocol>(tag) else {
-            return Err(SendError::Closed);
-        };
-        let empty = RawValue::from_string("{}".to_owned()).ok();
-        let payload = match (payload, info.has_payload) {
-            (_, false) => None,
-            (Some(p), true) => Some(p),
-            (None, true) => empty.as_deref(),
-        };
-        let mut buf = Vec::with_capacity(64);
-        wire::<S>().encode_message(&mut buf, info.kind, info.tag, payload, None, self.seq())?;
-        self.enqueue(String::from_utf8(buf).unwrap_or_default())
-            .await
+        let text = encode_tag::<S>(tag, payload, self.seq())?;
+        self.enqueue(text).await
     }
 
     async fn send_text(&self, text: &str) -> Result<(), SendError> {
@@ -1056,6 +1090,10 @@ struct Driver<S: Side, H> {
     ordered: Option<mpsc::Sender<oneshot::Receiver<Option<String>>>>,
     /// This side sent its handshake request and waits for the reply.
     awaiting_handshake_reply: bool,
+    /// Handshake messages of this side already written before the link started (a greeting).
+    greeted: usize,
+    /// When the connection began: the handshake deadline counts from here.
+    started: Instant,
 }
 
 /// The close code this side uses when its peer goes silent, if it watches at all.
@@ -1089,7 +1127,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         self.skip_steps();
         let handshake_deadline = (self.step < rules.handshake.len()).then(|| {
             let ms = rules.handshake_timeout_ms.map(Duration::from_millis);
-            Instant::now() + ms.unwrap_or(self.link.shared.config.handshake_timeout)
+            self.started + ms.unwrap_or(self.link.shared.config.handshake_timeout)
         });
         // Without a handshake, a connection that never says anything is bounded too.
         let mut first_frame_deadline = match (S::ACCEPTS, handshake_deadline) {
@@ -1284,7 +1322,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 }
                 return;
             }
-            if self
+            if self.greeted > 0 {
+                // Written before the link started, with this frame's sequence number.
+                self.greeted -= 1;
+            } else if self
                 .link
                 .send_raw_tag(tag, provided.as_deref())
                 .await
@@ -1800,7 +1841,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         if step.auth_field.is_some() {
             if let Some(auth) = self.session.auth.clone() {
-                if let Err(reason) = auth(raw.payload.to_json()).await {
+                if let Err(reason) = auth(self.link.clone(), raw.payload.to_json()).await {
                     let code = step.failure.unwrap_or(close::POLICY);
                     let text = <S::Protocol as Protocol>::CloseCode::reason_for(code)
                         .map_or(reason, str::to_owned);
@@ -2070,6 +2111,101 @@ fn name_read<S: Side>(input: &InvalidInput, tag: Tag) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// Encodes a message of any kind by its tag (session traffic), with `{}` for a payload the
+/// message has and none was given.
+fn encode_tag<S: Side>(
+    tag: Tag,
+    payload: Option<&RawValue>,
+    seq: Option<i64>,
+) -> Result<String, SendError> {
+    let Some(info) = crate::message::message_info::<S::Protocol>(tag) else {
+        return Err(SendError::Closed);
+    };
+    let empty = RawValue::from_string("{}".to_owned()).ok();
+    let payload = match (payload, info.has_payload) {
+        (_, false) => None,
+        (Some(p), true) => Some(p),
+        (None, true) => empty.as_deref(),
+    };
+    let mut buf = Vec::with_capacity(64);
+    wire::<S>().encode_message(&mut buf, info.kind, info.tag, payload, None, seq)?;
+    String::from_utf8(buf).map_err(|_| SendError::Closed)
+}
+
+/// Where a link starts: from scratch, or after a greeting already written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resume {
+    /// Handshake messages of this side already written.
+    pub(crate) greeted: usize,
+    /// The sequence number of this side's next frame.
+    pub(crate) next_seq: i64,
+    /// When the connection began.
+    pub(crate) started: Instant,
+}
+
+impl Resume {
+    pub(crate) fn fresh() -> Resume {
+        Resume {
+            greeted: 0,
+            next_seq: 1,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The frames side `S` sends before its peer's first handshake message (the Clusterio master's
+/// `hello`), as a link with `session` writes them, and where a link resumes after them.
+pub(crate) fn greeting<S: Side>(
+    session: &Session<S>,
+    started: Instant,
+) -> Result<(Vec<String>, Resume), SendError> {
+    let steps = rules::<S>().handshake;
+    let mut frames = Vec::new();
+    let mut next_seq = 1;
+    for step in steps.iter().filter(|step| applies::<S>(step)) {
+        if step.sender != my_role::<S>() || step.request {
+            break;
+        }
+        let Some(&tag) = step
+            .messages
+            .iter()
+            .find(|&&t| <S::Peer as Side>::Inbound::accepts(t))
+        else {
+            continue;
+        };
+        let seq = wire::<S>().sequence.map(|_| next_seq);
+        if seq.is_some() {
+            next_seq += 1;
+        }
+        frames.push(encode_tag::<S>(
+            tag,
+            session.provided.get(&tag).map(|p| &**p),
+            seq,
+        )?);
+    }
+    let resume = Resume {
+        greeted: frames.len(),
+        next_seq,
+        started,
+    };
+    Ok((frames, resume))
+}
+
+/// Whether `text` holds a message that side `S` takes as its peer's first handshake message
+/// (for choosing among the sides served on one path).
+pub(crate) fn opens<S: Side>(text: &str) -> bool {
+    let Ok(RawFrame::Message(raw)) = wire::<S>().classify(text) else {
+        return false;
+    };
+    let tag = tag_of::<S::Protocol>(raw.name);
+    rules::<S>()
+        .handshake
+        .iter()
+        .filter(|step| applies::<S>(step))
+        .find(|step| step.sender != my_role::<S>())
+        .is_some_and(|step| step.messages.contains(&tag) && S::Inbound::accepts(tag))
 }
 
 /// The declared tag of a name read from a frame.

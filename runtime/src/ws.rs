@@ -327,21 +327,56 @@ impl<S: Side> WsServer<S> {
         H: Send + Sync + 'static,
         F: Fn(Link<S>) -> H + Send + Sync + 'static,
     {
+        let make_handler = Arc::new(make_handler);
+        self.serve_with(Arc::new(move |accepted, config, stopping, grace| {
+            let (session, make_handler) = (session.clone(), make_handler.clone());
+            Box::pin(async move {
+                let link = match accepted {
+                    Accepted::Plain(ws) => {
+                        start::<S, H, _>(*ws, config, session, |link| make_handler(link))
+                    }
+                    #[cfg(feature = "tls")]
+                    Accepted::Tls(ws) => {
+                        start::<S, H, _>(*ws, config, session, |link| make_handler(link))
+                    }
+                };
+                supervise(link, stopping, grace).await;
+            })
+        }))
+    }
+
+    /// Accepts connections until shut down, each becoming the link of the route its peer's first
+    /// handshake message chose: one path for several sides of the protocol (the Clusterio
+    /// master takes controls and slaves at `/api/socket`, told apart by `register_control` or
+    /// `register_slave`). The handshake messages this side sends first (the master's `hello`) go
+    /// out before the choice, as the first route's session has them.
+    pub fn serve_routes(
+        self,
+        routes: Routes<S::Protocol>,
+    ) -> (ShutdownHandle, tokio::task::JoinHandle<()>) {
+        let routes = Arc::new(routes);
+        self.serve_with(Arc::new(move |accepted, config, stopping, grace| {
+            let routes = routes.clone();
+            Box::pin(async move {
+                match accepted {
+                    Accepted::Plain(ws) => routes.run(*ws, config, stopping, grace).await,
+                    #[cfg(feature = "tls")]
+                    Accepted::Tls(ws) => routes.run(*ws, config, stopping, grace).await,
+                }
+            })
+        }))
+    }
+
+    fn serve_with(
+        self,
+        on_connection: OnConnection,
+    ) -> (ShutdownHandle, tokio::task::JoinHandle<()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(self.accept_loop(stop_rx, session, Arc::new(make_handler)));
+        let task = tokio::spawn(self.accept_loop(stop_rx, on_connection));
         (ShutdownHandle(stop_tx), task)
     }
 
-    async fn accept_loop<H, F>(
-        self,
-        mut stop: watch::Receiver<bool>,
-        session: Session<S>,
-        make_handler: Arc<F>,
-    ) where
-        S: Dispatch<H>,
-        H: Send + Sync + 'static,
-        F: Fn(Link<S>) -> H + Send + Sync + 'static,
-    {
+    async fn accept_loop(self, mut stop: watch::Receiver<bool>, on_connection: OnConnection) {
         let permits = Arc::new(Semaphore::new(self.max_connections));
         let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
         let mut accept_errors = AcceptErrors::default();
@@ -387,9 +422,8 @@ impl<S: Side> WsServer<S> {
             let path = self.path.clone();
             let config = self.config.clone();
             let limits = self.limits;
-            let session = session.clone();
-            let make_handler = make_handler.clone();
-            let mut stopping = links_tx.subscribe();
+            let on_connection = on_connection.clone();
+            let stopping = links_tx.subscribe();
             let grace = self.shutdown_grace;
             let upgrade = self.upgrade_timeout;
             #[cfg(feature = "tls")]
@@ -402,23 +436,8 @@ impl<S: Side> WsServer<S> {
                     let _permit = permit;
                     let _ = tcp.set_nodelay(true);
                     let accepted = tokio::time::timeout(upgrade, accept(tcp, &path, limits, tls));
-                    let link = match accepted.await.ok().flatten() {
-                        Some(Accepted::Plain(ws)) => {
-                            start::<S, H, _>(*ws, config, session, |link| make_handler(link))
-                        }
-                        #[cfg(feature = "tls")]
-                        Some(Accepted::Tls(ws)) => {
-                            start::<S, H, _>(*ws, config, session, |link| make_handler(link))
-                        }
-                        None => return,
-                    };
-                    tokio::select! {
-                        _ = link.closed() => {}
-                        _ = stopping.recv() => {
-                            // Let requests in flight finish, within the grace period.
-                            let _ = tokio::time::timeout(grace, link.idle()).await;
-                            link.close(close::GOING_AWAY, "server shutting down").await;
-                        }
+                    if let Some(accepted) = accepted.await.ok().flatten() {
+                        on_connection(accepted, config, stopping, grace).await;
                     }
                 }
                 .instrument(span),
@@ -429,6 +448,314 @@ impl<S: Side> WsServer<S> {
         let _ = links_tx.send(());
         while connections.join_next().await.is_some() {}
         debug!(protocol = <S::Protocol as Protocol>::NAME, "server stopped");
+    }
+}
+
+/// What a server does with each accepted WebSocket: runs its link until it closes or the
+/// server stops (the broadcast), giving requests in flight the grace period.
+type OnConnection = Arc<
+    dyn Fn(
+            Accepted,
+            LinkConfig,
+            tokio::sync::broadcast::Receiver<()>,
+            Duration,
+        ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Until the link closes, or the server stops: then requests in flight get the grace period and
+/// the link closes with 1001.
+async fn supervise<S: Side>(
+    link: Link<S>,
+    mut stopping: tokio::sync::broadcast::Receiver<()>,
+    grace: Duration,
+) {
+    tokio::select! {
+        _ = link.closed() => {}
+        _ = stopping.recv() => {
+            let _ = tokio::time::timeout(grace, link.idle()).await;
+            link.close(close::GOING_AWAY, "server shutting down").await;
+        }
+    }
+}
+
+/// The sides a server takes on one path, each with its session and handler maker, chosen per
+/// connection by the first handshake message the peer sends (see [`WsServer::serve_routes`]).
+pub struct Routes<P: Protocol> {
+    routes: Vec<Box<dyn ErasedRoute>>,
+    _protocol: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> Default for Routes<P> {
+    fn default() -> Self {
+        Routes {
+            routes: Vec::new(),
+            _protocol: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<P: Protocol> Routes<P> {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Routes::default()
+    }
+
+    /// Adds side `S`: a connection whose first handshake message is one `S` takes becomes a
+    /// `Link<S>` with `session`, handled by what `make_handler` builds. Earlier routes are
+    /// tried first; a connection no route takes goes to the first, whose link refuses it as
+    /// its protocol says.
+    pub fn route<S, H, F>(mut self, session: Session<S>, make_handler: F) -> Self
+    where
+        S: Side<Protocol = P> + Dispatch<H>,
+        H: Send + Sync + 'static,
+        F: Fn(Link<S>) -> H + Send + Sync + 'static,
+    {
+        self.routes.push(Box::new(Route {
+            session,
+            make_handler,
+            _handler: std::marker::PhantomData,
+        }));
+        self
+    }
+
+    /// Greets, reads the first frame, and runs the chosen route's link on the connection.
+    async fn run<T>(
+        &self,
+        ws: WebSocketStream<T>,
+        config: LinkConfig,
+        stopping: tokio::sync::broadcast::Receiver<()>,
+        grace: Duration,
+    ) where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        Box<dyn ErasedRoute>: StartOn<T>,
+    {
+        use crate::transport::{FrameSink, FrameSource};
+        let Some(first_route) = self.routes.first() else {
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        let (mut source, mut sink) = split_ws(ws);
+        let resume = match first_route.greeting(started) {
+            Ok((frames, resume)) => {
+                for frame in frames {
+                    if sink.feed(frame.into()).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+                resume
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot write the greeting");
+                return;
+            }
+        };
+        // The first frame chooses; none within the handshake timeout goes to the first route,
+        // whose link then closes as its protocol says for a handshake that timed out.
+        let mut stopping = stopping;
+        let first = tokio::select! {
+            first = tokio::time::timeout(config.handshake_timeout, source.next_frame()) => first.ok(),
+            _ = stopping.recv() => return,
+        };
+        let index = match &first {
+            Some(Some(Ok(crate::transport::Frame::Text(text)))) => self
+                .routes
+                .iter()
+                .position(|route| route.opens(text.as_str()))
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let source = Replay {
+            first,
+            inner: source,
+        };
+        self.routes[index]
+            .start_on(source, sink, config, resume, stopping, grace)
+            .await;
+    }
+}
+
+/// A route with its types erased, for each kind of stream a server accepts.
+trait ErasedRoute: Send + Sync + 'static {
+    /// The frames this side writes before its peer's first handshake message.
+    fn greeting(
+        &self,
+        started: tokio::time::Instant,
+    ) -> Result<(Vec<String>, crate::link::Resume), crate::SendError>;
+    /// Whether the frame opens this route's link.
+    fn opens(&self, text: &str) -> bool;
+    /// Runs the link over a plain TCP connection until it closes or the server stops.
+    fn start_plain(
+        &self,
+        source: Replay<TcpStream>,
+        sink: crate::transport::WsSink<TcpStream>,
+        started: Started,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// The same over TLS.
+    #[cfg(feature = "tls")]
+    fn start_tls(
+        &self,
+        source: Replay<tokio_rustls::server::TlsStream<TcpStream>>,
+        sink: crate::transport::WsSink<tokio_rustls::server::TlsStream<TcpStream>>,
+        started: Started,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// What a chosen route's link starts with.
+struct Started {
+    config: LinkConfig,
+    resume: crate::link::Resume,
+    stopping: tokio::sync::broadcast::Receiver<()>,
+    grace: Duration,
+}
+
+/// Starting a chosen route on a stream of type `T`.
+trait StartOn<T> {
+    fn start_on(
+        &self,
+        source: Replay<T>,
+        sink: crate::transport::WsSink<T>,
+        config: LinkConfig,
+        resume: crate::link::Resume,
+        stopping: tokio::sync::broadcast::Receiver<()>,
+        grace: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+impl StartOn<TcpStream> for Box<dyn ErasedRoute> {
+    fn start_on(
+        &self,
+        source: Replay<TcpStream>,
+        sink: crate::transport::WsSink<TcpStream>,
+        config: LinkConfig,
+        resume: crate::link::Resume,
+        stopping: tokio::sync::broadcast::Receiver<()>,
+        grace: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        let started = Started {
+            config,
+            resume,
+            stopping,
+            grace,
+        };
+        self.start_plain(source, sink, started)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl StartOn<tokio_rustls::server::TlsStream<TcpStream>> for Box<dyn ErasedRoute> {
+    fn start_on(
+        &self,
+        source: Replay<tokio_rustls::server::TlsStream<TcpStream>>,
+        sink: crate::transport::WsSink<tokio_rustls::server::TlsStream<TcpStream>>,
+        config: LinkConfig,
+        resume: crate::link::Resume,
+        stopping: tokio::sync::broadcast::Receiver<()>,
+        grace: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        let started = Started {
+            config,
+            resume,
+            stopping,
+            grace,
+        };
+        self.start_tls(source, sink, started)
+    }
+}
+
+/// One side of a [`Routes`].
+struct Route<S: Side, H, F> {
+    session: Session<S>,
+    make_handler: F,
+    _handler: std::marker::PhantomData<fn() -> H>,
+}
+
+impl<S, H, F> Route<S, H, F>
+where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+    F: Fn(Link<S>) -> H + Send + Sync + 'static,
+{
+    fn start<T>(
+        &self,
+        source: Replay<T>,
+        sink: crate::transport::WsSink<T>,
+        started: Started,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let link = Link::spawn_resumed(
+            source,
+            sink,
+            started.config,
+            self.session.clone(),
+            |link| (self.make_handler)(link),
+            started.resume,
+        );
+        Box::pin(supervise(link, started.stopping, started.grace))
+    }
+}
+
+impl<S, H, F> ErasedRoute for Route<S, H, F>
+where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+    F: Fn(Link<S>) -> H + Send + Sync + 'static,
+{
+    fn greeting(
+        &self,
+        started: tokio::time::Instant,
+    ) -> Result<(Vec<String>, crate::link::Resume), crate::SendError> {
+        crate::link::greeting::<S>(&self.session, started)
+    }
+
+    fn opens(&self, text: &str) -> bool {
+        crate::link::opens::<S>(text)
+    }
+
+    fn start_plain(
+        &self,
+        source: Replay<TcpStream>,
+        sink: crate::transport::WsSink<TcpStream>,
+        started: Started,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.start(source, sink, started)
+    }
+
+    #[cfg(feature = "tls")]
+    fn start_tls(
+        &self,
+        source: Replay<tokio_rustls::server::TlsStream<TcpStream>>,
+        sink: crate::transport::WsSink<tokio_rustls::server::TlsStream<TcpStream>>,
+        started: Started,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.start(source, sink, started)
+    }
+}
+
+/// A connection's reading half that first yields what was read to choose its route.
+struct Replay<T> {
+    /// `None` when nothing came in time; then the link reads on from the connection.
+    first: Option<Option<Result<crate::transport::Frame, crate::transport::TransportError>>>,
+    inner: crate::transport::WsSource<T>,
+}
+
+impl<T> crate::transport::FrameSource for Replay<T>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    async fn next_frame(
+        &mut self,
+    ) -> Option<Result<crate::transport::Frame, crate::transport::TransportError>> {
+        match self.first.take() {
+            Some(first) => first,
+            None => self.inner.next_frame().await,
+        }
     }
 }
 
