@@ -1,15 +1,15 @@
 //! The generated path, as the runtime drives it for each frame.
 //!
 //! Decoding is what the runtime does per frame: the single-pass
-//! [`WireProfile::decode_fast`](protolink::wire::WireProfile::decode_fast), falling back to
-//! [`WireProfile::classify`](protolink::wire::WireProfile::classify) and the direction's generated
+//! [`WireProfile::decode_fast`](protolink::__private::WireProfile::decode_fast), falling back to
+//! [`WireProfile::classify`](protolink::__private::WireProfile::classify) and the direction's generated
 //! `Inbound::decode`; for a reply, `peek_reply` and the one-pass `decode_reply_fast`, falling
 //! back to the request's reply type from the classified payload. Encoding is `encode_message`, or
 //! for a reply `encode_reply` of the typed value, as `Outcome::reply` and `Reply::encode` do.
 
 use std::any::Any;
 
-use protolink::wire::{RawFrame, RequestId, RequestIdPlace, Tag};
+use protolink::__private::{RawFrame, RequestId, RequestIdPlace, Tag};
 use protolink::{Inbound, Message, Protocol, Request};
 
 use crate::BenchError;

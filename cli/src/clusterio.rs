@@ -53,7 +53,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Subcommand;
 use protolink::link::close;
 use protolink::transport::virtual_pair;
-use protolink::ws::{Backoff, ReconnectingClient, Routes, WsLimits, WsServer, connect};
+use protolink::ws::{Backoff, Routes, WsServer, connect};
 use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Session};
 use protolink_protocols::clusterio::{
     self as cl, ControlWithMaster, ControlWithMasterHandler, ControlWithMasterSender,
@@ -1117,19 +1117,16 @@ pub(crate) async fn slave(url: String, token: String, id: i64, name: String) -> 
         id,
     });
     let (replaced_tx, mut replaced_rx) = watch::channel(false);
-    let client = ReconnectingClient::<SlaveWithMaster>::start(
-        url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        Backoff::default(),
-        session,
-        {
-            let slave = slave.clone();
-            move |_| MasterUplink {
-                slave: slave.clone(),
-            }
-        },
-        move |link: Link<SlaveWithMaster>| {
+    let uplink = {
+        let slave = slave.clone();
+        move |_| MasterUplink {
+            slave: slave.clone(),
+        }
+    };
+    let client = connect::<SlaveWithMaster>(&url)
+        .session(session)
+        .handler(uplink)
+        .reconnecting(Backoff::default(), move |link: Link<SlaveWithMaster>| {
             let (slave, replaced_tx) = (slave.clone(), replaced_tx.clone());
             async move {
                 *lock(&slave.master) = Some(link.clone());
@@ -1147,8 +1144,7 @@ pub(crate) async fn slave(url: String, token: String, id: i64, name: String) -> 
                     }
                 });
             }
-        },
-    );
+        });
     let replaced = tokio::select! {
         () = shutdown_signal() => false,
         _ = replaced_rx.wait_for(|r| *r) => true,

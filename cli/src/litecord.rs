@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protolink::ws::{Backoff, ReconnectingClient, WsLimits, WsServer};
-use protolink::{Link, LinkConfig, RemoteError, Session};
+use protolink::ws::{Backoff, WsServer};
+use protolink::{Link, RemoteError, Session};
 use protolink_protocols::litecord_example::{
     self as lc, Client, ClientHandler, ClientSender, Server, ServerHandler, ServerSender,
 };
@@ -119,20 +119,18 @@ pub(crate) async fn connect(
     let valid = Arc::new(valid_tokens.into_iter().collect::<BTreeSet<_>>());
     let session = Session::new().with(lc::HelloAck { password });
     let printer = out.clone();
-    let client = ReconnectingClient::<Client>::start(
-        url,
-        LinkConfig::default(),
-        WsLimits::default(),
-        Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-        },
-        session,
-        move |_| Component {
-            valid: valid.clone(),
-            out: printer.clone(),
-        },
-        move |link: Link<Client>| {
+    let component = move |_| Component {
+        valid: valid.clone(),
+        out: printer.clone(),
+    };
+    let backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+    };
+    let client = protolink::ws::connect::<Client>(&url)
+        .session(session)
+        .handler(component)
+        .reconnecting(backoff, move |link: Link<Client>| {
             let guilds = guilds.clone();
             let out = out.clone();
             async move {
@@ -144,8 +142,7 @@ pub(crate) async fn connect(
                     }
                 }
             }
-        },
-    );
+        });
     shutdown_signal().await;
     client.stop_and_wait(Duration::from_secs(2)).await;
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protolink::broker::{Broker, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
-use protolink::ws::{Backoff, ReconnectingClient, WsLimits, WsServer, connect};
-use protolink::{Link, LinkConfig, RemoteError, Session};
+use protolink::ws::{Backoff, WsServer, connect};
+use protolink::{Link, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
 
 use crate::output::{Printer, serve_until_signal, shutdown_signal};
@@ -328,18 +328,15 @@ pub(crate) async fn listen(url: &str, channels: Vec<String>) -> std::io::Result<
     let out = Printer::stdout();
     let channels: Arc<Vec<Channel>> = Arc::new(channels.iter().map(|c| parse_channel(c)).collect());
     let printer = out.clone();
-    let client = ReconnectingClient::<sk::Client>::start(
-        url.to_owned(),
-        LinkConfig::default(),
-        WsLimits::default(),
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-        },
-        Session::new(),
-        move |_| Listener {
-            out: printer.clone(),
-        },
+    let listener = move |_| Listener {
+        out: printer.clone(),
+    };
+    let backoff = Backoff {
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(30),
+    };
+    let client = connect::<sk::Client>(url).handler(listener).reconnecting(
+        backoff,
         move |link: Link<sk::Client>| {
             let (channels, out) = (channels.clone(), out.clone());
             async move {

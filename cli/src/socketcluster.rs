@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use protolink::RequestId;
 use protolink::broker::{Broker, Deliver, LocalBroker, SubscriberId};
 use protolink::link::encode_frame;
-use protolink::wire::RequestId;
 use protolink::ws::{WsServer, connect};
 use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::chat::{

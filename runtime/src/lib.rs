@@ -6,15 +6,15 @@
 
 pub mod broker;
 pub mod error;
-pub mod fast;
+mod fast;
 pub mod link;
 pub mod message;
 mod one_of;
-pub mod scan;
-pub mod session;
+mod scan;
+mod session;
 pub mod transport;
 pub mod validate;
-pub mod wire;
+mod wire;
 pub mod ws;
 
 pub use link::{InvalidInput, Link, LinkConfig, LinkState, Session};
@@ -25,6 +25,8 @@ pub use message::{
     SendableBy, Sender, Side,
 };
 pub use validate::{Validate, ValidationError, ValidationErrors, Validator};
+/// A message's tag and a request's id, as hooks on [`Session`] see them.
+pub use wire::{RequestId, Tag};
 
 /// What a program built on generated bindings uses, in one `use protolink::prelude::*;`: links
 /// and their settings, the sending trait the generated `{Side}Sender` traits build on, the
@@ -116,6 +118,7 @@ pub mod __private {
     pub use crate::one_of::{OneOf, deserialize_one_of};
     pub use crate::scan::{Scan, ScanDecode, no_envelope};
     pub use crate::session::*;
+    pub use crate::transport::split_ws;
     pub use crate::validate::{Validate, ValidationErrors, Validator};
     pub use crate::wire::*;
     pub use crate::{RequestError, SendError};

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 
 /// A frame as the link sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +19,63 @@ pub enum Frame {
     /// A text frame, as received (no copy: a reply's requester decodes it from the same bytes).
     Text(Text),
     /// A binary frame: read as text where the protocol says so (`binary text`), else refused.
-    Binary(tokio_tungstenite::tungstenite::Bytes),
+    Binary(Vec<u8>),
     /// The peer closed, with its code and reason when it sent them.
     Close(Option<(u16, String)>),
 }
 
-/// The text of an outgoing frame: cheap to clone (fan-out sends one encoded frame to many links).
-pub type Text = tokio_tungstenite::tungstenite::Utf8Bytes;
+/// The text of a frame: cheap to clone (fan-out sends one encoded frame to many links), and
+/// handed to and from the WebSocket layer without a copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Text(Utf8Bytes);
+
+impl Text {
+    /// The frame's text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Self {
+        Text(Utf8Bytes::from(text))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Self {
+        Text(Utf8Bytes::from(text))
+    }
+}
+
+impl TryFrom<Vec<u8>> for Text {
+    type Error = std::string::FromUtf8Error;
+
+    /// The bytes as text, without a copy, when they are UTF-8.
+    fn try_from(bytes: Vec<u8>) -> Result<Self, Self::Error> {
+        String::from_utf8(bytes).map(Text::from)
+    }
+}
 
 /// Why a transport stopped.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +118,7 @@ pub struct WsSource<S>(pub(crate) futures_util::stream::SplitStream<WebSocketStr
 pub struct WsSink<S>(pub(crate) futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>);
 
 /// Splits a WebSocket into the halves a link drives.
+#[doc(hidden)] // For benchmarks of the link over custom sockets; not public API.
 pub fn split_ws<S>(ws: WebSocketStream<S>) -> (WsSource<S>, WsSink<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -98,8 +149,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSource for WsSourc
                 Err(e) => return Some(Err(lost(e))),
             };
             return Some(Ok(match message {
-                WsMessage::Text(text) => Frame::Text(text),
-                WsMessage::Binary(bytes) => Frame::Binary(bytes),
+                WsMessage::Text(text) => Frame::Text(Text(text)),
+                WsMessage::Binary(bytes) => Frame::Binary(Vec::from(bytes)),
                 WsMessage::Close(frame) => {
                     Frame::Close(frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())))
                 }
@@ -112,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSource for WsSourc
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<S> {
     async fn feed(&mut self, text: Text) -> Result<(), TransportError> {
-        self.0.feed(WsMessage::Text(text)).await.map_err(lost)
+        self.0.feed(WsMessage::Text(text.0)).await.map_err(lost)
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {

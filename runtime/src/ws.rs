@@ -58,9 +58,9 @@ impl WsLimits {
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// TCP or the WebSocket handshake failed.
+    /// TCP, TLS or the WebSocket handshake failed.
     #[error("cannot connect: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    WebSocket(WsFailure),
     /// The link closed before its protocol handshake finished.
     #[error("closed during the handshake with {code}: {reason}")]
     Handshake {
@@ -69,6 +69,28 @@ pub enum ConnectError {
         /// The reason.
         reason: String,
     },
+}
+
+/// What failed in TCP, TLS or the WebSocket handshake (an I/O error, a URL that cannot be
+/// used, an HTTP answer other than the upgrade).
+#[derive(Debug)]
+pub struct WsFailure(tokio_tungstenite::tungstenite::Error);
+
+impl std::fmt::Display for WsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for WsFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// A failure of the WebSocket layer while connecting.
+fn failed(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
+    ConnectError::WebSocket(WsFailure(e))
 }
 
 /// Connects to `url` as side `S`: `connect::<chat::Client>(url).await` opens a link with the
@@ -89,6 +111,8 @@ pub fn connect<S: Side>(url: impl Into<String>) -> Connect<S, fn(Link<S>)> {
         config: LinkConfig::default(),
         limits: WsLimits::default(),
         session: Session::new(),
+        #[cfg(feature = "tls")]
+        tls: None,
         make_handler: |_| (),
     }
 }
@@ -100,6 +124,8 @@ pub struct Connect<S: Side, F> {
     config: LinkConfig,
     limits: WsLimits,
     session: Session<S>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     make_handler: F,
 }
 
@@ -122,6 +148,14 @@ impl<S: Side, F> Connect<S, F> {
         self
     }
 
+    /// Connects to a `wss://` URL with this TLS configuration (its root store decides which
+    /// servers are trusted).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Builds the link's handler from the link (to send from inside handlers).
     pub fn handler<G, H>(self, make_handler: G) -> Connect<S, G>
     where
@@ -132,7 +166,25 @@ impl<S: Side, F> Connect<S, F> {
             config: self.config,
             limits: self.limits,
             session: self.session,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
             make_handler,
+        }
+    }
+
+    /// The same settings, with a handler maker borrowed from a reconnecting client.
+    fn again<H>(&self) -> Connect<S, &F>
+    where
+        F: Fn(Link<S>) -> H,
+    {
+        Connect {
+            url: self.url.clone(),
+            config: self.config.clone(),
+            limits: self.limits,
+            session: self.session.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
+            make_handler: &self.make_handler,
         }
     }
 
@@ -144,12 +196,19 @@ impl<S: Side, F> Connect<S, F> {
         S: Dispatch<H>,
         H: Send + Sync + 'static,
     {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls {
+            let ws = open_tls(&self.url, tls, self.limits).await?;
+            let link = start::<S, H, _>(ws, self.config, self.session, self.make_handler);
+            return wait_ready(link).await;
+        }
         let (ws, _) = tokio_tungstenite::connect_async_with_config(
             self.url.as_str(),
             Some(self.limits.config()),
             true,
         )
-        .await?;
+        .await
+        .map_err(failed)?;
         let link = start::<S, H, MaybeTlsStream<TcpStream>>(
             ws,
             self.config,
@@ -173,15 +232,7 @@ impl<S: Side, F> Connect<S, F> {
         C: Fn(Link<S>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        ReconnectingClient::start(
-            self.url,
-            self.config,
-            self.limits,
-            backoff,
-            self.session,
-            self.make_handler,
-            on_connect,
-        )
+        ReconnectingClient::start(self, backoff, on_connect)
     }
 }
 
@@ -887,47 +938,41 @@ impl AcceptErrors {
     }
 }
 
-/// Connects to a `wss://` URL with this TLS configuration (its root store decides which
-/// servers are trusted) and runs the protocol's handshake.
+/// Opens a `wss://` WebSocket with this TLS configuration.
 #[cfg(feature = "tls")]
-pub async fn connect_tls<S, H>(
+async fn open_tls(
     url: &str,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
-    config: LinkConfig,
     limits: WsLimits,
-    session: Session<S>,
-    make_handler: impl FnOnce(Link<S>) -> H,
-) -> Result<Link<S>, ConnectError>
-where
-    S: Side + Dispatch<H>,
-    H: Send + Sync + 'static,
-{
+) -> Result<WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>, ConnectError> {
     use tokio_tungstenite::tungstenite::Error as WsError;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::error::UrlError;
 
-    let request = url.into_client_request()?;
+    let request = url.into_client_request().map_err(failed)?;
+    let no_host = || failed(WsError::Url(UrlError::NoHostName));
     let host = request
         .uri()
         .host()
-        .ok_or(WsError::Url(UrlError::NoHostName))?
+        .ok_or_else(no_host)?
         .trim_matches(['[', ']'])
         .to_owned();
     let port = request.uri().port_u16().unwrap_or(443);
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(WsError::Io)?;
+        .map_err(|e| failed(WsError::Io(e)))?;
     let _ = tcp.set_nodelay(true);
-    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host)
-        .map_err(|_| WsError::Url(UrlError::NoHostName))?;
+    let name =
+        tokio_rustls::rustls::pki_types::ServerName::try_from(host).map_err(|_| no_host())?;
     let stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await
-        .map_err(WsError::Io)?;
+        .map_err(|e| failed(WsError::Io(e)))?;
     let (ws, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(limits.config())).await?;
-    let link = start::<S, H, _>(ws, config, session, make_handler);
-    wait_ready(link).await
+        tokio_tungstenite::client_async_with_config(request, stream, Some(limits.config()))
+            .await
+            .map_err(failed)?;
+    Ok(ws)
 }
 
 async fn wait_ready<S: Side>(link: Link<S>) -> Result<Link<S>, ConnectError> {
@@ -997,14 +1042,11 @@ pub struct ReconnectingClient<S: Side> {
 }
 
 impl<S: Side> ReconnectingClient<S> {
-    /// Starts connecting to `url` in the background.
-    pub fn start<H, F, C, Fut>(
-        url: String,
-        config: LinkConfig,
-        limits: WsLimits,
+    /// Starts connecting to `url` in the background (`connect(url)...reconnecting(..)` is the
+    /// public way in).
+    pub(crate) fn start<H, F, C, Fut>(
+        template: Connect<S, F>,
         backoff: Backoff,
-        session: Session<S>,
-        make_handler: F,
         on_connect: C,
     ) -> Self
     where
@@ -1023,12 +1065,7 @@ impl<S: Side> ReconnectingClient<S> {
             loop {
                 let _ = state_tx.send(ConnectionState::Connecting);
                 let connected = tokio::select! {
-                    r = connect(url.as_str())
-                        .config(config.clone())
-                        .limits(limits)
-                        .session(session.clone())
-                        .handler(&make_handler)
-                        .open() => r,
+                    r = template.again().open() => r,
                     _ = until_set(&mut stop_rx) => break,
                 };
                 match connected {

@@ -508,7 +508,7 @@ fn unmasked(text: &str) -> String {
 
 /// Whether our side reads `text` as a message of its inbound enum `I`, or as a reply.
 fn decodes<I: protolink::Inbound>(
-    wire: &protolink::wire::WireProfile,
+    wire: &protolink::__private::WireProfile,
     text: &str,
 ) -> Result<(), String> {
     let packets: Vec<String> = match serde_json::from_str::<Vec<Value>>(text) {
@@ -517,14 +517,14 @@ fn decodes<I: protolink::Inbound>(
     };
     for packet in packets {
         match wire.classify(&packet) {
-            Ok(protolink::wire::RawFrame::Message(raw)) => match I::decode(&raw) {
+            Ok(protolink::__private::RawFrame::Message(raw)) => match I::decode(&raw) {
                 // A message this side does not know and need not answer is ignored by design
                 // (rest-py's `NEW_GUILD`).
                 Err(protolink::DecodeError::UnknownMessage { .. }) if raw.id.is_none() => {}
                 Err(e) => return Err(format!("{packet}: {e}")),
                 Ok(_) => {}
             },
-            Ok(protolink::wire::RawFrame::Reply(_)) => {}
+            Ok(protolink::__private::RawFrame::Reply(_)) => {}
             Err(e) => return Err(format!("{packet}: {e}")),
         }
     }

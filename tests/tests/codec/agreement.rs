@@ -4,8 +4,8 @@
 //! (`garbage.rs`) and the `decoders` fuzz target (`fuzz/fuzz_targets/decoders.rs`, which
 //! includes this file), so the two cannot drift apart.
 
-use protolink::scan::ScanDecode;
-use protolink::wire::{Payload, RawFrame, RawMessage, WireProfile};
+use protolink::__private::ScanDecode;
+use protolink::__private::{Payload, RawFrame, RawMessage, WireProfile};
 use protolink::{DecodeError, Empty, Inbound, Protocol};
 use protolink_protocols::{
     chat, clusterio, litecord, litecord_example as lce, skynet, socketcluster as sc,

@@ -2,7 +2,7 @@
 //! protocol, must turn malformed frames into a typed `DecodeError`, never a panic (and never a
 //! stack overflow, which would abort the whole binary).
 
-use protolink::wire::RawFrame;
+use protolink::__private::RawFrame;
 use protolink::{DecodeError, Inbound};
 use protolink_protocols::{
     clusterio, litecord, litecord_example as lce, skynet, socketcluster as sc,

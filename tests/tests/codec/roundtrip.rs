@@ -20,7 +20,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{TestCaseError, TestRunner};
-use protolink::wire::{
+use protolink::__private::{
     ErrorFraming, ErrorShape, Framing, KeyPath, Kind, RawFrame, RequestId, RequestIdPlace,
     WireProfile,
 };

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use protolink::scan::{Scan, ScanDecode, no_envelope};
+use protolink::__private::{Scan, ScanDecode, no_envelope};
 use protolink_protocols::{chat, clusterio, skynet};
 use serde::de::DeserializeOwned;
 use serde_json::Value;

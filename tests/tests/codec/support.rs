@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 
-use protolink::wire::{
+use protolink::__private::{
     FrameClass, Framing, Kind, RawFrame, RawMessage, RawReply, ReplyMatch, RequestId,
     RequestIdPlace, Tag, TagRef, WireProfile,
 };

@@ -2,8 +2,8 @@
 //! goes to the member that takes it (members that both take it are tried in order), and a value
 //! of no member's type is refused with what the union accepts. Definitions: `defs/unions.protocol`.
 
+use protolink::__private::RawFrame;
 use protolink::Protocol;
-use protolink::wire::RawFrame;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 

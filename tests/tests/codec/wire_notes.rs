@@ -7,7 +7,7 @@
 
 use std::fmt::Debug;
 
-use protolink::wire::{ErrorFraming, FrameClass, Kind, RawFrame, RequestId, Tag, TagRef};
+use protolink::__private::{ErrorFraming, FrameClass, Kind, RawFrame, RequestId, Tag, TagRef};
 use protolink::{DecodeError, Empty, Inbound, Message, Protocol, RemoteError, Request};
 use protolink_protocols::{
     chat, clusterio, litecord, litecord_example as lce, skynet, socketcluster as sc,

@@ -590,21 +590,19 @@ async fn client_reconnects_after_the_server_restarts() {
     let (shutdown, task) = server.serve(lc_server_session(), |_| Guilds);
     let connects = Arc::new(AtomicUsize::new(0));
     let counter = connects.clone();
-    let client = ReconnectingClient::<lc::Client>::start(
-        format!("ws://{addr}/"),
-        LinkConfig::default(),
-        WsLimits::default(),
-        Backoff {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(200),
-        },
-        lc_client_session(),
-        |_| Silent,
-        move |_link| {
+    let backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(200),
+    };
+    // Made before `.handler(..)`: the client calls it once per connection.
+    let silent = |_| Silent;
+    let client: ReconnectingClient<lc::Client> = connect(format!("ws://{addr}/"))
+        .session(lc_client_session())
+        .handler(silent)
+        .reconnecting(backoff, move |_link| {
             counter.fetch_add(1, Ordering::SeqCst);
             async {}
-        },
-    );
+        });
     let link = tokio::time::timeout(WAIT, client.connected())
         .await
         .unwrap()

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protolink::ws::{WsLimits, WsServer, connect_tls};
-use protolink::{LinkConfig, RemoteError, Session};
+use protolink::ws::{WsServer, connect};
+use protolink::{RemoteError, Session};
 use protolink_protocols::litecord_example::{self as lc, ClientSender, Guild};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -71,14 +71,10 @@ async fn wss_round_trip_with_a_test_certificate() {
     });
     let client = tokio::time::timeout(
         Duration::from_secs(10),
-        connect_tls(
-            &url,
-            Arc::new(client_tls),
-            LinkConfig::default(),
-            WsLimits::default(),
-            session,
-            |_| NoTokens,
-        ),
+        connect::<lc::Client>(&url)
+            .tls(Arc::new(client_tls))
+            .session(session)
+            .handler(|_| NoTokens),
     )
     .await
     .unwrap()
@@ -94,14 +90,10 @@ async fn wss_round_trip_with_a_test_certificate() {
     let session = Session::new().with(lc::HelloAck {
         password: "x".into(),
     });
-    let refused = connect_tls(
-        &url,
-        Arc::new(untrusting),
-        LinkConfig::default(),
-        WsLimits::default(),
-        session,
-        |_| NoTokens,
-    )
-    .await;
+    let refused = connect::<lc::Client>(&url)
+        .tls(Arc::new(untrusting))
+        .session(session)
+        .handler(|_| NoTokens)
+        .await;
     assert!(refused.is_err());
 }

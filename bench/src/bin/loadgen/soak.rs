@@ -28,8 +28,9 @@ pub(crate) struct SoakArgs {
     /// Seconds the run lasts, warm-up included.
     #[arg(long, default_value_t = 600)]
     seconds: u64,
-    /// Seconds of warm-up: memory is judged on the samples after it.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds of warm-up (two turns of the churn pool by default): memory is judged on the
+    /// samples after it.
+    #[arg(long, default_value_t = 120)]
     warmup: u64,
     /// Connections that come and go (the first ones opened); the rest must stay up.
     #[arg(long, default_value_t = 1000)]
@@ -198,12 +199,17 @@ pub(crate) async fn run(args: SoakArgs) -> Result<()> {
     let failures = counters.failures.load(Ordering::Relaxed);
     println!();
     println!(
-        "| server RSS (KiB) | at warm-up end | min after | max after | at the end | trend after warm-up (KiB/min) | peak |"
+        "| server RSS (KiB) | at warm-up end | min after | max after | at the end | trend after warm-up (KiB/min) | trend, second half | peak |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| protolink serve socketcluster | {} | {} | {} | {} | {:+.1} | {peak} |",
-        report.at_warmup, report.min, report.max, report.last, report.slope_per_minute
+        "| protolink serve socketcluster | {} | {} | {} | {} | {:+.1} | {:+.1} | {peak} |",
+        report.at_warmup,
+        report.min,
+        report.max,
+        report.last,
+        report.slope_per_minute,
+        report.late_slope_per_minute
     );
     println!();
     println!(
@@ -307,6 +313,8 @@ struct Report {
     last: u64,
     /// Least-squares slope of RSS over time after the warm-up.
     slope_per_minute: f64,
+    /// The same over the second half of the samples after the warm-up.
+    late_slope_per_minute: f64,
 }
 
 impl Report {
@@ -316,25 +324,30 @@ impl Report {
         let min = after.iter().map(|s| s.1).min().unwrap_or(0);
         let max = after.iter().map(|s| s.1).max().unwrap_or(0);
         let last = after.last().map_or(0, |s| s.1);
-        let n = after.len() as f64;
-        let slope = if after.len() < 2 {
-            0.0
-        } else {
-            let mean_t = after.iter().map(|s| s.0).sum::<f64>() / n;
-            let mean_m = after.iter().map(|s| s.1 as f64).sum::<f64>() / n;
-            let cov: f64 = after
-                .iter()
-                .map(|s| (s.0 - mean_t) * (s.1 as f64 - mean_m))
-                .sum();
-            let var: f64 = after.iter().map(|s| (s.0 - mean_t).powi(2)).sum();
-            if var > 0.0 { cov / var } else { 0.0 }
-        };
+        let late = &after[after.len() / 2..];
         Report {
             at_warmup,
             min,
             max,
             last,
-            slope_per_minute: slope * 60.0,
+            slope_per_minute: slope(&after) * 60.0,
+            late_slope_per_minute: slope(late) * 60.0,
         }
     }
+}
+
+/// The least-squares slope of memory over time, in KiB per second.
+fn slope(samples: &[(f64, u64)]) -> f64 {
+    if samples.len() < 2 {
+        return 0.0;
+    }
+    let n = samples.len() as f64;
+    let mean_t = samples.iter().map(|s| s.0).sum::<f64>() / n;
+    let mean_m = samples.iter().map(|s| s.1 as f64).sum::<f64>() / n;
+    let cov: f64 = samples
+        .iter()
+        .map(|s| (s.0 - mean_t) * (s.1 as f64 - mean_m))
+        .sum();
+    let var: f64 = samples.iter().map(|s| (s.0 - mean_t).powi(2)).sum();
+    if var > 0.0 { cov / var } else { 0.0 }
 }
