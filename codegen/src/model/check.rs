@@ -85,6 +85,7 @@ pub const LINK_METHODS: &[(&str, LinkMethodOwner)] = &[
     ("idle", LinkMethodOwner::Link),
     ("unmatched_replies", LinkMethodOwner::Link),
     ("handshake_reply", LinkMethodOwner::Link),
+    ("id", LinkMethodOwner::Link),
     ("close_with", LinkMethodOwner::Link),
     ("close", LinkMethodOwner::Link),
     ("try_send_frame", LinkMethodOwner::Link),
