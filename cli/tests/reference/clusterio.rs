@@ -952,3 +952,30 @@ async fn requests_pending_on_a_dropped_slave_fail_at_once() {
     assert!(error.contains("closed"), "{error}");
     terminate(master).await;
 }
+
+/// The master holds the runtime's limits like every server: a message over 16 MiB (here sent as
+/// one frame) is refused with 1009, after the protocol's `close` message.
+#[tokio::test]
+async fn the_master_refuses_an_oversized_message_with_1009() {
+    let master = master().await;
+    let mut peer = Peer::control(&master.url).await;
+    let big = format!(
+        r#"{{"seq":1,"type":"list_slaves_request","data":{{"pad":"{}"}}}}"#,
+        "x".repeat(17 << 20)
+    );
+    // The send itself may fail once the master has closed; its close frame must still come.
+    let _ = peer.ws.send(Ws::text(big)).await;
+    let code = loop {
+        match tokio::time::timeout(WAIT, peer.ws.next()).await.unwrap() {
+            Some(Ok(Ws::Text(t))) => {
+                let frame: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(frame["type"], "close", "{frame}");
+            }
+            Some(Ok(Ws::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1009));
+    terminate(master).await;
+}
