@@ -1362,6 +1362,6 @@ pub(crate) async fn ctl(url: &str, token: String, command: CtlCommand) -> io::Re
         }
     });
     // Returns once the close frame is written.
-    link.close(close::NORMAL, "quit").await;
+    link.close_gracefully(close::NORMAL, "quit").await;
     result
 }

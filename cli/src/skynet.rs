@@ -386,7 +386,8 @@ pub(crate) async fn send(url: &str, channel: &str, message: &str) -> std::io::Re
         .await
         .map_err(std::io::Error::other)?;
     out.line(serde_json::to_value(&sent).unwrap_or_default());
-    link.close(protolink::link::close::NORMAL, "done").await;
+    link.close_gracefully(protolink::link::close::NORMAL, "done")
+        .await;
     Ok(())
 }
 

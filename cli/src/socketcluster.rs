@@ -939,7 +939,8 @@ pub(crate) async fn client(url: &str, options: ClientOptions) -> std::io::Result
         out.line(json!({"closed": {"code": code, "reason": reason}}));
         ok = false;
     } else {
-        link.close(protolink::link::close::NORMAL, "done").await;
+        link.close_gracefully(protolink::link::close::NORMAL, "done")
+            .await;
     }
     out.line(json!({"step": "done", "ok": ok}));
     if ok {

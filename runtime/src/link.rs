@@ -384,6 +384,9 @@ struct Shared<S: Side> {
     unmatched_replies: AtomicU64,
     /// Set once the writer has stopped (after writing the close frame, or on failure).
     writer_done: watch::Sender<bool>,
+    /// Set once the driver has stopped reading (the peer's close came, the connection ended, or
+    /// the drain after this side's close ran out).
+    reader_done: watch::Sender<bool>,
     /// Set when the link closed because the peer does not keep up: the writer drops what is
     /// still queued and writes the close frame next.
     aborted: AtomicBool,
@@ -492,6 +495,7 @@ impl<S: Side> Link<S> {
             config,
             unmatched_replies: AtomicU64::new(0),
             writer_done: watch::channel(false).0,
+            reader_done: watch::channel(false).0,
             aborted: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -612,6 +616,16 @@ impl<S: Side> Link<S> {
         // may exit right after closing.
         let mut written = self.shared.writer_done.subscribe();
         let _ = timeout(Duration::from_secs(2), written.wait_for(|done| *done)).await;
+    }
+
+    /// Closes like [`Link::close`], then waits (up to 2 s) for the peer's close frame, reading and
+    /// dropping whatever it still sends: for a program that exits right after. Closing a socket
+    /// with unread data resets the connection, so a peer still sending (a server flooding
+    /// publishes) would see the connection reset (1006) instead of this close.
+    pub async fn close_gracefully(&self, code: u16, reason: &str) {
+        self.close(code, reason).await;
+        let mut read = self.shared.reader_done.subscribe();
+        let _ = timeout(CLOSE_DRAIN, read.wait_for(|done| *done)).await;
     }
 
     /// Queues the close and marks the link closed, without waiting for the writer (the driver
@@ -1260,6 +1274,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             })
             .await;
         }
+        self.link.shared.reader_done.send_replace(true);
     }
 
     fn skip_steps(&mut self) {

@@ -1077,7 +1077,7 @@ impl<S: Side> ReconnectingClient<S> {
                         tokio::select! {
                             _ = link.closed() => {}
                             _ = until_set(&mut stop_rx) => {
-                                link.close(close::NORMAL, "client stopped").await;
+                                link.close_gracefully(close::NORMAL, "client stopped").await;
                                 break;
                             }
                         }

@@ -86,6 +86,7 @@ pub const LINK_METHODS: &[(&str, LinkMethodOwner)] = &[
     ("unmatched_replies", LinkMethodOwner::Link),
     ("handshake_reply", LinkMethodOwner::Link),
     ("id", LinkMethodOwner::Link),
+    ("close_gracefully", LinkMethodOwner::Link),
     ("close_with", LinkMethodOwner::Link),
     ("close", LinkMethodOwner::Link),
     ("try_send_frame", LinkMethodOwner::Link),
