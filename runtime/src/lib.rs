@@ -19,10 +19,10 @@ pub mod ws;
 
 pub use link::{InvalidInput, Link, LinkConfig, LinkState, Session};
 
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, RemoteError, RequestError, SendError};
 pub use message::{
-    CloseCode, Dispatch, Empty, Event, Inbound, Message, Outcome, Protocol, RemoteError, Request,
-    SendableBy, Sender, Side,
+    CloseCode, Dispatch, Empty, Event, Inbound, Message, Outcome, Protocol, Request, SendableBy,
+    Sender, Side,
 };
 pub use validate::{Validate, ValidationError, ValidationErrors, Validator};
 /// A message's tag and a request's id, as hooks on [`Session`] see them.
@@ -39,58 +39,6 @@ pub mod prelude {
     pub use crate::{
         Empty, Link, LinkConfig, LinkState, RemoteError, RequestError, SendError, Sender, Session,
     };
-}
-
-/// A request did not get a successful reply.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The peer answered with an error.
-    #[error("the peer answered with an error: {0}")]
-    Remote(#[from] RemoteError),
-    /// No reply within the timeout.
-    #[error("no reply within {0:?}")]
-    Timeout(std::time::Duration),
-    /// The link closed before the reply came.
-    #[error("the link closed before the reply came")]
-    Disconnected,
-    /// The reply did not decode as the request's reply type.
-    #[error("the reply is malformed: {0}")]
-    BadReply(#[source] DecodeError),
-    /// The reply decoded but breaks the definition's constraints.
-    #[error("the reply is invalid: {0}")]
-    InvalidReply(#[source] ValidationErrors),
-    /// The request could not be sent.
-    #[error(transparent)]
-    Send(#[from] SendError),
-    /// Too many requests are waiting for replies on this link.
-    #[error("{0} requests are already waiting for replies")]
-    TooManyPending(usize),
-}
-
-/// Forwarding: a handler that hands a request on to another link answers its own requester
-/// with whatever went wrong on the way (`Ok(next_hop.request(r).await?)`). The peer's own error
-/// passes through unchanged; timeouts and disconnects become their description.
-impl From<RequestError> for RemoteError {
-    fn from(error: RequestError) -> Self {
-        match error {
-            RequestError::Remote(remote) => remote,
-            other => RemoteError::new(other.to_string()),
-        }
-    }
-}
-
-/// A message could not be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The message could not be encoded.
-    #[error("cannot encode: {0}")]
-    Encode(#[from] EncodeError),
-    /// The message breaks the definition's constraints.
-    #[error("invalid message: {0}")]
-    Invalid(#[from] ValidationErrors),
-    /// The link is closed.
-    #[error("the link is closed")]
-    Closed,
 }
 
 /// Includes the bindings generated for a protocol by a build script.

@@ -6,6 +6,7 @@
 //! it, an enum per link direction implementing [`Inbound`], and a handler trait per side whose
 //! blanket [`Dispatch`] impl routes decoded messages to the user's methods.
 
+pub use crate::error::RemoteError;
 use std::fmt;
 use std::future::Future;
 
@@ -248,38 +249,7 @@ pub trait Sender<S: Side>: Send + Sync {
     ) -> impl Future<Output = Result<(), crate::SendError>> + Send;
 }
 
-/// An error a request's handler returns, or a peer sent back instead of a result.
-///
-/// Protocols with text errors carry only `message`; SocketCluster's error objects also carry
-/// `name` and any other keys in `extra`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RemoteError {
-    /// The human-readable text.
-    pub message: String,
-    /// The error's class, such as `AuthTokenInvalidError`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Every other key of an error object, kept as sent.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
 impl RemoteError {
-    /// An error with only a message.
-    pub fn new(message: impl Into<String>) -> Self {
-        RemoteError {
-            message: message.into(),
-            name: None,
-            extra: serde_json::Map::new(),
-        }
-    }
-
-    /// Sets the error's class name.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
     pub(crate) fn from_json(raw: &RawValue, shape: ErrorShape) -> Result<Self, DecodeError> {
         match shape {
             ErrorShape::Text => String::deserialize(raw)
@@ -326,17 +296,6 @@ impl RemoteError {
         result.map_err(crate::error::EncodeError::Json)
     }
 }
-
-impl fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for RemoteError {}
 
 /// The reply of a request declared without one: no data (`{}` where an object is required).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, schemars::JsonSchema)]

@@ -13,6 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 
+pub use crate::error::TransportError;
+
 /// A frame as the link sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -75,24 +77,6 @@ impl TryFrom<Vec<u8>> for Text {
     fn try_from(bytes: Vec<u8>) -> Result<Self, Self::Error> {
         String::from_utf8(bytes).map(Text::from)
     }
-}
-
-/// Why a transport stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    /// A frame exceeded the configured size limit.
-    #[error("frame too large")]
-    TooLarge,
-    /// The peer broke the WebSocket protocol (a reserved opcode or bit, an unmasked client
-    /// frame, an oversized or fragmented control frame, ...): close 1002.
-    #[error("WebSocket protocol error: {0}")]
-    Protocol(String),
-    /// A text frame (or a close reason) that is not UTF-8: close 1007.
-    #[error("a text frame is not UTF-8")]
-    NotUtf8,
-    /// The connection broke.
-    #[error("connection lost: {0}")]
-    Lost(String),
 }
 
 /// The reading half of a connection.

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, debug_span, warn};
 
+pub use crate::error::{ConnectError, WsFailure};
 use crate::link::{Link, LinkConfig, Session, close};
 use crate::message::{Dispatch, Protocol, Side};
 use crate::transport::split_ws;
@@ -52,39 +53,6 @@ impl WsLimits {
                 self.max_write_buffer
                     .max((64 << 10) + self.max_message_size),
             )
-    }
-}
-
-/// Why a connection could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// TCP, TLS or the WebSocket handshake failed.
-    #[error("cannot connect: {0}")]
-    WebSocket(WsFailure),
-    /// The link closed before its protocol handshake finished.
-    #[error("closed during the handshake with {code}: {reason}")]
-    Handshake {
-        /// The close code.
-        code: u16,
-        /// The reason.
-        reason: String,
-    },
-}
-
-/// What failed in TCP, TLS or the WebSocket handshake (an I/O error, a URL that cannot be
-/// used, an HTTP answer other than the upgrade).
-#[derive(Debug)]
-pub struct WsFailure(tokio_tungstenite::tungstenite::Error);
-
-impl std::fmt::Display for WsFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for WsFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
     }
 }
 
