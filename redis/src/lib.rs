@@ -154,6 +154,12 @@ struct Shared {
     joined: Mutex<Joined>,
     /// Wakes the subscription task: topics to join or leave.
     changed: Notify,
+    /// Tells the command task that the subscription connection was lost: Redis went away, so
+    /// its own connection is most likely broken too (it reconnects rather than failing the next
+    /// command).
+    subscriptions_lost: Notify,
+    /// How many times the subscription connection was lost.
+    subscription_losses: AtomicU64,
     /// Counts the subscription task's passes and state changes (for [`Broker::subscribed`]).
     settled: watch::Sender<u64>,
     /// Frames from Redis that could not be read (never from a well-behaved publisher).
@@ -202,6 +208,8 @@ impl RedisBroker {
             down_reason: Mutex::new(String::new()),
             joined: Mutex::new(Joined::default()),
             changed: Notify::new(),
+            subscriptions_lost: Notify::new(),
+            subscription_losses: AtomicU64::new(0),
             settled: watch::Sender::new(0),
             malformed: AtomicU64::new(0),
         });
@@ -565,6 +573,8 @@ async fn run_commands(
     connection: MultiplexedConnection,
 ) {
     let mut connection = Some(connection);
+    // The subscription connection's losses this connection has already outlived.
+    let mut outlived = 0;
     let mut attempt = 0u32;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -584,6 +594,7 @@ async fn run_commands(
             match connect_commands(&client, shared.config.timeout).await {
                 Ok(conn) => {
                     info!("Redis command connection restored");
+                    outlived = shared.subscription_losses.load(Ordering::Acquire);
                     connection = Some(conn);
                     attempt = 0;
                     shared.commands_up.store(true, Ordering::Release);
@@ -596,8 +607,18 @@ async fn run_commands(
             }
             continue;
         };
-        if queue.recv_many(&mut batch, BATCH).await == 0 {
-            return;
+        tokio::select! {
+            taken = queue.recv_many(&mut batch, BATCH) => if taken == 0 {
+                return;
+            },
+            () = shared.subscriptions_lost.notified() => {
+                // A loss from before this connection was made leaves it be.
+                if shared.subscription_losses.load(Ordering::Acquire) != outlived {
+                    shared.went_down("Redis closed the subscription connection".to_owned());
+                    connection = None;
+                }
+                continue;
+            }
         }
         let mut pipeline = redis::pipe();
         pipeline.ignore_errors();
@@ -732,6 +753,8 @@ async fn run_subscriptions(shared: Arc<Shared>, client: Client, first: PubSub) {
             }
         };
         warn!(%reason, "Redis subscription connection lost; reconnecting");
+        shared.subscription_losses.fetch_add(1, Ordering::AcqRel);
+        shared.subscriptions_lost.notify_one();
         {
             let mut joined = lock(&shared.joined);
             joined.up = false;
@@ -786,4 +809,74 @@ async fn reconcile(shared: &Shared, sink: &mut redis::aio::PubSubSink) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn envelopes_carry_any_frame_and_topic() {
+        let frame = "{\"a\":\"line\\nfeed\"}\n raw line feed too";
+        let payload = Envelope::write(7, Some(3), &["x", "*", "with\nnewline"], frame);
+        let read = Envelope::read(&payload).unwrap();
+        assert_eq!(read.node, 7);
+        assert_eq!(read.except, Some(3));
+        assert_eq!(read.topics, ["x", "*", "with\nnewline"]);
+        assert_eq!(read.frame.as_str(), frame);
+        let read = Envelope::read(&Envelope::write(u64::MAX, None, &[], "")).unwrap();
+        assert_eq!(
+            (read.node, read.except, read.frame.as_str()),
+            (u64::MAX, None, "")
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_envelope_is_refused() {
+        for payload in [
+            &b""[..],
+            b"no header",
+            b"[1,null,[\"x\"]]",
+            b"[1,null]\n{}",
+            b"[-1,null,[]]\n{}",
+            b"{\"node\":1}\n{}",
+            b"[1,null,[\"x\"]]\n\xff\xfe",
+            b"[1,null,[\"x\"\n]]{}",
+        ] {
+            assert!(Envelope::read(payload).is_none(), "{payload:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_settings_and_unreachable_redis_are_errors() {
+        let zero = RedisConfig {
+            queue: 0,
+            ..RedisConfig::new("redis://127.0.0.1:1", "t")
+        };
+        assert!(matches!(
+            RedisBroker::connect(zero).await,
+            Err(RedisBrokerError::Config(_))
+        ));
+        let url = RedisBroker::connect(RedisConfig::new("http://example", "t")).await;
+        assert!(matches!(url, Err(RedisBrokerError::Url { .. })));
+        // A port nothing listens on: bound, then let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("redis://127.0.0.1:{port}");
+        match RedisBroker::connect(RedisConfig::new(url.as_str(), "t")).await {
+            Err(e @ RedisBrokerError::Connect { .. }) => {
+                assert!(
+                    e.to_string()
+                        .starts_with(&format!("cannot reach Redis at {url}: "))
+                );
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("connected to nothing"),
+        }
+    }
 }
