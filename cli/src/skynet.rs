@@ -285,10 +285,14 @@ impl<B: Broker> ServerHandler for Connection<B> {
         let topics = [channel_topic.as_str(), everything.as_str()];
         // Both are queued before either is awaited, so they keep the order of the messages.
         let published = self.hub.broker.publish(&topics, &frame, Some(self.id));
-        if let Some(logged) = logged {
-            logged.await.map_err(broker_error)?;
-        }
         published.await.map_err(broker_error)?;
+        // The message went out: the sender is told so even if it could not be logged.
+        if let Some(Err(e)) = match logged {
+            Some(logged) => Some(logged.await),
+            None => None,
+        } {
+            tracing::warn!(error = %e, "a message was published but not logged");
+        }
         Ok(sent)
     }
 

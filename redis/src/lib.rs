@@ -43,7 +43,7 @@ use protolink::broker::{Broker, Deliver, LocalBroker, PublishError, SubscriberId
 use protolink::transport::Text;
 use protolink::ws::Backoff;
 use redis::aio::{MultiplexedConnection, PubSub};
-use redis::{AsyncConnectionConfig, Client, Msg, Pipeline, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, Msg, Pipeline, Value};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -118,9 +118,9 @@ pub struct RedisBroker {
     tasks: [JoinHandle<()>; 2],
 }
 
-/// One command batch waiting for Redis, with whoever waits for its replies.
+/// Commands waiting for Redis, with whoever waits for their answers.
 struct Job {
-    pipeline: Pipeline,
+    commands: Vec<Cmd>,
     bytes: usize,
     done: oneshot::Sender<Result<Vec<Value>, PublishError>>,
 }
@@ -287,14 +287,10 @@ impl CappedList {
     {
         // Not a transaction: every process trims after each push, and readers read at most
         // `cap` entries, so a reader between the two commands sees the same.
-        let mut pipeline = redis::pipe();
-        pipeline.cmd("LPUSH").arg(&self.key).arg(entry);
-        pipeline
-            .cmd("LTRIM")
-            .arg(&self.key)
-            .arg(0)
-            .arg(self.cap.saturating_sub(1));
-        self.shared.submit(pipeline, entry.len())
+        let (mut push, mut trim) = (redis::cmd("LPUSH"), redis::cmd("LTRIM"));
+        push.arg(&self.key).arg(entry);
+        trim.arg(&self.key).arg(0).arg(self.cap.saturating_sub(1));
+        self.shared.submit(vec![push, trim], entry.len())
     }
 
     /// Every entry, newest first (entries that are not UTF-8 are left out).
@@ -302,13 +298,9 @@ impl CappedList {
         if self.cap == 0 {
             return Ok(Vec::new());
         }
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("LRANGE")
-            .arg(&self.key)
-            .arg(0)
-            .arg(self.cap - 1);
-        let values = self.shared.submit(pipeline, 0)?.await?;
+        let mut range = redis::cmd("LRANGE");
+        range.arg(&self.key).arg(0).arg(self.cap - 1);
+        let values = self.shared.submit(vec![range], 0)?.await?;
         let Some(Value::Array(items)) = values.into_iter().next() else {
             return Err(PublishError::Refused(
                 "LRANGE did not answer a list".to_owned(),
@@ -339,10 +331,10 @@ impl Shared {
         self.commands_up.store(false, Ordering::Release);
     }
 
-    /// Queues `pipeline` for the command connection, or says at once why it cannot.
+    /// Queues `commands` for the command connection, or says at once why it cannot.
     fn submit(
         &self,
-        pipeline: Pipeline,
+        commands: Vec<Cmd>,
         bytes: usize,
     ) -> Result<impl Future<Output = Result<Vec<Value>, PublishError>> + Send + 'static, PublishError>
     {
@@ -359,7 +351,7 @@ impl Shared {
         }
         let (done, reply) = oneshot::channel();
         let job = Job {
-            pipeline,
+            commands,
             bytes,
             done,
         };
@@ -516,17 +508,18 @@ impl Broker for RedisBroker {
         except: Option<SubscriberId>,
     ) -> impl Future<Output = Result<usize, PublishError>> + Send {
         let payload = Envelope::write(self.shared.node, except, topics, frame);
-        let mut pipeline = redis::pipe();
-        for topic in topics {
-            pipeline
-                .cmd("PUBLISH")
-                .arg(self.shared.channel(topic))
-                .arg(&payload);
-        }
+        let commands = topics
+            .iter()
+            .map(|topic| {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(self.shared.channel(topic)).arg(&payload);
+                publish
+            })
+            .collect();
         // Queued now, not when first polled: publishes reach Redis in the order they are made.
         let queued = self
             .shared
-            .submit(pipeline, payload.len().saturating_mul(topics.len()));
+            .submit(commands, payload.len().saturating_mul(topics.len()));
         async move {
             let values = queued?.await?;
             Ok(values
@@ -622,9 +615,11 @@ async fn run_commands(
         }
         let mut pipeline = redis::pipe();
         pipeline.ignore_errors();
-        for job in &batch {
-            for cmd in job.pipeline.cmd_iter() {
-                pipeline.add_command(cmd.clone());
+        let mut counts = Vec::with_capacity(batch.len());
+        for job in &mut batch {
+            counts.push(job.commands.len());
+            for cmd in job.commands.drain(..) {
+                pipeline.add_command(cmd);
             }
         }
         let answers = exchange(conn, &pipeline, shared.config.timeout).await;
@@ -633,9 +628,9 @@ async fn run_commands(
             _ => None,
         };
         let mut answers = answers.map(Vec::into_iter);
-        for job in batch.drain(..) {
+        for (job, count) in batch.drain(..).zip(counts) {
             let outcome = match &mut answers {
-                Ok(values) => refused(values.by_ref().take(job.pipeline.len()).collect()),
+                Ok(values) => refused(values.by_ref().take(count).collect()),
                 Err(e) => Err(copy(e)),
             };
             finish(&shared, job, outcome);

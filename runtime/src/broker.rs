@@ -48,8 +48,8 @@ pub enum PublishError {
     /// publishers, and sheds load instead of queueing without bound.
     #[error("the message broker is overloaded: {0}")]
     Overloaded(String),
-    /// What joins the processes refused the message.
-    #[error("the message broker refused the message: {0}")]
+    /// What joins the processes refused the request (Redis answered an error).
+    #[error("the message broker refused the request: {0}")]
     Refused(String),
 }
 

@@ -87,6 +87,26 @@ impl Redis {
         )
     }
 
+    /// Runs an inline command; its answer's first line.
+    async fn run(&self, command: &str) -> String {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        tcp.write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n") {
+            tokio::time::timeout(WAIT, tcp.read_exact(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
+            answer.push(byte[0]);
+        }
+        String::from_utf8(answer).unwrap()
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -305,6 +325,29 @@ async fn skynet_messages_ids_and_the_log_span_three_servers() {
         assert_eq!(sliced["log"][0]["message"], 4);
         assert_eq!(sliced["log"].as_array().unwrap().len(), 2);
     }
+    // What Redis refuses is an error too: the log's key made a string behind the servers' backs.
+    assert!(
+        redis
+            .run("SET protolink:skynet:log not-a-list")
+            .await
+            .starts_with("+OK")
+    );
+    let sent = command(
+        &mut b,
+        json!({"type": "message", "channel": 42, "message": 3}),
+    )
+    .await;
+    assert_eq!(
+        sent["for"], "message",
+        "published, though not logged: {sent}"
+    );
+    let log = command(&mut b, json!({"type": "log"})).await;
+    let error = log["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Error: the message broker refused the request: ")
+            && error.contains("WRONGTYPE"),
+        "{log}"
+    );
     for server in servers {
         terminate(server).await;
     }
