@@ -981,6 +981,7 @@ async fn connection(
 /// `protolink serve clusterio`: the master at `/api/socket`.
 pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
+    let shutdown = shutdown_signal();
     let out = Printer::stdout();
     out.line_text(&format!(
         "listening on ws://{}{PATH}",
@@ -997,7 +998,6 @@ pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
     });
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut connections = JoinSet::new();
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {

@@ -379,6 +379,7 @@ pub(crate) async fn serve(
         ),
         None => None,
     };
+    let stop = shutdown_signal();
     Printer::stdout().line_text(&format!(
         "listening on ws://{}/connect",
         server.local_addr()?
@@ -397,7 +398,7 @@ pub(crate) async fn serve(
             Arc::new(Hub::local(LocalBroker::new(), log_size, log_bytes)),
         ),
     };
-    serve_until_signal(shutdown, task).await
+    serve_until_signal(stop, shutdown, task).await
 }
 
 /// Prints every `message` event as a JSON line.

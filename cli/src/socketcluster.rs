@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 use tracing::info;
 
-use crate::output::{Printer, serve_until_signal};
+use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// The endpoint path, as the real packages default it.
 pub(crate) const PATH: &str = "/socketcluster/";
@@ -555,6 +555,7 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
         ),
         None => None,
     };
+    let stop = shutdown_signal();
     Printer::stdout().line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
     let secret = match options.auth_secret {
         Some(secret) => secret,
@@ -579,7 +580,7 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
             start(server, Arc::new(hub))
         }
     };
-    serve_until_signal(shutdown, task).await
+    serve_until_signal(stop, shutdown, task).await
 }
 
 /// 32 random bytes from the operating system, as hex.
