@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -426,6 +428,76 @@ async fn socketcluster_publishes_reach_every_server() {
     terminate(two).await;
 }
 
+/// A Skynet client publishing a message every 10 ms until stopped, counting what succeeded and
+/// what failed (any other answer, or a close, fails the test).
+struct Steady {
+    counts: Arc<(AtomicU64, AtomicU64)>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Steady {
+    async fn start(url: &str) -> Steady {
+        let mut ws = connect(url).await;
+        let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, stopped) = (counts.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(10));
+            while !stopped.load(Ordering::Relaxed) {
+                every.tick().await;
+                let reply = command(
+                    &mut ws,
+                    json!({"type": "message", "channel": "steady", "message": 1}),
+                )
+                .await;
+                match reply["type"].as_str() {
+                    Some("result") => seen.0.fetch_add(1, Ordering::Relaxed),
+                    Some("error") => {
+                        let error = reply["error"].as_str().unwrap_or_default();
+                        assert!(
+                            error.starts_with("Error: the message broker is "),
+                            "{reply}"
+                        );
+                        seen.1.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => panic!("{reply}"),
+                };
+            }
+        });
+        Steady { counts, stop, task }
+    }
+
+    /// Messages that succeeded and that failed so far.
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.counts.0.load(Ordering::Relaxed),
+            self.counts.1.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Polls until `done(succeeded, failed)` holds (within `WAIT`).
+    async fn wait_until(&self, done: impl Fn(u64, u64) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (ok, failed) = self.counts();
+            if done(ok, failed) {
+                return;
+            }
+            assert!(
+                !self.task.is_finished() && tokio::time::Instant::now() < deadline,
+                "steady publisher: {ok} succeeded, {failed} failed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn redis_killed_and_restarted_under_publishing_clients() {
     let mut redis = Redis::start().await;
@@ -445,6 +517,9 @@ async fn redis_killed_and_restarted_under_publishing_clients() {
     subscribe(&mut sc_far, "news", 2).await;
     subscribe(&mut sc_far, "sport", 3).await;
 
+    // A client publishing all along, a message every 10 ms, on its own link.
+    let steady = Steady::start(&sky_one.url).await;
+    steady.wait_until(|ok, _| ok > 0).await;
     redis.kill().await;
     // Publishes fail, saying why, and nobody is disconnected.
     let failed = command(
@@ -473,6 +548,7 @@ async fn redis_killed_and_restarted_under_publishing_clients() {
     let log = command(&mut sky_publisher, json!({"type": "log"})).await;
     assert_eq!(log["type"], "error", "{log}");
 
+    steady.wait_until(|_, failed| failed > 0).await;
     redis.restart().await;
     // Publish until the subscriptions are back on every server (each publish is answered at
     // once; what is published before a server joined its channels again is lost, at most once).
@@ -523,6 +599,10 @@ async fn redis_killed_and_restarted_under_publishing_clients() {
             }
         }
     }
+    // The steady publisher got errors while Redis was down, then succeeded again, on one link.
+    let ok_after_restart = steady.counts().0;
+    steady.wait_until(|ok, _| ok > ok_after_restart).await;
+    steady.stop().await;
     // Everyone is still connected: a round trip on each link (behind what came late).
     for ws in [&mut sky_publisher, &mut sky_near, &mut sky_far] {
         send(ws, json!({"type": "log", "start": 1_000_000})).await;
