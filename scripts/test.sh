@@ -10,6 +10,12 @@ if [ ! -d interop/node_modules/socketcluster-server-14 ] || [ ! -d interop/node_
     npm ci --prefix interop --no-audit --no-fund
 fi
 
+# The cluster tests (cli/tests/reference/cluster.rs) start their own redis-server, Debian's.
+if ! command -v redis-server >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq redis-server
+fi
+
 cargo test --workspace --locked
 # The generated-code snapshots must match what the generator writes today (UPDATE_SNAPSHOTS=1
 # rewrites them); the test above checks it, and the docs build must be warning-free.

@@ -749,6 +749,8 @@ pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
     let server = WsServer::<MasterWithControl>::bind(listen)
         .await?
         .path(PATH);
+    // The signal handlers are in place before anyone reads "listening".
+    let stop = shutdown_signal();
     let out = Printer::stdout();
     out.line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
     let master = Arc::new(Master {
@@ -830,7 +832,7 @@ pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
         .route(control_session, on_control)
         .route(slave_session, on_slave);
     let (shutdown, task) = server.serve_routes(routes);
-    serve_until_signal(shutdown, task).await
+    serve_until_signal(stop, shutdown, task).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let server = WsServer::<Server>::bind(listen).await?.path("/");
     let out = Printer::stdout();
+    let stop = shutdown_signal();
     out.line_text(&format!("listening on ws://{}/", server.local_addr()?));
     let session =
         Session::new()
@@ -79,7 +80,7 @@ pub(crate) async fn serve(
             out: printer.clone(),
         }
     });
-    serve_until_signal(shutdown, task).await
+    serve_until_signal(stop, shutdown, task).await
 }
 
 /// Answers TOKEN_VALIDATE from a list of valid tokens.

@@ -9,6 +9,7 @@
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
 //! protolink clusterio ctl --url ws://127.0.0.1:PORT/api/socket --token T list-slaves
 //! protolink serve socketcluster --listen 127.0.0.1:0 --protocol-version 1 --auth-secret S
+//! protolink serve skynet --listen 127.0.0.1:0 --broker redis://127.0.0.1:6379   # one of many
 //! protolink socketcluster client ws://127.0.0.1:PORT/socketcluster/ 'invoke:sum:{"a":2,"b":3}'
 //! ```
 
@@ -220,6 +221,10 @@ enum ServeCommand {
         /// Connections served at once; an upgrade beyond them is answered with HTTP 503.
         #[arg(long, default_value_t = 10_000)]
         max_connections: usize,
+        /// Share pub/sub with every server on this Redis (`redis://HOST:PORT`); by default
+        /// in this process only.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
     },
     /// Skynet, at `/connect`.
     Skynet {
@@ -232,6 +237,10 @@ enum ServeCommand {
         /// Bytes of messages kept in the log, at most (the oldest go first).
         #[arg(long, default_value_t = 32 << 20)]
         log_bytes: usize,
+        /// Share messages and the log with every server on this Redis (`redis://HOST:PORT`);
+        /// by default in this process only.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
     },
 }
 
@@ -274,7 +283,8 @@ fn main() -> ExitCode {
                     listen,
                     log_size,
                     log_bytes,
-                } => skynet::serve(&listen, log_size, log_bytes).await,
+                    broker,
+                } => skynet::serve(&listen, log_size, log_bytes, broker.as_deref()).await,
                 ServeCommand::Socketcluster {
                     listen,
                     protocol_version,
@@ -283,6 +293,7 @@ fn main() -> ExitCode {
                     ping_timeout,
                     ask_client,
                     max_connections,
+                    broker,
                 } => {
                     let options = socketcluster::ServeOptions {
                         protocol_version,
@@ -291,6 +302,7 @@ fn main() -> ExitCode {
                         ping_timeout,
                         ask_client,
                         max_connections,
+                        broker,
                     };
                     socketcluster::serve(&listen, options).await
                 }

@@ -29,35 +29,44 @@ impl Printer {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it
+/// is first awaited: a server calls it before it says it is listening, so a signal sent right
+/// after that line stops it cleanly instead of killing it.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM, then shuts the server down gracefully (requests in flight
-/// may finish) and waits for its accept loop.
+/// Serves until `stop` (a [`shutdown_signal`]) resolves, then shuts the server down gracefully
+/// (requests in flight may finish) and waits for its accept loop.
 pub(crate) async fn serve_until_signal(
+    stop: impl std::future::Future<Output = ()>,
     shutdown: protolink::ws::ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
 ) -> std::io::Result<()> {
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     shutdown.shutdown();
     let _ = task.await;

@@ -6,17 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use protolink::broker::{Broker, LocalBroker, SubscriberId};
+use protolink::broker::{Broker, LocalBroker, PublishError, SubscriberId};
 use protolink::link::encode_frame;
 use protolink::ws::{Backoff, WsServer, connect};
 use protolink::{Link, RemoteError, Session};
 use protolink_protocols::skynet::{self as sk, Channel, ClientHandler, ServerHandler};
+use protolink_redis::{CappedList, RedisBroker, RedisConfig};
 
 use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// The message log, newest first, with each entry's size as its event frame.
 #[derive(Default)]
-struct Log {
+pub(crate) struct Log {
     entries: VecDeque<(sk::LogEntry, usize)>,
     bytes: usize,
 }
@@ -25,39 +26,89 @@ struct Log {
 /// envelope.
 const LOG_REPLY_BYTES: usize = (16 << 20) - 1024;
 
+/// Where the message log lives: in this process, or in Redis, shared by every server there.
+pub(crate) enum MessageLog {
+    /// The log of this process.
+    Local(Mutex<Log>),
+    /// A capped list in Redis (`LPUSH` + `LTRIM` to `--log-size`), each entry a `LogEntry` as JSON.
+    Shared(CappedList),
+}
+
 /// What every connection shares: the broker and the message log.
 pub(crate) struct Hub<B> {
     broker: B,
-    log: Mutex<Log>,
+    log: MessageLog,
     log_size: usize,
     log_bytes: usize,
     next_subscriber: AtomicU64,
     next_message: AtomicU64,
-    /// Makes message ids unique across restarts too.
-    epoch: u128,
+    /// Starts every message id: makes them unique across restarts (the start time) and, with a
+    /// broker spanning processes, across the processes (each one's node id too).
+    id_prefix: String,
 }
 
 impl<B: Broker> Hub<B> {
-    /// A hub keeping at most `log_size` messages and `log_bytes` bytes of them in its log.
-    pub(crate) fn new(broker: B, log_size: usize, log_bytes: usize) -> Self {
+    /// A hub keeping at most `log_size` messages and `log_bytes` bytes of them in its log;
+    /// `node` is this process's id among the processes sharing a broker, if any.
+    pub(crate) fn new(
+        broker: B,
+        log: MessageLog,
+        log_size: usize,
+        log_bytes: usize,
+        node: Option<u64>,
+    ) -> Self {
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Hub {
             broker,
-            log: Mutex::new(Log::default()),
+            log,
             log_size,
             log_bytes,
             next_subscriber: AtomicU64::new(1),
             next_message: AtomicU64::new(0),
-            epoch: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
+            id_prefix: match node {
+                None => format!("{epoch:x}"),
+                Some(node) => format!("{epoch:x}{node:016x}"),
+            },
         }
     }
 
-    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A hub with its log in this process.
+    pub(crate) fn local(broker: B, log_size: usize, log_bytes: usize) -> Self {
+        Hub::new(
+            broker,
+            MessageLog::Local(Mutex::new(Log::default())),
+            log_size,
+            log_bytes,
+            None,
+        )
     }
+}
+
+impl Log {
+    /// Adds the newest entry; the oldest go first, by count and by bytes.
+    fn push(&mut self, entry: sk::LogEntry, size: usize, log_size: usize, log_bytes: usize) {
+        self.entries.push_front((entry, size));
+        self.bytes += size;
+        while self.entries.len() > log_size || self.bytes > log_bytes {
+            let Some((_, size)) = self.entries.pop_back() else {
+                break;
+            };
+            self.bytes -= size;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A failed publish as Skynet words errors.
+fn broker_error(e: PublishError) -> RemoteError {
+    RemoteError::new(format!("Error: {e}"))
 }
 
 /// A channel's broker topic: its JSON text, so `42` and `"42"` stay apart.
@@ -161,17 +212,19 @@ fn slice_bounds(len: usize, start: i64, end: i64) -> (usize, usize) {
 
 impl<B: Broker> ServerHandler for Connection<B> {
     async fn open(&self, request: sk::Open) -> Result<sk::OpenReply, RemoteError> {
-        let mut channels = self.channels();
-        if !channels.contains(&request.channel) {
-            let link: Arc<dyn protolink::broker::Deliver> = Arc::new(self.link.clone());
-            self.hub
-                .broker
-                .subscribe(&topic(&request.channel), self.id, link);
-            channels.push(request.channel);
-        }
-        Ok(sk::OpenReply {
-            channels: channels.clone(),
-        })
+        let topic = topic(&request.channel);
+        let channels = {
+            let mut channels = self.channels();
+            if !channels.contains(&request.channel) {
+                let link: Arc<dyn protolink::broker::Deliver> = Arc::new(self.link.clone());
+                self.hub.broker.subscribe(&topic, self.id, link);
+                channels.push(request.channel);
+            }
+            channels.clone()
+        };
+        // Across processes, the channel is open once every server's messages reach it.
+        self.hub.broker.subscribed(&topic).await;
+        Ok(sk::OpenReply { channels })
     }
 
     async fn close_channel(
@@ -200,65 +253,95 @@ impl<B: Broker> ServerHandler for Connection<B> {
         let sent = sk::SentMessage {
             channel: request.channel,
             message: request.message,
-            id: format!("{:x}{n:08x}", self.hub.epoch),
+            id: format!("{}{n:08x}", self.hub.id_prefix),
             time: now_ms(),
             extra: request.extra,
         };
         // Encoded once, delivered to every other listener of the channel or of `*`.
         let frame = encode_frame::<sk::Server, _>(&sk::MessageEvent(sent.clone()))
             .map_err(|e| RemoteError::new(format!("Error: {e}")))?;
-        {
-            // Bounded by count and by bytes: the oldest entries go first.
-            let mut log = self.hub.log();
-            let entry = sk::LogEntry {
-                r#type: Some("message".to_owned()),
-                channel: sent.channel.clone(),
-                message: sent.message.clone(),
-                id: sent.id.clone(),
-                time: sent.time,
-                extra: sent.extra.clone(),
-            };
-            log.entries.push_front((entry, frame.len()));
-            log.bytes += frame.len();
-            while log.entries.len() > self.hub.log_size || log.bytes > self.hub.log_bytes {
-                let Some((_, size)) = log.entries.pop_back() else {
-                    break;
-                };
-                log.bytes -= size;
+        let entry = sk::LogEntry {
+            r#type: Some("message".to_owned()),
+            channel: sent.channel.clone(),
+            message: sent.message.clone(),
+            id: sent.id.clone(),
+            time: sent.time,
+            extra: sent.extra.clone(),
+        };
+        let text;
+        let logged = match &self.hub.log {
+            MessageLog::Local(log) => {
+                lock(log).push(entry, frame.len(), self.hub.log_size, self.hub.log_bytes);
+                None
             }
-        }
+            MessageLog::Shared(list) => {
+                text = serde_json::to_string(&entry)
+                    .map_err(|e| RemoteError::new(format!("Error: {e}")))?;
+                Some(list.push(&text))
+            }
+        };
         let channel_topic = topic(&sent.channel);
         let everything = topic(&Channel::String("*".to_owned()));
-        self.hub
-            .broker
-            .publish(&[&channel_topic, &everything], &frame, Some(self.id))
-            .await;
+        let topics = [channel_topic.as_str(), everything.as_str()];
+        // Both are queued before either is awaited, so they keep the order of the messages.
+        let published = self.hub.broker.publish(&topics, &frame, Some(self.id));
+        published.await.map_err(broker_error)?;
+        // The message went out: the sender is told so even if it could not be logged.
+        if let Some(Err(e)) = match logged {
+            Some(logged) => Some(logged.await),
+            None => None,
+        } {
+            tracing::warn!(error = %e, "a message was published but not logged");
+        }
         Ok(sent)
     }
 
     async fn log(&self, request: sk::Log) -> Result<sk::LogReply, RemoteError> {
-        let log = self.hub.log();
-        let (start, end) = slice_bounds(
-            log.entries.len(),
-            js_index(request.start.as_ref(), 0),
-            js_index(request.end.as_ref(), 100),
-        );
-        // As many entries of the range as fit in one frame, newest first.
-        let mut room = LOG_REPLY_BYTES;
-        let entries = log
-            .entries
-            .range(start..end)
-            .take_while(|(_, size)| match room.checked_sub(*size) {
-                Some(left) => {
-                    room = left;
-                    true
-                }
-                None => false,
+        let start = js_index(request.start.as_ref(), 0);
+        let end = js_index(request.end.as_ref(), 100);
+        let log = match &self.hub.log {
+            MessageLog::Local(log) => {
+                let log = lock(log);
+                let entries: Vec<_> = log.entries.iter().collect();
+                return Ok(sk::LogReply {
+                    log: log_range(&entries, start, end),
+                });
+            }
+            MessageLog::Shared(list) => list.newest().await.map_err(broker_error)?,
+        };
+        // The newest entries that fit in `--log-bytes`, as the local log keeps them.
+        let mut bytes = 0usize;
+        let entries: Vec<(sk::LogEntry, usize)> = log
+            .iter()
+            .filter_map(|text| Some((serde_json::from_str(text).ok()?, text.len())))
+            .take_while(|(_, size)| {
+                bytes = bytes.saturating_add(*size);
+                bytes <= self.hub.log_bytes
             })
-            .map(|(entry, _)| entry.clone())
             .collect();
-        Ok(sk::LogReply { log: entries })
+        let entries: Vec<_> = entries.iter().collect();
+        Ok(sk::LogReply {
+            log: log_range(&entries, start, end),
+        })
     }
+}
+
+/// The entries of a `log` reply: `start..end` of the log (newest first) as JavaScript slices
+/// it, as many as fit in one frame.
+fn log_range(entries: &[&(sk::LogEntry, usize)], start: i64, end: i64) -> Vec<sk::LogEntry> {
+    let (start, end) = slice_bounds(entries.len(), start, end);
+    let mut room = LOG_REPLY_BYTES;
+    entries[start..end]
+        .iter()
+        .take_while(|(_, size)| match room.checked_sub(*size) {
+            Some(left) => {
+                room = left;
+                true
+            }
+            None => false,
+        })
+        .map(|(entry, _)| entry.clone())
+        .collect()
 }
 
 /// The session every server link runs: no handshake; the definition words every error.
@@ -279,16 +362,43 @@ pub(crate) fn start<B: Broker>(
     })
 }
 
-/// `protolink serve skynet`.
-pub(crate) async fn serve(listen: &str, log_size: usize, log_bytes: usize) -> std::io::Result<()> {
+/// `protolink serve skynet`: with `broker`, a Redis URL, messages and the log are shared with
+/// every server on that Redis.
+pub(crate) async fn serve(
+    listen: &str,
+    log_size: usize,
+    log_bytes: usize,
+    broker: Option<&str>,
+) -> std::io::Result<()> {
     let server = WsServer::<sk::Server>::bind(listen).await?.path("/connect");
+    let redis = match broker {
+        Some(url) => Some(
+            RedisBroker::connect(RedisConfig::new(url, "skynet"))
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let stop = shutdown_signal();
     Printer::stdout().line_text(&format!(
         "listening on ws://{}/connect",
         server.local_addr()?
     ));
-    let hub = Arc::new(Hub::new(LocalBroker::new(), log_size, log_bytes));
-    let (shutdown, task) = start(server, hub);
-    serve_until_signal(shutdown, task).await
+    let (shutdown, task) = match redis {
+        Some(broker) => {
+            let log = MessageLog::Shared(broker.capped_list("log", log_size));
+            let node = Some(broker.node());
+            start(
+                server,
+                Arc::new(Hub::new(broker, log, log_size, log_bytes, node)),
+            )
+        }
+        None => start(
+            server,
+            Arc::new(Hub::local(LocalBroker::new(), log_size, log_bytes)),
+        ),
+    };
+    serve_until_signal(stop, shutdown, task).await
 }
 
 /// Prints every `message` event as a JSON line.

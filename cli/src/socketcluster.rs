@@ -13,18 +13,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protolink::RequestId;
-use protolink::broker::{Broker, Deliver, LocalBroker, SubscriberId};
+use protolink::broker::{Broker, Deliver, LocalBroker, PublishError, SubscriberId};
 use protolink::link::encode_frame;
 use protolink::ws::{WsServer, connect};
 use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::chat::{
     self as sc, ClientHandler, ClientSender, CloseCode, ServerHandler, ServerSender,
 };
+use protolink_redis::{RedisBroker, RedisConfig};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 use tracing::info;
 
-use crate::output::{Printer, serve_until_signal};
+use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// The endpoint path, as the real packages default it.
 pub(crate) const PATH: &str = "/socketcluster/";
@@ -47,6 +48,8 @@ pub(crate) struct ServeOptions {
     pub(crate) ask_client: Option<Value>,
     /// Connections served at once (HTTP 503 beyond).
     pub(crate) max_connections: usize,
+    /// A Redis URL: publish to (and subscribe with) every server on that Redis.
+    pub(crate) broker: Option<String>,
 }
 
 /// What every connection shares.
@@ -225,6 +228,11 @@ fn error(name: &str, message: impl Into<String>) -> RemoteError {
     RemoteError::new(message).with_name(name)
 }
 
+/// A failed publish, named as socketcluster-server names its broker's errors.
+fn broker_error(e: PublishError) -> RemoteError {
+    error("BrokerError", e.to_string())
+}
+
 fn request_failed(e: RequestError) -> RemoteError {
     match e {
         RequestError::Remote(remote) => remote,
@@ -277,9 +285,10 @@ impl<B: Broker> ServerHandler for Connection<B> {
                 "Cannot subscribe socket to a channel which requires auth",
             ));
         }
-        self.hub
-            .broker
-            .subscribe(&channel_topic(&request.channel), self.id, self.deliverer());
+        let topic = channel_topic(&request.channel);
+        self.hub.broker.subscribe(&topic, self.id, self.deliverer());
+        // Across processes, acknowledged once every server's publishes reach it.
+        self.hub.broker.subscribed(&topic).await;
         Ok(Empty)
     }
 
@@ -298,7 +307,12 @@ impl<B: Broker> ServerHandler for Connection<B> {
         })
         .map_err(|e| error("InvalidActionError", e.to_string()))?;
         // Publishers subscribed to the channel get their own publish too, as in SocketCluster.
-        self.hub.broker.publish(&[&topic], &frame, None).await;
+        // The acknowledgement says the broker took it (Redis, across processes).
+        self.hub
+            .broker
+            .publish(&[&topic], &frame, None)
+            .await
+            .map_err(broker_error)?;
         Ok(Empty)
     }
 
@@ -379,7 +393,11 @@ impl<B: Broker> ServerHandler for Connection<B> {
             sent_at: now_ms(),
         }))
         .map_err(|e| error("InvalidActionError", e.to_string()))?;
-        self.hub.broker.publish(&[&topic], &frame, None).await;
+        self.hub
+            .broker
+            .publish(&[&topic], &frame, None)
+            .await
+            .map_err(broker_error)?;
         Ok(sc::SendMessageReply { id })
     }
 
@@ -392,7 +410,9 @@ impl<B: Broker> ServerHandler for Connection<B> {
             room: message.room,
             user: self.user(),
         }) {
-            self.hub
+            // Typing notices are best effort: there is no one to tell that one was lost.
+            let _ = self
+                .hub
                 .broker
                 .publish(&[&topic], &frame, Some(self.id))
                 .await;
@@ -530,6 +550,15 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
             options.ping_interval,
             options.ping_timeout,
         ));
+    let redis = match &options.broker {
+        Some(url) => Some(
+            RedisBroker::connect(RedisConfig::new(url.as_str(), "socketcluster"))
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let stop = shutdown_signal();
     Printer::stdout().line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
     let secret = match options.auth_secret {
         Some(secret) => secret,
@@ -542,11 +571,19 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
             random_secret()?
         }
     };
-    let mut hub = Hub::new(LocalBroker::new(), secret, options.ping_timeout);
-    hub.ask_client = options.ask_client;
-    let hub = Arc::new(hub);
-    let (shutdown, task) = start(server, hub);
-    serve_until_signal(shutdown, task).await
+    let (shutdown, task) = match redis {
+        Some(broker) => {
+            let mut hub = Hub::new(broker, secret, options.ping_timeout);
+            hub.ask_client = options.ask_client;
+            start(server, Arc::new(hub))
+        }
+        None => {
+            let mut hub = Hub::new(LocalBroker::new(), secret, options.ping_timeout);
+            hub.ask_client = options.ask_client;
+            start(server, Arc::new(hub))
+        }
+    };
+    serve_until_signal(stop, shutdown, task).await
 }
 
 /// 32 random bytes from the operating system, as hex.

@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
+mod cluster;
 mod clusterio;
 mod conversations;
 mod skynet;

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::proc::{
-    Proc, Result, announce, io, protolink_binary, rate, ratio_spread, spread, until_stdin_closes,
+    Proc, Result, announce, io, protolink_binary, ratio_spread, spread, until_stdin_closes, window,
 };
 use crate::pubsub::{Deliveries, RunArgs};
 use crate::raw::{ClientWs, SEND_QUEUE, dial, write_loop, ws_config};
@@ -66,14 +66,14 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<()> {
         let mut line = format!("round {}:", round + 1);
         for i in 0..servers.len() {
             let i = (i + round) % servers.len();
-            let result = measure(&urls[i], &servers[i], &args).await?;
+            let result = measure(&[&urls[i]], &urls[i], &[&servers[i]], &args.run).await?;
             line.push_str(&format!(
                 "  {} {:.0} deliveries/s (RSS {} KiB)",
-                names[i], result.rate, result.loaded_rss
+                names[i], result.rate, result.loaded_rss[0]
             ));
             rates[i].push(result.rate);
-            connected_rss[i].push(result.connected_rss as f64);
-            loaded_rss[i].push(result.loaded_rss as f64);
+            connected_rss[i].push(result.connected_rss[0] as f64);
+            loaded_rss[i].push(result.loaded_rss[0] as f64);
         }
         println!("{line}");
     }
@@ -126,12 +126,32 @@ async fn open(url: &str) -> Result<ClientWs> {
     }
 }
 
-/// One run against one server: fresh connections, warm-up, then deliveries per second.
-async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured> {
+/// A fan-out run over one or more server processes.
+pub(crate) struct Spread {
+    /// Deliveries per second, over all subscribers.
+    pub(crate) rate: f64,
+    /// Deliveries in the measured window.
+    pub(crate) deliveries: u64,
+    /// Each process's RSS with the subscribers connected, before the load (KiB).
+    pub(crate) connected_rss: Vec<u64>,
+    /// Each process's RSS at the end of the measured window (KiB).
+    pub(crate) loaded_rss: Vec<u64>,
+    /// Each process's CPU time in the measured window (seconds, all threads).
+    pub(crate) cpu: Vec<f64>,
+}
+
+/// One run: fresh connections (subscribers spread round-robin over `subscribe`, the publisher
+/// on `publish`), warm-up, then deliveries per second, and the CPU and memory of `procs`.
+pub(crate) async fn measure(
+    subscribe: &[&str],
+    publish: &str,
+    procs: &[&Proc],
+    args: &RunArgs,
+) -> Result<Spread> {
     let mut deliveries = Deliveries::default();
     let mut tasks = Vec::new();
-    for _ in 0..args.run.subscribers {
-        let mut ws = open(url).await?;
+    for n in 0..args.subscribers {
+        let mut ws = open(subscribe[n % subscribe.len()]).await?;
         let received = deliveries.subscriber();
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(message)) = ws.next().await {
@@ -148,8 +168,11 @@ async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let connected_rss = server.rss_kib()?;
-    let publisher = open(url).await?;
+    let connected_rss = procs
+        .iter()
+        .map(|p| p.rss_kib())
+        .collect::<Result<Vec<_>>>()?;
+    let publisher = open(publish).await?;
     let (sink, mut source) = publisher.split();
     let (out, rx) = mpsc::channel::<String>(SEND_QUEUE);
     tasks.push(tokio::spawn(write_loop(sink, rx)));
@@ -165,15 +188,22 @@ async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured
         }
     }));
     let stop = Arc::new(AtomicBool::new(false));
-    let publish = tokio::spawn(
+    let publishing = tokio::spawn(
         deliveries
-            .pacer(args.run.window, stop.clone())
+            .pacer(args.window, stop.clone())
             .run(out, |_| MESSAGE.to_owned()),
     );
-    let rate = rate(|| deliveries.total(), args.run.warmup, args.run.seconds).await;
-    let loaded_rss = server.rss_kib()?;
+    let sample = || {
+        let cpu: Vec<f64> = procs.iter().filter_map(|p| p.cpu_seconds().ok()).collect();
+        (deliveries.total(), cpu)
+    };
+    let ((d0, cpu0), (d1, cpu1), elapsed) = window(args.warmup, args.seconds, sample).await;
+    let loaded_rss = procs
+        .iter()
+        .map(|p| p.rss_kib())
+        .collect::<Result<Vec<_>>>()?;
     stop.store(true, Ordering::Relaxed);
-    let _sent = publish.await.map_err(io)??;
+    let _sent = publishing.await.map_err(io)??;
     for task in tasks {
         task.abort();
     }
@@ -183,10 +213,16 @@ async fn measure(url: &str, server: &Proc, args: &FanoutArgs) -> Result<Measured
     }
     // Let the server drop the connections before the next run.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok(Measured {
-        rate,
+    if cpu0.len() != procs.len() || cpu1.len() != procs.len() {
+        return Err("cannot read a process's CPU time".into());
+    }
+    let deliveries = d1.saturating_sub(d0);
+    Ok(Spread {
+        rate: deliveries as f64 / elapsed,
+        deliveries,
         connected_rss,
         loaded_rss,
+        cpu: cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).collect(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Loopback load generator for protolink: request/reply throughput against a hand-written
 //! tokio-tungstenite server (and jsonrpsee with `--features jsonrpsee`), idle memory per
-//! connection with heartbeats running, Skynet fan-out against a plain broadcast server, and
+//! connection with heartbeats running, Skynet fan-out against a plain broadcast server (and over
+//! two server processes joined by Redis against one process), and
 //! SocketCluster invokes and pub/sub against the real socketcluster-server.
 //!
 //! Every server runs in a child process (this binary spawned with a hidden `serve-*` command,
@@ -8,6 +9,7 @@
 //! ratio tables. Every run is bounded in time and only talks to 127.0.0.1. See BENCHMARKS.md for
 //! the method.
 
+mod cluster;
 mod fanout;
 mod idle;
 mod proc;
@@ -38,6 +40,9 @@ enum Command {
     /// Skynet fan-out: one publisher, many subscribers on one channel, against the reference
     /// server and a plain tokio-tungstenite broadcast server.
     Fanout(fanout::FanoutArgs),
+    /// Skynet fan-out over two `protolink serve skynet --broker redis://...` processes on a
+    /// `redis-server` of its own, against the same load on one process (in-process broker).
+    FanoutRedis(cluster::ClusterArgs),
     /// SocketCluster: invoke round trips and pub/sub deliveries, `protolink serve
     /// socketcluster` against the real socketcluster-server 20.x (`interop/sc-server.js`; run
     /// `npm ci --prefix interop` first).
@@ -93,6 +98,7 @@ fn main() -> std::process::ExitCode {
             Command::Rpc(args) => rpc::run(args).await,
             Command::Idle(args) => idle::run(args).await,
             Command::Fanout(args) => fanout::run(args).await,
+            Command::FanoutRedis(args) => cluster::run(args).await,
             Command::Socketcluster(args) => socketcluster::run(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::ServeRpc { kind } => rpc::serve(&kind).await,

@@ -207,12 +207,6 @@ pub(crate) async fn window<T>(warmup: f64, seconds: f64, sample: impl Fn() -> T)
     (first, last, (t1 - t0).as_secs_f64())
 }
 
-/// Events per second: how much `count` grows over `seconds`, after `warmup` unmeasured seconds.
-pub(crate) async fn rate(count: impl Fn() -> u64, warmup: f64, seconds: f64) -> f64 {
-    let (c0, c1, elapsed) = window(warmup, seconds, count).await;
-    c1.saturating_sub(c0) as f64 / elapsed
-}
-
 /// The errors a bench can hit on I/O, as our error type.
 pub(crate) fn io(e: impl std::fmt::Display) -> Error {
     io::Error::other(e.to_string()).into()
