@@ -8,6 +8,7 @@ pub mod broker;
 pub mod error;
 mod fast;
 pub mod link;
+mod machine;
 pub mod message;
 mod one_of;
 mod scan;
@@ -58,6 +59,8 @@ macro_rules! include_protocol {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::DecodeError;
+    pub use crate::link::Resume;
+    pub use crate::machine::{Action, Machine};
     pub use crate::message::{
         CloseCode, Dispatch, Empty, Event, FromDeserializer, Inbound, Message, MessageInfo,
         Outcome, PayloadSource, Protocol, RemoteError, Request, RestKeys, SendableBy, Sender, Side,

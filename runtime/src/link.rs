@@ -19,14 +19,13 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::fast::FastReply;
+use crate::machine::{Action, Machine, applies, my_role};
 use crate::message::{
     CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Reply, Request, SendableBy,
     Sender, Side,
 };
 use crate::scan::ScanDecode;
-use crate::session::{
-    Beat, HandshakeStep, Interval, InvalidAction, InvalidKind, InvalidRule, Placeholders, Role,
-};
+use crate::session::{Beat, Interval, InvalidAction, InvalidKind, InvalidRule, Placeholders};
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
@@ -510,18 +509,20 @@ impl<S: Side> Link<S> {
             protocol = <S::Protocol as Protocol>::NAME
         );
         tokio::spawn(write_loop(link.clone(), sink, out_rx).instrument(span.clone()));
+        let machine = Machine::new(&link.shared.config, resume, |message, field| {
+            session
+                .provided
+                .get(&message)
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
+                .and_then(|v| v.get(field).and_then(serde_json::Value::as_u64))
+        });
         let driver = Driver::<S, H> {
             link: link.clone(),
             handler,
             session,
-            step: 0,
-            invalid: 0,
-            heartbeat: None,
+            machine,
             events: None,
             ordered: None,
-            awaiting_handshake_reply: false,
-            greeted: resume.greeted,
-            started: resume.started,
         };
         tokio::spawn(driver.run(source).instrument(span));
         link
@@ -1080,89 +1081,25 @@ async fn write_batch<Snk: FrameSink>(
     }
 }
 
-/// The active heartbeat rule, resolved for this side.
-struct ActiveHeartbeat {
-    rule: crate::session::Heartbeat,
-    i_ping: bool,
-    interval: Option<Duration>,
-    /// Time without a beat from the peer after which it counts as dead.
-    deadline_after: Option<Duration>,
-    next_ping: Option<Instant>,
-    watchdog: Option<Instant>,
-    /// When the peer last showed it is alive; the watchdog looks at it only when it fires.
-    last_beat: Instant,
-}
-
+/// Reads a link's connection, feeds its session machine, and dispatches messages to the handler.
 struct Driver<S: Side, H> {
     link: Link<S>,
     handler: Arc<H>,
     session: Session<S>,
-    step: usize,
-    invalid: u32,
-    heartbeat: Option<ActiveHeartbeat>,
+    machine: Machine<S>,
     events: Option<mpsc::Sender<S::Inbound>>,
     ordered: Option<mpsc::Sender<oneshot::Receiver<Option<String>>>>,
-    /// This side sent its handshake request and waits for the reply.
-    awaiting_handshake_reply: bool,
-    /// Handshake messages of this side already written before the link started (a greeting).
-    greeted: usize,
-    /// When the connection began: the handshake deadline counts from here.
-    started: Instant,
-}
-
-/// The close code this side uses when its peer goes silent, if it watches at all.
-fn watch_code<S: Side>(rule: &crate::session::Heartbeat) -> Option<u16> {
-    if S::ACCEPTS {
-        rule.missed
-    } else {
-        rule.client_missed
-    }
-}
-
-fn my_role<S: Side>() -> Role {
-    if S::ACCEPTS {
-        Role::Server
-    } else {
-        Role::Client
-    }
-}
-
-/// Handshake steps that apply to this link: those with a message valid on it.
-fn applies<S: Side>(step: &HandshakeStep) -> bool {
-    step.messages.iter().any(|&tag| {
-        crate::message::message_info::<S::Protocol>(tag).is_some()
-            && (S::Inbound::accepts(tag) || <S::Peer as Side>::Inbound::accepts(tag))
-    })
 }
 
 impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     async fn run<Src: FrameSource>(mut self, mut source: Src) {
-        let rules = rules::<S>();
-        self.skip_steps();
-        let handshake_deadline = (self.step < rules.handshake.len()).then(|| {
-            let ms = rules.handshake_timeout_ms.map(Duration::from_millis);
-            self.started + ms.unwrap_or(self.link.shared.config.handshake_timeout)
-        });
-        // Without a handshake, a connection that never says anything is bounded too.
-        let mut first_frame_deadline = match (S::ACCEPTS, handshake_deadline) {
-            (true, None) => self
-                .link
-                .shared
-                .config
-                .first_frame_timeout
-                .map(|after| Instant::now() + after),
-            _ => None,
-        };
-        if self.step >= rules.handshake.len() {
-            self.finish_handshake();
-        } else {
-            self.send_my_steps().await;
-        }
+        let actions = self.machine.start(Instant::now());
+        self.act(actions).await;
         let mut state = self.link.watch_state();
-        // One timer for the earliest of the handshake deadline, the next ping and the watchdog,
-        // reset only when that deadline moves: a fresh timer per frame read costs a wake-up of
-        // tokio's time driver each time. A frame only records when it came (`last_beat`); the
-        // watchdog looks at that when it fires, and re-arms if the peer was heard from since.
+        // One timer at the machine's deadline, reset only when that deadline moves: a fresh
+        // timer per frame read costs a wake-up of tokio's time driver each time. A frame only
+        // records when it came; the watchdog looks at that when it fires, and re-arms if the
+        // peer was heard from since.
         let mut timer = Box::pin(sleep_until(Instant::now()));
         let mut armed_at: Option<Instant> = None;
         // Whether the peer is done sending: it closed, or the connection ended.
@@ -1171,13 +1108,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             if self.link.is_closed() {
                 break;
             }
-            let hs_deadline = handshake_deadline.filter(|_| self.step < rules.handshake.len());
-            let ping_at = self.heartbeat.as_ref().and_then(|h| h.next_ping);
-            let watchdog = self.heartbeat.as_ref().and_then(|h| h.watchdog);
-            let earliest = [hs_deadline, ping_at, watchdog, first_frame_deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let earliest = self.machine.deadline();
             if earliest != armed_at {
                 if let Some(at) = earliest {
                     timer.as_mut().reset(at);
@@ -1185,7 +1116,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 armed_at = earliest;
             }
             tokio::select! {
-                frame = source.next_frame() => match frame.inspect(|_| first_frame_deadline = None) {
+                frame = source.next_frame() => match frame {
                     Some(Ok(Frame::Text(text))) => self.on_text(&text).await,
                     Some(Ok(Frame::Binary(bytes))) => {
                         if !wire::<S>().binary_text {
@@ -1224,36 +1155,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                 },
                 () = &mut timer, if armed_at.is_some() => {
-                    let now = Instant::now();
                     armed_at = None;
-                    if hs_deadline.is_some_and(|at| at <= now) {
-                        let code = rules.handshake_timeout_code.or(rules.before_handshake).unwrap_or(close::POLICY);
-                        let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("handshake timed out");
-                        self.link.start_close(code, reason).await;
-                        continue;
-                    }
-                    if first_frame_deadline.is_some_and(|at| at <= now) {
-                        self.link.start_close(close::POLICY, "no frame in time").await;
-                        continue;
-                    }
-                    let mut dead = false;
-                    if let Some(h) = self.heartbeat.as_mut() {
-                        if h.watchdog.is_some_and(|at| at <= now) {
-                            let next = h.deadline_after.map(|d| h.last_beat + d);
-                            match next {
-                                Some(at) if at > now => h.watchdog = Some(at),
-                                _ => dead = true,
-                            }
-                        }
-                    }
-                    if dead {
-                        let code = self.heartbeat.as_ref().and_then(|h| watch_code::<S>(&h.rule)).unwrap_or(close::POLICY);
-                        let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code).unwrap_or("heartbeat timed out");
-                        self.link.start_close(code, reason).await;
-                        continue;
-                    }
-                    if ping_at.is_some_and(|at| at <= now) {
-                        self.ping().await;
+                    if let Some(action) = self.machine.on_time(Instant::now()) {
+                        self.act([action]).await;
                     }
                 }
                 _ = state.changed() => {}
@@ -1277,194 +1181,86 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         self.link.shared.reader_done.send_replace(true);
     }
 
-    fn skip_steps(&mut self) {
-        let steps = rules::<S>().handshake;
-        while self.step < steps.len() && !applies::<S>(&steps[self.step]) {
-            self.step += 1;
-        }
-    }
-
-    /// Sends the handshake steps that are this side's turn.
-    async fn send_my_steps(&mut self) {
-        let steps = rules::<S>().handshake;
-        while let Some(step) = steps.get(self.step) {
-            if step.sender != my_role::<S>() {
-                return;
-            }
-            // The first alternative this side can send on this link.
-            let Some(&tag) = step
-                .messages
-                .iter()
-                .find(|&&t| <S::Peer as Side>::Inbound::accepts(t))
-            else {
-                self.step += 1;
-                self.skip_steps();
-                continue;
-            };
-            let provided = self.session.provided.get(&tag).cloned();
-            if step.request {
-                let link = self.link.clone();
-                let info = crate::message::message_info::<S::Protocol>(tag);
-                let kind = info.map_or(Kind::Request, |i| i.kind);
-                let payload = provided.or_else(|| RawValue::from_string("{}".to_owned()).ok());
-                self.awaiting_handshake_reply = true;
-                // The reply arrives through the driver itself, so wait for it elsewhere.
-                tokio::spawn(async move {
-                    match link.request_raw(kind, tag, payload.as_deref(), None).await {
-                        // The driver has usually done this already (see `on_packet`).
-                        Ok(Ok(reply)) => match reply.into_raw::<S>() {
-                            Ok(raw) => link.handshake_done(raw),
-                            Err(e) => {
-                                link.close(close::POLICY, &format!("handshake failed: {e}"))
-                                    .await
-                            }
-                        },
-                        Ok(Err(e)) => {
-                            link.close(close::POLICY, &format!("handshake failed: {e}"))
-                                .await
-                        }
-                        Err(e) => {
-                            link.close(close::POLICY, &format!("handshake failed: {e}"))
-                                .await
-                        }
+    /// Carries out what the session machine decided.
+    async fn act(&mut self, actions: impl IntoIterator<Item = Action>) {
+        for action in actions {
+            match action {
+                Action::Send(tag) => {
+                    let provided = self.session.provided.get(&tag).cloned();
+                    if self
+                        .link
+                        .send_raw_tag(tag, provided.as_deref())
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
-                });
-                self.step += 1;
-                self.skip_steps();
-                if self.step >= steps.len() {
-                    // Ready is announced when the reply arrives; start the heartbeat now.
-                    self.start_heartbeat(None);
                 }
-                return;
+                Action::Request(tag) => self.handshake_request(tag),
+                Action::Ready => {
+                    self.link.shared.state.send_if_modified(|s| {
+                        let was = matches!(s, LinkState::Handshaking);
+                        if was {
+                            *s = LinkState::Ready;
+                        }
+                        was
+                    });
+                }
+                Action::Beat(Beat::Text(text)) => {
+                    let _ = self.link.send_text(text).await;
+                }
+                Action::Beat(Beat::Message(tag)) => {
+                    let provided = self.session.provided.get(&tag).cloned();
+                    let _ = self.link.send_raw_tag(tag, provided.as_deref()).await;
+                }
+                Action::Close { code, reason } => {
+                    self.link.start_close(code, &reason).await;
+                    return;
+                }
             }
-            if self.greeted > 0 {
-                // Written before the link started, with this frame's sequence number.
-                self.greeted -= 1;
-            } else if self
-                .link
-                .send_raw_tag(tag, provided.as_deref())
-                .await
-                .is_err()
-            {
-                return;
-            }
-            // A heartbeat interval this side announces in its own handshake message.
-            let announced = rules::<S>()
-                .heartbeats
-                .iter()
-                .find_map(|h| match h.interval {
-                    Interval::FromField { message, field } if message == tag => provided
-                        .as_deref()
-                        .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
-                        .and_then(|v| v.get(field).and_then(serde_json::Value::as_u64)),
-                    _ => None,
-                });
-            if announced.is_some() {
-                self.start_heartbeat(announced);
-            }
-            self.step += 1;
-            self.skip_steps();
-        }
-        if self.step >= steps.len() {
-            self.finish_handshake();
         }
     }
 
-    fn finish_handshake(&mut self) {
-        self.link.shared.state.send_if_modified(|s| {
-            let was = matches!(s, LinkState::Handshaking);
-            if was {
-                *s = LinkState::Ready;
-            }
-            was
+    /// Sends this side's handshake request; its reply, which arrives through the driver
+    /// itself, is awaited in a task of its own.
+    fn handshake_request(&self, tag: Tag) {
+        let link = self.link.clone();
+        let info = crate::message::message_info::<S::Protocol>(tag);
+        let kind = info.map_or(Kind::Request, |i| i.kind);
+        let payload = self
+            .session
+            .provided
+            .get(&tag)
+            .cloned()
+            .or_else(|| RawValue::from_string("{}".to_owned()).ok());
+        tokio::spawn(async move {
+            let failed = match link.request_raw(kind, tag, payload.as_deref(), None).await {
+                // The driver has usually done this already (see `on_packet`).
+                Ok(Ok(reply)) => match reply.into_raw::<S>() {
+                    Ok(raw) => {
+                        link.handshake_done(raw);
+                        return;
+                    }
+                    Err(e) => e.to_string(),
+                },
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            link.close(close::POLICY, &format!("handshake failed: {failed}"))
+                .await;
         });
-        if self.heartbeat.is_none() {
-            self.start_heartbeat(None);
-        }
-    }
-
-    /// Picks the heartbeat rule (by variant) and arms its timers; `from_field` is the interval
-    /// read from a handshake message, when the rule takes it from one.
-    fn start_heartbeat(&mut self, from_field: Option<u64>) {
-        let config = &self.link.shared.config;
-        let beats = rules::<S>().heartbeats;
-        let rule = match &config.heartbeat_variant {
-            Some(v) => beats.iter().find(|b| b.variant == Some(v.as_str())),
-            None => beats.first(),
-        };
-        let Some(rule) = rule.copied() else { return };
-        let interval = config.heartbeat_interval.or(match rule.interval {
-            Interval::Fixed(ms) | Interval::Configurable(ms) => Some(Duration::from_millis(ms)),
-            Interval::FromField { .. } => from_field.map(Duration::from_millis),
-        });
-        let i_ping = rule.pinger == my_role::<S>();
-        let deadline_after = config
-            .heartbeat_timeout
-            .or(interval.map(|i| i + Duration::from_millis(rule.grace_ms)));
-        let now = Instant::now();
-        self.heartbeat = Some(ActiveHeartbeat {
-            rule,
-            i_ping,
-            interval,
-            deadline_after,
-            next_ping: if i_ping {
-                interval.map(|i| now + i)
-            } else {
-                None
-            },
-            // Each side watches its peer when the protocol gives it a code for silence.
-            watchdog: if watch_code::<S>(&rule).is_some() {
-                deadline_after.map(|d| now + d)
-            } else {
-                None
-            },
-            last_beat: now,
-        });
-    }
-
-    fn beat_received(&mut self) {
-        if let Some(h) = &mut self.heartbeat {
-            if h.watchdog.is_some() {
-                h.last_beat = Instant::now();
-            }
-        }
-    }
-
-    async fn ping(&mut self) {
-        let Some(h) = &mut self.heartbeat else { return };
-        h.next_ping = h.interval.map(|i| Instant::now() + i);
-        let ping = h.rule.ping;
-        match ping {
-            Beat::Text(text) => {
-                let _ = self.link.send_text(text).await;
-            }
-            Beat::Message(tag) => {
-                let provided = self.session.provided.get(&tag).cloned();
-                let _ = self.link.send_raw_tag(tag, provided.as_deref()).await;
-            }
-        }
     }
 
     async fn on_text(&mut self, text: &Text) {
         let whole = text;
         let text = text.as_str();
-        // Raw text heartbeats are not JSON: look at them first.
-        if let Some(h) = &self.heartbeat {
-            let (ping, pong, i_ping) = (h.rule.ping, h.rule.pong, h.i_ping);
-            if !i_ping && matches!(ping, Beat::Text(t) if t == text) {
-                self.beat_received();
-                if let Some(Beat::Text(reply)) = pong {
-                    let _ = self.link.send_text(reply).await;
-                }
-                return;
-            }
-            if i_ping && matches!(pong, Some(Beat::Text(t)) if t == text) {
-                self.beat_received();
-                return;
-            }
+        // Any traffic shows the peer is alive. Raw text heartbeats are not JSON: look at them
+        // first.
+        self.machine.on_traffic(Instant::now());
+        if let Some(pong) = self.machine.text_beat(text) {
+            self.act(pong).await;
+            return;
         }
-        // Any traffic shows the peer is alive.
-        self.beat_received();
         if wire::<S>().batch && text.trim_start().starts_with('[') {
             match serde_json::from_str::<Vec<&RawValue>>(text) {
                 Ok(packets) => {
@@ -1502,7 +1298,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         // A reply whose envelope comes first goes to its requester as it is, to be decoded
         // there in one pass. (The handshake's reply takes the general path: the driver keeps it.)
-        if let (Some(whole), false) = (whole, self.awaiting_handshake_reply) {
+        if let (Some(whole), false) = (whole, self.machine.awaiting_handshake_reply()) {
             if let Some(id) = profile.peek_reply(text) {
                 if !S::SENDS_REQUESTS {
                     return self.not_a_reply(text).await;
@@ -1515,7 +1311,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         // A reply with its payload first or its id inside the payload: decoded here, in one
         // pass, as the reply type of the request it answers.
-        if !self.awaiting_handshake_reply {
+        if !self.machine.awaiting_handshake_reply() {
             if let Some(fast) = self.link.decode_reply(text) {
                 let id = match profile.request_id {
                     RequestIdPlace::Ordered => None,
@@ -1537,7 +1333,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
         };
         match frame {
-            RawFrame::Reply(_) if !S::SENDS_REQUESTS && !self.awaiting_handshake_reply => {
+            RawFrame::Reply(_)
+                if !S::SENDS_REQUESTS && !self.machine.awaiting_handshake_reply() =>
+            {
                 self.not_a_reply(text).await;
             }
             RawFrame::Reply(reply) => {
@@ -1552,12 +1350,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 // since the peer may send right behind it (SocketCluster invokes the client at
                 // once).
                 let handshake_reply = match &result {
-                    Ok(ReplyBody::Raw(raw)) if self.awaiting_handshake_reply => Some(raw.clone()),
+                    Ok(ReplyBody::Raw(raw)) if self.machine.awaiting_handshake_reply() => {
+                        Some(raw.clone())
+                    }
                     _ => None,
                 };
                 let resolved = self.link.resolve(id, result);
-                if resolved && self.awaiting_handshake_reply {
-                    self.awaiting_handshake_reply = false;
+                if resolved && self.machine.awaiting_handshake_reply() {
+                    self.machine.handshake_replied();
                     if let Some(reply) = handshake_reply {
                         self.link.handshake_done(reply);
                     }
@@ -1673,11 +1473,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         if kind == Some(InvalidKind::Unknown) {
             return;
         }
-        self.invalid += 1;
-        if self.invalid > self.link.shared.config.max_invalid {
-            self.link
-                .start_close(close::POLICY, "too many invalid frames")
-                .await;
+        if let Some(close) = self.machine.count_invalid() {
+            self.act([close]).await;
         }
     }
 
@@ -1686,18 +1483,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     /// of its reply (a SocketCluster server sends `#removeAuthToken` before the reply to a
     /// `#handshake` with a bad token); such messages are dispatched as usual.
     fn peer_still_handshaking(&self) -> bool {
-        matches!(self.link.state(), LinkState::Handshaking) && !self.awaiting_handshake_reply
+        matches!(self.link.state(), LinkState::Handshaking)
+            && !self.machine.awaiting_handshake_reply()
     }
 
     /// Closes as the protocol says for traffic before the handshake finished.
     async fn close_before_handshake(&mut self) {
-        let rules = rules::<S>();
-        let code = rules.before_handshake.unwrap_or(close::POLICY);
-        let reason = rules
-            .before_handshake_reason
-            .or_else(|| <S::Protocol as Protocol>::CloseCode::reason_for(code))
-            .unwrap_or("message before the handshake finished");
-        self.link.start_close(code, reason).await;
+        self.act([Machine::<S>::before_handshake()]).await;
     }
 
     async fn on_message(&mut self, raw: RawMessage<'_>) {
@@ -1823,27 +1615,15 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             return true;
         }
         let ready = matches!(self.link.state(), LinkState::Ready);
-        if let Some(h) = self.heartbeat.as_ref().filter(|_| ready) {
-            if !h.i_ping && h.rule.ping == Beat::Message(tag) {
-                if let Some(Beat::Message(pong)) = h.rule.pong {
-                    let _ = self
-                        .link
-                        .send_raw_tag(pong, self.session.provided.get(&pong).map(|p| &**p))
-                        .await;
-                }
-                return true;
-            }
-            if h.i_ping && h.rule.pong == Some(Beat::Message(tag)) {
-                return true;
-            }
+        if let Some(pong) = self.machine.message_beat(tag, ready) {
+            self.act(pong).await;
+            return true;
         }
-        let Some(step) = rules.handshake.get(self.step) else {
-            // A heartbeat before the handshake finished, or a handshake message repeated.
+        // Not the step the handshake waits for: a heartbeat before the handshake finished, or a
+        // handshake message repeated.
+        let Some(step) = self.machine.peer_step(tag) else {
             return false;
         };
-        if step.sender == my_role::<S>() || !step.messages.contains(&tag) {
-            return false;
-        }
         // Handshake steps always come through the classified path (the link is not ready yet).
         let Some(raw) = raw else { return false };
         if let Some(check) = &self.session.check {
@@ -1866,27 +1646,16 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
         }
         // Heartbeat intervals may be taken from this message.
-        let from_field = rules.heartbeats.iter().find_map(|h| match h.interval {
+        let interval = rules.heartbeats.iter().find_map(|h| match h.interval {
             Interval::FromField { message, field } if message == tag => {
                 field_u64(&raw.payload, field)
             }
             _ => None,
         });
-        if from_field.is_some() {
-            self.start_heartbeat(from_field);
-        }
-        let request_step = step.request;
-        self.step += 1;
-        self.skip_steps();
-        if request_step {
-            // The handler answers it like any request.
-            if self.step >= rules.handshake.len() {
-                self.finish_handshake();
-            }
-            return false;
-        }
-        self.send_my_steps().await;
-        true
+        let actions = self.machine.peer_stepped(interval, Instant::now());
+        self.act(actions).await;
+        // A request step is answered by the handler like any request.
+        !step.request
     }
 
     async fn dispatch_request(&mut self, tag: Tag, id: Option<RequestId>, message: S::Inbound) {
@@ -2151,17 +1920,18 @@ fn encode_tag<S: Side>(
 
 /// Where a link starts: from scratch, or after a greeting already written.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Resume {
+pub struct Resume {
     /// Handshake messages of this side already written.
-    pub(crate) greeted: usize,
+    pub greeted: usize,
     /// The sequence number of this side's next frame.
-    pub(crate) next_seq: i64,
+    pub next_seq: i64,
     /// When the connection began.
-    pub(crate) started: Instant,
+    pub started: Instant,
 }
 
 impl Resume {
-    pub(crate) fn fresh() -> Resume {
+    /// A link starting now, from scratch.
+    pub fn fresh() -> Resume {
         Resume {
             greeted: 0,
             next_seq: 1,

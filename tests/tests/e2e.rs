@@ -5,6 +5,7 @@
 
 mod e2e {
     mod litecord;
+    mod machine;
     mod routes;
     mod runtime;
     mod tls;
