@@ -4,6 +4,7 @@
 //! ```text
 //! protolink check protocol-defs/            # diagnostics on stderr, exit 1 on any error
 //! protolink gen protocol-defs/litecord.protocol --out target/review
+//! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
@@ -49,6 +50,16 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Where to write the `.rs` files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes JSON Schemas (draft 2020-12) of every frame each side may send: one per link
+    /// direction, one per message and one per request's reply, under `OUT/PROTOCOL/`.
+    Schema {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The folder to write them under.
         #[arg(long)]
         out: PathBuf,
     },
@@ -262,6 +273,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { inputs } => check(&inputs),
         Command::Gen { inputs, out } => generate(&inputs, out),
+        Command::Schema { inputs, out } => schema(&inputs, out),
         Command::Serve { protocol } => run(async move {
             match protocol {
                 ServeCommand::Litecord {
@@ -433,6 +445,24 @@ fn generate(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
         Ok(generated) => {
             for g in &generated {
                 println!("{}", out.join(&g.file_name).display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn schema(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
+    let written = Config::new()
+        .generate_schemas(inputs)
+        .and_then(|files| protolink_codegen::write_changed(&out, &files).map(|()| files));
+    match written {
+        Ok(files) => {
+            for f in &files {
+                println!("{}", out.join(&f.file_name).display());
             }
             ExitCode::SUCCESS
         }

@@ -67,8 +67,11 @@ fn generated_code_matches_snapshots() {
             failures.push(e);
         }
     }
-    // A snapshot whose definition is gone is stale.
+    // A snapshot whose definition is gone is stale (folders hold the other outputs).
     for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         if !generated.iter().any(|g| g.file_name == name) {
             if updating() {
@@ -79,6 +82,71 @@ fn generated_code_matches_snapshots() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every file under `dir`, as paths relative to it with `/` between names.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in fs::read_dir(&at).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Compares a tree of generated files with the snapshots under `dir` (or rewrites them), and
+/// reports snapshots no file has any more.
+fn assert_tree(dir: &Path, files: &[(String, String)]) {
+    let mut failures = Vec::new();
+    for (path, text) in files {
+        let at = dir.join(path);
+        if updating() {
+            if let Some(parent) = at.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
+        }
+        if let Err(e) = assert_snapshot(&at, text) {
+            failures.push(e);
+        }
+    }
+    for stale in files_under(dir) {
+        if !files.iter().any(|(path, _)| *path == stale) {
+            if updating() {
+                let _ = fs::remove_file(dir.join(&stale));
+            } else {
+                failures.push(format!("{stale} is generated no more; remove it"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn schemas_match_snapshots() {
+    let root = workspace();
+    let files = Config::new()
+        .display_base(&root)
+        .generate_schemas(&[root.join("protocol-defs")])
+        .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+    for f in &files {
+        let schema: serde_json::Value = serde_json::from_str(&f.code)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", f.file_name));
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{}",
+            f.file_name
+        );
+    }
+    let files: Vec<(String, String)> = files.into_iter().map(|f| (f.file_name, f.code)).collect();
+    assert_tree(&root.join("codegen/tests/golden/schema"), &files);
 }
 
 #[test]

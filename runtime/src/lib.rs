@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod error;
 mod fast;
+mod json_schema;
 pub mod link;
 pub mod message;
 mod one_of;
@@ -58,6 +59,7 @@ macro_rules! include_protocol {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::DecodeError;
+    pub use crate::json_schema::positional_schema;
     pub use crate::message::{
         CloseCode, Dispatch, Empty, Event, FromDeserializer, Inbound, Message, MessageInfo,
         Outcome, PayloadSource, Protocol, RemoteError, Request, RestKeys, SendableBy, Sender, Side,

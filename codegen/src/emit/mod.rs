@@ -1,3 +1,4 @@
 //! Emitters: one module per output, each reading only the checked [`crate::model`].
 
 pub mod rust;
+pub mod schema;

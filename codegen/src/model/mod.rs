@@ -45,6 +45,22 @@ impl Protocol {
     pub fn has_named_endpoints(&self) -> bool {
         self.endpoints != ["client", "server"]
     }
+
+    /// `ty` with aliases followed to the type they name (the checker refuses alias cycles; a
+    /// depth bound keeps this total all the same).
+    pub fn resolve(&self, ty: &Ty) -> Ty {
+        let mut ty = ty.clone();
+        for _ in 0..64 {
+            match ty {
+                Ty::Named(i) => match self.types.get(i).map(|t| &t.kind) {
+                    Some(TypeDefKind::Alias(inner)) => ty = inner.clone(),
+                    _ => return Ty::Named(i),
+                },
+                other => return other,
+            }
+        }
+        ty
+    }
 }
 
 /// A protocol's `wire` block, resolved.
