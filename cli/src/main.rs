@@ -5,6 +5,7 @@
 //! protolink check protocol-defs/            # diagnostics on stderr, exit 1 on any error
 //! protolink gen protocol-defs/litecord.protocol --out target/review
 //! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
+//! protolink asyncapi protocol-defs/skynet.protocol --path /connect   # AsyncAPI 3.0, on stdout
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
@@ -62,6 +63,25 @@ enum Command {
         /// The folder to write them under.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Prints an AsyncAPI 3.0 document (JSON) of the last protocol given (an extension comes
+    /// after its base), or of `--protocol`; with `--out`, writes every protocol's instead.
+    Asyncapi {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The protocol to print.
+        #[arg(long)]
+        protocol: Option<String>,
+        /// The server's `host[:port]`.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// The URL path the protocol is served at, such as `/connect`.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Write `PROTOCOL.asyncapi.json` for every protocol into this folder.
+        #[arg(long, conflicts_with = "protocol")]
+        out: Option<PathBuf>,
     },
     /// Runs a seed protocol's reference server until SIGINT or SIGTERM.
     ///
@@ -274,6 +294,13 @@ fn main() -> ExitCode {
         Command::Check { inputs } => check(&inputs),
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
+        Command::Asyncapi {
+            inputs,
+            protocol,
+            host,
+            path,
+            out,
+        } => asyncapi(&inputs, protocol, host, path, out),
         Command::Serve { protocol } => run(async move {
             match protocol {
                 ServeCommand::Litecord {
@@ -468,6 +495,56 @@ fn schema(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn asyncapi(
+    inputs: &[PathBuf],
+    protocol: Option<String>,
+    host: String,
+    path: String,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    let server = protolink_codegen::emit::asyncapi::Server { host, path };
+    let documents = match Config::new().generate_asyncapi(inputs, &server) {
+        Ok(documents) => documents,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(out) = out {
+        return match protolink_codegen::write_changed(&out, &documents) {
+            Ok(()) => {
+                for d in &documents {
+                    println!("{}", out.join(&d.file_name).display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let chosen = match &protocol {
+        Some(name) => documents.iter().find(|d| &d.protocol == name),
+        None => documents.last(),
+    };
+    match chosen {
+        Some(d) => {
+            print!("{}", d.code);
+            ExitCode::SUCCESS
+        }
+        None => {
+            let names: Vec<&str> = documents.iter().map(|d| d.protocol.as_str()).collect();
+            eprintln!(
+                "error: no protocol {:?} among those given ({})",
+                protocol.unwrap_or_default(),
+                names.join(", ")
+            );
             ExitCode::FAILURE
         }
     }

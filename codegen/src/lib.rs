@@ -270,6 +270,26 @@ impl Config {
             .collect())
     }
 
+    /// Checks `inputs` and renders an AsyncAPI 3.0 document of every protocol (see
+    /// [`emit::asyncapi`]), served as `server` says: one [`Generated`] per protocol, its
+    /// `file_name` `PROTOCOL.asyncapi.json`.
+    pub fn generate_asyncapi(
+        &self,
+        inputs: &[impl AsRef<Path>],
+        server: &emit::asyncapi::Server,
+    ) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .map(|p| Generated {
+                protocol: p.name.clone(),
+                file_name: format!("{}.asyncapi.json", p.name),
+                code: emit::asyncapi::render(p, server),
+            })
+            .collect())
+    }
+
     /// [`Config::check`], with any error in a definition as [`Error::Definitions`].
     pub fn check_clean(&self, inputs: &[impl AsRef<Path>]) -> Result<Checked, Error> {
         let checked = self.check(inputs)?;

@@ -149,6 +149,44 @@ fn schemas_match_snapshots() {
     assert_tree(&root.join("codegen/tests/golden/schema"), &files);
 }
 
+/// The URL path each seed protocol's reference server serves it at.
+fn served_at(protocol: &str) -> &'static str {
+    match protocol {
+        "skynet" => "/connect",
+        "socketcluster" | "chat" => "/socketcluster/",
+        "clusterio" => "/api/socket",
+        _ => "/",
+    }
+}
+
+#[test]
+fn asyncapi_matches_snapshots() {
+    let root = workspace();
+    let mut files = Vec::new();
+    for protocol in [
+        "chat",
+        "clusterio",
+        "litecord",
+        "litecord_example",
+        "skynet",
+        "socketcluster",
+    ] {
+        let server = protolink_codegen::emit::asyncapi::Server {
+            host: "localhost:8080".to_owned(),
+            path: served_at(protocol).to_owned(),
+        };
+        let documents = Config::new()
+            .generate_asyncapi(&[root.join("protocol-defs")], &server)
+            .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+        let document = documents
+            .into_iter()
+            .find(|d| d.protocol == protocol)
+            .unwrap_or_else(|| panic!("no document for {protocol}"));
+        files.push((document.file_name, document.code));
+    }
+    assert_tree(&root.join("codegen/tests/golden/asyncapi"), &files);
+}
+
 #[test]
 fn generation_is_deterministic() {
     let root = workspace();

@@ -14,6 +14,7 @@ mod clusterio;
 mod conversations;
 mod skynet;
 mod socketcluster;
+mod tools;
 
 const WAIT: Duration = Duration::from_secs(10);
 

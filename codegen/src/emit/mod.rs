@@ -1,4 +1,5 @@
 //! Emitters: one module per output, each reading only the checked [`crate::model`].
 
+pub mod asyncapi;
 pub mod rust;
 pub mod schema;

@@ -73,6 +73,50 @@ pub fn render(protocol: &Protocol) -> Vec<SchemaFile> {
     files
 }
 
+/// The schemas of one protocol's frames and types for a document that holds them all (an
+/// AsyncAPI document's `components.schemas`): `frame.NAME` for each message's frame,
+/// `reply.NAME` for each request's reply frame, and each named type under its `$defs` name.
+/// References point at `{prefix}NAME` (`#/components/schemas/NAME`).
+pub fn components(protocol: &Protocol, prefix: &str) -> Map<String, Value> {
+    let e = Emitter { p: protocol };
+    let mut out = Map::new();
+    for m in &protocol.messages {
+        out.insert(format!("frame.{}", m.name), e.message_frame(m));
+        if m.kind == Kind::Request {
+            out.insert(format!("reply.{}", m.name), e.reply_of(m, true));
+        }
+    }
+    for t in &protocol.types {
+        out.insert(def_name(t).to_owned(), e.type_def(t));
+    }
+    let mut value = Value::Object(out);
+    rebase_refs(&mut value, prefix);
+    match value {
+        Value::Object(out) => out,
+        _ => Map::new(),
+    }
+}
+
+/// Points every `#/$defs/NAME` reference at `{prefix}NAME`.
+fn rebase_refs(value: &mut Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => {
+                        if let Some(name) = r.strip_prefix("#/$defs/") {
+                            *r = format!("{prefix}{name}");
+                        }
+                    }
+                    (_, v) => rebase_refs(v, prefix),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rebase_refs(v, prefix)),
+        _ => {}
+    }
+}
+
 /// Every link direction as `(sender, receiver)` endpoint indices: each link client to server,
 /// then server to client, in declaration order.
 pub fn directions(p: &Protocol) -> Vec<(usize, usize)> {

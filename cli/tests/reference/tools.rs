@@ -1,0 +1,137 @@
+//! The definition tools as a user runs them: `protolink schema` and `protolink asyncapi` on every
+//! seed protocol, their output read by real consumers (the AsyncAPI documents by the official
+//! `@asyncapi/parser`), and their errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn protolink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_protolink"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .unwrap()
+}
+
+/// A fresh folder under the target's temporary folder.
+fn fresh(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn schema_writes_every_direction_and_message() {
+    let out = fresh("tools-schema");
+    let run = protolink(&["schema", "protocol-defs", "--out", out.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let listed = String::from_utf8(run.stdout).unwrap();
+    for file in [
+        "skynet/client-to-server.schema.json",
+        "skynet/server-to-client.schema.json",
+        "clusterio/control-to-master.schema.json",
+        "litecord_example/messages/TOKEN_VALIDATE.reply.schema.json",
+        "chat/messages/join.schema.json",
+    ] {
+        let path = out.join(file);
+        assert!(listed.contains(file), "{file} is listed");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+    }
+}
+
+#[test]
+fn tools_report_broken_definitions() {
+    let broken = workspace().join("codegen/tests/diagnostics/e0101_unknown_type.protocol");
+    assert!(broken.is_file(), "{} exists", broken.display());
+    let out = fresh("tools-broken");
+    for args in [
+        vec![
+            "schema",
+            broken.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec!["asyncapi", broken.to_str().unwrap()],
+    ] {
+        let run = protolink(&args);
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("error[E0101]"), "{args:?}: {stderr}");
+    }
+    assert!(!out.exists(), "nothing is written for a broken definition");
+    let run = protolink(&["asyncapi", "protocol-defs", "--protocol", "nope"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no protocol \"nope\""));
+}
+
+#[test]
+fn asyncapi_documents_pass_the_official_parser() {
+    let interop = workspace().join("interop");
+    assert!(
+        interop.join("node_modules/@asyncapi/parser").is_dir(),
+        "@asyncapi/parser is missing: run `npm ci --prefix interop` (scripts/test.sh does)"
+    );
+    let out = fresh("tools-asyncapi");
+    let run = protolink(&[
+        "asyncapi",
+        "protocol-defs",
+        "--out",
+        out.to_str().unwrap(),
+        "--path",
+        "/socket",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut documents: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    documents.sort();
+    assert_eq!(documents.len(), 6, "one document per seed protocol");
+    let checked = Command::new("node")
+        .arg(interop.join("asyncapi-check.js"))
+        .args(&documents)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&checked.stdout).unwrap();
+    for result in &results {
+        let file = result["file"].as_str().unwrap();
+        assert_eq!(result["errors"], serde_json::json!([]), "{file}");
+        assert_eq!(result["warnings"], serde_json::json!([]), "{file}");
+        assert!(result["channels"].as_u64().unwrap() >= 1, "{file}");
+        assert!(result["operations"].as_u64().unwrap() >= 4, "{file}");
+    }
+    // The server's path, and a request with its reply.
+    let skynet: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("skynet.asyncapi.json")).unwrap())
+            .unwrap();
+    assert_eq!(skynet["servers"]["reference"]["pathname"], "/socket");
+    let open = &skynet["operations"]["server_receives_open_from_client"];
+    assert_eq!(open["action"], "receive");
+    assert_eq!(
+        open["reply"]["messages"][0]["$ref"],
+        "#/channels/client-server/messages/open.reply"
+    );
+}
