@@ -6,6 +6,7 @@
 //! protolink gen protocol-defs/litecord.protocol --out target/review
 //! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
 //! protolink asyncapi protocol-defs/skynet.protocol --path /connect   # AsyncAPI 3.0, on stdout
+//! protolink docs protocol-defs/ --out target/docs              # Markdown and HTML references
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
@@ -61,6 +62,16 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// The folder to write them under.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes each protocol's reference for its users: `PROTOCOL.md` and a self-contained
+    /// `PROTOCOL.html` (envelope, session rules, close codes, every message with an example).
+    Docs {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The folder to write them into.
         #[arg(long)]
         out: PathBuf,
     },
@@ -294,6 +305,7 @@ fn main() -> ExitCode {
         Command::Check { inputs } => check(&inputs),
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
+        Command::Docs { inputs, out } => docs(&inputs, out),
         Command::Asyncapi {
             inputs,
             protocol,
@@ -483,9 +495,20 @@ fn generate(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
 }
 
 fn schema(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
-    let written = Config::new()
-        .generate_schemas(inputs)
-        .and_then(|files| protolink_codegen::write_changed(&out, &files).map(|()| files));
+    write_all(Config::new().generate_schemas(inputs), out)
+}
+
+fn docs(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
+    write_all(Config::new().generate_docs(inputs), out)
+}
+
+/// Writes generated files under `out` and lists them, or reports why not.
+fn write_all(
+    generated: Result<Vec<protolink_codegen::Generated>, protolink_codegen::Error>,
+    out: PathBuf,
+) -> ExitCode {
+    let written =
+        generated.and_then(|files| protolink_codegen::write_changed(&out, &files).map(|()| files));
     match written {
         Ok(files) => {
             for f in &files {

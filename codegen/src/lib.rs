@@ -290,6 +290,32 @@ impl Config {
             .collect())
     }
 
+    /// Checks `inputs` and renders the reference of every protocol (see [`emit::docs`]): for
+    /// each, `PROTOCOL.md` and `PROTOCOL.html` (one self-contained page).
+    pub fn generate_docs(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .flat_map(|p| {
+                let source = p.source.display().to_string().replace('\\', "/");
+                let blocks = emit::docs::document(p, &source);
+                [
+                    Generated {
+                        protocol: p.name.clone(),
+                        file_name: format!("{}.md", p.name),
+                        code: emit::docs::markdown(&blocks),
+                    },
+                    Generated {
+                        protocol: p.name.clone(),
+                        file_name: format!("{}.html", p.name),
+                        code: emit::docs::html(&blocks),
+                    },
+                ]
+            })
+            .collect())
+    }
+
     /// [`Config::check`], with any error in a definition as [`Error::Definitions`].
     pub fn check_clean(&self, inputs: &[impl AsRef<Path>]) -> Result<Checked, Error> {
         let checked = self.check(inputs)?;

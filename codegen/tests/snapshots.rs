@@ -188,6 +188,24 @@ fn asyncapi_matches_snapshots() {
 }
 
 #[test]
+fn docs_match_snapshots() {
+    let root = workspace();
+    let files = Config::new()
+        .display_base(&root)
+        .generate_docs(&[root.join("protocol-defs")])
+        .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+    for f in files.iter().filter(|f| f.file_name.ends_with(".html")) {
+        // One page that needs nothing else: no scripts, nothing fetched.
+        assert!(f.code.starts_with("<!DOCTYPE html>"), "{}", f.file_name);
+        for outside in ["<script", "src=", "<link", "http://", "https://"] {
+            assert!(!f.code.contains(outside), "{} holds {outside}", f.file_name);
+        }
+    }
+    let files: Vec<(String, String)> = files.into_iter().map(|f| (f.file_name, f.code)).collect();
+    assert_tree(&root.join("codegen/tests/golden/docs"), &files);
+}
+
+#[test]
 fn generation_is_deterministic() {
     let root = workspace();
     let run = || {

@@ -1,4 +1,4 @@
-//! The definition tools as a user runs them: `protolink schema` and `protolink asyncapi` on every
+//! The definition tools as a user runs them: `protolink schema`, `asyncapi` and `docs` on every
 //! seed protocol, their output read by real consumers (the AsyncAPI documents by the official
 //! `@asyncapi/parser`), and their errors.
 
@@ -66,6 +66,12 @@ fn tools_report_broken_definitions() {
             out.to_str().unwrap(),
         ],
         vec!["asyncapi", broken.to_str().unwrap()],
+        vec![
+            "docs",
+            broken.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     ] {
         let run = protolink(&args);
         assert_eq!(run.status.code(), Some(1), "{args:?}");
@@ -134,4 +140,29 @@ fn asyncapi_documents_pass_the_official_parser() {
         open["reply"]["messages"][0]["$ref"],
         "#/channels/client-server/messages/open.reply"
     );
+}
+
+#[test]
+fn docs_write_markdown_and_a_page() {
+    let out = fresh("tools-docs");
+    let run = protolink(&["docs", "protocol-defs", "--out", out.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let markdown = std::fs::read_to_string(out.join("litecord.md")).unwrap();
+    for part in [
+        "## Envelope",
+        "## Handshake",
+        "## Heartbeat",
+        "## Close codes",
+        "### Hello",
+    ] {
+        assert!(markdown.contains(part), "litecord.md has {part}");
+    }
+    assert!(markdown.contains("| 4003 | `HeartbeatTimeout` | Heartbeat timeout |"));
+    let page = std::fs::read_to_string(out.join("skynet.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<style>"));
+    assert!(page.contains("<h3 id=\"open\">open</h3>"));
 }

@@ -1,5 +1,6 @@
 //! Emitters: one module per output, each reading only the checked [`crate::model`].
 
 pub mod asyncapi;
+pub mod docs;
 pub mod rust;
 pub mod schema;

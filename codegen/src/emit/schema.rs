@@ -273,13 +273,16 @@ impl Object {
     }
 }
 
-/// The schema of a request id as a receiver reads it: an `i64` or a string.
-fn id_schema() -> Value {
+/// The schema of a request id as a receiver reads it: an `i64` or a string, whatever form the
+/// profile's senders write (`text`: strings of 8 hexadecimal digits, as the example says).
+fn id_schema(text: bool) -> Value {
+    let example = if text { json!("0000002a") } else { json!(42) };
     json!({
         "anyOf": [
             { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX },
             { "type": "string" }
-        ]
+        ],
+        "examples": [example]
     })
 }
 
@@ -568,8 +571,13 @@ impl Emitter<'_> {
             }
         }
         if m.kind == Kind::Request {
-            if let RequestId::Key { key, optional, .. } = &wire.request_id {
-                frame.key(key, id_schema(), !optional);
+            if let RequestId::Key {
+                key,
+                optional,
+                text,
+            } = &wire.request_id
+            {
+                frame.key(key, id_schema(*text), !optional);
             }
         }
         self.put_payload(&mut frame, payload_key, m.payload.as_ref());
@@ -647,10 +655,11 @@ impl Emitter<'_> {
         // The object holding the reply's id and error: the frame, or the payload object.
         let mut inner = Object::default();
         let mut in_payload = false;
+        let text_ids = matches!(wire.request_id, RequestId::Key { text: true, .. });
         match &wire.reply_id {
-            Some(KeyPath::Top(key)) => frame.key(key, id_schema(), true),
+            Some(KeyPath::Top(key)) => frame.key(key, id_schema(text_ids), true),
             Some(KeyPath::InPayload(key)) => {
-                inner.key(key, id_schema(), true);
+                inner.key(key, id_schema(text_ids), true);
                 in_payload = true;
             }
             None => {}

@@ -81,16 +81,21 @@ fn interop() -> PathBuf {
     dir
 }
 
-/// Writes every protocol's schemas under a fresh folder.
+/// Writes every protocol's schemas under a fresh folder, once for all the tests here.
 fn schemas() -> PathBuf {
-    let root = workspace();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("protolink-schemas");
-    let _ = fs::remove_dir_all(&dir);
-    let files = protolink_codegen::Config::new()
-        .generate_schemas(&[root.join("protocol-defs")])
-        .unwrap_or_else(|e| panic!("protocol-defs/ must check:\n{e}"));
-    protolink_codegen::write_changed(&dir, &files).unwrap_or_else(|e| panic!("{e}"));
-    dir
+    static WRITTEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WRITTEN
+        .get_or_init(|| {
+            let root = workspace();
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("protolink-schemas");
+            let _ = fs::remove_dir_all(&dir);
+            let files = protolink_codegen::Config::new()
+                .generate_schemas(&[root.join("protocol-defs")])
+                .unwrap_or_else(|e| panic!("protocol-defs/ must check:\n{e}"));
+            protolink_codegen::write_changed(&dir, &files).unwrap_or_else(|e| panic!("{e}"));
+            dir
+        })
+        .clone()
 }
 
 /// `ClientToServer` → `client-to-server`.
@@ -242,7 +247,10 @@ fn rust_accepts(
 /// ajv's verdicts on `(schema file, frame)` pairs.
 fn ajv(cases: &[(String, String)]) -> Vec<Result<(), String>> {
     let dir = interop();
-    let input = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schema-cases.json");
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let input = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("schema-cases-{}-{call}.json", std::process::id()));
     fs::write(
         &input,
         serde_json::to_string(cases).unwrap_or_else(|e| panic!("{e}")),
@@ -517,4 +525,81 @@ fn derived_schemas_carry_the_constraints() {
     assert_eq!(verdict["maxItems"], 2);
     let guild = serde_json::to_value(schemars::schema_for!(lce::GetGuild)).unwrap_or_default();
     assert_eq!(guild["prefixItems"][0]["pattern"], "^[0-9]+$");
+}
+
+/// Every example frame of the reference `protolink docs` writes is valid under its schema (ajv)
+/// and decodes in Rust: a message through a direction enum, with `validate()`; a reply as its
+/// request's reply type.
+#[test]
+fn docs_examples_are_valid_frames() {
+    let dir = schemas();
+    let checked = protolink_codegen::Config::new()
+        .check_clean(&[workspace().join("protocol-defs")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let all = cases();
+    let mut pairs = Vec::new();
+    for p in &checked.protocols {
+        let target = TARGETS
+            .iter()
+            .find(|t| t.name == p.name)
+            .unwrap_or_else(|| panic!("no target for {}", p.name));
+        let own: Vec<&Case> = all.iter().filter(|c| c.protocol == p.name).collect();
+        for example in protolink_codegen::emit::docs::examples(p) {
+            let text = example.frame.to_string();
+            let m = p
+                .messages
+                .iter()
+                .find(|m| m.name == example.message)
+                .unwrap_or_else(|| panic!("no message {}", example.message));
+            let same_tag = |tag: Tag| match (tag, &m.tag) {
+                (Tag::Str(a), protolink_codegen::model::TagValue::Str(b)) => a == b,
+                (Tag::Int(a), protolink_codegen::model::TagValue::Int(b)) => a == *b,
+                _ => false,
+            };
+            let verdict = if example.reply {
+                let reply_accepts = own
+                    .iter()
+                    .find(|c| same_tag(c.tag) && c.replies.is_some())
+                    .and_then(|c| c.replies)
+                    .map(|(_, accepts)| accepts)
+                    .unwrap_or_else(|| panic!("no reply type for {}", m.name));
+                match target.wire.classify(&text) {
+                    Ok(RawFrame::Reply(raw)) => match &raw.result {
+                        Ok(payload) => reply_accepts(payload),
+                        Err(e) => Err(format!("a failure: {e}")),
+                    },
+                    other => Err(format!("not a reply: {other:?}")),
+                }
+            } else {
+                let verdicts: Vec<Result<(), String>> = own
+                    .iter()
+                    .map(|c| (c.accepts)(target.wire, &text))
+                    .collect();
+                if verdicts.iter().any(Result::is_ok) {
+                    Ok(())
+                } else {
+                    Err(format!("{verdicts:?}"))
+                }
+            };
+            assert!(
+                verdict.is_ok(),
+                "{} {}: the example {text} does not decode: {verdict:?}",
+                p.name,
+                m.name
+            );
+            let file = dir.join(&p.name).join("messages").join(if example.reply {
+                format!("{}.reply.schema.json", m.name)
+            } else {
+                format!("{}.schema.json", m.name)
+            });
+            pairs.push((file.display().to_string(), text));
+        }
+    }
+    assert!(pairs.len() > 60, "an example of every message and reply");
+    for ((file, text), verdict) in pairs.iter().zip(ajv(&pairs)) {
+        assert!(
+            verdict.is_ok(),
+            "{file}: ajv refuses the example {text}: {verdict:?}"
+        );
+    }
 }
