@@ -7,6 +7,7 @@
 //! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
 //! protolink asyncapi protocol-defs/skynet.protocol --path /connect   # AsyncAPI 3.0, on stdout
 //! protolink docs protocol-defs/ --out target/docs              # Markdown and HTML references
+//! protolink diff old/chat.protocol new/chat.protocol --with protocol-defs/socketcluster.protocol
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
@@ -74,6 +75,18 @@ enum Command {
         /// The folder to write them into.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Compares two versions of a definition: every change, rustc-style, and whether it breaks
+    /// existing peers. Exit status 0 when nothing breaks, 1 when something does, 2 when a
+    /// definition does not check.
+    Diff {
+        /// The old definition file.
+        old: PathBuf,
+        /// The new definition file.
+        new: PathBuf,
+        /// Files checked with both (the base of a protocol that `extends` one).
+        #[arg(long = "with")]
+        with: Vec<PathBuf>,
     },
     /// Prints an AsyncAPI 3.0 document (JSON) of the last protocol given (an extension comes
     /// after its base), or of `--protocol`; with `--out`, writes every protocol's instead.
@@ -306,6 +319,7 @@ fn main() -> ExitCode {
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
         Command::Docs { inputs, out } => docs(&inputs, out),
+        Command::Diff { old, new, with } => diff(&old, &new, &with),
         Command::Asyncapi {
             inputs,
             protocol,
@@ -570,6 +584,38 @@ fn asyncapi(
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+fn diff(old: &PathBuf, new: &PathBuf, with: &[PathBuf]) -> ExitCode {
+    let load = |file: &PathBuf| {
+        let mut inputs = with.to_vec();
+        inputs.push(file.clone());
+        let checked = Config::new().check_clean(&inputs)?;
+        let found = checked.protocols.iter().position(|p| p.source == *file);
+        Ok::<_, protolink_codegen::Error>((checked, found))
+    };
+    let (old_checked, new_checked) = match (load(old), load(new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (Some(o), Some(n)) = (old_checked.1, new_checked.1) else {
+        eprintln!("error: no protocol in the files compared");
+        return ExitCode::from(2);
+    };
+    let (old_checked, new_checked) = (old_checked.0, new_checked.0);
+    let changes =
+        protolink_codegen::diff::diff(&old_checked.protocols[o], &new_checked.protocols[n]);
+    let rendered =
+        protolink_codegen::diff::render(&changes, &old_checked.sources, &new_checked.sources);
+    print!("{rendered}");
+    if changes.iter().any(|c| c.breaking) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

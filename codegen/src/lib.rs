@@ -18,10 +18,15 @@
 //! build with rustc-style diagnostics: `file:line:col`, the line, a caret and a `help:`.
 //!
 //! The pipeline: [`syntax`] parses each file, [`model`] checks them together (a protocol may
-//! `extend` one in another file), and [`emit`] renders each checked protocol.
+//! `extend` one in another file), and [`emit`] renders each checked protocol: Rust
+//! ([`emit::rust`]), JSON Schemas of its frames ([`emit::schema`], also written by a build script
+//! with [`Config::schema_out_dir`]), an AsyncAPI document ([`emit::asyncapi`]) and a reference
+//! for its users ([`emit::docs`]). [`diff`] compares two checked versions of a protocol and says
+//! which changes break existing peers.
 #![forbid(unsafe_code)]
 
 pub mod diagnostics;
+pub mod diff;
 pub mod emit;
 pub mod model;
 mod naming;

@@ -166,3 +166,61 @@ fn docs_write_markdown_and_a_page() {
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<style>"));
     assert!(page.contains("<h3 id=\"open\">open</h3>"));
 }
+
+#[test]
+fn diff_exits_by_its_verdict() {
+    let dir = fresh("tools-diff");
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = workspace().join("protocol-defs/skynet.protocol");
+    let old = std::fs::read_to_string(&seed).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let same = write("same.protocol", &old);
+    let compatible = write(
+        "compatible.protocol",
+        &old.replace(
+            "    start: any?,",
+            "    start: any?,\n    /// A label.\n    label: string?,",
+        ),
+    );
+    let breaking = write(
+        "breaking.protocol",
+        &old.replace(
+            "    id as \"ID\": string,\n    /// When the server received it",
+            "    id as \"ID\": string,\n    sender: string,\n    /// When the server received it",
+        ),
+    );
+    let broken = write("broken.protocol", "protocol nope {");
+    let seed = seed.to_str().unwrap();
+
+    let run = protolink(&["diff", seed, &same]);
+    assert_eq!(run.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "0 breaking changes, 0 compatible changes\n"
+    );
+
+    let run = protolink(&["diff", seed, &compatible]);
+    assert_eq!(run.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        out.contains("note[N0002]: the payload of `log` has a new optional field `label`"),
+        "{out}"
+    );
+
+    let run = protolink(&["diff", seed, &breaking]);
+    assert_eq!(run.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        out.contains("error[B0005]: the type `SentMessage` has a new required field `sender`"),
+        "{out}"
+    );
+    assert!(out.contains("breaking.protocol:"), "{out}");
+
+    let run = protolink(&["diff", seed, &broken]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("error[E0"));
+}

@@ -16,6 +16,8 @@ use crate::diagnostics::Span;
 pub struct Protocol {
     /// The name as declared (`litecord`).
     pub name: String,
+    /// Where the name is declared.
+    pub span: Span,
     /// The source file, as given to the compiler.
     pub source: PathBuf,
     /// `//!` docs.
@@ -194,6 +196,8 @@ pub enum TagValue {
 /// A close code.
 #[derive(Debug, Clone)]
 pub struct CloseCode {
+    /// Where its name is declared.
+    pub span: Span,
     /// The number.
     pub code: u16,
     /// The Rust variant name.
@@ -382,6 +386,8 @@ pub struct Struct {
 /// A checked field.
 #[derive(Debug, Clone)]
 pub struct Field {
+    /// Where its name is declared.
+    pub span: Span,
     /// The wire name.
     pub wire_name: String,
     /// The Rust name.
@@ -500,6 +506,8 @@ pub enum Constraint {
 /// A named type.
 #[derive(Debug, Clone)]
 pub struct TypeDef {
+    /// Where its name is declared (a union named after where it sits: the union).
+    pub span: Span,
     /// The name as declared.
     pub name: String,
     /// The Rust name.
