@@ -7,6 +7,7 @@
 //! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
 //! protolink asyncapi protocol-defs/skynet.protocol --path /connect   # AsyncAPI 3.0, on stdout
 //! protolink docs protocol-defs/ --out target/docs              # Markdown and HTML references
+//! protolink ts protocol-defs/ --out web/src/protocols           # TypeScript types of every frame
 //! protolink diff old/chat.protocol new/chat.protocol --with protocol-defs/socketcluster.protocol
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
@@ -69,6 +70,15 @@ enum Command {
     /// Writes each protocol's reference for its users: `PROTOCOL.md` and a self-contained
     /// `PROTOCOL.html` (envelope, session rules, close codes, every message with an example).
     Docs {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The folder to write them into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes TypeScript types of each protocol's payloads and frames, `PROTOCOL.ts`.
+    Ts {
         /// The definition files (a protocol's base must be given too).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
@@ -319,6 +329,7 @@ fn main() -> ExitCode {
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
         Command::Docs { inputs, out } => docs(&inputs, out),
+        Command::Ts { inputs, out } => write_all(Config::new().generate_ts(&inputs), out),
         Command::Diff { old, new, with } => diff(&old, &new, &with),
         Command::Asyncapi {
             inputs,

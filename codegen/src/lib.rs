@@ -20,8 +20,8 @@
 //! The pipeline: [`syntax`] parses each file, [`model`] checks them together (a protocol may
 //! `extend` one in another file), and [`emit`] renders each checked protocol: Rust
 //! ([`emit::rust`]), JSON Schemas of its frames ([`emit::schema`], also written by a build script
-//! with [`Config::schema_out_dir`]), an AsyncAPI document ([`emit::asyncapi`]) and a reference
-//! for its users ([`emit::docs`]). [`diff`] compares two checked versions of a protocol and says
+//! with [`Config::schema_out_dir`]), an AsyncAPI document ([`emit::asyncapi`]), a reference
+//! for its users ([`emit::docs`]) and TypeScript types ([`emit::ts`]). [`diff`] compares two checked versions of a protocol and says
 //! which changes break existing peers.
 #![forbid(unsafe_code)]
 
@@ -317,6 +317,24 @@ impl Config {
                         code: emit::docs::html(&blocks),
                     },
                 ]
+            })
+            .collect())
+    }
+
+    /// Checks `inputs` and renders the TypeScript types of every protocol (see [`emit::ts`]):
+    /// one [`Generated`] per protocol, its `file_name` `PROTOCOL.ts`.
+    pub fn generate_ts(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .map(|p| {
+                let source = p.source.display().to_string().replace('\\', "/");
+                Generated {
+                    protocol: p.name.clone(),
+                    file_name: format!("{}.ts", p.name),
+                    code: emit::ts::render(p, &source),
+                }
             })
             .collect())
     }

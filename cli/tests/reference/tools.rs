@@ -1,6 +1,6 @@
-//! The definition tools as a user runs them: `protolink schema`, `asyncapi` and `docs` on every
-//! seed protocol, their output read by real consumers (the AsyncAPI documents by the official
-//! `@asyncapi/parser`), and their errors.
+//! The definition tools as a user runs them: `protolink schema`, `asyncapi`, `docs`, `ts` and
+//! `diff` on the seed protocols, their output read by real consumers (the AsyncAPI documents by
+//! the official `@asyncapi/parser`, the TypeScript by `tsc --strict`), and their errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -223,4 +223,79 @@ fn diff_exits_by_its_verdict() {
     let run = protolink(&["diff", seed, &broken]);
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("error[E0"));
+}
+
+/// Real frames typed with the generated direction unions, and frames the types must refuse.
+const TS_CHECK: &str = r##"import * as skynet from "./skynet";
+import * as sc from "./socketcluster";
+import * as litecord from "./litecord";
+import * as lce from "./litecord_example";
+import * as clusterio from "./clusterio";
+import * as chat from "./chat";
+
+const open: skynet.ClientToServer = { type: "open", channel: 42 };
+const result: skynet.ServerToClient = { channels: [42], type: "result", for: "open" };
+const failed: skynet.ServerToClient = { type: "error", error: "Error: Channel 99 not open." };
+const handshake: sc.ClientToServer = { event: "#handshake", data: { authToken: null }, cid: 1 };
+const hello: litecord.ServerToClient = { op: 0, hb_interval: 500 };
+const verdict: lce.ClientToServer = { op: 5, r: [false, "user not found"], n: "ab12cd34" };
+const validate: lce.ServerToClient = { op: 4, w: "TOKEN_VALIDATE", a: ["dXNlcg.x.y"], n: "ab12cd34" };
+const listed: clusterio.MasterToControl = {
+  seq: 3,
+  type: "list_slaves_response",
+  data: { list: [{ agent: "probe", version: "2.0.0-alpha", id: 123, name: "Foo", connected: false }], seq: 2 },
+};
+const sent: chat.ClientToServer = { event: "sendMessage", data: { room: "lobby", text: "hi" }, cid: 9 };
+const code: chat.CloseCode = chat.CloseCode.HandshakeRequired;
+
+// @ts-expect-error: `open` needs its channel
+const noChannel: skynet.ClientToServer = { type: "open" };
+// @ts-expect-error: the server sends no `open`
+const wrongWay: skynet.ServerToClient = { type: "open", channel: 42 };
+// @ts-expect-error: Clusterio frames hold no other keys
+const extra: clusterio.ControlToMaster = { seq: 2, type: "list_slaves_request", data: {}, more: 1 };
+// @ts-expect-error: HELLO's interval is a number
+const wrongType: litecord.ServerToClient = { op: 0, hb_interval: "500" };
+
+export const frames = [open, result, failed, handshake, hello, verdict, validate, listed, sent, code,
+  noChannel, wrongWay, extra, wrongType];
+"##;
+
+#[test]
+fn ts_types_compile_strictly_and_type_real_frames() {
+    let tsc = workspace().join("interop/node_modules/typescript/bin/tsc");
+    assert!(
+        tsc.is_file(),
+        "typescript is missing: run `npm ci --prefix interop` (scripts/test.sh does)"
+    );
+    let out = fresh("tools-ts");
+    let run = protolink(&["ts", "protocol-defs", "--out", out.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::write(out.join("check.ts"), TS_CHECK).unwrap();
+    let compiled = Command::new("node")
+        .arg(&tsc)
+        .args([
+            "--strict",
+            "--noEmit",
+            "--target",
+            "es2020",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            "check.ts",
+        ])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        compiled.status.success(),
+        "tsc: {}{}",
+        String::from_utf8_lossy(&compiled.stdout),
+        String::from_utf8_lossy(&compiled.stderr)
+    );
 }

@@ -4,3 +4,4 @@ pub mod asyncapi;
 pub mod docs;
 pub mod rust;
 pub mod schema;
+pub mod ts;

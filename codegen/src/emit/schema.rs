@@ -97,6 +97,32 @@ pub fn components(protocol: &Protocol, prefix: &str) -> Map<String, Value> {
     }
 }
 
+/// The schema of each message's payload and each request's reply, named as the generated Rust
+/// names them (`Open`, `OpenReply`; a reply written `: T` is `T` itself and has none), with
+/// references as [`components`] makes them.
+pub fn payloads(protocol: &Protocol, prefix: &str) -> Vec<(String, Value)> {
+    let e = Emitter { p: protocol };
+    let mut out = Vec::new();
+    for m in &protocol.messages {
+        let docs = description(&m.docs);
+        let mut payload = match &m.payload {
+            Some(shape) => e.shape(shape),
+            None => nothing_schema(protocol.wire.strict),
+        };
+        if let (Some(object), Some(d)) = (payload.as_object_mut(), docs) {
+            object.insert("description".to_owned(), d);
+        }
+        out.push((m.rust_name.clone(), payload));
+        if let Some(reply @ (Shape::Object(_) | Shape::Positional(_))) = &m.reply {
+            out.push((format!("{}Reply", m.rust_name), e.shape(reply)));
+        }
+    }
+    for (_, schema) in &mut out {
+        rebase_refs(schema, prefix);
+    }
+    out
+}
+
 /// Points every `#/$defs/NAME` reference at `{prefix}NAME`.
 fn rebase_refs(value: &mut Value, prefix: &str) {
     match value {
