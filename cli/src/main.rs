@@ -536,8 +536,10 @@ fn write_all(
         generated.and_then(|files| protolink_codegen::write_changed(&out, &files).map(|()| files));
     match written {
         Ok(files) => {
+            // Written so that a closed stdout (`| head`) cannot panic.
+            let printer = output::Printer::stdout();
             for f in &files {
-                println!("{}", out.join(&f.file_name).display());
+                printer.line_text(&out.join(&f.file_name).display().to_string());
             }
             ExitCode::SUCCESS
         }
@@ -566,8 +568,9 @@ fn asyncapi(
     if let Some(out) = out {
         return match protolink_codegen::write_changed(&out, &documents) {
             Ok(()) => {
+                let printer = output::Printer::stdout();
                 for d in &documents {
-                    println!("{}", out.join(&d.file_name).display());
+                    printer.line_text(&out.join(&d.file_name).display().to_string());
                 }
                 ExitCode::SUCCESS
             }
@@ -583,7 +586,7 @@ fn asyncapi(
     };
     match chosen {
         Some(d) => {
-            print!("{}", d.code);
+            output::Printer::stdout().line_text(d.code.trim_end());
             ExitCode::SUCCESS
         }
         None => {
@@ -622,7 +625,7 @@ fn diff(old: &PathBuf, new: &PathBuf, with: &[PathBuf]) -> ExitCode {
         protolink_codegen::diff::diff(&old_checked.protocols[o], &new_checked.protocols[n]);
     let rendered =
         protolink_codegen::diff::render(&changes, &old_checked.sources, &new_checked.sources);
-    print!("{rendered}");
+    output::Printer::stdout().line_text(rendered.trim_end());
     if changes.iter().any(|c| c.breaking) {
         ExitCode::FAILURE
     } else {
