@@ -4,9 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The SocketCluster interop tests run the real socketcluster-server (20.x and 14.x) and -client
-# (Node 20+), pinned by interop/package-lock.json (installed again when a package it pins is
-# missing).
-if [ ! -d interop/node_modules/socketcluster-server-14 ] || [ ! -d interop/node_modules/ws ]; then
+# (Node 20+); the schema tests validate frames with ajv, parse AsyncAPI documents with
+# @asyncapi/parser and compile the TypeScript types with tsc. All are pinned by
+# interop/package-lock.json (installed again when a package it pins is missing).
+if [ ! -d interop/node_modules/socketcluster-server-14 ] || [ ! -d interop/node_modules/ws ] \
+    || [ ! -d interop/node_modules/ajv ] || [ ! -d interop/node_modules/@asyncapi/parser ] \
+    || [ ! -d interop/node_modules/typescript ]; then
     npm ci --prefix interop --no-audit --no-fund
 fi
 

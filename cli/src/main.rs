@@ -4,6 +4,11 @@
 //! ```text
 //! protolink check protocol-defs/            # diagnostics on stderr, exit 1 on any error
 //! protolink gen protocol-defs/litecord.protocol --out target/review
+//! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
+//! protolink asyncapi protocol-defs/skynet.protocol --path /connect   # AsyncAPI 3.0, on stdout
+//! protolink docs protocol-defs/ --out target/docs              # Markdown and HTML references
+//! protolink ts protocol-defs/ --out web/src/protocols           # TypeScript types of every frame
+//! protolink diff old/chat.protocol new/chat.protocol --with protocol-defs/socketcluster.protocol
 //! protolink serve litecord --listen 127.0.0.1:0 --password P
 //! protolink litecord connect ws://127.0.0.1:PORT/ --password P
 //! protolink serve clusterio --listen 127.0.0.1:0 --secret S
@@ -52,6 +57,66 @@ enum Command {
         /// Where to write the `.rs` files.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Writes JSON Schemas (draft 2020-12) of every frame each side may send: one per link
+    /// direction, one per message and one per request's reply, under `OUT/PROTOCOL/`.
+    Schema {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The folder to write them under.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes each protocol's reference for its users: `PROTOCOL.md` and a self-contained
+    /// `PROTOCOL.html` (envelope, session rules, close codes, every message with an example).
+    Docs {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The folder to write them into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes TypeScript types of each protocol's payloads and frames, `PROTOCOL.ts`.
+    Ts {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The folder to write them into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compares two versions of a definition: every change, rustc-style, and whether it breaks
+    /// existing peers. Exit status 0 when nothing breaks, 1 when something does, 2 when a
+    /// definition does not check.
+    Diff {
+        /// The old definition file.
+        old: PathBuf,
+        /// The new definition file.
+        new: PathBuf,
+        /// Files checked with both (the base of a protocol that `extends` one).
+        #[arg(long = "with")]
+        with: Vec<PathBuf>,
+    },
+    /// Prints an AsyncAPI 3.0 document (JSON) of the last protocol given (an extension comes
+    /// after its base), or of `--protocol`; with `--out`, writes every protocol's instead.
+    Asyncapi {
+        /// The definition files (a protocol's base must be given too).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The protocol to print.
+        #[arg(long)]
+        protocol: Option<String>,
+        /// The server's `host[:port]`.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// The URL path the protocol is served at, such as `/connect`.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Write `PROTOCOL.asyncapi.json` for every protocol into this folder.
+        #[arg(long, conflicts_with = "protocol")]
+        out: Option<PathBuf>,
     },
     /// Runs a seed protocol's reference server until SIGINT or SIGTERM.
     ///
@@ -271,6 +336,17 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { inputs } => check(&inputs),
         Command::Gen { inputs, out } => generate(&inputs, out),
+        Command::Schema { inputs, out } => schema(&inputs, out),
+        Command::Docs { inputs, out } => docs(&inputs, out),
+        Command::Ts { inputs, out } => write_all(Config::new().generate_ts(&inputs), out),
+        Command::Diff { old, new, with } => diff(&old, &new, &with),
+        Command::Asyncapi {
+            inputs,
+            protocol,
+            host,
+            path,
+            out,
+        } => asyncapi(&inputs, protocol, host, path, out),
         Command::Serve { protocol } => run(async move {
             match protocol {
                 ServeCommand::Litecord {
@@ -452,6 +528,120 @@ fn generate(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
             eprintln!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn schema(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
+    write_all(Config::new().generate_schemas(inputs), out)
+}
+
+fn docs(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
+    write_all(Config::new().generate_docs(inputs), out)
+}
+
+/// Writes generated files under `out` and lists them, or reports why not.
+fn write_all(
+    generated: Result<Vec<protolink_codegen::Generated>, protolink_codegen::Error>,
+    out: PathBuf,
+) -> ExitCode {
+    let written =
+        generated.and_then(|files| protolink_codegen::write_changed(&out, &files).map(|()| files));
+    match written {
+        Ok(files) => {
+            // Written so that a closed stdout (`| head`) cannot panic.
+            let printer = output::Printer::stdout();
+            for f in &files {
+                printer.line_text(&out.join(&f.file_name).display().to_string());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn asyncapi(
+    inputs: &[PathBuf],
+    protocol: Option<String>,
+    host: String,
+    path: String,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    let server = protolink_codegen::emit::asyncapi::Server { host, path };
+    let documents = match Config::new().generate_asyncapi(inputs, &server) {
+        Ok(documents) => documents,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(out) = out {
+        return match protolink_codegen::write_changed(&out, &documents) {
+            Ok(()) => {
+                let printer = output::Printer::stdout();
+                for d in &documents {
+                    printer.line_text(&out.join(&d.file_name).display().to_string());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let chosen = match &protocol {
+        Some(name) => documents.iter().find(|d| &d.protocol == name),
+        None => documents.last(),
+    };
+    match chosen {
+        Some(d) => {
+            output::Printer::stdout().line_text(d.code.trim_end());
+            ExitCode::SUCCESS
+        }
+        None => {
+            let names: Vec<&str> = documents.iter().map(|d| d.protocol.as_str()).collect();
+            eprintln!(
+                "error: no protocol {:?} among those given ({})",
+                protocol.unwrap_or_default(),
+                names.join(", ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn diff(old: &PathBuf, new: &PathBuf, with: &[PathBuf]) -> ExitCode {
+    let load = |file: &PathBuf| {
+        let mut inputs = with.to_vec();
+        inputs.push(file.clone());
+        let checked = Config::new().check_clean(&inputs)?;
+        let found = checked.protocols.iter().position(|p| p.source == *file);
+        Ok::<_, protolink_codegen::Error>((checked, found))
+    };
+    let (old_checked, new_checked) = match (load(old), load(new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (Some(o), Some(n)) = (old_checked.1, new_checked.1) else {
+        eprintln!("error: no protocol in the files compared");
+        return ExitCode::from(2);
+    };
+    let (old_checked, new_checked) = (old_checked.0, new_checked.0);
+    let changes =
+        protolink_codegen::diff::diff(&old_checked.protocols[o], &new_checked.protocols[n]);
+    let rendered =
+        protolink_codegen::diff::render(&changes, &old_checked.sources, &new_checked.sources);
+    output::Printer::stdout().line_text(rendered.trim_end());
+    if changes.iter().any(|c| c.breaking) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

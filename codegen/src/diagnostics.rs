@@ -157,6 +157,8 @@ pub enum Severity {
     Error,
     /// Compiles, but probably not what was meant.
     Warning,
+    /// Worth knowing, nothing wrong (a compatible change `protolink diff` reports).
+    Note,
 }
 
 /// One problem in a definition file.
@@ -226,6 +228,7 @@ impl Diagnostic {
         let kind = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         };
         out.push_str(&format!(
             "{kind}[{}]: {}\n",

@@ -18,10 +18,15 @@
 //! build with rustc-style diagnostics: `file:line:col`, the line, a caret and a `help:`.
 //!
 //! The pipeline: [`syntax`] parses each file, [`model`] checks them together (a protocol may
-//! `extend` one in another file), and [`emit`] renders each checked protocol.
+//! `extend` one in another file), and [`emit`] renders each checked protocol: Rust
+//! ([`emit::rust`]), JSON Schemas of its frames ([`emit::schema`], also written by a build script
+//! with [`Config::schema_out_dir`]), an AsyncAPI document ([`emit::asyncapi`]), a reference
+//! for its users ([`emit::docs`]) and TypeScript types ([`emit::ts`]). [`diff`] compares two checked versions of a protocol and says
+//! which changes break existing peers.
 #![forbid(unsafe_code)]
 
 pub mod diagnostics;
+pub mod diff;
 pub mod emit;
 pub mod model;
 mod naming;
@@ -71,9 +76,9 @@ pub enum Error {
 pub struct Generated {
     /// The protocol's name.
     pub protocol: String,
-    /// The file name, `{protocol}.rs`.
+    /// The file name, `{protocol}.rs` (for other outputs, the path under the output folder).
     pub file_name: String,
-    /// The formatted Rust source.
+    /// The formatted text: Rust source, or another output's text.
     pub code: String,
 }
 
@@ -96,6 +101,7 @@ pub struct Config {
     cargo_directives: bool,
     /// `(path, attributes)` from [`Config::type_attribute`].
     type_attributes: Vec<(String, String)>,
+    schema_out_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -131,6 +137,24 @@ impl Config {
     pub fn type_attribute(&mut self, path: &str, attributes: &str) -> &mut Self {
         self.type_attributes
             .push((path.to_owned(), attributes.to_owned()));
+        self
+    }
+
+    /// Also writes the JSON Schemas of every protocol's frames (see [`emit::schema`]) under
+    /// `dir` when compiling: `dir/PROTOCOL/client-to-server.schema.json`, one file per message
+    /// in `dir/PROTOCOL/messages/`. Like the Rust files, a schema whose text did not change is
+    /// not rewritten.
+    ///
+    /// ```no_run
+    /// // build.rs: the Rust into OUT_DIR, the schemas where the web client's build finds them.
+    /// protolink_codegen::Config::new()
+    ///     .cargo_directives(true)
+    ///     .schema_out_dir("web/schemas")
+    ///     .compile(&["protocols"])
+    ///     .unwrap();
+    /// ```
+    pub fn schema_out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.schema_out_dir = Some(dir.into());
         self
     }
 
@@ -216,13 +240,7 @@ impl Config {
 
     /// Checks `inputs` and renders every protocol, without writing anything.
     pub fn generate(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
-        let checked = self.check(inputs)?;
-        if checked.diagnostics.has_errors() {
-            return Err(Error::Definitions {
-                rendered: checked.diagnostics.render(&checked.sources),
-                errors: checked.diagnostics.error_count(),
-            });
-        }
+        let checked = self.check_clean(inputs)?;
         let attributes = self.attributes_by_protocol(&checked.protocols)?;
         Ok(checked
             .protocols
@@ -237,6 +255,100 @@ impl Config {
                 }
             })
             .collect())
+    }
+
+    /// Checks `inputs` and renders the JSON Schemas of every protocol's frames, without writing
+    /// anything: one [`Generated`] per file, its `file_name` the path under the output folder
+    /// (`litecord/client-to-server.schema.json`).
+    pub fn generate_schemas(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .flat_map(|p| {
+                emit::schema::render(p).into_iter().map(|file| Generated {
+                    protocol: p.name.clone(),
+                    code: file.text(),
+                    file_name: file.path,
+                })
+            })
+            .collect())
+    }
+
+    /// Checks `inputs` and renders an AsyncAPI 3.0 document of every protocol (see
+    /// [`emit::asyncapi`]), served as `server` says: one [`Generated`] per protocol, its
+    /// `file_name` `PROTOCOL.asyncapi.json`.
+    pub fn generate_asyncapi(
+        &self,
+        inputs: &[impl AsRef<Path>],
+        server: &emit::asyncapi::Server,
+    ) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .map(|p| Generated {
+                protocol: p.name.clone(),
+                file_name: format!("{}.asyncapi.json", p.name),
+                code: emit::asyncapi::render(p, server),
+            })
+            .collect())
+    }
+
+    /// Checks `inputs` and renders the reference of every protocol (see [`emit::docs`]): for
+    /// each, `PROTOCOL.md` and `PROTOCOL.html` (one self-contained page).
+    pub fn generate_docs(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .flat_map(|p| {
+                let source = p.source.display().to_string().replace('\\', "/");
+                let blocks = emit::docs::document(p, &source);
+                [
+                    Generated {
+                        protocol: p.name.clone(),
+                        file_name: format!("{}.md", p.name),
+                        code: emit::docs::markdown(&blocks),
+                    },
+                    Generated {
+                        protocol: p.name.clone(),
+                        file_name: format!("{}.html", p.name),
+                        code: emit::docs::html(&blocks),
+                    },
+                ]
+            })
+            .collect())
+    }
+
+    /// Checks `inputs` and renders the TypeScript types of every protocol (see [`emit::ts`]):
+    /// one [`Generated`] per protocol, its `file_name` `PROTOCOL.ts`.
+    pub fn generate_ts(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
+        let checked = self.check_clean(inputs)?;
+        Ok(checked
+            .protocols
+            .iter()
+            .map(|p| {
+                let source = p.source.display().to_string().replace('\\', "/");
+                Generated {
+                    protocol: p.name.clone(),
+                    file_name: format!("{}.ts", p.name),
+                    code: emit::ts::render(p, &source),
+                }
+            })
+            .collect())
+    }
+
+    /// [`Config::check`], with any error in a definition as [`Error::Definitions`].
+    pub fn check_clean(&self, inputs: &[impl AsRef<Path>]) -> Result<Checked, Error> {
+        let checked = self.check(inputs)?;
+        if checked.diagnostics.has_errors() {
+            return Err(Error::Definitions {
+                rendered: checked.diagnostics.render(&checked.sources),
+                errors: checked.diagnostics.error_count(),
+            });
+        }
+        Ok(checked)
     }
 
     /// The `type_attribute`s, parsed, by protocol: `(Some(name) or None for all, attributes)`.
@@ -294,18 +406,9 @@ impl Config {
                 .ok_or(Error::NoOutDir)?,
         };
         let generated = self.generate(inputs)?;
-        fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
-            path: out_dir.clone(),
-            source,
-        })?;
-        for g in &generated {
-            let path = out_dir.join(&g.file_name);
-            if fs::read_to_string(&path).ok().as_deref() != Some(g.code.as_str()) {
-                fs::write(&path, &g.code).map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
+        write_changed(&out_dir, &generated)?;
+        if let Some(dir) = &self.schema_out_dir {
+            write_changed(dir, &self.generate_schemas(inputs)?)?;
         }
         Ok(generated)
     }
@@ -316,6 +419,27 @@ impl Config {
             None => path.to_path_buf(),
         }
     }
+}
+
+/// Writes each file under `dir` (creating the folders its path names), leaving alone a file
+/// that already holds the same text, so cargo does not rebuild what includes it.
+pub fn write_changed(dir: &Path, files: &[Generated]) -> Result<(), Error> {
+    for g in files {
+        let path = dir.join(&g.file_name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        if fs::read_to_string(&path).ok().as_deref() != Some(g.code.as_str()) {
+            fs::write(&path, &g.code).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The one call for build scripts: compiles `inputs` into `OUT_DIR` and prints

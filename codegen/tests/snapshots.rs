@@ -67,8 +67,11 @@ fn generated_code_matches_snapshots() {
             failures.push(e);
         }
     }
-    // A snapshot whose definition is gone is stale.
+    // A snapshot whose definition is gone is stale (folders hold the other outputs).
     for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         if !generated.iter().any(|g| g.file_name == name) {
             if updating() {
@@ -79,6 +82,146 @@ fn generated_code_matches_snapshots() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every file under `dir`, as paths relative to it with `/` between names.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in fs::read_dir(&at).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Compares a tree of generated files with the snapshots under `dir` (or rewrites them), and
+/// reports snapshots no file has any more.
+fn assert_tree(dir: &Path, files: &[(String, String)]) {
+    let mut failures = Vec::new();
+    for (path, text) in files {
+        let at = dir.join(path);
+        if updating() {
+            if let Some(parent) = at.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
+        }
+        if let Err(e) = assert_snapshot(&at, text) {
+            failures.push(e);
+        }
+    }
+    for stale in files_under(dir) {
+        if !files.iter().any(|(path, _)| *path == stale) {
+            if updating() {
+                let _ = fs::remove_file(dir.join(&stale));
+            } else {
+                failures.push(format!("{stale} is generated no more; remove it"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn schemas_match_snapshots() {
+    let root = workspace();
+    let files = Config::new()
+        .display_base(&root)
+        .generate_schemas(&[root.join("protocol-defs")])
+        .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+    for f in &files {
+        let schema: serde_json::Value = serde_json::from_str(&f.code)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", f.file_name));
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{}",
+            f.file_name
+        );
+    }
+    let files: Vec<(String, String)> = files.into_iter().map(|f| (f.file_name, f.code)).collect();
+    assert_tree(&root.join("codegen/tests/golden/schema"), &files);
+}
+
+/// The URL path each seed protocol's reference server serves it at.
+fn served_at(protocol: &str) -> &'static str {
+    match protocol {
+        "skynet" => "/connect",
+        "socketcluster" | "chat" => "/socketcluster/",
+        "clusterio" => "/api/socket",
+        _ => "/",
+    }
+}
+
+#[test]
+fn asyncapi_matches_snapshots() {
+    let root = workspace();
+    let mut files = Vec::new();
+    for protocol in [
+        "chat",
+        "clusterio",
+        "litecord",
+        "litecord_example",
+        "skynet",
+        "socketcluster",
+    ] {
+        let server = protolink_codegen::emit::asyncapi::Server {
+            host: "localhost:8080".to_owned(),
+            path: served_at(protocol).to_owned(),
+        };
+        let documents = Config::new()
+            .generate_asyncapi(&[root.join("protocol-defs")], &server)
+            .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+        let document = documents
+            .into_iter()
+            .find(|d| d.protocol == protocol)
+            .unwrap_or_else(|| panic!("no document for {protocol}"));
+        files.push((document.file_name, document.code));
+    }
+    assert_tree(&root.join("codegen/tests/golden/asyncapi"), &files);
+}
+
+#[test]
+fn docs_match_snapshots() {
+    let root = workspace();
+    let files = Config::new()
+        .display_base(&root)
+        .generate_docs(&[root.join("protocol-defs")])
+        .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+    for f in files.iter().filter(|f| f.file_name.ends_with(".html")) {
+        // One page that needs nothing else: no scripts, nothing fetched.
+        assert!(f.code.starts_with("<!DOCTYPE html>"), "{}", f.file_name);
+        for outside in ["<script", "src=", "<link", "http://", "https://"] {
+            assert!(!f.code.contains(outside), "{} holds {outside}", f.file_name);
+        }
+    }
+    let files: Vec<(String, String)> = files.into_iter().map(|f| (f.file_name, f.code)).collect();
+    assert_tree(&root.join("codegen/tests/golden/docs"), &files);
+}
+
+#[test]
+fn ts_matches_snapshots() {
+    let root = workspace();
+    let files = Config::new()
+        .display_base(&root)
+        .generate_ts(&[root.join("protocol-defs")])
+        .unwrap_or_else(|e| panic!("protocol-defs/ must compile:\n{e}"));
+    for f in &files {
+        assert!(
+            f.code
+                .starts_with("// @generated by protolink-codegen from protocol-defs/"),
+            "{}",
+            f.file_name
+        );
+    }
+    let files: Vec<(String, String)> = files.into_iter().map(|f| (f.file_name, f.code)).collect();
+    assert_tree(&root.join("codegen/tests/golden/ts"), &files);
 }
 
 #[test]

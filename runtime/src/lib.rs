@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod error;
 mod fast;
+mod json_schema;
 pub mod link;
 mod machine;
 pub mod message;
@@ -59,6 +60,7 @@ macro_rules! include_protocol {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::DecodeError;
+    pub use crate::json_schema::positional_schema;
     pub use crate::link::Resume;
     pub use crate::machine::{Action, Machine};
     pub use crate::message::{

@@ -250,14 +250,11 @@ impl<S: Side> Machine<S> {
     /// step's messages that this side takes: a slave's `register_slave` makes no step of a
     /// control's link).
     pub fn peer_step(&self, tag: Tag) -> Option<&'static HandshakeStep> {
-        rules::<S>()
-            .handshake
-            .get(self.step)
-            .filter(|step| {
-                step.sender != my_role::<S>()
-                    && step.messages.contains(&tag)
-                    && S::Inbound::accepts(tag)
-            })
+        rules::<S>().handshake.get(self.step).filter(|step| {
+            step.sender != my_role::<S>()
+                && step.messages.contains(&tag)
+                && S::Inbound::accepts(tag)
+        })
     }
 
     /// The peer made the step [`Machine::peer_step`] gave (its hooks passed); `interval` is the

@@ -5,6 +5,8 @@
 //! - `roundtrip`: property tests, encode then decode is the identity for every message and reply;
 //! - `garbage`: malformed input gives a typed error and never panics;
 //! - `scanner`: the one-pass byte scanner reads what serde_json reads, the same way;
+//! - `schema`: ajv, with the JSON Schemas `protolink schema` writes, agrees with the decoders
+//!   and validators on every frame of a corpus (real, recorded, generated and garbage frames);
 //! - `unions`: unions matched by JSON type (test-only definitions in `defs/`);
 //! - `compile_fail`: the type system refuses sending a message from the wrong side and answering
 //!   a request with the wrong reply type (trybuild, cases in `ui/`).
@@ -19,6 +21,8 @@ mod garbage;
 mod roundtrip;
 #[path = "codec/scanner.rs"]
 mod scanner;
+#[path = "codec/schema.rs"]
+mod schema;
 #[path = "codec/support.rs"]
 mod support;
 #[path = "codec/unions.rs"]

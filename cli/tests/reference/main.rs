@@ -15,6 +15,7 @@ mod clusterio;
 mod conversations;
 mod skynet;
 mod socketcluster;
+mod tools;
 
 const WAIT: Duration = Duration::from_secs(10);
 

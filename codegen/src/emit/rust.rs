@@ -563,7 +563,22 @@ impl Emitter<'_> {
         let optional = f.optional.then(
             || quote!(#[serde(default, skip_serializing_if = "::core::option::Option::is_none")]),
         );
-        quote!(#d #rename #optional #vis #name: #ty)
+        let schema = self.schema_keywords(f);
+        quote!(#d #rename #optional #schema #vis #name: #ty)
+    }
+
+    /// `#[schemars(extend(...))]` with the JSON Schema keywords of a field's constraints, the
+    /// same ones the schema files hold ([`crate::emit::schema::constraint_keywords`]).
+    fn schema_keywords(&self, f: &Field) -> Option<TokenStream> {
+        let keywords = crate::emit::schema::constraint_keywords(self.p, &f.ty, &f.constraints);
+        if keywords.is_empty() {
+            return None;
+        }
+        let pairs = keywords.iter().map(|(key, value)| {
+            let value = json_literal(value);
+            quote!(#key = #value)
+        });
+        Some(quote!(#[schemars(extend(#(#pairs),*))]))
     }
 
     fn rest_field(&self, owner: &Ident, rest: &Option<String>) -> Option<TokenStream> {
@@ -782,6 +797,21 @@ impl Emitter<'_> {
             quote!(let mut len: usize = #count; #(#trim)*)
         };
         let tuple: Vec<TokenStream> = s.fields.iter().map(|f| self.field_type(f)).collect();
+        let least = Literal::usize_unsuffixed(first_optional);
+        let keywords: Vec<TokenStream> = s
+            .fields
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| {
+                let i = Literal::usize_unsuffixed(i);
+                crate::emit::schema::constraint_keywords(self.p, &f.ty, &f.constraints)
+                    .into_iter()
+                    .map(move |(key, value)| {
+                        let value = json_literal(&value);
+                        quote!((#i, #key, __p::serde_json::json!(#value)))
+                    })
+            })
+            .collect();
         let schema_name = name.to_string();
         let validate = self.validate_struct(name, s);
         let scan = self.scan_positional(name, s);
@@ -805,7 +835,11 @@ impl Emitter<'_> {
                     ::std::borrow::Cow::Borrowed(#schema_name)
                 }
                 fn json_schema(generator: &mut __p::schemars::SchemaGenerator) -> __p::schemars::Schema {
-                    <(#(#tuple,)*) as __p::JsonSchema>::json_schema(generator)
+                    __p::positional_schema(
+                        <(#(#tuple,)*) as __p::JsonSchema>::json_schema(generator),
+                        #least,
+                        [#(#keywords),*],
+                    )
                 }
             }
             #scan
@@ -1129,17 +1163,7 @@ impl Emitter<'_> {
     }
 
     fn resolved(&self, ty: &Ty) -> Ty {
-        let mut ty = ty.clone();
-        for _ in 0..64 {
-            match ty {
-                Ty::Named(i) => match &self.p.types[i].kind {
-                    TypeDefKind::Alias(inner) => ty = inner.clone(),
-                    _ => return Ty::Named(i),
-                },
-                other => return other,
-            }
-        }
-        ty
+        self.p.resolve(ty)
     }
 
     /// The JSON types a value of `ty` may have.
@@ -1817,6 +1841,25 @@ fn validate_impl(name: &Ident, checks: TokenStream) -> TokenStream {
                 #checks
             }
         }
+    }
+}
+
+/// A JSON value the constraint keywords hold (a number or a string) as a Rust literal.
+fn json_literal(value: &serde_json::Value) -> TokenStream {
+    match value {
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => {
+                let lit = Literal::i64_unsuffixed(i);
+                quote!(#lit)
+            }
+            (None, Some(u)) => {
+                let lit = Literal::u64_unsuffixed(u);
+                quote!(#lit)
+            }
+            _ => quote!(null),
+        },
+        serde_json::Value::String(s) => quote!(#s),
+        _ => quote!(null),
     }
 }
 

@@ -256,6 +256,7 @@ impl<'a> Checker<'a> {
         let p = match base {
             Some(base) => Protocol {
                 name: decl.name.name.clone(),
+                span: decl.name.span,
                 source: path.clone(),
                 docs: file.docs.lines.clone(),
                 version: String::new(),
@@ -264,6 +265,7 @@ impl<'a> Checker<'a> {
             },
             None => Protocol {
                 name: decl.name.name.clone(),
+                span: decl.name.span,
                 source: path.clone(),
                 docs: file.docs.lines.clone(),
                 version: String::new(),
@@ -705,6 +707,7 @@ impl<'a> Checker<'a> {
             }
             names.insert(rust.clone(), (name.span, name.name.clone()));
             self.p.close_codes.push(CloseCode {
+                span: name.span,
                 code,
                 name: rust,
                 reason,
@@ -1261,6 +1264,7 @@ impl<'a> Checker<'a> {
             self.type_names
                 .insert(name.name.clone(), (self.p.types.len(), name.span));
             self.p.types.push(TypeDef {
+                span: name.span,
                 name: name.name.clone(),
                 rust_name,
                 docs: docs.lines.clone(),
@@ -1778,6 +1782,7 @@ impl<'a> Checker<'a> {
                 Vec::new()
             };
             out.fields.push(Field {
+                span: f.name.span,
                 wire_name: wire,
                 rust_name: rust,
                 docs: f.docs.lines.clone(),
@@ -1953,6 +1958,7 @@ impl<'a> Checker<'a> {
                 let index = self.p.types.len();
                 // A name starting with NUL marks a synthetic type until an alias claims it.
                 self.p.types.push(TypeDef {
+                    span,
                     name: format!("\0{name}"),
                     rust_name: name.clone(),
                     docs: Vec::new(),

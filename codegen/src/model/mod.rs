@@ -16,6 +16,8 @@ use crate::diagnostics::Span;
 pub struct Protocol {
     /// The name as declared (`litecord`).
     pub name: String,
+    /// Where the name is declared.
+    pub span: Span,
     /// The source file, as given to the compiler.
     pub source: PathBuf,
     /// `//!` docs.
@@ -44,6 +46,22 @@ impl Protocol {
     /// Whether the protocol declares named endpoints (rather than the implicit client and server).
     pub fn has_named_endpoints(&self) -> bool {
         self.endpoints != ["client", "server"]
+    }
+
+    /// `ty` with aliases followed to the type they name (the checker refuses alias cycles; a
+    /// depth bound keeps this total all the same).
+    pub fn resolve(&self, ty: &Ty) -> Ty {
+        let mut ty = ty.clone();
+        for _ in 0..64 {
+            match ty {
+                Ty::Named(i) => match self.types.get(i).map(|t| &t.kind) {
+                    Some(TypeDefKind::Alias(inner)) => ty = inner.clone(),
+                    _ => return Ty::Named(i),
+                },
+                other => return other,
+            }
+        }
+        ty
     }
 }
 
@@ -178,6 +196,8 @@ pub enum TagValue {
 /// A close code.
 #[derive(Debug, Clone)]
 pub struct CloseCode {
+    /// Where its name is declared.
+    pub span: Span,
     /// The number.
     pub code: u16,
     /// The Rust variant name.
@@ -366,6 +386,8 @@ pub struct Struct {
 /// A checked field.
 #[derive(Debug, Clone)]
 pub struct Field {
+    /// Where its name is declared.
+    pub span: Span,
     /// The wire name.
     pub wire_name: String,
     /// The Rust name.
@@ -484,6 +506,8 @@ pub enum Constraint {
 /// A named type.
 #[derive(Debug, Clone)]
 pub struct TypeDef {
+    /// Where its name is declared (a union named after where it sits: the union).
+    pub span: Span,
     /// The name as declared.
     pub name: String,
     /// The Rust name.

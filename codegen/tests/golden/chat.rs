@@ -585,8 +585,10 @@ pub mod chat {
         /// The room it was sent to.
         pub room: RoomName,
         /// The sender's user name.
+        #[schemars(extend("minLength" = 1))]
         pub author: ::std::string::String,
         /// The message's text.
+        #[schemars(extend("minLength" = 1, "maxLength" = 4000))]
         pub text: ::std::string::String,
         /// When the server received it, in milliseconds since the Unix epoch.
         #[serde(rename = "sentAt")]
@@ -1242,6 +1244,9 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Join {
         /// The room to join.
+        #[schemars(
+            extend("minLength" = 1, "maxLength" = 64, "pattern" = "^[A-Za-z0-9_-]+$")
+        )]
         pub room: RoomName,
     }
     impl<'de> __p::ScanDecode<'de> for Join {
@@ -1358,8 +1363,12 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct SendMessage {
         /// The room to send to.
+        #[schemars(
+            extend("minLength" = 1, "maxLength" = 64, "pattern" = "^[A-Za-z0-9_-]+$")
+        )]
         pub room: RoomName,
         /// The message's text.
+        #[schemars(extend("minLength" = 1, "maxLength" = 4000))]
         pub text: ::std::string::String,
     }
     impl<'de> __p::ScanDecode<'de> for SendMessage {
@@ -1493,6 +1502,9 @@ pub mod chat {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Typing {
         /// The room the client is typing in.
+        #[schemars(
+            extend("minLength" = 1, "maxLength" = 64, "pattern" = "^[A-Za-z0-9_-]+$")
+        )]
         pub room: RoomName,
     }
     impl<'de> __p::ScanDecode<'de> for Typing {

@@ -153,6 +153,7 @@ pub mod litecord {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Hello {
         /// Heartbeat interval, in milliseconds.
+        #[schemars(extend("minimum" = 1))]
         pub hb_interval: u32,
     }
     impl<'de> __p::ScanDecode<'de> for Hello {

@@ -256,7 +256,11 @@ pub mod litecord_example {
         fn json_schema(
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
-            <(bool, FailureReason) as __p::JsonSchema>::json_schema(generator)
+            __p::positional_schema(
+                <(bool, FailureReason) as __p::JsonSchema>::json_schema(generator),
+                1,
+                [],
+            )
         }
     }
     impl<'de> __p::ScanDecode<'de> for TokenVerdict {
@@ -297,10 +301,13 @@ pub mod litecord_example {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Guild {
         /// The guild's snowflake id.
+        #[schemars(extend("pattern" = "^[0-9]+$"))]
         pub id: ::std::string::String,
         /// The guild's display name.
+        #[schemars(extend("minLength" = 2, "maxLength" = 100))]
         pub name: ::std::string::String,
         /// The snowflake id of the user owning the guild.
+        #[schemars(extend("pattern" = "^[0-9]+$"))]
         pub owner_id: ::std::string::String,
         /// How many members the guild has.
         pub member_count: u32,
@@ -437,6 +444,7 @@ pub mod litecord_example {
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Hello {
         /// Heartbeat interval, in milliseconds.
+        #[schemars(extend("minimum" = 1))]
         pub hb_interval: u32,
     }
     impl<'de> __p::ScanDecode<'de> for Hello {
@@ -649,7 +657,11 @@ pub mod litecord_example {
         fn json_schema(
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
-            <(::std::string::String,) as __p::JsonSchema>::json_schema(generator)
+            __p::positional_schema(
+                <(::std::string::String,) as __p::JsonSchema>::json_schema(generator),
+                1,
+                [],
+            )
         }
     }
     impl<'de> __p::ScanDecode<'de> for TokenValidate {
@@ -708,7 +720,11 @@ pub mod litecord_example {
         fn json_schema(
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
-            <(::std::string::String,) as __p::JsonSchema>::json_schema(generator)
+            __p::positional_schema(
+                <(::std::string::String,) as __p::JsonSchema>::json_schema(generator),
+                1,
+                [(0, "pattern", __p::serde_json::json!("^[0-9]+$"))],
+            )
         }
     }
     impl<'de> __p::ScanDecode<'de> for GetGuild {
@@ -788,11 +804,15 @@ pub mod litecord_example {
         fn json_schema(
             generator: &mut __p::schemars::SchemaGenerator,
         ) -> __p::schemars::Schema {
-            <(
-                ::std::string::String,
-                PresenceStatus,
-                ::core::option::Option<::std::string::String>,
-            ) as __p::JsonSchema>::json_schema(generator)
+            __p::positional_schema(
+                <(
+                    ::std::string::String,
+                    PresenceStatus,
+                    ::core::option::Option<::std::string::String>,
+                ) as __p::JsonSchema>::json_schema(generator),
+                3,
+                [(0, "pattern", __p::serde_json::json!("^[0-9]+$"))],
+            )
         }
     }
     impl<'de> __p::ScanDecode<'de> for UserPresence {

@@ -422,6 +422,7 @@ pub mod skynet {
     pub struct LogEntry {
         /// The stored event's tag, when the server keeps it.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+        #[schemars(extend("const" = "message"))]
         pub r#type: ::core::option::Option<::std::string::String>,
         /// The channel it was sent on.
         pub channel: Channel,

@@ -16,7 +16,7 @@ use crate::agreement::{
 use crate::support::not_a_frame;
 
 /// Real frames of each protocol (from WIRE-NOTES), messages and replies.
-fn real_frames(target: &Target) -> Vec<&'static str> {
+pub(crate) fn real_frames(target: &Target) -> Vec<&'static str> {
     match target.name {
         "litecord" => vec![
             r#"{"op": 0, "hb_interval": 500}"#,
@@ -85,6 +85,15 @@ fn real_frames_decode() {
 /// one-pass path takes a frame, the general path takes it too and agrees (`attempt` checks).
 #[test]
 fn payload_values_the_scanner_reads() {
+    for (target, text) in scanner_frames() {
+        attempt(target, &text);
+    }
+}
+
+/// The frames of `payload_values_the_scanner_reads`: payload values of every kind in every place,
+/// and repeated, missing and unknown keys (the schema agreement check tries them too).
+pub(crate) fn scanner_frames() -> Vec<(&'static Target, String)> {
+    let mut out = Vec::new();
     let values = [
         "0",
         "-0",
@@ -121,7 +130,7 @@ fn payload_values_the_scanner_reads() {
         r#"{"a":1,"a":2}"#,
         r#"{"a\u0062":1}"#,
     ];
-    let templates: [(&Target, &str); 12] = [
+    let templates: [(&'static Target, &str); 12] = [
         (&LITECORD, r#"{"op": 0, "hb_interval": $}"#),
         (&LITECORD, r#"{"op": 2, "s": $}"#),
         (&LITECORD, r#"{"op": 2, $: 1}"#),
@@ -161,11 +170,11 @@ fn payload_values_the_scanner_reads() {
     ];
     for (target, template) in templates {
         for value in values {
-            attempt(target, &template.replace('$', value));
+            out.push((target, template.replace('$', value)));
         }
     }
     // Repeated, missing and unknown keys in nested objects and beside inline payloads.
-    let frames: [(&Target, &str); 7] = [
+    let frames: [(&'static Target, &str); 7] = [
         (
             &SKYNET,
             r#"{"type":"message","channel":42,"channel":43,"message":"hi"}"#,
@@ -192,9 +201,8 @@ fn payload_values_the_scanner_reads() {
             r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","version":"2.0.0-alpha","id":1,"name":"Foo","connected":false,"more":1}],"seq":2}}"#,
         ),
     ];
-    for (target, text) in frames {
-        attempt(target, text);
-    }
+    out.extend(frames.map(|(target, text)| (target, text.to_owned())));
+    out
 }
 
 /// Every proper prefix of a real frame is refused as JSON.
@@ -214,7 +222,7 @@ fn truncated_frames() {
 }
 
 /// Values of every JSON type, and numbers of every kind.
-fn wrong_values() -> Vec<Value> {
+pub(crate) fn wrong_values() -> Vec<Value> {
     vec![
         Value::Null,
         json!(true),

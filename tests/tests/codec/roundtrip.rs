@@ -557,13 +557,118 @@ where
 
 type Run = fn();
 
-struct Case {
-    protocol: &'static str,
-    direction: &'static str,
+pub(crate) struct Case {
+    pub(crate) protocol: &'static str,
+    pub(crate) direction: &'static str,
     message: &'static str,
     kind: Kind,
     run: Run,
     reply: Option<Run>,
+    /// The message's tag (replies on named profiles carry it).
+    pub(crate) tag: protolink::Tag,
+    /// Frames of generated values of the message, as `encode_message` writes them.
+    pub(crate) frames: Frames,
+    /// Decodes a frame with this direction's enum and validates it.
+    pub(crate) accepts: fn(&WireProfile, &str) -> Result<(), String>,
+    /// For requests: frames of generated replies and failures, and whether a reply payload
+    /// decodes as the reply type and validates.
+    pub(crate) replies: Option<(Frames, ReplyAccepts)>,
+}
+
+/// Frames of `n` generated values.
+pub(crate) type Frames = fn(u32) -> Vec<String>;
+/// Whether a reply payload decodes as a request's reply type and validates.
+pub(crate) type ReplyAccepts = fn(&protolink::__private::Payload<'_>) -> Result<(), String>;
+
+/// `n` values of `strategy`, drawn by a fresh runner.
+fn samples<T: Debug>(strategy: BoxedStrategy<T>, n: u32) -> Vec<T> {
+    let mut runner = runner();
+    (0..n)
+        .filter_map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .ok()
+                .map(|tree| tree.current())
+        })
+        .collect()
+}
+
+/// Frames of generated values of `M`.
+fn message_frames<M>(n: u32) -> Vec<String>
+where
+    M: Message + JsonSchema + Clone + PartialEq + Debug,
+{
+    let wire = <M::Protocol as Protocol>::WIRE;
+    let ids = if M::KIND == Kind::Request {
+        request_ids(wire)
+    } else {
+        Just(None).boxed()
+    };
+    samples((values::<M>(), ids, seqs(wire)).boxed(), n)
+        .into_iter()
+        .map(|(value, id, seq)| {
+            let id = match (M::KIND, wire.request_id) {
+                (Kind::Request, RequestIdPlace::Sequence) => seq.map(RequestId::Int),
+                _ => id,
+            };
+            encode_message(wire, &value, id.as_ref(), seq)
+        })
+        .collect()
+}
+
+/// Frames of generated replies and failures to `M`.
+fn reply_frames<M>(n: u32) -> Vec<String>
+where
+    M: Request,
+    M::Reply: JsonSchema + Clone + PartialEq + Debug,
+{
+    let wire = <M::Protocol as Protocol>::WIRE;
+    let mut frames: Vec<String> = samples((values::<M::Reply>(), reply_ids(wire)).boxed(), n)
+        .into_iter()
+        .map(|(reply, (id, seq))| encode_reply(wire, M::TAG, id.as_ref(), seq, Ok(&reply)))
+        .collect();
+    frames.extend(
+        samples((remote_errors(wire), reply_ids(wire)).boxed(), n / 4 + 1)
+            .into_iter()
+            .map(|(error, (id, seq))| {
+                encode_reply::<()>(wire, M::TAG, id.as_ref(), seq, Err(&error))
+            }),
+    );
+    frames
+}
+
+/// Whether the direction enum `I` decodes a message frame and the message validates, and a
+/// link would use it: a request framed with an id key that is not `optional` must carry its id.
+fn accepts<I: Inbound>(wire: &WireProfile, text: &str) -> Result<(), String> {
+    match wire.classify(text) {
+        Ok(RawFrame::Message(raw)) => {
+            let needs_id = matches!(
+                wire.request_id,
+                RequestIdPlace::Key {
+                    optional: false,
+                    ..
+                }
+            );
+            if raw.class == protolink::__private::FrameClass::Request
+                && needs_id
+                && raw.id.is_none()
+            {
+                return Err("a request without its id".to_owned());
+            }
+            let message = I::decode(&raw).map_err(|e| e.to_string())?;
+            message.validate().map_err(|e| e.to_string())
+        }
+        Ok(RawFrame::Reply(_)) => Err("a reply".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether a reply's payload decodes as `M`'s reply type and validates.
+fn reply_accepts<M: Request>(payload: &protolink::__private::Payload<'_>) -> Result<(), String> {
+    let reply = payload
+        .decode::<M::Reply>(M::NAME)
+        .map_err(|e| e.to_string())?;
+    protolink::Validate::validate(&reply).map_err(|e| e.to_string())
 }
 
 /// Lists the messages of one direction enum; `=> reply` marks requests, whose replies are
@@ -584,6 +689,10 @@ macro_rules! direction {
                 kind: <$proto::$msg as Message>::KIND,
                 run: || message_roundtrip($proto::$dir::$msg),
                 reply: direction!(@reply $proto::$msg $($reply)?),
+                tag: <$proto::$msg as Message>::TAG,
+                frames: message_frames::<$proto::$msg>,
+                accepts: accepts::<$proto::$dir>,
+                replies: direction!(@replies $proto::$msg $($reply)?),
             });
         )*
     }};
@@ -593,9 +702,16 @@ macro_rules! direction {
     (@reply $proto:ident :: $msg:ident) => {
         None
     };
+    (@replies $proto:ident :: $msg:ident reply) => {
+        Some((reply_frames::<$proto::$msg>, reply_accepts::<$proto::$msg>))
+    };
+    (@replies $proto:ident :: $msg:ident) => {
+        None
+    };
 }
 
-fn cases() -> Vec<Case> {
+/// Every message of every direction enum of every protocol.
+pub(crate) fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
     direction!(
         cases,
