@@ -424,7 +424,7 @@ fn main() -> ExitCode {
                 },
         } => match clusterio::token(&secret, slave) {
             Ok(token) => {
-                println!("{token}");
+                output::Printer::stdout().line_text(&token);
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -507,20 +507,22 @@ fn check(inputs: &[PathBuf]) -> ExitCode {
     }
     let files = checked.sources.files().count();
     let messages: usize = checked.protocols.iter().map(|p| p.messages.len()).sum();
-    println!(
+    // Through the printer: a closed stdout (`| head`) is not worth a panic.
+    output::Printer::stdout().line_text(&format!(
         "checked {files} file{}: {} protocol{}, {messages} messages, no errors",
         plural(files),
         checked.protocols.len(),
         plural(checked.protocols.len())
-    );
+    ));
     ExitCode::SUCCESS
 }
 
 fn generate(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
     match Config::new().out_dir(&out).compile(inputs) {
         Ok(generated) => {
+            let printer = output::Printer::stdout();
             for g in &generated {
-                println!("{}", out.join(&g.file_name).display());
+                printer.line_text(&out.join(&g.file_name).display().to_string());
             }
             ExitCode::SUCCESS
         }
