@@ -102,6 +102,8 @@ pub struct Config {
     /// `(path, attributes)` from [`Config::type_attribute`].
     type_attributes: Vec<(String, String)>,
     schema_out_dir: Option<PathBuf>,
+    /// Where a base protocol's generated module is, from [`Config::base_path`].
+    base_paths: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -155,6 +157,24 @@ impl Config {
     /// ```
     pub fn schema_out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.schema_out_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the generated module of `base` is, as a Rust path from inside the module of a
+    /// protocol that `extends` it (default `super::BASE`: both included side by side, as one
+    /// `include_protocol!` each in the same module). An extension uses its base's types and
+    /// messages from there rather than generating its own, so `chat::Subscribe` is
+    /// `socketcluster::Subscribe`; only the extension's sides are new.
+    ///
+    /// ```no_run
+    /// // build.rs: `socketcluster` is included at `crate::wire::socketcluster`.
+    /// protolink_codegen::Config::new()
+    ///     .base_path("socketcluster", "crate::wire::socketcluster")
+    ///     .compile(&["protocols"])
+    ///     .unwrap();
+    /// ```
+    pub fn base_path(&mut self, base: &str, path: &str) -> &mut Self {
+        self.base_paths.insert(base.to_owned(), path.to_owned());
         self
     }
 
@@ -248,10 +268,22 @@ impl Config {
             .map(|p| {
                 let source = p.source.display().to_string().replace('\\', "/");
                 let extra = attributes.get(&p.name).map_or(&[][..], Vec::as_slice);
+                let base = p.base.as_ref().and_then(|name| {
+                    let protocol = checked.protocols.iter().find(|b| &b.name == name)?;
+                    let path = self
+                        .base_paths
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| format!("super::{}", emit::rust::module_name(name)));
+                    Some((protocol, path))
+                });
+                let base = base
+                    .as_ref()
+                    .map(|(protocol, path)| emit::rust::Base { protocol, path });
                 Generated {
                     protocol: p.name.clone(),
                     file_name: format!("{}.rs", p.name),
-                    code: emit::rust::render_with(p, &source, extra),
+                    code: emit::rust::render_with(p, &source, extra, base),
                 }
             })
             .collect())
@@ -383,6 +415,21 @@ impl Config {
                 };
                 if name.is_some_and(|n| !declared(n)) {
                     continue;
+                }
+                // An extension re-exports its base's items: their attributes go on the base's.
+                let base = p
+                    .base
+                    .as_ref()
+                    .and_then(|b| protocols.iter().find(|q| &q.name == b));
+                if let (Some(base), Some(n)) = (base, name) {
+                    let inherited = base.types.iter().any(|t| t.name == n)
+                        || base.messages.iter().any(|m| m.name == n);
+                    if inherited {
+                        return Err(bad(format!(
+                            "`{n}` is `{}`'s, which `{}` re-exports: use `{}.{n}`",
+                            base.name, p.name, base.name
+                        )));
+                    }
                 }
                 found = true;
                 out.entry(p.name.clone())

@@ -489,11 +489,16 @@ fn type_attributes_go_where_they_are_named() {
         .find(|g| g.protocol == "litecord")
         .expect("the base protocol");
     assert!(!base.code.contains("#[derive(Eq, Hash)]"));
+    // The example uses the base's messages: one type each.
+    assert!(example.code.contains("pub use super::litecord::Hello;"));
+    assert!(!example.code.contains("pub struct Hello "));
 
     for (path, attribute) in [
         ("litecord_example.Nope", "#[derive(Hash)]"),
         ("nope", "#[derive(Hash)]"),
         ("litecord_example.Guild", "derive(Hash)"),
+        // The example re-exports the base's Hello: its attributes go on `litecord.Hello`.
+        ("litecord_example.Hello", "#[derive(Hash)]"),
     ] {
         let refused = protolink_codegen::Config::new()
             .type_attribute(path, attribute)

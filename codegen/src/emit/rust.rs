@@ -17,7 +17,18 @@ use crate::naming::{snake, upper_camel};
 /// output does not depend on where the project lives); it is escaped as diagnostics are, so a
 /// line break in a path cannot end the header's comment.
 pub fn render(protocol: &Protocol, source: &str) -> String {
-    render_with(protocol, source, &[])
+    render_with(protocol, source, &[], None)
+}
+
+/// The base of a protocol that `extends` another, generated beside it: its types and messages
+/// are used from the base's module (`path`, such as `super::socketcluster`) instead of being
+/// generated again, so the extension's and the base's are one type.
+#[derive(Debug, Clone, Copy)]
+pub struct Base<'a> {
+    /// The base protocol.
+    pub protocol: &'a Protocol,
+    /// The Rust path of its generated module, from inside the extension's module.
+    pub path: &'a str,
 }
 
 /// [`render`], with extra attributes on some types and messages: `(name, attributes)`, the name
@@ -26,11 +37,19 @@ pub fn render_with(
     protocol: &Protocol,
     source: &str,
     attributes: &[(Option<String>, TokenStream)],
+    base: Option<Base<'_>>,
 ) -> String {
     let source = crate::diagnostics::printable(source);
+    // An unparsable path cannot come from a checked protocol's name; generate everything then.
+    let base = base.and_then(|b| {
+        syn::parse_str::<syn::Path>(b.path)
+            .ok()
+            .map(|path| (b.protocol, path))
+    });
     let tokens = Emitter {
         p: protocol,
         attributes,
+        base,
     }
     .module();
     let body = match syn::parse2::<syn::File>(tokens.clone()) {
@@ -43,10 +62,17 @@ pub fn render_with(
     )
 }
 
+/// The name of a protocol's generated module.
+pub fn module_name(protocol: &str) -> String {
+    snake(protocol)
+}
+
 struct Emitter<'a> {
     p: &'a Protocol,
     /// Extra attributes from the build script, by the name they apply to (`None`: all).
     attributes: &'a [(Option<String>, TokenStream)],
+    /// The base protocol whose types and messages are reused, and its module's path.
+    base: Option<(&'a Protocol, syn::Path)>,
 }
 
 /// One side of one link: who it is, who the peer is, and whether it accepts connections.
@@ -907,8 +933,30 @@ impl Emitter<'_> {
         }
     }
 
+    /// The base's module, when `name` is a type or message the base declares (and so the
+    /// extension uses from there).
+    fn inherited(&self, name: &str, message: bool) -> Option<&syn::Path> {
+        let (base, path) = self.base.as_ref()?;
+        let declared = if message {
+            base.messages.iter().any(|m| m.name == name)
+        } else {
+            base.types.iter().any(|t| t.name == name)
+        };
+        declared.then_some(path)
+    }
+
     fn type_def(&self, t: &TypeDef) -> TokenStream {
         let name = ident(&t.rust_name);
+        if let Some(path) = self.inherited(&t.name, false) {
+            let doc = format!(
+                " The `{}` type of the base protocol.",
+                t.name.trim_start_matches('\0')
+            );
+            return quote! {
+                #[doc = #doc]
+                pub use #path::#name;
+            };
+        }
         let d = docs(
             &t.docs,
             &format!("The `{}` type.", t.name.trim_start_matches('\0')),
@@ -1326,8 +1374,41 @@ impl Emitter<'_> {
         quote!(#(#attributes)*)
     }
 
+    /// A message of the base, used from its module: only this protocol's sides are new.
+    fn inherited_message(&self, m: &Message, name: &Ident, path: &syn::Path) -> TokenStream {
+        let doc = format!(
+            " The `{}` {} of the base protocol.",
+            m.name,
+            kind_word(m.kind)
+        );
+        let reply = match (&m.kind, &m.reply) {
+            (Kind::Request, Some(Shape::Object(_) | Shape::Positional(_))) => {
+                let reply_name = format_ident!("{}Reply", m.rust_name);
+                let reply_doc = format!(" The reply to [`{}`].", m.rust_name);
+                quote! {
+                    #[doc = #reply_doc]
+                    pub use #path::#reply_name;
+                }
+            }
+            _ => TokenStream::new(),
+        };
+        let sendable = m.directions.iter().map(|&(from, to)| {
+            let side = self.side_ident(from, to);
+            quote!(impl __p::SendableBy<#side> for #name {})
+        });
+        quote! {
+            #[doc = #doc]
+            pub use #path::#name;
+            #reply
+            #(#sendable)*
+        }
+    }
+
     fn message(&self, m: &Message) -> TokenStream {
         let name = ident(&m.rust_name);
+        if let Some(path) = self.inherited(&m.name, true) {
+            return self.inherited_message(m, &name, path);
+        }
         let d = docs(&m.docs, &format!("The `{}` {}.", m.name, kind_word(m.kind)));
         let extra = self.extra_attributes(&m.name);
         let d = quote!(#d #extra);
