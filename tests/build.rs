@@ -7,6 +7,8 @@ fn main() {
     let result = protolink_codegen::Config::new()
         .display_base(manifest)
         .cargo_directives(true)
+        // `mapped.Reading` is the test program's own type (tests/codec/extern_types.rs).
+        .extern_type("mapped.Reading", "crate::extern_types::Reading")
         .compile(&[manifest.join("defs")]);
     if let Err(error) = result {
         eprintln!("{error}");

@@ -66,6 +66,14 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// A [`Config::extern_type`] names no type of the definitions, or no Rust path.
+    #[error("extern_type {path:?}: {why}")]
+    ExternType {
+        /// The definition path given.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Neither `Config::out_dir` nor `OUT_DIR` says where to write.
     #[error("no output folder: set Config::out_dir or run from a build script")]
     NoOutDir,
@@ -104,6 +112,8 @@ pub struct Config {
     schema_out_dir: Option<PathBuf>,
     /// Where a base protocol's generated module is, from [`Config::base_path`].
     base_paths: std::collections::BTreeMap<String, String>,
+    /// `(PROTOCOL.Type, Rust path)` from [`Config::extern_type`].
+    extern_types: Vec<(String, String)>,
 }
 
 impl Config {
@@ -176,6 +186,62 @@ impl Config {
     pub fn base_path(&mut self, base: &str, path: &str) -> &mut Self {
         self.base_paths.insert(base.to_owned(), path.to_owned());
         self
+    }
+
+    /// Uses a Rust type of the program for a named type of a definition, as prost-build's
+    /// `extern_path`: `path` is `PROTOCOL.Type` as declared, `rust` a path from inside the
+    /// generated module (`crate::units::Celsius`). The generated module re-exports it under the
+    /// type's name instead of generating one. The type must serialise as the definition says
+    /// (serde), derive what generated types derive (`Debug`, `Clone`, `PartialEq`,
+    /// `schemars::JsonSchema`), and implement protolink's decoding and `Validate`, which
+    /// `protolink::extern_type!` writes for a type of the program's own crate; the definition's constraints on the type are then the type's to
+    /// keep. Types only: messages are always generated.
+    ///
+    /// ```no_run
+    /// protolink_codegen::Config::new()
+    ///     .extern_type("weather.Reading", "crate::units::Reading")
+    ///     .compile(&["protocols"])
+    ///     .unwrap();
+    /// ```
+    pub fn extern_type(&mut self, path: &str, rust: &str) -> &mut Self {
+        self.extern_types.push((path.to_owned(), rust.to_owned()));
+        self
+    }
+
+    /// The extern types of each protocol, by the type's declared name; an error for a path that
+    /// names no type or a Rust path that does not parse.
+    fn extern_types_by_protocol(
+        &self,
+        protocols: &[model::Protocol],
+    ) -> Result<HashMap<String, Vec<(String, String)>>, Error> {
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for (path, rust) in &self.extern_types {
+            let bad = |why: String| Error::ExternType {
+                path: path.clone(),
+                why,
+            };
+            if syn::parse_str::<syn::Path>(rust).is_err() {
+                return Err(bad(format!("`{rust}` is not a Rust path")));
+            }
+            let Some((protocol, name)) = path.split_once('.') else {
+                return Err(bad("write PROTOCOL.Type".to_owned()));
+            };
+            let Some(p) = protocols.iter().find(|p| p.name == protocol) else {
+                return Err(bad(format!("no protocol `{protocol}`")));
+            };
+            if !p.types.iter().any(|t| t.name == name) {
+                let why = if p.messages.iter().any(|m| m.name == name) {
+                    format!("`{name}` is a message; only types can be mapped")
+                } else {
+                    format!("`{protocol}` declares no type `{name}`")
+                };
+                return Err(bad(why));
+            }
+            out.entry(p.name.clone())
+                .or_default()
+                .push((name.to_owned(), rust.clone()));
+        }
+        Ok(out)
     }
 
     /// Prints `cargo:rerun-if-changed` for every input file and folder (for build scripts).
@@ -262,6 +328,7 @@ impl Config {
     pub fn generate(&self, inputs: &[impl AsRef<Path>]) -> Result<Vec<Generated>, Error> {
         let checked = self.check_clean(inputs)?;
         let attributes = self.attributes_by_protocol(&checked.protocols)?;
+        let externs = self.extern_types_by_protocol(&checked.protocols)?;
         Ok(checked
             .protocols
             .iter()
@@ -283,7 +350,13 @@ impl Config {
                 Generated {
                     protocol: p.name.clone(),
                     file_name: format!("{}.rs", p.name),
-                    code: emit::rust::render_with(p, &source, extra, base),
+                    code: emit::rust::render_with(
+                        p,
+                        &source,
+                        extra,
+                        base,
+                        externs.get(&p.name).map_or(&[][..], Vec::as_slice),
+                    ),
                 }
             })
             .collect())

@@ -509,3 +509,30 @@ fn type_attributes_go_where_they_are_named() {
         );
     }
 }
+
+#[test]
+fn extern_types_replace_generated_ones_and_bad_paths_are_errors() {
+    let inputs = [workspace().join("protocol-defs/socketcluster.protocol")];
+    let generated = protolink_codegen::Config::new()
+        .extern_type("socketcluster.AuthError", "crate::errors::AuthError")
+        .generate(&inputs)
+        .expect("generates");
+    let code = &generated[0].code;
+    assert!(code.contains("pub use crate::errors::AuthError as AuthError;"));
+    assert!(!code.contains("pub struct AuthError"));
+    for (path, rust) in [
+        ("socketcluster.Nope", "crate::Nope"),
+        ("socketcluster.handshake", "crate::Handshake"),
+        ("nope.AuthError", "crate::AuthError"),
+        ("AuthError", "crate::AuthError"),
+        ("socketcluster.AuthError", "not a path"),
+    ] {
+        let refused = protolink_codegen::Config::new()
+            .extern_type(path, rust)
+            .generate(&inputs);
+        assert!(
+            matches!(refused, Err(protolink_codegen::Error::ExternType { .. })),
+            "{path} {rust}: {refused:?}"
+        );
+    }
+}

@@ -56,6 +56,29 @@ macro_rules! include_protocol {
     };
 }
 
+/// Makes a type of the program's own crate usable where a definition's type was mapped to it
+/// (`protolink_codegen::Config::extern_type`): it is decoded by its `Deserialize`, and has no
+/// constraints of its own to check. With `validated`, the type implements [`Validate`] itself
+/// (the place for the definition's constraints on it).
+///
+/// ```ignore
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+/// pub struct Reading { pub tenths: i64 }
+/// protolink::extern_type!(Reading);
+/// ```
+#[macro_export]
+macro_rules! extern_type {
+    ($ty:ty) => {
+        $crate::extern_type!($ty, validated);
+        impl $crate::Validate for $ty {
+            fn validate_into(&self, _: &mut $crate::Validator) {}
+        }
+    };
+    ($ty:ty, validated) => {
+        impl<'de> $crate::__private::ScanDecode<'de> for $ty {}
+    };
+}
+
 /// What generated code uses. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {

@@ -7,6 +7,7 @@
 //! - `scanner`: the one-pass byte scanner reads what serde_json reads, the same way;
 //! - `schema`: ajv, with the JSON Schemas `protolink schema` writes, agrees with the decoders
 //!   and validators on every frame of a corpus (real, recorded, generated and garbage frames);
+//! - `extern_types`: a definition's type mapped to a Rust type of the program's own;
 //! - `extensions`: a protocol that `extends` another uses its base's types and messages;
 //! - `unions`: unions matched by JSON type (test-only definitions in `defs/`);
 //! - `compile_fail`: the type system refuses sending a message from the wrong side and answering
@@ -18,6 +19,8 @@ mod agreement;
 mod compile_fail;
 #[path = "codec/extensions.rs"]
 mod extensions;
+#[path = "codec/extern_types.rs"]
+mod extern_types;
 #[path = "codec/garbage.rs"]
 mod garbage;
 #[path = "codec/roundtrip.rs"]

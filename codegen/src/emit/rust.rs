@@ -17,7 +17,7 @@ use crate::naming::{snake, upper_camel};
 /// output does not depend on where the project lives); it is escaped as diagnostics are, so a
 /// line break in a path cannot end the header's comment.
 pub fn render(protocol: &Protocol, source: &str) -> String {
-    render_with(protocol, source, &[], None)
+    render_with(protocol, source, &[], None, &[])
 }
 
 /// The base of a protocol that `extends` another, generated beside it: its types and messages
@@ -38,6 +38,7 @@ pub fn render_with(
     source: &str,
     attributes: &[(Option<String>, TokenStream)],
     base: Option<Base<'_>>,
+    externs: &[(String, String)],
 ) -> String {
     let source = crate::diagnostics::printable(source);
     // An unparsable path cannot come from a checked protocol's name; generate everything then.
@@ -46,10 +47,15 @@ pub fn render_with(
             .ok()
             .map(|path| (b.protocol, path))
     });
+    let externs = externs
+        .iter()
+        .filter_map(|(name, path)| Some((name.clone(), syn::parse_str::<syn::Path>(path).ok()?)))
+        .collect();
     let tokens = Emitter {
         p: protocol,
         attributes,
         base,
+        externs,
     }
     .module();
     let body = match syn::parse2::<syn::File>(tokens.clone()) {
@@ -73,6 +79,8 @@ struct Emitter<'a> {
     attributes: &'a [(Option<String>, TokenStream)],
     /// The base protocol whose types and messages are reused, and its module's path.
     base: Option<(&'a Protocol, syn::Path)>,
+    /// Types the program provides, by declared name: `Config::extern_type`.
+    externs: Vec<(String, syn::Path)>,
 }
 
 /// One side of one link: who it is, who the peer is, and whether it accepts connections.
@@ -947,6 +955,16 @@ impl Emitter<'_> {
 
     fn type_def(&self, t: &TypeDef) -> TokenStream {
         let name = ident(&t.rust_name);
+        if let Some((_, path)) = self.externs.iter().find(|(n, _)| *n == t.name) {
+            let doc = format!(
+                " The `{}` type: the program's own (`Config::extern_type`).",
+                t.name.trim_start_matches('\0')
+            );
+            return quote! {
+                #[doc = #doc]
+                pub use #path as #name;
+            };
+        }
         if let Some(path) = self.inherited(&t.name, false) {
             let doc = format!(
                 " The `{}` type of the base protocol.",
