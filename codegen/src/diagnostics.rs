@@ -512,6 +512,16 @@ impl Diagnostics {
     }
 }
 
+/// `` `A` ``, `` `A` and `B` ``, `` `A`, `B` and `C` ``.
+pub(crate) fn name_list<S: AsRef<str>>(names: &[S]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// Suggests the candidate closest to `name`, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
     name: &str,

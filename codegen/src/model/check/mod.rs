@@ -46,7 +46,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use super::*;
-use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
+use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, name_list};
 use crate::naming::{snake, upper_camel};
 use crate::syntax::ast;
 
@@ -359,31 +359,6 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// A clause that is known but malformed (E0116), or not known at all (E0114).
-fn clause_error(
-    word: &str,
-    known: &[&str],
-    clause: &ast::Clause,
-    first: &ast::Atom,
-    unknown_label: &str,
-) -> Diagnostic {
-    if known.contains(&word) {
-        Diagnostic::error(
-            "E0116",
-            format!("malformed `{word}` clause"),
-            clause.span,
-            "unexpected arguments",
-        )
-    } else {
-        Diagnostic::error(
-            "E0114",
-            format!("unknown clause `{word}`"),
-            first.span(),
-            unknown_label,
-        )
-    }
-}
-
 fn keyword(kind: Kind) -> &'static str {
     match kind {
         Kind::Message => "message",
@@ -419,16 +394,6 @@ fn with_field_help(d: Diagnostic, name: &str, fields: &[String]) -> Diagnostic {
     }
 }
 
-/// `` `A` ``, `` `A` and `B` ``, `` `A`, `B` and `C` ``.
-fn name_list(names: &[String]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    match quoted.split_last() {
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
-        None => String::new(),
-    }
-}
-
 fn describe(ty: &Ty) -> &'static str {
     match ty {
         Ty::Bool => "a bool",
@@ -450,107 +415,6 @@ fn rename_of(rename: &Option<ast::Lit>) -> Option<String> {
             value: ast::LitValue::Str(s),
             ..
         }) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// A string literal's text.
-fn str_of(a: &ast::Atom) -> Option<String> {
-    match a {
-        ast::Atom::Lit(ast::Lit {
-            value: ast::LitValue::Str(s),
-            ..
-        }) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn head_word(d: &ast::Directive) -> Option<&str> {
-    atom_word(&d.head)
-}
-
-fn atom_word(a: &ast::Atom) -> Option<&str> {
-    match a {
-        ast::Atom::Ident(i) => Some(&i.name),
-        _ => None,
-    }
-}
-
-/// A key: a name or a string.
-fn atom_key(a: &ast::Atom) -> Option<String> {
-    match a {
-        ast::Atom::Ident(i) => Some(i.name.clone()),
-        ast::Atom::Lit(ast::Lit {
-            value: ast::LitValue::Str(s),
-            ..
-        }) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn int_of(a: &ast::Atom) -> Option<i64> {
-    match a {
-        ast::Atom::Lit(ast::Lit {
-            value: ast::LitValue::Int(n),
-            ..
-        }) => Some(*n),
-        _ => None,
-    }
-}
-
-fn key_path(a: &ast::Atom) -> Option<Vec<String>> {
-    match a {
-        ast::Atom::Path(parts) => Some(parts.iter().map(|p| p.name.clone()).collect()),
-        other => atom_key(other).map(|k| vec![k]),
-    }
-}
-
-/// The atoms of a one-clause directive as words (names or strings), if they all are.
-fn words(clauses: &[ast::Clause]) -> Option<Vec<&str>> {
-    let [clause] = clauses else { return None };
-    clause
-        .atoms
-        .iter()
-        .map(|a| match a {
-            ast::Atom::Ident(i) => Some(i.name.as_str()),
-            ast::Atom::Lit(ast::Lit {
-                value: ast::LitValue::Str(s),
-                ..
-            }) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn words_or_ints(clauses: &[ast::Clause]) -> Option<Vec<String>> {
-    let [clause] = clauses else { return None };
-    clause
-        .atoms
-        .iter()
-        .map(|a| match a {
-            ast::Atom::Ident(i) => Some(i.name.clone()),
-            ast::Atom::Lit(ast::Lit {
-                value: ast::LitValue::Int(n),
-                ..
-            }) => Some(n.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn single_lit(d: &ast::Directive) -> Option<&ast::LitValue> {
-    match d.clauses.as_slice() {
-        [c] => match c.atoms.as_slice() {
-            [ast::Atom::Lit(l)] => Some(&l.value),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn single_int(d: &ast::Directive) -> Option<u64> {
-    match single_lit(d) {
-        Some(ast::LitValue::Int(n)) => u64::try_from(*n).ok(),
         _ => None,
     }
 }

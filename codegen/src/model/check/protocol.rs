@@ -25,171 +25,69 @@ impl Checker<'_> {
         }
     }
 
+    /// The typed protocol block: `version`, `endpoints`, `links`, `close` and `wire` (the
+    /// `session` block refers to messages, so it is checked after them).
     pub(super) fn protocol_directives(&mut self) {
-        let extends = self.decl.extends.is_some();
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        let mut wire_block = None;
-        // Directives suggested for misspelled ones: not reported missing as well.
-        let mut suggested: Vec<&str> = Vec::new();
-        for d in &self.decl.directives {
-            let Some(head) = head_word(d) else {
-                self.err(Diagnostic::error("E0114", "expected a directive name", d.head.span(), "not a directive")
-                    .with_help("protocol blocks hold `version`, `endpoints`, `links`, `wire`, `close` and `session`"));
-                continue;
-            };
-            if let Some(&first) = seen.get(head) {
-                self.err(
-                    Diagnostic::error(
-                        "E0102",
-                        format!("`{head}` is declared twice"),
-                        d.head.span(),
-                        "declared again here",
-                    )
-                    .with_secondary(first, "first declared here"),
-                );
-                continue;
-            }
-            seen.insert(head, d.head.span());
-            match head {
-                "version" => match single_lit(d) {
-                    Some(ast::LitValue::Str(v)) => self.p.version = v.clone(),
-                    Some(ast::LitValue::Int(n)) => self.err(
-                        Diagnostic::error(
-                            "E0116",
-                            "`version` takes one string",
-                            d.span,
-                            "a number, not a string",
-                        )
-                        .with_help(format!("write it in quotes: `version \"{n}\"`")),
-                    ),
-                    None => self.err(Diagnostic::error(
-                        "E0116",
-                        "`version` takes one string",
-                        d.span,
-                        "expected `version \"1.0\"`",
-                    )),
-                },
-                "wire" | "close" | "session" | "endpoints" | "links" if extends => self.err(
-                    Diagnostic::error(
-                        "E0114",
-                        format!("`{head}` cannot be changed by a protocol that extends another"),
-                        d.head.span(),
-                        "inherited from the base protocol",
-                    )
-                    .with_help("remove it; an extension only adds messages and types"),
-                ),
-                "wire" => wire_block = Some(d),
-                "close" => self.close_block(d),
-                "session" => {} // after messages, which it refers to
-                "endpoints" => self.endpoints(d),
-                "links" => {}
-                other => {
-                    let mut diag = Diagnostic::error(
-                        "E0114",
-                        format!("unknown directive `{other}`"),
-                        d.head.span(),
-                        "not a protocol directive",
-                    );
-                    diag = match did_you_mean(other, ["version", "endpoints", "links", "wire", "close", "session"]) {
-                        Some(s) => {
-                            suggested.push(s);
-                            diag.with_help(format!("did you mean `{s}`?"))
-                        }
-                        None => diag.with_help("protocol blocks hold `version`, `endpoints`, `links`, `wire`, `close` and `session`"),
-                    };
-                    self.err(diag);
-                }
-            }
+        let block = &self.decl.block;
+        if let Some(version) = &block.version {
+            self.p.version = version.clone();
         }
-        if let Some(links) = self
-            .decl
-            .directives
-            .iter()
-            .find(|d| head_word(d) == Some("links"))
-        {
-            if !extends {
-                self.links(links);
-            }
+        if let Some(codes) = &block.close {
+            self.close_codes(codes);
         }
-        if !seen.contains_key("version") && !suggested.contains(&"version") {
-            self.err(
-                Diagnostic::error(
-                    "E0115",
-                    format!("the protocol `{}` has no version", self.p.name),
-                    self.decl.name.span,
-                    "no `version` directive",
-                )
-                .with_help("add `version \"1.0\"` to the protocol block"),
-            );
+        if let Some(endpoints) = &block.endpoints {
+            self.endpoints(endpoints);
         }
-        if !extends {
-            match wire_block {
-                Some(d) => self.wire(d),
-                None if suggested.contains(&"wire") => {}
-                None => self.err(
-                    Diagnostic::error(
-                        "E0115",
-                        format!("the protocol `{}` has no wire profile", self.p.name),
-                        self.decl.name.span,
-                        "no `wire` block",
-                    )
-                    .with_help(
-                        "add `wire { tag type string  payload inline }` to the protocol block",
-                    ),
-                ),
-            }
+        if let Some(links) = &block.links {
+            self.links(links);
+        }
+        if let Some(wire) = &block.wire {
+            self.wire(wire);
         }
     }
 
-    fn endpoints(&mut self, d: &ast::Directive) {
+    fn endpoints(&mut self, endpoints: &ast::Endpoints) {
         let mut names: Vec<String> = Vec::new();
         let mut spans: Vec<Span> = Vec::new();
-        for clause in &d.clauses {
-            match clause.atoms.as_slice() {
-                [ast::Atom::Ident(id)] => {
-                    if let Some(first) = names.iter().position(|n| *n == id.name) {
-                        self.err(
-                            Diagnostic::error(
-                                "E0102",
-                                format!("the endpoint `{}` is declared twice", id.name),
-                                id.span,
-                                "declared again here",
-                            )
-                            .with_secondary(spans[first], "first declared here"),
-                        );
-                    } else {
-                        names.push(id.name.clone());
-                        spans.push(id.span);
-                    }
-                }
-                _ => self.err(Diagnostic::error(
-                    "E0116",
-                    "endpoints are names separated by commas",
-                    clause.span,
-                    "expected one name",
-                )),
+        for id in &endpoints.names {
+            if let Some(first) = names.iter().position(|n| *n == id.name) {
+                self.err(
+                    Diagnostic::error(
+                        "E0102",
+                        format!("the endpoint `{}` is declared twice", id.name),
+                        id.span,
+                        "declared again here",
+                    )
+                    .with_secondary(spans[first], "first declared here"),
+                );
+            } else {
+                names.push(id.name.clone());
+                spans.push(id.span);
             }
         }
         if names.len() < 2 {
-            self.err(Diagnostic::error(
-                "E0116",
-                "a protocol needs at least two endpoints",
-                d.span,
-                "too few endpoints",
-            ));
+            self.err(
+                Diagnostic::error(
+                    "E0135",
+                    "a protocol needs at least two endpoints",
+                    endpoints.span,
+                    "too few endpoints",
+                )
+                .with_help("name every kind of peer: `endpoints controller, master, slave`"),
+            );
             return;
         }
         self.p.endpoints = names;
         self.p.links.clear();
     }
 
-    fn links(&mut self, d: &ast::Directive) {
+    fn links(&mut self, d: &ast::Links) {
         if !self.p.has_named_endpoints() {
             self.err(
                 Diagnostic::error(
                     "E0126",
                     "`links` needs `endpoints`",
-                    d.head.span(),
+                    d.head,
                     "no endpoints are declared",
                 )
                 .with_help("declare `endpoints a, b, ...` before `links`"),
@@ -198,21 +96,7 @@ impl Checker<'_> {
         }
         let mut links = Vec::new();
         let mut spans: Vec<Span> = Vec::new();
-        for clause in &d.clauses {
-            let [
-                ast::Atom::Ident(a),
-                ast::Atom::Punct("->", _),
-                ast::Atom::Ident(b),
-            ] = clause.atoms.as_slice()
-            else {
-                self.err(Diagnostic::error(
-                    "E0116",
-                    "a link is written `client -> server`",
-                    clause.span,
-                    "expected `a -> b`",
-                ));
-                continue;
-            };
+        for (a, b, span) in &d.links {
             let (Some(ca), Some(cb)) = (self.endpoint(a), self.endpoint(b)) else {
                 continue;
             };
@@ -223,7 +107,7 @@ impl Checker<'_> {
                         "the link between `{}` and `{}` is declared twice",
                         a.name, b.name
                     ),
-                    clause.span,
+                    *span,
                     "declared again here",
                 )
                 .with_secondary(spans[first], "first declared here");
@@ -236,7 +120,7 @@ impl Checker<'_> {
                 continue;
             }
             links.push((ca, cb));
-            spans.push(clause.span);
+            spans.push(*span);
         }
         self.p.links = links;
     }
@@ -263,70 +147,11 @@ impl Checker<'_> {
         None
     }
 
-    fn close_block(&mut self, d: &ast::Directive) {
-        let Some(block) = &d.block else {
-            self.err(Diagnostic::error(
-                "E0116",
-                "`close` takes a block of codes",
-                d.span,
-                "expected `close { 4001 Name \"reason\" }`",
-            ));
-            return;
-        };
+    fn close_codes(&mut self, codes: &[ast::CloseCodeDecl]) {
         let mut seen: HashMap<u16, Span> = HashMap::new();
         let mut names: HashMap<String, (Span, String)> = HashMap::new();
-        for item in block {
-            let atoms: Vec<&ast::Atom> = item.clauses.iter().flat_map(|c| &c.atoms).collect();
-            let code = match &item.head {
-                ast::Atom::Lit(ast::Lit {
-                    value: ast::LitValue::Int(n),
-                    span,
-                }) => match u16::try_from(*n) {
-                    Ok(c) if (1000..=4999).contains(&c) => Some((c, *span)),
-                    _ => {
-                        self.err(Diagnostic::error("E0116", format!("{n} is not a WebSocket close code"), *span, "out of range")
-                            .with_help("close codes are 1000..=4999; protocol-specific codes are 4000..=4999"));
-                        None
-                    }
-                },
-                other => {
-                    self.err(
-                        Diagnostic::error(
-                            "E0116",
-                            "a close code starts with its number",
-                            other.span(),
-                            "expected a number",
-                        )
-                        .with_help("write `4001 AuthenticationFailed \"Authentication failed\"`"),
-                    );
-                    None
-                }
-            };
-            let (name, reason) = match atoms.as_slice() {
-                [
-                    ast::Atom::Ident(name),
-                    ast::Atom::Lit(ast::Lit {
-                        value: ast::LitValue::Str(reason),
-                        ..
-                    }),
-                ] => (name, reason.clone()),
-                [ast::Atom::Ident(name)] => (name, name.name.clone()),
-                _ => {
-                    self.err(
-                        Diagnostic::error(
-                            "E0116",
-                            "a close code needs a name and a reason",
-                            item.span,
-                            "expected `CODE Name \"reason\"`",
-                        )
-                        .with_help(
-                            "write `4001 AuthenticationFailed \"Authentication failed\"`; the name becomes the `CloseCode` variant",
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let Some((code, span)) = code else { continue };
+        for c in codes {
+            let (code, span, name) = (c.code, c.code_span, &c.name);
             if let Some(&first) = seen.get(&code) {
                 self.err(
                     Diagnostic::error(
@@ -361,8 +186,8 @@ impl Checker<'_> {
                 span: name.span,
                 code,
                 name: rust,
-                reason,
-                docs: item.docs.lines.clone(),
+                reason: c.reason.clone(),
+                docs: c.docs.lines.clone(),
             });
         }
     }

@@ -300,7 +300,7 @@ impl Checker<'_> {
             ast::LitValue::Str(s) => s.clone(),
             ast::LitValue::Int(_) => {
                 self.err(Diagnostic::error(
-                    "E0116",
+                    "E0131",
                     "a union's tag is a key name",
                     u.tag.span,
                     "expected a string",
@@ -438,7 +438,7 @@ impl Checker<'_> {
             ast::TypeKind::Null => {
                 self.err(
                     Diagnostic::error(
-                        "E0116",
+                        "E0130",
                         "`null` alone is not a useful type",
                         t.span,
                         "only `null` fits here",
@@ -487,7 +487,7 @@ impl Checker<'_> {
         let inner = match rest.as_slice() {
             [] => {
                 self.err(Diagnostic::error(
-                    "E0116",
+                    "E0130",
                     "`null | null` is not a useful type",
                     span,
                     "only `null`",
