@@ -10,11 +10,15 @@
 //!   = help: a type with a similar name exists: `string`
 //! ```
 //!
+//! Every code, with its title and explanation, is listed once, in [`codes::CODES`].
+//!
 //! Every pass (lexer, parser, checker) pushes into one [`Diagnostics`] list and keeps going, so a
 //! file reports all of its errors at once.
 //!
 //! Everything a diagnostic prints (source lines, names, labels, paths) goes through [`printable`]
 //! when rendered, so a definition cannot send control sequences to the reader's terminal.
+
+pub mod codes;
 
 use std::borrow::Cow;
 use std::fmt;

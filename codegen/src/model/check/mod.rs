@@ -1,38 +1,11 @@
 //! The checker: from syntax trees to [`Protocol`]s, reporting every problem it finds.
 //!
-//! Error codes (listed with examples in `docs/definition-language.md`):
+//! The typed directives come from `syntax::directives`, which has already reported every malformed
+//! one; the checker gives them meaning. Each concern has its module: the protocol block
+//! (`protocol`), the wire profile (`wire`), names (`names`), types (`types`), constraints
+//! (`constraints`), messages and routes (`messages`) and the session rules (`session`).
 //!
-//! | code | meaning |
-//! |---|---|
-//! | E0101 | unknown type |
-//! | E0102 | a name declared twice |
-//! | E0103 | two messages with the same tag in one direction |
-//! | E0104 | a reply on an event or message |
-//! | E0105 | a message with no tag value where tags are integers |
-//! | E0106 | a tag of the wrong type |
-//! | E0107 | two fields with the same name |
-//! | E0108 | two fields with the same wire name |
-//! | E0109 | a constraint that cannot hold |
-//! | E0110 | a constraint that does not apply to the field's type |
-//! | E0111 | a pattern that is not a valid regular expression |
-//! | E0112 | `extends` of an unknown protocol |
-//! | E0113 | a cycle (in `extends`, aliases or struct fields) |
-//! | E0114 | an unknown directive or clause |
-//! | E0115 | a required directive is missing |
-//! | E0116 | a directive's arguments are malformed |
-//! | E0117 | an unknown endpoint or undeclared link |
-//! | E0118 | an unknown sender in `from` |
-//! | E0119 | a payload shape the wire profile cannot carry |
-//! | E0120 | an unknown message in a session rule |
-//! | E0121 | an unknown close code |
-//! | E0122 | a close code declared twice |
-//! | E0123 | `?` where a key cannot be absent |
-//! | E0124 | two names that become the same Rust name, or a name the generator uses itself |
-//! | E0125 | an unknown field in a session rule |
-//! | E0126 | a route form that does not fit the protocol (`from` with endpoints, `on` without) |
-//! | E0127 | a union whose members cannot be told apart by JSON type |
-//! | E0128 | a protocol name longer than [`MAX_PROTOCOL_NAME`] bytes |
-//! | E0129 | a message whose sender method is named like a method links already have ([`LINK_METHODS`]) |
+//! Every error code is listed, with its explanation, in [`crate::diagnostics::codes`].
 
 mod constraints;
 mod messages;

@@ -486,12 +486,15 @@ impl Checker<'_> {
             .collect();
         let inner = match rest.as_slice() {
             [] => {
-                self.err(Diagnostic::error(
-                    "E0130",
-                    "`null | null` is not a useful type",
-                    span,
-                    "only `null`",
-                ));
+                self.err(
+                    Diagnostic::error(
+                        "E0130",
+                        "`null | null` is not a useful type",
+                        span,
+                        "only `null`",
+                    )
+                    .with_help("write `T | null` for a value that may be null"),
+                );
                 return Ty::Any;
             }
             [single] => self.inner_ty(single, owner),
