@@ -67,7 +67,10 @@ impl Lowering<'_> {
                         d.head.span(),
                         "declared again here",
                     )
-                    .with_secondary(first, "first declared here"),
+                    .with_secondary(first, "first declared here")
+                    .with_help(format!(
+                        "remove one; a protocol block holds one `{head}` directive"
+                    )),
                 );
                 continue;
             }
@@ -295,6 +298,17 @@ impl Lowering<'_> {
         };
         Diagnostic::error("E0116", message, span, label).with_help(help)
     }
+
+    /// A malformed directive or clause (E0116), with its own help line.
+    pub(super) fn malformed_with(
+        &self,
+        message: &str,
+        span: Span,
+        label: &str,
+        help: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::error("E0116", message, span, label).with_help(help)
+    }
 }
 
 /// `id sequence`, or `id KEY` with at most one each of `optional` and `string`.
@@ -451,3 +465,190 @@ fn single_lit(d: &Directive) -> Option<&LitValue> {
 
 mod session;
 mod wire;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::diagnostics::{Diagnostics, SourceMap};
+    use crate::syntax::ast::*;
+    use crate::syntax::parse;
+
+    fn lower(text: &str) -> (ProtocolBlock, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let file = parse(0, text, &mut diags);
+        (file.protocol.unwrap().block, diags)
+    }
+
+    #[test]
+    fn a_seed_profile_becomes_typed_nodes() {
+        let (block, diags) = lower(
+            r#"protocol litecord {
+    version "1.0"
+    wire {
+        tag op int
+        payload inline
+        request carrier 4, method w, args a, id n string
+        response carrier 5, id n, result r, error e text
+    }
+    close {
+        4001 AuthenticationFailed "Authentication failed"
+    }
+    session {
+        handshake server sends Hello
+        handshake client sends Login, auth password, failure AuthenticationFailed
+        heartbeat client sends Ping, server replies Pong, every Hello.interval, grace 2000
+        invalid payload of Login | Ping answers "bad", name "E"
+    }
+}
+"#,
+        );
+        assert_eq!(diags.count(), 0);
+        assert_eq!(block.version.as_deref(), Some("1.0"));
+        let wire = block.wire.unwrap();
+        assert_eq!(
+            wire.items[0],
+            WireDirective::Tag {
+                key: Some("op".into()),
+                ty: Some(TagType::Int)
+            }
+        );
+        assert_eq!(
+            wire.items[1],
+            WireDirective::Payload(Some(PayloadPlace::Inline))
+        );
+        let WireDirective::Request(clauses) = &wire.items[2] else {
+            panic!("{:?}", wire.items[2]);
+        };
+        assert!(matches!(
+            &clauses[0],
+            FramingClause::Carrier(Lit {
+                value: LitValue::Int(4),
+                ..
+            })
+        ));
+        assert_eq!(
+            clauses[3],
+            FramingClause::IdKey {
+                key: "n".into(),
+                optional: false,
+                text: true
+            }
+        );
+        let WireDirective::Response(response) = &wire.items[3] else {
+            panic!("{:?}", wire.items[3]);
+        };
+        assert!(matches!(response.matched, Some(ReplyMatcher::Carrier(_))));
+        assert_eq!(response.result.as_deref(), Some("r"));
+        assert_eq!(
+            response
+                .error
+                .as_ref()
+                .map(|(p, object)| (p.parts.clone(), *object)),
+            Some((vec!["e".to_owned()], false))
+        );
+        let close = block.close.unwrap();
+        assert_eq!(
+            (close[0].code, close[0].name.name.as_str()),
+            (4001, "AuthenticationFailed")
+        );
+        let session = block.session.unwrap();
+        let SessionDirective::Handshake(login) = &session[1] else {
+            panic!("{:?}", session[1]);
+        };
+        assert_eq!(
+            login.auth.as_ref().map(|k| k.name.as_str()),
+            Some("password")
+        );
+        assert_eq!(
+            login.failure.as_ref().map(|c| c.text.as_str()),
+            Some("AuthenticationFailed")
+        );
+        let SessionDirective::Heartbeat(beat) = &session[2] else {
+            panic!("{:?}", session[2]);
+        };
+        assert!(
+            matches!(&beat.interval, Some(IntervalSpec::FromField(m, f)) if m.name == "Hello" && f.name == "interval")
+        );
+        assert_eq!(beat.grace_ms, 2000);
+        let SessionDirective::Invalid(InvalidRule::Kind {
+            kind,
+            messages,
+            action,
+        }) = &session[3]
+        else {
+            panic!("{:?}", session[3]);
+        };
+        assert_eq!((*kind, messages.len()), ("payload", 2));
+        assert_eq!(
+            action,
+            &InvalidAction::Answers("bad".into(), Some("E".into()))
+        );
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_and_extensions_inherit() {
+        let (block, diags) = lower(
+            "protocol p extends base {\n    version \"1\"\n    version \"2\"\n    wire {\n        tag t string\n    }\n}\n",
+        );
+        let codes: Vec<&str> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E0102", "E0114"]);
+        assert_eq!(block.version.as_deref(), Some("1"));
+        assert!(block.wire.is_none());
+    }
+
+    /// Every malformed directive is reported with a span, a label and a help line, and left out.
+    #[test]
+    fn malformed_directives_are_reported_with_help_and_left_out() {
+        let text = r#"protocol p {
+    version "1"
+    version
+    endpoints a b, c
+    links a => b
+    close {
+        70000 Big "big"
+        4001
+    }
+    wire {
+        tag op
+        payload a b
+        sequence
+        binary json
+        event carrier 6
+        request id n optional optional
+        response untagged, for x, id 1
+        error tag 5
+        frobnicate
+    }
+    session {
+        handshake client shouts Hello
+        heartbeat client sends 5, every a.b.c
+        before handshake closes
+        timeout soon
+        reconnect min -1
+        invalid json of X answers "no"
+        close message M
+        wibble
+    }
+}
+"#;
+        let mut sources = SourceMap::default();
+        sources.add("p.protocol", text);
+        let (block, diags) = lower(text);
+        let rendered = diags.render(&sources);
+        assert!(diags.count() >= 20, "{rendered}");
+        for d in diags.iter() {
+            assert_eq!(d.help.len(), 1, "one help line each:\n{rendered}");
+            assert!(
+                d.primary.0.end > d.primary.0.start,
+                "empty span:\n{rendered}"
+            );
+        }
+        assert!(block.close.unwrap().is_empty());
+        assert!(block.session.unwrap().is_empty());
+        let wire = block.wire.unwrap();
+        assert!(wire.items.iter().all(|i| !matches!(
+            i,
+            WireDirective::Sequence(_) | WireDirective::BinaryText | WireDirective::Error { .. }
+        )));
+    }
+}

@@ -260,14 +260,12 @@ impl Lowering<'_> {
                             beat.interval =
                                 Some(IntervalSpec::FromField(msg.clone(), field.clone()));
                         }
-                        _ => self.err(
-                            self.malformed(
-                                "expected `every Message.field`",
-                                clause.span,
-                                "malformed path",
-                            )
-                            .with_help("write `every Hello.heartbeat_interval`"),
-                        ),
+                        _ => self.err(self.malformed_with(
+                            "expected `every Message.field`",
+                            clause.span,
+                            "malformed path",
+                            "write `every Hello.heartbeat_interval`",
+                        )),
                     }
                 }
                 [w, n] if word(w) == Some("grace") && ms(n).is_some() => {

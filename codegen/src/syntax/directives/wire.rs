@@ -232,11 +232,12 @@ impl Lowering<'_> {
                 ("id", rest) if request => {
                     let id = request_id(rest);
                     if id.is_none() {
-                        self.err(self.malformed(
+                        self.err(self.malformed_with(
                             "`id` takes a key, `sequence`, or a key with `optional` and `string`",
                             clause.span,
                             "malformed `id` clause",
-                        ).with_help("write `id n`, `id sequence` or `id cid optional string`"));
+                            "write `id n`, `id sequence` or `id cid optional string`",
+                        ));
                     }
                     id
                 }
@@ -399,14 +400,12 @@ impl Lowering<'_> {
                 [first, k] if word(first) == Some("message") && key(k).is_some() => {
                     message = key(k).map(|k| k.name);
                 }
-                _ => self.err(
-                    self.malformed(
-                        "`error` takes `tag \"error\"` and `message KEY`",
-                        clause.span,
-                        "malformed clause",
-                    )
-                    .with_help("write `error tag \"error\", message error`"),
-                ),
+                _ => self.err(self.malformed_with(
+                    "`error` takes `tag \"error\"` and `message KEY`",
+                    clause.span,
+                    "malformed clause",
+                    "write `error tag \"error\", message error`",
+                )),
             }
         }
         match (tag, message) {
