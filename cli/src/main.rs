@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! protolink check protocol-defs/            # diagnostics on stderr, exit 1 on any error
+//! protolink check --explain E0134           # what an error code means and how to fix it
 //! protolink gen protocol-defs/litecord.protocol --out target/review
 //! protolink schema protocol-defs/ --out target/schemas     # JSON Schemas of every frame
 //! protolink asyncapi protocol-defs/skynet.protocol --path /connect   # AsyncAPI 3.0, on stdout
@@ -46,8 +47,11 @@ enum Command {
     /// Checks definition files (or folders of them) and reports every error.
     Check {
         /// Files or folders; a folder means every `*.protocol` file in it.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "explain")]
         inputs: Vec<PathBuf>,
+        /// Prints what an error code means (`--explain E0134`) instead of checking.
+        #[arg(long, value_name = "CODE")]
+        explain: Option<String>,
     },
     /// Writes the generated Rust for review, one file per protocol.
     Gen {
@@ -334,7 +338,11 @@ fn parse_json(text: &str) -> Result<serde_json::Value, String> {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { inputs } => check(&inputs),
+        Command::Check {
+            explain: Some(code),
+            ..
+        } => explain(&code),
+        Command::Check { inputs, .. } => check(&inputs),
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
         Command::Docs { inputs, out } => docs(&inputs, out),
@@ -487,6 +495,22 @@ fn run(command: impl std::future::Future<Output = std::io::Result<()>>) -> ExitC
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints an error code's title and explanation, from the codegen's table of codes.
+fn explain(code: &str) -> ExitCode {
+    match protolink_codegen::diagnostics::codes::explain(code) {
+        Some(c) => {
+            // Through the printer: a closed stdout (`| head`) is not worth a panic.
+            output::Printer::stdout()
+                .line_text(&format!("{}: {}\n\n{}", c.code, c.title, c.explanation));
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("error: there is no error code `{code}`");
             ExitCode::FAILURE
         }
     }

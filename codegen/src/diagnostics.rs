@@ -10,11 +10,15 @@
 //!   = help: a type with a similar name exists: `string`
 //! ```
 //!
+//! Every code, with its title and explanation, is listed once, in [`codes::CODES`].
+//!
 //! Every pass (lexer, parser, checker) pushes into one [`Diagnostics`] list and keeps going, so a
 //! file reports all of its errors at once.
 //!
 //! Everything a diagnostic prints (source lines, names, labels, paths) goes through [`printable`]
 //! when rendered, so a definition cannot send control sequences to the reader's terminal.
+
+pub mod codes;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -509,6 +513,16 @@ impl Diagnostics {
             out.push_str(&format!("error: could not compile: {errors} error{s}\n"));
         }
         out
+    }
+}
+
+/// `` `A` ``, `` `A` and `B` ``, `` `A`, `B` and `C` ``.
+pub(crate) fn name_list<S: AsRef<str>>(names: &[S]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

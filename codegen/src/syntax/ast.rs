@@ -57,13 +57,18 @@ pub struct ProtocolDecl {
     pub name: Ident,
     /// The base protocol, for `extends`.
     pub extends: Option<Ident>,
-    /// The directives of the block (`version`, `wire { }`, `close { }`, ...).
+    /// The directives of the block as parsed (`version`, `wire { }`, `close { }`, ...), in the
+    /// grammar's generic form; [`ProtocolDecl::block`] is what they mean.
     pub directives: Vec<Directive>,
+    /// The directives, typed: every malformed one already reported and left out.
+    pub block: ProtocolBlock,
     /// The whole declaration.
     pub span: Span,
 }
 
-/// One directive: a head word, comma-separated clauses of atoms, and an optional nested block.
+/// One directive as the grammar reads it: a head word, comma-separated clauses of atoms, and an
+/// optional nested block. The typed-lowering pass (`syntax::directives`) turns these into a
+/// [`ProtocolBlock`]; nothing after the syntax layer reads them.
 ///
 /// `request carrier 4, method w, args a, id n` has head `request` and four clauses.
 #[derive(Debug, Clone, PartialEq)]
@@ -356,4 +361,339 @@ pub struct AliasDecl {
     pub ty: TypeExpr,
     /// The whole declaration.
     pub span: Span,
+}
+
+// ---- typed directives ---------------------------------------------------------------------
+
+/// A key as written: a name or a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The key's text.
+    pub name: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// A key, or a dotted path into the payload (`data.seq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPath {
+    /// The parts, one or more.
+    pub parts: Vec<String>,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// A close code as referred to in a session rule: a name from the `close` block or a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseCodeRef {
+    /// The name, or the number's digits.
+    pub text: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// The typed directives of a protocol block. A directive that is absent, duplicated (only the
+/// first counts), malformed, or not allowed in an extension is `None` or left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProtocolBlock {
+    /// `version "1.0"`.
+    pub version: Option<String>,
+    /// `endpoints a, b, c`.
+    pub endpoints: Option<Endpoints>,
+    /// `links a -> b, b -> c`.
+    pub links: Option<Links>,
+    /// `wire { ... }`.
+    pub wire: Option<WireBlock>,
+    /// `close { ... }`.
+    pub close: Option<Vec<CloseCodeDecl>>,
+    /// `session { ... }`.
+    pub session: Option<Vec<SessionDirective>>,
+}
+
+/// `endpoints a, b, c`: the names, each well formed (duplicates are the checker's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoints {
+    /// The names in order.
+    pub names: Vec<Ident>,
+    /// The whole directive.
+    pub span: Span,
+}
+
+/// `links a -> b, ...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Links {
+    /// The `links` word.
+    pub head: Span,
+    /// Each link: the side that connects, the side that accepts, and the clause's span.
+    pub links: Vec<(Ident, Ident, Span)>,
+}
+
+/// One line of a `close` block: `4001 Name "reason"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseCodeDecl {
+    /// Doc comments.
+    pub docs: Docs,
+    /// The code, 1000..=4999.
+    pub code: u16,
+    /// Where the code was written.
+    pub code_span: Span,
+    /// The name (the `CloseCode` variant, once camel-cased).
+    pub name: Ident,
+    /// The reason text (the name when left out).
+    pub reason: String,
+}
+
+/// `wire { ... }`: its directives in order (a later one overrides an earlier one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireBlock {
+    /// The `wire` word.
+    pub head: Span,
+    /// The directives.
+    pub items: Vec<WireDirective>,
+}
+
+/// The type of a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagType {
+    /// `string`.
+    String,
+    /// `int`.
+    Int,
+}
+
+/// Where payloads sit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadPlace {
+    /// `payload inline`.
+    Inline,
+    /// `payload KEY`.
+    Key(String),
+}
+
+/// One directive of a `wire` block.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WireDirective {
+    /// `tag KEY string|int`. `key` is `None` when the directive was malformed, `ty` when the
+    /// type was unknown (both reported).
+    Tag {
+        /// The tag key.
+        key: Option<String>,
+        /// The tag type.
+        ty: Option<TagType>,
+    },
+    /// `payload inline|KEY`; `None` when malformed (reported).
+    Payload(Option<PayloadPlace>),
+    /// `sequence KEY`.
+    Sequence(String),
+    /// `strict`.
+    Strict,
+    /// `batch`.
+    Batch,
+    /// `binary text`.
+    BinaryText,
+    /// `event CLAUSES`.
+    Event(Vec<FramingClause>),
+    /// `request CLAUSES`.
+    Request(Vec<FramingClause>),
+    /// `response CLAUSES`.
+    Response(Response),
+    /// `error tag "error", message KEY`.
+    Error {
+        /// The error frame's tag.
+        tag: String,
+        /// The key holding the error text.
+        message: String,
+    },
+}
+
+/// One clause of `event` or `request`, well formed; whether they fit together is already checked
+/// (a `carrier` comes with `method` and `args`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FramingClause {
+    /// `suffix "STRING"`.
+    Suffix(String),
+    /// `carrier TAG`.
+    Carrier(Lit),
+    /// `method KEY`.
+    Method(String),
+    /// `args KEY`.
+    Args(String),
+    /// `ordered` (requests).
+    Ordered,
+    /// `id sequence` (requests).
+    IdSequence,
+    /// `id KEY [optional] [string]` (requests).
+    IdKey {
+        /// The key.
+        key: String,
+        /// `optional`.
+        optional: bool,
+        /// `string`.
+        text: bool,
+    },
+}
+
+/// `response CLAUSES`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The whole directive.
+    pub span: Span,
+    /// How replies are recognised, when a clause says so.
+    pub matched: Option<ReplyMatcher>,
+    /// `id KEY` or `id PATH`.
+    pub id: Option<KeyPath>,
+    /// `result KEY`.
+    pub result: Option<String>,
+    /// `error PATH [text|object]`: the path, and whether the error is an object.
+    pub error: Option<(KeyPath, bool)>,
+}
+
+/// How a `response` recognises replies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyMatcher {
+    /// `suffix "STRING"`.
+    Suffix(String),
+    /// `carrier TAG`.
+    Carrier(Lit),
+    /// `untagged`.
+    Untagged,
+    /// `tag "STRING", for KEY`.
+    Tag {
+        /// The fixed tag.
+        tag: String,
+        /// The key naming the request answered.
+        for_key: String,
+    },
+}
+
+/// One directive of a `session` block.
+// A session block holds a handful of directives, so the unboxed `Heartbeat` costs nothing that
+// matters and keeps matching simple (as for `Item`).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionDirective {
+    /// `handshake SIDE sends|requests A | B [, auth FIELD] [, failure CODE]`.
+    Handshake(Handshake),
+    /// `heartbeat SIDE sends MESSAGE, ...`.
+    Heartbeat(Heartbeat),
+    /// `before handshake closes CODE|"REASON"`.
+    BeforeHandshake(CloseWith),
+    /// `invalid ...`.
+    Invalid(InvalidRule),
+    /// `timeout MS [, closes CODE]`.
+    Timeout {
+        /// The milliseconds (`None` when negative).
+        ms: Option<u64>,
+        /// The close code for a handshake that took too long.
+        closes: Option<CloseCodeRef>,
+    },
+    /// `reconnect min MS`.
+    ReconnectMin(u64),
+    /// `close message NAME, reason FIELD [, code FIELD] [, received only]`.
+    CloseMessage {
+        /// The message.
+        message: Ident,
+        /// The field holding the reason.
+        reason: Key,
+        /// The field holding the close code.
+        code: Option<Key>,
+        /// `false` with `received only`.
+        sent: bool,
+    },
+}
+
+/// How a link closes: with a code, or with a reason text carried by the close message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloseWith {
+    /// A close code.
+    Code(CloseCodeRef),
+    /// A reason text.
+    Reason(String),
+}
+
+/// A handshake step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handshake {
+    /// The sending side (`client`, `server` or an endpoint); `None` when not a name (reported).
+    pub side: Option<Ident>,
+    /// `requests` rather than `sends`.
+    pub request: bool,
+    /// The messages, any one of which makes the step.
+    pub messages: Vec<Ident>,
+    /// `auth FIELD`.
+    pub auth: Option<Key>,
+    /// `failure CODE`.
+    pub failure: Option<CloseCodeRef>,
+}
+
+/// What a heartbeat sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BeatSpec {
+    /// A message.
+    Message(Ident),
+    /// `text "..."`.
+    Text(String),
+}
+
+/// How often a heartbeat beats.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntervalSpec {
+    /// `every MS`.
+    Fixed(u64),
+    /// `every Message.field`.
+    FromField(Ident, Ident),
+}
+
+/// A heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// The whole directive.
+    pub span: Span,
+    /// The pinging side; `None` when not a name (reported).
+    pub side: Option<Ident>,
+    /// What it sends; `None` when not a message name (reported).
+    pub ping: Option<BeatSpec>,
+    /// `SIDE replies ...`.
+    pub pong: Option<BeatSpec>,
+    /// `every ...`; `None` when written but malformed (reported).
+    pub interval: Option<IntervalSpec>,
+    /// `grace MS`.
+    pub grace_ms: u64,
+    /// `timeout MS` (`None` when left out or negative).
+    pub timeout_ms: Option<u64>,
+    /// `missed closes CODE`.
+    pub missed: Option<CloseCodeRef>,
+    /// `client missed closes CODE`.
+    pub client_missed: Option<CloseCodeRef>,
+    /// `early closes CODE`.
+    pub early: Option<CloseCodeRef>,
+    /// `variant "STRING"`.
+    pub variant: Option<String>,
+}
+
+/// What an `invalid` rule does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvalidAction {
+    /// `answers "TEXT" [, name "NAME"]`.
+    Answers(String, Option<String>),
+    /// `closes "TEXT"`.
+    Closes(String),
+    /// `ignored`.
+    Ignored,
+}
+
+/// An `invalid` rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvalidRule {
+    /// `invalid closes "REASON"`.
+    Closes(String),
+    /// `invalid KIND [of A | B] ACTION`.
+    Kind {
+        /// The kind of invalid frame.
+        kind: &'static str,
+        /// The messages it applies to (`payload` only).
+        messages: Vec<Ident>,
+        /// What happens.
+        action: InvalidAction,
+    },
 }

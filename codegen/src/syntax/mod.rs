@@ -1,9 +1,13 @@
 //! Lexing and parsing definition files into the [`ast`].
 //!
+//! Directives are parsed generically (a head word, clauses of atoms, a block) and then lowered,
+//! in `directives`, into typed nodes ([`ast::ProtocolBlock`]); malformed ones are reported there.
+//!
 //! The parser never stops at the first error: it reports into a [`Diagnostics`] list, skips to a
 //! point where it can go on (the next item or directive), and always returns a [`ast::File`].
 
 pub mod ast;
+mod directives;
 mod lexer;
 mod parser;
 
@@ -22,7 +26,11 @@ pub fn parse(file: u32, text: &str, diags: &mut Diagnostics) -> ast::File {
 /// reported) and are not reported again as unexpected characters.
 fn parse_text(file: u32, text: &str, replaced: &[usize], diags: &mut Diagnostics) -> ast::File {
     let tokens = lexer::lex(file, text, replaced, diags);
-    parser::Parser::new(file, text, &tokens, diags).parse_file()
+    let mut parsed = parser::Parser::new(file, text, &tokens, diags).parse_file();
+    if let Some(decl) = &mut parsed.protocol {
+        decl.block = directives::lower(decl, diags);
+    }
+    parsed
 }
 
 /// A definition file's bytes read as text: each invalid UTF-8 sequence becomes one U+FFFD (`�`),
@@ -115,7 +123,8 @@ mod tests {
     #[test]
     fn invalid_utf8_is_reported_once_and_not_as_unexpected_characters() {
         let mut diags = Diagnostics::default();
-        decode(b"\xff protocol p {} \xfe").parse(0, &mut diags);
+        decode(b"\xff protocol p {\nversion \"1\"\nwire {\ntag t string\npayload inline\n} } \xfe")
+            .parse(0, &mut diags);
         assert_eq!(codes(&diags), ["E0006"]);
         let d = diags
             .iter()
@@ -130,7 +139,11 @@ mod tests {
         );
         // A U+FFFD written in a valid file is just an unexpected character.
         let mut diags = Diagnostics::default();
-        decode("\u{fffd} protocol p {}".as_bytes()).parse(0, &mut diags);
+        decode(
+            "\u{fffd} protocol p {\nversion \"1\"\nwire {\ntag t string\npayload inline\n} }"
+                .as_bytes(),
+        )
+        .parse(0, &mut diags);
         assert_eq!(codes(&diags), ["E0001"]);
     }
 }

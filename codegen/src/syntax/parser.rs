@@ -327,6 +327,7 @@ impl<'a> Parser<'a> {
             name,
             extends,
             directives,
+            block: ast::ProtocolBlock::default(),
             span: keyword.span.to(self.prev_span()),
         })
     }
@@ -1633,7 +1634,12 @@ fn starts_union_variant(p: &Parser<'_>) -> bool {
 mod tests {
     use super::*;
     use crate::diagnostics::SourceMap;
-    use crate::syntax::parse;
+
+    /// The grammar alone: the directives stay generic (their typed lowering has its own tests).
+    fn parse(file: u32, text: &str, diags: &mut Diagnostics) -> ast::File {
+        let tokens = crate::syntax::lexer::lex(file, text, &[], diags);
+        Parser::new(file, text, &tokens, diags).parse_file()
+    }
 
     const LITECORD: &str = r##"//! Litecord common protocol.
 protocol litecord {
