@@ -393,7 +393,11 @@ export class Client<Events, Requests, Handshake> {
   #ordered: Pending[] = [];
   #listeners = new Map<string, Array<(payload: unknown) => void>>();
   #handlers = new Map<string, Handler>();
-  #lifecycle = { open: [] as Array<() => void>, close: [] as Array<(info: CloseInfo) => void> };
+  #lifecycle = {
+    open: [] as Array<() => void>,
+    close: [] as Array<(info: CloseInfo) => void>,
+    beat: [] as Array<(beat: "ping" | "pong") => void>,
+  };
   #handshakeValues: Partial<Handshake> = {};
   #inbox: Array<{ name: string; payload: unknown }> = [];
   #waiter: (() => void) | null = null;
@@ -411,8 +415,8 @@ export class Client<Events, Requests, Handshake> {
 
   /** Opens the link and runs the handshake, sending what `handshake` holds for each step the
    * client sends; resolves once the session is up. */
-  connect(handshake: Handshake): Promise<void> {
-    this.#handshakeValues = handshake;
+  connect(...[handshake]: {} extends Handshake ? [Handshake?] : [Handshake]): Promise<void> {
+    this.#handshakeValues = handshake ?? {};
     this.#closing = false;
     return this.#establish();
   }
@@ -438,6 +442,11 @@ export class Client<Events, Requests, Handshake> {
   /** Calls `fn` each time the link closes. */
   onClose(fn: (info: CloseInfo) => void): void {
     this.#lifecycle.close.push(fn);
+  }
+
+  /** Calls `fn` with every heartbeat the peer sends: its pings, or its pongs to ours. */
+  onBeat(fn: (beat: "ping" | "pong") => void): void {
+    this.#lifecycle.beat.push(fn);
   }
 
   /** Calls `fn` with every `name` event the peer sends. */
@@ -666,6 +675,11 @@ export class Client<Events, Requests, Handshake> {
     const rule = this.#heartbeatRule();
     if (rule !== undefined && !rule.clientPings && "text" in rule.ping && data === rule.ping.text) {
       if (rule.pong !== null) this.#beat(rule.pong);
+      this.#heard("ping");
+      return;
+    }
+    if (rule !== undefined && rule.clientPings && rule.pong !== null && "text" in rule.pong && data === rule.pong.text) {
+      this.#heard("pong");
       return;
     }
     for (const packet of this.#codec.parse(data) ?? []) this.#dispatch(this.#codec.classify(packet));
@@ -705,6 +719,11 @@ export class Client<Events, Requests, Handshake> {
     const rule = this.#heartbeatRule();
     if (rule !== undefined && !rule.clientPings && "message" in rule.ping && rule.ping.message === spec.name) {
       if (rule.pong !== null) this.#beat(rule.pong);
+      this.#heard("ping");
+      return;
+    }
+    if (rule?.clientPings && rule.pong !== null && "message" in rule.pong && rule.pong.message === spec.name) {
+      this.#heard("pong");
       return;
     }
     if (spec.kind === "request" && frame.id !== undefined) {
@@ -712,6 +731,10 @@ export class Client<Events, Requests, Handshake> {
       return;
     }
     for (const fn of this.#listeners.get(spec.name) ?? []) fn(payload);
+  }
+
+  #heard(beat: "ping" | "pong"): void {
+    for (const fn of this.#lifecycle.beat) fn(beat);
   }
 
   async #answer(spec: MessageSpec, id: unknown, payload: unknown): Promise<void> {
