@@ -254,6 +254,18 @@ async function socketcluster(): Promise<void> {
   console.log("socketcluster: #handshake, text ping / pong, cid / rid, events, pub/sub, server requests");
 }
 
+/** Misuse the compiler must reject (never run). */
+export function misuse(skynet: SkynetClient, litecord: LitecordExampleClient): void {
+  // @ts-expect-error: `open` needs its channel
+  void skynet.open({});
+  // @ts-expect-error: the server sends no `nope` event
+  skynet.on("nope", () => undefined);
+  // @ts-expect-error: the handshake needs HELLO_ACK's password
+  void litecord.connect();
+  // @ts-expect-error: a guild id is a string
+  void litecord.getGuild({ guild_id: 1 });
+}
+
 let failed = false;
 for (const [name, run] of [
   ["skynet", skynet],
