@@ -399,10 +399,12 @@ export class Client<Events, Requests, Handshake> {
     beat: [] as Array<(beat: "ping" | "pong") => void>,
   };
   #handshakeValues: Partial<Handshake> = {};
-  #inbox: Array<{ name: string; payload: unknown }> = [];
+  /** What arrived before the handshake finished: its messages, and whatever came with them. */
+  #inbox: Array<{ spec: MessageSpec; id: unknown; payload: unknown }> = [];
   #waiter: (() => void) | null = null;
   #timers: Array<ReturnType<typeof setTimeout>> = [];
   #lastHeard = 0;
+  #closeReason = "";
   #attempt = 0;
 
   protected constructor(
@@ -493,6 +495,7 @@ export class Client<Events, Requests, Handshake> {
       this.#socket = socket;
       this.#seq = 0;
       this.#inbox = [];
+      this.#closeReason = "";
       let settled = false;
       const fail = (error: Error) => {
         if (!settled) {
@@ -508,6 +511,8 @@ export class Client<Events, Requests, Handshake> {
             this.#ready = true;
             this.#attempt = 0;
             this.#startHeartbeat();
+            // Frames that came in one read with the handshake's last.
+            for (const early of this.#inbox.splice(0)) this.#deliver(early.spec, early.id, early.payload);
             resolve();
             for (const fn of this.#lifecycle.open) fn();
           },
@@ -548,7 +553,10 @@ export class Client<Events, Requests, Handshake> {
         await this.#expect(step.messages);
         continue;
       }
-      const name = step.messages.find((m) => values[m] !== undefined) ?? step.messages[0];
+      // Of the step's alternatives, the ones this side sends; the first given a value.
+      const ours = step.messages.filter((m) => this.spec.messages.some((x) => x.name === m && x.sends));
+      const name = ours.find((m) => values[m] !== undefined) ?? ours[0];
+      if (name === undefined) throw new Error(`${this.spec.name}: this side sends none of ${step.messages.join(", ")}`);
       const spec = this.#message(name);
       const payload = values[name];
       if (step.request) {
@@ -568,10 +576,10 @@ export class Client<Events, Requests, Handshake> {
   #expect(names: string[]): Promise<void> {
     return new Promise((resolve) => {
       const check = () => {
-        const i = this.#inbox.findIndex((m) => names.includes(m.name));
+        const i = this.#inbox.findIndex((m) => names.includes(m.spec.name));
         if (i < 0) return false;
         const [got] = this.#inbox.splice(i, 1);
-        this.handshakeReceived.set(got.name, got.payload);
+        this.handshakeReceived.set(got.spec.name, got.payload);
         this.#waiter = null;
         resolve();
         return true;
@@ -707,15 +715,24 @@ export class Client<Events, Requests, Handshake> {
         : frame.payload;
     const cm = this.spec.session.closeMessage;
     if (cm !== null && spec.name === cm.message && isObject(payload)) {
+      // The peer is closing; the socket's close that follows carries this reason.
+      const reason = payload[cm.reason];
+      this.#closeReason = typeof reason === "string" ? reason : JSON.stringify(reason ?? "");
       const code = cm.code !== null ? payload[cm.code] : undefined;
-      if (typeof code === "number") this.#socket?.close(code, String(payload[cm.reason] ?? ""));
+      if (typeof code === "number") this.#socket?.close(code, this.#closeReason);
       return;
     }
     if (!this.#ready) {
-      this.#inbox.push({ name: spec.name, payload });
+      this.#inbox.push({ spec, id: frame.id, payload });
       this.#waiter?.();
       return;
     }
+    this.#deliver(spec, frame.id, payload);
+  }
+
+  /** Hands a message of the established session to the heartbeat, a request handler or the
+   * event listeners. */
+  #deliver(spec: MessageSpec, id: unknown, payload: unknown): void {
     const rule = this.#heartbeatRule();
     if (rule !== undefined && !rule.clientPings && "message" in rule.ping && rule.ping.message === spec.name) {
       if (rule.pong !== null) this.#beat(rule.pong);
@@ -726,8 +743,8 @@ export class Client<Events, Requests, Handshake> {
       this.#heard("pong");
       return;
     }
-    if (spec.kind === "request" && frame.id !== undefined) {
-      void this.#answer(spec, frame.id, payload);
+    if (spec.kind === "request" && id !== undefined) {
+      void this.#answer(spec, id, payload);
       return;
     }
     for (const fn of this.#listeners.get(spec.name) ?? []) fn(payload);
@@ -757,6 +774,7 @@ export class Client<Events, Requests, Handshake> {
     this.#socket = null;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers = [];
+    if (reason === "") reason = this.#closeReason;
     const error = new LinkClosed(code, reason);
     for (const p of [...this.#pending.values(), ...this.#ordered]) {
       clearTimeout(p.timer);

@@ -8,6 +8,7 @@ import * as protolink from "./protolink.js";
 import { SkynetClient } from "./skynet.js";
 import { LitecordExampleClient, type TokenValidity } from "./litecord_example.js";
 import { ChatClient } from "./chat.js";
+import { ClusterioControl } from "./clusterio.js";
 
 declare const process: { env: Record<string, string | undefined>; exit(code: number): never };
 
@@ -254,6 +255,47 @@ async function socketcluster(): Promise<void> {
   console.log("socketcluster: #handshake, text ping / pong, cid / rid, events, pub/sub, server requests");
 }
 
+/** What a `protolink` command prints on its first line. */
+async function firstLine(args: string[]): Promise<string> {
+  const child = node.spawn(required("PROTOLINK_BIN"), args, { stdio: ["ignore", "pipe", "inherit"] });
+  let text = "";
+  return within("the command's output", (done) =>
+    child.stdout.on("data", (chunk) => {
+      text += String(chunk);
+      if (text.includes("\n")) done(text.slice(0, text.indexOf("\n")).trim());
+    }),
+  );
+}
+
+async function clusterio(): Promise<void> {
+  const server = await serve(["clusterio", "--listen", "127.0.0.1:0", "--secret", "s3cret"]);
+  const token = await firstLine(["clusterio", "token", "--secret", "s3cret", "--control"]);
+  const control = new ClusterioControl(server.url, { WebSocket, reconnect: false });
+  await control.connect({ registerControl: { agent: "protolink-ts", version: "2.0.0", token } });
+  check(control.handshakeReceived.has("ready"), "the master sent ready");
+  // `_request` / `_response` framing, numbered frames, the reply's id under `data.seq`.
+  const slaves = await control.listSlaves({});
+  check(Array.isArray(slaves.list), "list_slaves replies with the slaves", slaves);
+  const instances = await control.listInstances({});
+  check(Array.isArray(instances.list), "list_instances replies with the instances", instances);
+  control.close();
+
+  // A bad token: the master sends `close` with its reason, then closes.
+  const stranger = new ClusterioControl(server.url, { WebSocket, reconnect: false });
+  const closed = within<protolink.CloseInfo>("the close", (done) => stranger.onClose(done));
+  const refused = await stranger
+    .connect({ registerControl: { agent: "protolink-ts", version: "2.0.0", token: "not.a.token" } })
+    .then(
+      () => null,
+      (e: unknown) => e,
+    );
+  check(refused instanceof Error, "a bad token fails the handshake", String(refused));
+  const info = await closed;
+  check(info.reason.length > 0, "the close names the master's reason", info);
+  await stop(server);
+  console.log(`clusterio: hello / register / ready, sequence numbers, suffixed replies, close message (${info.reason})`);
+}
+
 /** Misuse the compiler must reject (never run). */
 export function misuse(skynet: SkynetClient, litecord: LitecordExampleClient): void {
   // @ts-expect-error: `open` needs its channel
@@ -271,6 +313,7 @@ for (const [name, run] of [
   ["skynet", skynet],
   ["litecord", litecord],
   ["socketcluster", socketcluster],
+  ["clusterio", clusterio],
 ] as const) {
   try {
     await run();

@@ -58,7 +58,7 @@ fn ts_clients_talk_to_the_reference_servers() {
         "live.ts failed:\n{stdout}{}",
         String::from_utf8_lossy(&live.stderr)
     );
-    for protocol in ["skynet:", "litecord:", "socketcluster:"] {
+    for protocol in ["skynet:", "litecord:", "socketcluster:", "clusterio:"] {
         assert!(stdout.contains(protocol), "{protocol} did not run: {stdout}");
     }
 }

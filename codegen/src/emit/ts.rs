@@ -689,15 +689,20 @@ fn client(out: &mut String, p: &Protocol, c: usize, s: usize, schemas: &[(String
     }
     let mut handshake = Vec::new();
     for step in p.session.handshake.iter().filter(|h| h.client_sends) {
-        for &i in &step.messages {
-            if let Some(m) = p.messages.get(i) {
-                let optional = if step.messages.len() > 1 { "?" } else { "" };
-                handshake.push(format!(
-                    "  {}{optional}: {};",
-                    member(m),
-                    payload_ts(p, m, schemas, "  ")
-                ));
-            }
+        // The alternatives this side may send; given several, it sends the one given a value.
+        let alternatives: Vec<&Message> = step
+            .messages
+            .iter()
+            .filter_map(|&i| p.messages.get(i))
+            .filter(|m| sends(m))
+            .collect();
+        let optional = if alternatives.len() > 1 { "?" } else { "" };
+        for m in &alternatives {
+            handshake.push(format!(
+                "  {}{optional}: {};",
+                member(m),
+                payload_ts(p, m, schemas, "  ")
+            ));
         }
     }
     for (name, doc, members) in [

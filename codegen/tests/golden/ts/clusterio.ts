@@ -900,8 +900,7 @@ export type ControlRequests = {};
 
 /** What the control sends in the handshake. */
 export interface ControlHandshake {
-  registerControl?: RegisterControl;
-  registerSlave?: RegisterSlave;
+  registerControl: RegisterControl;
 }
 
 /** A control of clusterio: connects to the master, runs the session and sends typed messages. */
@@ -1013,8 +1012,7 @@ export interface SlaveRequests {
 
 /** What the slave sends in the handshake. */
 export interface SlaveHandshake {
-  registerControl?: RegisterControl;
-  registerSlave?: RegisterSlave;
+  registerSlave: RegisterSlave;
 }
 
 /** A slave of clusterio: connects to the master, runs the session and sends typed messages. */
@@ -1064,10 +1062,7 @@ export interface InstanceRequests {
 }
 
 /** What the instance sends in the handshake. */
-export interface InstanceHandshake {
-  registerControl?: RegisterControl;
-  registerSlave?: RegisterSlave;
-}
+export type InstanceHandshake = {};
 
 /** A instance of clusterio: connects to the slave, runs the session and sends typed messages. */
 export class ClusterioInstance extends protolink.Client<InstanceEvents, InstanceRequests, InstanceHandshake> {
