@@ -339,7 +339,9 @@ fn main() -> ExitCode {
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
         Command::Docs { inputs, out } => docs(&inputs, out),
-        Command::Ts { inputs, out } => write_all(with_ts_runtime(Config::new().generate_ts(&inputs)), out),
+        Command::Ts { inputs, out } => {
+            write_all(with_ts_runtime(Config::new().generate_ts(&inputs)), out)
+        }
         Command::Diff { old, new, with } => diff(&old, &new, &with),
         Command::Asyncapi {
             inputs,

@@ -18,7 +18,11 @@ fn ts_clients_talk_to_the_reference_servers() {
     );
     let out = fresh("ts-clients");
     let run = protolink(&["ts", "protocol-defs", "--out", out.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     std::fs::copy(root.join("ts/test/live.ts"), out.join("live.ts")).unwrap();
     let compiled = Command::new("node")
         .arg(&tsc)
@@ -59,6 +63,9 @@ fn ts_clients_talk_to_the_reference_servers() {
         String::from_utf8_lossy(&live.stderr)
     );
     for protocol in ["skynet:", "litecord:", "socketcluster:", "clusterio:"] {
-        assert!(stdout.contains(protocol), "{protocol} did not run: {stdout}");
+        assert!(
+            stdout.contains(protocol),
+            "{protocol} did not run: {stdout}"
+        );
     }
 }

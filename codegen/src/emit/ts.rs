@@ -492,9 +492,9 @@ fn session_json(p: &Protocol) -> Value {
             })
         })
         .collect();
-    let close_message = s.close_message.as_ref().map(|c| {
-        json!({"message": name(c.message), "reason": c.reason, "code": c.code, "sent": c.sent})
-    });
+    let close_message = s.close_message.as_ref().map(
+        |c| json!({"message": name(c.message), "reason": c.reason, "code": c.code, "sent": c.sent}),
+    );
     json!({
         "handshake": handshake,
         "handshakeTimeoutMs": s.handshake_timeout_ms,
@@ -513,7 +513,10 @@ fn literal(value: &Value, indent: &str) -> String {
 
 /// An array literal with one compact value a line.
 fn one_per_line(values: &[Value]) -> String {
-    let lines: Vec<String> = values.iter().map(|v| format!("  {},\n", json_literal(v))).collect();
+    let lines: Vec<String> = values
+        .iter()
+        .map(|v| format!("  {},\n", json_literal(v)))
+        .collect();
     format!("[\n{}]", lines.concat())
 }
 
@@ -541,14 +544,19 @@ fn payload_ts(p: &Protocol, m: &Message, schemas: &[(String, Value)], indent: &s
     match &m.payload {
         None => "undefined".to_owned(),
         Some(Shape::Positional(st)) => {
-            let schema = schemas.iter().find(|(n, _)| *n == m.rust_name).map(|(_, s)| s);
+            let schema = schemas
+                .iter()
+                .find(|(n, _)| *n == m.rust_name)
+                .map(|(_, s)| s);
             let items = schema
                 .and_then(|s| s.get("prefixItems"))
                 .and_then(Value::as_array);
             let least = schema
                 .and_then(|s| s.get("minItems"))
                 .and_then(Value::as_u64)
-                .map_or(st.fields.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
+                .map_or(st.fields.len(), |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
             let mut properties = Map::new();
             let mut required = Vec::new();
             for (i, f) in st.fields.iter().enumerate() {
@@ -625,8 +633,15 @@ fn client(out: &mut String, p: &Protocol, c: usize, s: usize, schemas: &[(String
     };
     let sends = |m: &Message| m.directions.contains(&(c, s));
     let receives = |m: &Message| m.directions.contains(&(s, c));
-    let ours: Vec<&Message> = p.messages.iter().filter(|m| sends(m) || receives(m)).collect();
-    section(out, &format!("Client: the {me}'s side of its link to the {peer}"));
+    let ours: Vec<&Message> = p
+        .messages
+        .iter()
+        .filter(|m| sends(m) || receives(m))
+        .collect();
+    section(
+        out,
+        &format!("Client: the {me}'s side of its link to the {peer}"),
+    );
 
     let specs: Vec<Value> = ours
         .iter()
@@ -664,10 +679,7 @@ fn client(out: &mut String, p: &Protocol, c: usize, s: usize, schemas: &[(String
 
     let mut events = Vec::new();
     let mut requests = Vec::new();
-    for m in ours
-        .iter()
-        .filter(|m| receives(m) && m.has_sender_method())
-    {
+    for m in ours.iter().filter(|m| receives(m) && m.has_sender_method()) {
         let payload = payload_ts(p, m, schemas, "    ");
         if let Some(d) = first_paragraph(&m.docs) {
             let target = if m.kind == Kind::Request {
