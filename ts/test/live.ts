@@ -110,6 +110,8 @@ async function skynet(): Promise<void> {
   let server = await serve(["skynet", "--listen", "127.0.0.1:0"]);
   const options = { WebSocket, reconnect: { initialMs: 50, maxMs: 500 } };
   const a = new SkynetClient(server.url, options);
+  const jittered = [0, 3, 20].map((attempt) => a.backoffMs(attempt));
+  check(jittered[0] >= 25 && jittered[0] <= 50 && jittered[2] >= 250 && jittered[2] <= 500, "backoff doubles up to its cap, jittered", jittered);
   const b = new SkynetClient(server.url, { WebSocket, reconnect: false });
   await a.connect();
   await b.connect();
@@ -169,6 +171,9 @@ async function litecord(): Promise<void> {
     "tok",
   ]);
   const client = new LitecordExampleClient(server.url, { WebSocket, reconnect: false });
+  // `reconnect min 1000`: no wait below it, however early the attempt.
+  const waits = [0, 1, 5, 30].map((attempt) => client.backoffMs(attempt));
+  check(waits.every((ms) => ms >= 1000 && ms <= 30_000), "backoff honours reconnect min and the cap", waits);
   client.handle("tokenValidate", ({ token }): TokenValidity => (token === "tok" ? true : [false, "unknown"]));
   let acks = 0;
   const beats = within<void>("three heartbeat acks", (done) =>

@@ -557,26 +557,23 @@ fn payload_ts(p: &Protocol, m: &Message, schemas: &[(String, Value)], indent: &s
                 .map_or(st.fields.len(), |n| {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 });
-            let mut properties = Map::new();
-            let mut required = Vec::new();
-            for (i, f) in st.fields.iter().enumerate() {
-                let item = items
-                    .and_then(|items| items.get(i))
-                    .cloned()
-                    .unwrap_or(json!({}));
-                properties.insert(f.wire_name.clone(), item);
-                if i < least {
-                    required.push(json!(f.wire_name));
-                }
-            }
-            let object = json!({
-                "type": "object",
-                "properties": properties,
-                "required": required,
-                "additionalProperties": false,
-            });
+            // In the fields' order, which is their order on the wire.
             let name_of = |key: &str| ts_name(p, key);
-            ts_type(&object, &name_of, indent)
+            let inner = format!("{indent}  ");
+            let mut lines = Vec::new();
+            for (i, f) in st.fields.iter().enumerate() {
+                let item = items.and_then(|items| items.get(i)).unwrap_or(&Value::Null);
+                if let Some(d) = item.get("description").and_then(Value::as_str) {
+                    lines.push(doc_comment(d, &inner));
+                }
+                let optional = if i < least { "" } else { "?" };
+                lines.push(format!(
+                    "{inner}{}{optional}: {};\n",
+                    property_key(&f.wire_name),
+                    ts_type(item, &name_of, &inner)
+                ));
+            }
+            format!("{{\n{}{indent}}}", lines.concat())
         }
         Some(_) => m.rust_name.clone(),
     }

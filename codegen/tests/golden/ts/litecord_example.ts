@@ -329,12 +329,12 @@ export class LitecordExampleClient extends protolink.Client<ClientEvents, Client
 
   /** Tells the server a user's presence changed; no reply. */
   userPresence(payload: {
-    /** What the user is doing, or `null` for nothing. */
-    activity: string | null;
-    /** The new status. */
-    status: PresenceStatus;
     /** The user's snowflake id. */
     user_id: string;
+    /** The new status. */
+    status: PresenceStatus;
+    /** What the user is doing, or `null` for nothing. */
+    activity: string | null;
   }): void {
     this.send("userPresence", payload);
   }
