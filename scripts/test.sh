@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 
 # The SocketCluster interop tests run the real socketcluster-server (20.x and 14.x) and -client
 # (Node 20+); the schema tests validate frames with ajv, parse AsyncAPI documents with
-# @asyncapi/parser and compile the TypeScript types with tsc. All are pinned by
+# @asyncapi/parser, compile the TypeScript types and clients with tsc and run the clients with
+# ws as their WebSocket. All are pinned by
 # interop/package-lock.json (installed again when a package it pins is missing).
 if [ ! -d interop/node_modules/socketcluster-server-14 ] || [ ! -d interop/node_modules/ws ] \
     || [ ! -d interop/node_modules/ajv ] || [ ! -d interop/node_modules/@asyncapi/parser ] \

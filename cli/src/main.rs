@@ -82,7 +82,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Writes TypeScript types of each protocol's payloads and frames, `PROTOCOL.ts`.
+    /// Writes each protocol's TypeScript, `PROTOCOL.ts` (types for its payloads and frames, and a
+    /// typed client per connecting side), and the runtime the clients import, `protolink.ts`.
     Ts {
         /// The definition files (a protocol's base must be given too).
         #[arg(required = true)]
@@ -346,7 +347,9 @@ fn main() -> ExitCode {
         Command::Gen { inputs, out } => generate(&inputs, out),
         Command::Schema { inputs, out } => schema(&inputs, out),
         Command::Docs { inputs, out } => docs(&inputs, out),
-        Command::Ts { inputs, out } => write_all(Config::new().generate_ts(&inputs), out),
+        Command::Ts { inputs, out } => {
+            write_all(with_ts_runtime(Config::new().generate_ts(&inputs)), out)
+        }
         Command::Diff { old, new, with } => diff(&old, &new, &with),
         Command::Asyncapi {
             inputs,
@@ -563,6 +566,21 @@ fn schema(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
 
 fn docs(inputs: &[PathBuf], out: PathBuf) -> ExitCode {
     write_all(Config::new().generate_docs(inputs), out)
+}
+
+/// The TypeScript of the protocols, and the runtime their clients import beside them.
+fn with_ts_runtime(
+    generated: Result<Vec<protolink_codegen::Generated>, protolink_codegen::Error>,
+) -> Result<Vec<protolink_codegen::Generated>, protolink_codegen::Error> {
+    use protolink_codegen::emit::ts;
+    generated.map(|mut files| {
+        files.push(protolink_codegen::Generated {
+            protocol: String::new(),
+            file_name: ts::RUNTIME_FILE.to_owned(),
+            code: ts::RUNTIME.to_owned(),
+        });
+        files
+    })
 }
 
 /// Writes generated files under `out` and lists them, or reports why not.

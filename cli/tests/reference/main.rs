@@ -16,6 +16,7 @@ mod conversations;
 mod skynet;
 mod socketcluster;
 mod tools;
+mod ts_client;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -7,11 +7,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-fn protolink(args: &[&str]) -> Output {
+pub(crate) fn protolink(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_protolink"))
         .args(args)
         .current_dir(workspace())
@@ -20,7 +20,7 @@ fn protolink(args: &[&str]) -> Output {
 }
 
 /// A fresh folder under the target's temporary folder.
-fn fresh(name: &str) -> PathBuf {
+pub(crate) fn fresh(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
