@@ -71,8 +71,6 @@ use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
 /// The version every endpoint announces.
 const VERSION: &str = "2.0.0-alpha";
-/// Where the master serves.
-const PATH: &str = "/api/socket";
 /// The close reason of a slave link replaced by a newer registration.
 const REPLACED: &str = "Registered from another connection";
 /// The close reason of a failed registration.
@@ -746,13 +744,15 @@ impl MasterWithSlaveHandler for SlaveConnection {
 /// the runtime greets each connection with `hello` and makes it the link its registration
 /// chose.
 pub(crate) async fn serve(listen: &str, secret: String) -> io::Result<()> {
-    let server = WsServer::<MasterWithControl>::bind(listen)
-        .await?
-        .path(PATH);
+    // At the definition's `path` (`/api/socket`).
+    let server = WsServer::<MasterWithControl>::bind(listen).await?;
     // The signal handlers are in place before anyone reads "listening".
     let stop = shutdown_signal();
     let out = Printer::stdout();
-    out.line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
+    out.line_text(&format!(
+        "listening on {}",
+        crate::output::ws_url::<cl::Clusterio>(server.local_addr()?)
+    ));
     let master = Arc::new(Master {
         secret,
         slaves: Mutex::new(BTreeMap::new()),

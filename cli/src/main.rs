@@ -116,9 +116,10 @@ enum Command {
         /// The server's `host[:port]`.
         #[arg(long, default_value = "localhost")]
         host: String,
-        /// The URL path the protocol is served at, such as `/connect`.
-        #[arg(long, default_value = "/")]
-        path: String,
+        /// The URL path the protocol is served at, such as `/connect` (default: the
+        /// definition's `path`, or `/`).
+        #[arg(long)]
+        path: Option<String>,
         /// Write `PROTOCOL.asyncapi.json` for every protocol into this folder.
         #[arg(long, conflicts_with = "protocol")]
         out: Option<PathBuf>,
@@ -610,7 +611,7 @@ fn asyncapi(
     inputs: &[PathBuf],
     protocol: Option<String>,
     host: String,
-    path: String,
+    path: Option<String>,
     out: Option<PathBuf>,
 ) -> ExitCode {
     let server = protolink_codegen::emit::asyncapi::Server { host, path };

@@ -29,6 +29,11 @@ impl Printer {
     }
 }
 
+/// The URL a server of protocol `P` listening on `addr` is reached at: the definition's `path`.
+pub(crate) fn ws_url<P: protolink::Protocol>(addr: std::net::SocketAddr) -> String {
+    format!("ws://{addr}{}", P::PATH.unwrap_or("/"))
+}
+
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it
 /// is first awaited: a server calls it before it says it is listening, so a signal sent right
 /// after that line stops it cleanly instead of killing it.

@@ -370,7 +370,8 @@ pub(crate) async fn serve(
     log_bytes: usize,
     broker: Option<&str>,
 ) -> std::io::Result<()> {
-    let server = WsServer::<sk::Server>::bind(listen).await?.path("/connect");
+    // At the definition's `path` (`/connect`).
+    let server = WsServer::<sk::Server>::bind(listen).await?;
     let redis = match broker {
         Some(url) => Some(
             RedisBroker::connect(RedisConfig::new(url, "skynet"))
@@ -381,8 +382,8 @@ pub(crate) async fn serve(
     };
     let stop = shutdown_signal();
     Printer::stdout().line_text(&format!(
-        "listening on ws://{}/connect",
-        server.local_addr()?
+        "listening on {}",
+        crate::output::ws_url::<sk::Skynet>(server.local_addr()?)
     ));
     let (shutdown, task) = match redis {
         Some(broker) => {

@@ -27,9 +27,6 @@ use tracing::info;
 
 use crate::output::{Printer, serve_until_signal, shutdown_signal};
 
-/// The endpoint path, as the real packages default it.
-pub(crate) const PATH: &str = "/socketcluster/";
-
 /// How long tokens signed by the server stay valid (the 20.x `authDefaultExpiry`), in seconds.
 const TOKEN_EXPIRY_S: u64 = 86_400;
 
@@ -543,7 +540,6 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
     }
     let server = WsServer::<sc::Server>::bind(listen)
         .await?
-        .path(PATH)
         .max_connections(options.max_connections)
         .link_config(link_config(
             options.protocol_version,
@@ -559,7 +555,10 @@ pub(crate) async fn serve(listen: &str, options: ServeOptions) -> std::io::Resul
         None => None,
     };
     let stop = shutdown_signal();
-    Printer::stdout().line_text(&format!("listening on ws://{}{PATH}", server.local_addr()?));
+    Printer::stdout().line_text(&format!(
+        "listening on {}",
+        crate::output::ws_url::<sc::Chat>(server.local_addr()?)
+    ));
     let secret = match options.auth_secret {
         Some(secret) => secret,
         None => {

@@ -25,6 +25,9 @@ pub trait Protocol: Send + Sync + 'static {
     const NAME: &'static str;
     /// The declared version.
     const VERSION: &'static str;
+    /// The HTTP path a server takes the protocol's WebSocket at (the definition's `path`);
+    /// [`WsServer`](crate::ws::WsServer) serves it unless told otherwise.
+    const PATH: Option<&'static str> = None;
     /// How frames look.
     const WIRE: &'static WireProfile;
     /// Handshake, heartbeat and close rules.

@@ -269,7 +269,7 @@ impl<S: Side> WsServer<S> {
     pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<Self> {
         Ok(WsServer {
             listener: TcpListener::bind(addr).await?,
-            path: "/".to_owned(),
+            path: <S::Protocol as Protocol>::PATH.unwrap_or("/").to_owned(),
             config: LinkConfig::default(),
             limits: WsLimits::default(),
             max_connections: 10_000,
@@ -288,7 +288,7 @@ impl<S: Side> WsServer<S> {
 
     /// Serves only this HTTP path, with or without a trailing slash (`/connect` and
     /// `/connect/` are one endpoint, as in Express's default routing, which real peers' URLs
-    /// assume); other paths get 404.
+    /// assume); other paths get 404. By default the definition's `path`, or `/`.
     pub fn path(mut self, path: &str) -> Self {
         self.path = path.to_owned();
         self

@@ -17,15 +17,15 @@ use crate::model::*;
 pub struct Server {
     /// `host[:port]`.
     pub host: String,
-    /// The URL path, such as `/connect`.
-    pub path: String,
+    /// The URL path, such as `/connect`; by default the definition's `path`, or `/`.
+    pub path: Option<String>,
 }
 
 impl Default for Server {
     fn default() -> Self {
         Server {
             host: "localhost".to_owned(),
-            path: "/".to_owned(),
+            path: None,
         }
     }
 }
@@ -40,6 +40,11 @@ pub fn render(protocol: &Protocol, server: &Server) -> String {
 
 /// The AsyncAPI document of one protocol.
 pub fn document(p: &Protocol, server: &Server) -> Value {
+    let path = server
+        .path
+        .clone()
+        .or_else(|| p.path.clone())
+        .unwrap_or_else(|| "/".to_owned());
     let mut channels = Map::new();
     let mut operations = Map::new();
     let mut messages = Map::new();
@@ -113,7 +118,7 @@ pub fn document(p: &Protocol, server: &Server) -> Value {
         channels.insert(
             channel.clone(),
             json!({
-                "address": server.path,
+                "address": path,
                 "title": format!("{} → {}", p.endpoints[client], p.endpoints[server_end]),
                 "description": format!(
                     "A WebSocket from a {} (which connects) to the {} (which accepts); text frames, one JSON value each.",
@@ -138,7 +143,7 @@ pub fn document(p: &Protocol, server: &Server) -> Value {
             "reference": {
                 "host": server.host,
                 "protocol": "ws",
-                "pathname": server.path,
+                "pathname": path,
                 "description": "Where the protocol is served.",
             }
         },

@@ -187,6 +187,12 @@ impl Emitter<'_> {
         );
         let wire = self.wire();
         let session = self.session();
+        let path = match &self.p.path {
+            Some(path) => {
+                quote!(const PATH: ::core::option::Option<&'static str> = ::core::option::Option::Some(#path);)
+            }
+            None => TokenStream::new(),
+        };
         let infos = self.p.messages.iter().map(|m| {
             let name = &m.name;
             let tag = tag_tokens(&m.tag);
@@ -202,6 +208,7 @@ impl Emitter<'_> {
             impl __p::Protocol for #marker {
                 const NAME: &'static str = #name;
                 const VERSION: &'static str = #version;
+                #path
                 const WIRE: &'static __p::WireProfile = &#wire;
                 const SESSION: &'static __p::SessionRules = &#session;
                 const MESSAGES: &'static [__p::MessageInfo] = &[#(#infos),*];

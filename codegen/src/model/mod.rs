@@ -24,6 +24,8 @@ pub struct Protocol {
     pub docs: Vec<String>,
     /// The declared version.
     pub version: String,
+    /// The HTTP path servers take the WebSocket at (`path "/connect"`), when declared.
+    pub path: Option<String>,
     /// The base protocol's name, for `extends`.
     pub base: Option<String>,
     /// How frames look.

@@ -398,6 +398,8 @@ pub struct CloseCodeRef {
 pub struct ProtocolBlock {
     /// `version "1.0"`.
     pub version: Option<String>,
+    /// `path "/socket"`, and where it is written.
+    pub path: Option<(String, Span)>,
     /// `endpoints a, b, c`.
     pub endpoints: Option<Endpoints>,
     /// `links a -> b, b -> c`.

@@ -9,8 +9,15 @@
 use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, name_list};
 use crate::syntax::ast::*;
 
-const PROTOCOL_DIRECTIVES: [&str; 6] =
-    ["version", "endpoints", "links", "wire", "close", "session"];
+const PROTOCOL_DIRECTIVES: [&str; 7] = [
+    "version",
+    "path",
+    "endpoints",
+    "links",
+    "wire",
+    "close",
+    "session",
+];
 const WIRE_DIRECTIVES: [&str; 10] = [
     "tag", "payload", "sequence", "strict", "batch", "binary", "event", "request", "response",
     "error",
@@ -56,7 +63,7 @@ impl Lowering<'_> {
         for d in &decl.directives {
             let Some(head) = word(&d.head) else {
                 self.err(Diagnostic::error("E0114", "expected a directive name", d.head.span(), "not a directive")
-                    .with_help("protocol blocks hold `version`, `endpoints`, `links`, `wire`, `close` and `session`"));
+                    .with_help("protocol blocks hold `version`, `path`, `endpoints`, `links`, `wire`, `close` and `session`"));
                 continue;
             };
             if let Some(&(_, first)) = seen.iter().find(|(h, _)| *h == head) {
@@ -77,15 +84,19 @@ impl Lowering<'_> {
             seen.push((head, d.head.span()));
             match head {
                 "version" => block.version = self.version(d),
-                "wire" | "close" | "session" | "endpoints" | "links" if extends => self.err(
-                    Diagnostic::error(
-                        "E0114",
-                        format!("`{head}` cannot be changed by a protocol that extends another"),
-                        d.head.span(),
-                        "inherited from the base protocol",
-                    )
-                    .with_help("remove it; an extension only adds messages and types"),
-                ),
+                "wire" | "close" | "session" | "endpoints" | "links" | "path" if extends => self
+                    .err(
+                        Diagnostic::error(
+                            "E0114",
+                            format!(
+                                "`{head}` cannot be changed by a protocol that extends another"
+                            ),
+                            d.head.span(),
+                            "inherited from the base protocol",
+                        )
+                        .with_help("remove it; an extension only adds messages and types"),
+                    ),
+                "path" => block.path = self.path(d),
                 "wire" => block.wire = self.wire(d),
                 "close" => block.close = self.close_block(d),
                 "session" => block.session = self.session(d),
@@ -103,7 +114,7 @@ impl Lowering<'_> {
                             suggested.push(s);
                             diag.with_help(format!("did you mean `{s}`?"))
                         }
-                        None => diag.with_help("protocol blocks hold `version`, `endpoints`, `links`, `wire`, `close` and `session`"),
+                        None => diag.with_help("protocol blocks hold `version`, `path`, `endpoints`, `links`, `wire`, `close` and `session`"),
                     };
                     self.err(diag);
                 }
@@ -159,6 +170,25 @@ impl Lowering<'_> {
                         "expected `version \"1.0\"`",
                     )
                     .with_help("write the version in quotes: `version \"1.0\"`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `path "/socket"`: the HTTP path servers take the protocol's WebSocket at.
+    fn path(&mut self, d: &Directive) -> Option<(String, Span)> {
+        match single_lit(d) {
+            Some(LitValue::Str(path)) if path.starts_with('/') => Some((path.clone(), d.span)),
+            _ => {
+                self.err(
+                    Diagnostic::error(
+                        "E0116",
+                        "`path` takes one string that starts with `/`",
+                        d.span,
+                        "expected `path \"/socket\"`",
+                    )
+                    .with_help("write the HTTP path in quotes, from its `/`: `path \"/connect\"`"),
                 );
                 None
             }
@@ -484,6 +514,7 @@ mod tests {
         let (block, diags) = lower(
             r#"protocol litecord {
     version "1.0"
+    path "/gateway"
     wire {
         tag op int
         payload inline
@@ -504,6 +535,7 @@ mod tests {
         );
         assert_eq!(diags.count(), 0);
         assert_eq!(block.version.as_deref(), Some("1.0"));
+        assert_eq!(block.path.map(|(p, _)| p).as_deref(), Some("/gateway"));
         let wire = block.wire.unwrap();
         assert_eq!(
             wire.items[0],
@@ -602,6 +634,7 @@ mod tests {
         let text = r#"protocol p {
     version "1"
     version
+    path "connect"
     endpoints a b, c
     links a => b
     close {
@@ -636,6 +669,7 @@ mod tests {
         let (block, diags) = lower(text);
         let rendered = diags.render(&sources);
         assert!(diags.count() >= 20, "{rendered}");
+        assert!(rendered.contains("`path` takes one string"), "{rendered}");
         for d in diags.iter() {
             assert_eq!(d.help.len(), 1, "one help line each:\n{rendered}");
             assert!(

@@ -13,6 +13,9 @@ pub mod chat {
     impl __p::Protocol for Chat {
         const NAME: &'static str = "chat";
         const VERSION: &'static str = "1";
+        const PATH: ::core::option::Option<&'static str> = ::core::option::Option::Some(
+            "/socketcluster/",
+        );
         const WIRE: &'static __p::WireProfile = &__p::WireProfile {
             tag: "event",
             tag_type: __p::TagType::Str,

@@ -12,6 +12,9 @@ pub mod clusterio {
     impl __p::Protocol for Clusterio {
         const NAME: &'static str = "clusterio";
         const VERSION: &'static str = "2020-03";
+        const PATH: ::core::option::Option<&'static str> = ::core::option::Option::Some(
+            "/api/socket",
+        );
         const WIRE: &'static __p::WireProfile = &__p::WireProfile {
             tag: "type",
             tag_type: __p::TagType::Str,

@@ -13,6 +13,9 @@ pub mod skynet {
     impl __p::Protocol for Skynet {
         const NAME: &'static str = "skynet";
         const VERSION: &'static str = "1";
+        const PATH: ::core::option::Option<&'static str> = ::core::option::Option::Some(
+            "/connect",
+        );
         const WIRE: &'static __p::WireProfile = &__p::WireProfile {
             tag: "type",
             tag_type: __p::TagType::Str,

@@ -14,6 +14,9 @@ pub mod socketcluster {
     impl __p::Protocol for Socketcluster {
         const NAME: &'static str = "socketcluster";
         const VERSION: &'static str = "1";
+        const PATH: ::core::option::Option<&'static str> = ::core::option::Option::Some(
+            "/socketcluster/",
+        );
         const WIRE: &'static __p::WireProfile = &__p::WireProfile {
             tag: "event",
             tag_type: __p::TagType::Str,

@@ -250,6 +250,7 @@ impl<'a> Checker<'a> {
                 source: path.clone(),
                 docs: file.docs.lines.clone(),
                 version: String::new(),
+                path: None,
                 base: None,
                 wire: Wire {
                     tag: String::new(),

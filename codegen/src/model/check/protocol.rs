@@ -1,4 +1,4 @@
-//! The protocol block: the protocol's name, `version`, `endpoints`, `links` and `close`.
+//! The protocol block: the protocol's name, `version`, `path`, `endpoints`, `links` and `close`.
 
 use super::*;
 
@@ -31,6 +31,9 @@ impl Checker<'_> {
         let block = &self.decl.block;
         if let Some(version) = &block.version {
             self.p.version = version.clone();
+        }
+        if let Some((path, _)) = &block.path {
+            self.p.path = Some(path.clone());
         }
         if let Some(codes) = &block.close {
             self.close_codes(codes);
