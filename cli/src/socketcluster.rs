@@ -12,13 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use protolink::RequestId;
 use protolink::broker::{Broker, Deliver, LocalBroker, PublishError, SubscriberId};
 use protolink::link::encode_frame;
 use protolink::ws::{WsServer, connect};
 use protolink::{Empty, Link, LinkConfig, RemoteError, RequestError, Sender, Session};
 use protolink_protocols::chat::{
-    self as sc, ClientHandler, ClientSender, CloseCode, ServerHandler, ServerSender,
+    self as sc, ClientHandler, ClientSender, ServerHandler, ServerSender,
 };
 use protolink_redis::{RedisBroker, RedisConfig};
 use serde_json::{Map, Value, json};
@@ -474,14 +473,10 @@ impl<B: Broker> ServerHandler for Connection<B> {
     }
 }
 
-/// The session every server link runs: a `#handshake` whose `cid` is not a number closes with
-/// 4008, as socketcluster-server does. (How requests that cannot be used are answered is
-/// declared in the definition.)
+/// The session every server link runs: everything it checks is the definition's (a
+/// `#handshake` whose `cid` is missing or not a number closes with 4008).
 pub(crate) fn server_session() -> Session<sc::Server> {
-    Session::new().check_handshake(|id, _| match id {
-        Some(RequestId::Int(_)) => Ok(()),
-        _ => Err(CloseCode::HandshakeRejected as u16),
-    })
+    Session::new()
 }
 
 /// The link settings for a protocol version and ping timing.

@@ -1626,6 +1626,24 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         };
         // Handshake steps always come through the classified path (the link is not ready yet).
         let Some(raw) = raw else { return false };
+        if let Some(code) = step.malformed_id {
+            // The step's request id must be there, of the wire's id type.
+            let text = matches!(
+                wire::<S>().request_id,
+                RequestIdPlace::Key { text: true, .. }
+            );
+            let well_formed = match &raw.id {
+                Some(RequestId::Int(_)) => !text,
+                Some(RequestId::Str(_)) => text,
+                None => false,
+            };
+            if !well_formed {
+                let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code)
+                    .unwrap_or("handshake rejected");
+                self.link.start_close(code, reason).await;
+                return true;
+            }
+        }
         if let Some(check) = &self.session.check {
             if let Err(code) = check(raw.id.as_ref(), &raw.payload.to_json()) {
                 let reason = <S::Protocol as Protocol>::CloseCode::reason_for(code)

@@ -54,6 +54,9 @@ pub struct HandshakeStep {
     pub auth_field: Option<&'static str>,
     /// The close code when authentication fails.
     pub failure: Option<u16>,
+    /// The close code when a step message's request id is not of the wire's id type (a
+    /// SocketCluster `#handshake` whose `cid` is a string closes with 4008).
+    pub malformed_id: Option<u16>,
 }
 
 /// A heartbeat rule.

@@ -319,7 +319,8 @@ impl Emitter<'_> {
             let request = step.request;
             let auth = opt(step.auth_field.as_ref());
             let failure = opt(step.failure.map(Literal::u16_unsuffixed));
-            quote!(__p::HandshakeStep { sender: #sender, messages: &[#(#tags),*], request: #request, auth_field: #auth, failure: #failure })
+            let malformed_id = opt(step.malformed_id.map(Literal::u16_unsuffixed));
+            quote!(__p::HandshakeStep { sender: #sender, messages: &[#(#tags),*], request: #request, auth_field: #auth, failure: #failure, malformed_id: #malformed_id })
         });
         let beat = |b: &Beat| match b {
             Beat::Message(i) => {

@@ -276,6 +276,8 @@ pub struct HandshakeStep {
     pub auth_field: Option<String>,
     /// Close code on auth failure.
     pub failure: Option<u16>,
+    /// Close code for a step message whose request id is not of the wire's id type.
+    pub malformed_id: Option<u16>,
 }
 
 /// A heartbeat rule.

@@ -626,6 +626,8 @@ pub struct Handshake {
     pub auth: Option<Key>,
     /// `failure CODE`.
     pub failure: Option<CloseCodeRef>,
+    /// `id malformed closes CODE`: a step message whose request id is of the wrong type.
+    pub malformed_id: Option<CloseCodeRef>,
 }
 
 /// What a heartbeat sends.

@@ -44,6 +44,7 @@ pub mod clusterio {
                     request: false,
                     auth_field: ::core::option::Option::None,
                     failure: ::core::option::Option::None,
+                    malformed_id: ::core::option::Option::None,
                 },
                 __p::HandshakeStep {
                     sender: __p::Role::Client,
@@ -54,6 +55,7 @@ pub mod clusterio {
                     request: false,
                     auth_field: ::core::option::Option::Some("token"),
                     failure: ::core::option::Option::None,
+                    malformed_id: ::core::option::Option::None,
                 },
                 __p::HandshakeStep {
                     sender: __p::Role::Server,
@@ -61,6 +63,7 @@ pub mod clusterio {
                     request: false,
                     auth_field: ::core::option::Option::None,
                     failure: ::core::option::Option::None,
+                    malformed_id: ::core::option::Option::None,
                 },
             ],
             handshake_timeout_ms: ::core::option::Option::None,

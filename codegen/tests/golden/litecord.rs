@@ -53,6 +53,7 @@ pub mod litecord {
                     request: false,
                     auth_field: ::core::option::Option::None,
                     failure: ::core::option::Option::None,
+                    malformed_id: ::core::option::Option::None,
                 },
                 __p::HandshakeStep {
                     sender: __p::Role::Client,
@@ -60,6 +61,7 @@ pub mod litecord {
                     request: false,
                     auth_field: ::core::option::Option::Some("password"),
                     failure: ::core::option::Option::Some(4001),
+                    malformed_id: ::core::option::Option::None,
                 },
             ],
             handshake_timeout_ms: ::core::option::Option::None,

@@ -54,6 +54,7 @@ pub mod litecord_example {
                     request: false,
                     auth_field: ::core::option::Option::None,
                     failure: ::core::option::Option::None,
+                    malformed_id: ::core::option::Option::None,
                 },
                 __p::HandshakeStep {
                     sender: __p::Role::Client,
@@ -61,6 +62,7 @@ pub mod litecord_example {
                     request: false,
                     auth_field: ::core::option::Option::Some("password"),
                     failure: ::core::option::Option::Some(4001),
+                    malformed_id: ::core::option::Option::None,
                 },
             ],
             handshake_timeout_ms: ::core::option::Option::None,

@@ -50,6 +50,7 @@ pub mod socketcluster {
                     request: true,
                     auth_field: ::core::option::Option::None,
                     failure: ::core::option::Option::None,
+                    malformed_id: ::core::option::Option::Some(4008),
                 },
             ],
             handshake_timeout_ms: ::core::option::Option::Some(10000),

@@ -198,12 +198,17 @@ impl Checker<'_> {
             auth_field = Some(name.clone());
         }
         let failure = step.failure.as_ref().and_then(|code| self.close_code(code));
+        let malformed_id = step
+            .malformed_id
+            .as_ref()
+            .and_then(|code| self.close_code(code));
         self.p.session.handshake.push(HandshakeStep {
             client_sends,
             messages,
             request,
             auth_field,
             failure,
+            malformed_id,
         });
     }
 

@@ -170,6 +170,7 @@ impl Lowering<'_> {
             messages,
             auth: None,
             failure: None,
+            malformed_id: None,
         };
         for clause in &item.clauses[1..] {
             match clause.atoms.as_slice() {
@@ -179,14 +180,23 @@ impl Lowering<'_> {
                     }
                 }
                 [w, code] if word(w) == Some("failure") => step.failure = self.close_code(code),
+                [id, malformed, closes, code]
+                    if word(id) == Some("id")
+                        && word(malformed) == Some("malformed")
+                        && word(closes) == Some("closes") =>
+                {
+                    step.malformed_id = self.close_code(code);
+                }
                 _ => self.err(
                     Diagnostic::error(
                         "E0114",
                         "unknown handshake clause",
                         clause.span,
-                        "expected `auth FIELD` or `failure CODE`",
+                        "expected `auth FIELD`, `failure CODE` or `id malformed closes CODE`",
                     )
-                    .with_help("a handshake step takes `auth FIELD` and `failure CODE`"),
+                    .with_help(
+                        "a handshake step takes `auth FIELD`, `failure CODE` and `id malformed closes CODE`",
+                    ),
                 ),
             }
         }
