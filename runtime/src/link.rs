@@ -78,6 +78,10 @@ pub struct LinkConfig {
     /// stay silent before it closes with 1008 (a handshake's timeout bounds the others); `None`
     /// waits for ever.
     pub first_frame_timeout: Option<Duration>,
+    /// Read frames in one pass with the generated scanner where it can (the default); `false`
+    /// sends every frame through the general path (classify, then serde), as a fallback and for
+    /// measuring what the one-pass path saves (`loadgen rpc`).
+    pub one_pass: bool,
 }
 
 impl Default for LinkConfig {
@@ -93,6 +97,7 @@ impl Default for LinkConfig {
             heartbeat_interval: None,
             heartbeat_timeout: None,
             first_frame_timeout: Some(Duration::from_secs(30)),
+            one_pass: true,
         }
     }
 }
@@ -1286,9 +1291,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     /// One JSON packet: a frame (`whole` is the frame itself), or an element of a batch.
     async fn on_packet(&mut self, text: &str, whole: Option<&Text>) {
         let profile = wire::<S>();
+        let one_pass = self.link.shared.config.one_pass;
         // Once ready, most frames decode in one pass; the close message still goes the general
         // way, since its reason is read from the payload's text.
-        if matches!(*self.link.shared.state.borrow(), LinkState::Ready) {
+        if one_pass && matches!(*self.link.shared.state.borrow(), LinkState::Ready) {
             if let Some(fast) = profile.decode_fast::<S::Inbound>(text) {
                 let close_tag = rules::<S>().close_message.map(|c| c.message);
                 if close_tag != Some(fast.message.tag()) {
@@ -1298,7 +1304,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         // A reply whose envelope comes first goes to its requester as it is, to be decoded
         // there in one pass. (The handshake's reply takes the general path: the driver keeps it.)
-        if let (Some(whole), false) = (whole, self.machine.awaiting_handshake_reply()) {
+        if let (Some(whole), false, true) =
+            (whole, self.machine.awaiting_handshake_reply(), one_pass)
+        {
             if let Some(id) = profile.peek_reply(text) {
                 if !S::SENDS_REQUESTS {
                     return self.not_a_reply(text).await;
@@ -1311,7 +1319,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         }
         // A reply with its payload first or its id inside the payload: decoded here, in one
         // pass, as the reply type of the request it answers.
-        if !self.machine.awaiting_handshake_reply() {
+        if one_pass && !self.machine.awaiting_handshake_reply() {
             if let Some(fast) = self.link.decode_reply(text) {
                 let id = match profile.request_id {
                     RequestIdPlace::Ordered => None,

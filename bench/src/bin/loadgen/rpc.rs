@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use protolink::ws::{WsServer, connect};
-use protolink::{Link, RemoteError, Session};
+use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::litecord_example::{
     self as lc, ClientHandler, ClientSender, ServerHandler,
 };
@@ -61,7 +61,8 @@ fn guild_for(id: String) -> lc::Guild {
 /// `serve-rpc KIND`.
 pub(crate) async fn serve(kind: &str) -> Result<()> {
     match kind {
-        "protolink" => serve_protolink().await,
+        "protolink" => serve_protolink(true).await,
+        "protolink-serde" => serve_protolink(false).await,
         "raw" => serve_raw().await,
         #[cfg(feature = "jsonrpsee")]
         "jsonrpsee" => jsonrpsee_side::serve().await,
@@ -95,8 +96,16 @@ pub(crate) fn litecord_session(hb_interval: u32) -> Session<lc::Server> {
         })
 }
 
-async fn serve_protolink() -> Result<()> {
-    let server = WsServer::<lc::Server>::bind("127.0.0.1:0").await?.path("/");
+/// The protolink server; `one_pass: false` reads every frame through the general path
+/// (`LinkConfig::one_pass`), to measure what the generated scanner saves.
+async fn serve_protolink(one_pass: bool) -> Result<()> {
+    let server = WsServer::<lc::Server>::bind("127.0.0.1:0")
+        .await?
+        .path("/")
+        .link_config(LinkConfig {
+            one_pass,
+            ..LinkConfig::default()
+        });
     announce(&format!("ws://{}/", server.local_addr()?));
     let (shutdown, task) = server.serve(litecord_session(30_000), |_| Gateway);
     until_stdin_closes(async {
@@ -380,7 +389,7 @@ async fn measure(client: &Arc<Client>, inflight: usize, warmup: f64, seconds: f6
 
 /// `loadgen rpc`.
 pub(crate) async fn run(args: RpcArgs) -> Result<()> {
-    let mut kinds = vec!["protolink", "raw"];
+    let mut kinds = vec!["protolink", "protolink-serde", "raw"];
     if cfg!(feature = "jsonrpsee") {
         kinds.push("jsonrpsee");
     } else {
@@ -392,7 +401,7 @@ pub(crate) async fn run(args: RpcArgs) -> Result<()> {
         let mut server = Proc::spawn_self(&["serve-rpc", kind])?;
         let url = server.url().await?;
         let client = match *kind {
-            "protolink" => Client::Protolink(
+            "protolink" | "protolink-serde" => Client::Protolink(
                 connect(&url)
                     .session(Session::new().with(lc::HelloAck {
                         password: PASSWORD.to_owned(),
@@ -414,13 +423,19 @@ pub(crate) async fn run(args: RpcArgs) -> Result<()> {
     );
     // rates[inflight index][kind index] = one rate per round.
     let mut rates = vec![vec![Vec::new(); kinds.len()]; args.inflight.len()];
+    // The server's CPU time per reply, in µs (warm-up included: the same load).
+    let mut cpu = vec![vec![Vec::new(); kinds.len()]; args.inflight.len()];
     for round in 0..args.rounds {
         for (i, &inflight) in args.inflight.iter().enumerate() {
             let mut line = format!("round {} in flight {inflight:>3}:", round + 1);
             for k in 0..kinds.len() {
                 // Rotate the order between rounds: load on the machine comes and goes.
                 let k = (k + round) % kinds.len();
+                let before = servers[k].cpu_seconds()?;
                 let rate = measure(&clients[k], inflight, args.warmup, args.seconds).await?;
+                let spent = servers[k].cpu_seconds()? - before;
+                let replies = rate * (args.warmup + args.seconds);
+                cpu[i][k].push(spent * 1e6 / replies.max(1.0));
                 rates[i][k].push(rate);
                 line.push_str(&format!("  {} {:.0}/s", kinds[k], rate));
             }
@@ -428,12 +443,15 @@ pub(crate) async fn run(args: RpcArgs) -> Result<()> {
         }
     }
     println!();
-    println!("| in flight | implementation | replies/s (median) | min–max |");
-    println!("|---|---|---|---|");
+    println!(
+        "| in flight | implementation | replies/s (median) | min–max | server CPU per reply (µs, median) |"
+    );
+    println!("|---|---|---|---|---|");
     for (i, &inflight) in args.inflight.iter().enumerate() {
         for (k, kind) in kinds.iter().enumerate() {
             let (median, min, max) = spread(&rates[i][k]);
-            println!("| {inflight} | {kind} | {median:.0} | {min:.0}–{max:.0} |");
+            let (cpu_median, _, _) = spread(&cpu[i][k]);
+            println!("| {inflight} | {kind} | {median:.0} | {min:.0}–{max:.0} | {cpu_median:.2} |");
         }
     }
     println!();
