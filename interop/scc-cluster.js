@@ -50,7 +50,10 @@ function runState() {
   const tell = (procedure, data) => {
     for (const { socket } of workers.values()) {
       socket.invoke(procedure, data).catch((error) => {
-        console.error(`scc state: ${procedure} to a worker failed: ${error.name}`);
+        // A worker that is going away (the benchmark stopping it) cannot be told.
+        if (error.name !== 'BadConnectionError') {
+          console.error(`scc state: ${procedure} to a worker failed: ${error.name}`);
+        }
       });
     }
   };
