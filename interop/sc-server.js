@@ -3,7 +3,12 @@
 // tests.
 //
 //   node sc-server.js [--major 20|14] [--port N] [--protocol-version 1|2] [--auth-key KEY]
-//                     [--ping-interval MS] [--ping-timeout MS]
+//                     [--ping-interval MS] [--ping-timeout MS] [--scc-state HOST:PORT]
+//
+// With --scc-state (20.x only) the server joins an SCC cluster: scc-broker-client attached to its
+// broker engine, through the state server at HOST:PORT (`node scc-cluster.js` starts one, with a
+// broker), so a publish on any server of the cluster reaches subscribers on all of them. It then
+// prints its `listening on` line only once the state server has told it of a broker.
 //
 // Prints `listening on ws://127.0.0.1:PORT/socketcluster/` first, then one JSON line for each
 // thing a client did that the tests look at ({"shout": ...}, {"askClient": ...}, ...). The
@@ -25,7 +30,7 @@
 const http = require('http');
 
 function parseArgs(argv) {
-  const opts = { major: 20, port: 0, protocolVersion: 2, authKey: 'interop-secret', pingInterval: 8000, pingTimeout: 20000 };
+  const opts = { major: 20, port: 0, protocolVersion: 2, authKey: 'interop-secret', pingInterval: 8000, pingTimeout: 20000, sccState: null };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     switch (argv[i]) {
@@ -35,6 +40,7 @@ function parseArgs(argv) {
       case '--auth-key': opts.authKey = value; i++; break;
       case '--ping-interval': opts.pingInterval = Number(value); i++; break;
       case '--ping-timeout': opts.pingTimeout = Number(value); i++; break;
+      case '--scc-state': opts.sccState = value; i++; break;
       default:
         console.error(`unknown argument ${argv[i]}`);
         process.exit(2);
@@ -170,8 +176,39 @@ if (opts.major === 14) {
   })();
 }
 
-httpServer.listen(opts.port, '127.0.0.1', () => {
+// Joins the SCC cluster whose state server is at `address`; resolves once it knows a broker.
+async function joinCluster(address, instancePort) {
+  if (opts.major === 14) throw new Error('--scc-state needs --major 20');
+  const at = address.lastIndexOf(':');
+  const stateServerPort = Number(address.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(stateServerPort)) throw new Error(`--scc-state ${address}: expected HOST:PORT`);
+  const clusterClient = require('scc-broker-client').attach(agServer.brokerEngine, {
+    stateServerHost: address.slice(0, at),
+    stateServerPort,
+    instanceId: require('crypto').randomUUID(),
+    instanceIp: '127.0.0.1',
+    instancePort,
+  });
+  (async () => {
+    for await (const { error } of clusterClient.listener('error')) {
+      log({ sccError: error && error.name, message: error && error.message });
+    }
+  })();
+  for await (const { brokerURIs } of clusterClient.listener('updateBrokers')) {
+    if (brokerURIs.length > 0) return;
+  }
+}
+
+httpServer.listen(opts.port, '127.0.0.1', async () => {
   const { port } = httpServer.address();
+  if (opts.sccState) {
+    try {
+      await joinCluster(opts.sccState, port);
+    } catch (error) {
+      console.error(`cannot join the SCC cluster: ${error.message}`);
+      process.exit(1);
+    }
+  }
   process.stdout.write(`listening on ws://127.0.0.1:${port}/socketcluster/\n`);
 });
 

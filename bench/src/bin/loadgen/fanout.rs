@@ -132,6 +132,8 @@ pub(crate) struct Spread {
     pub(crate) rate: f64,
     /// Deliveries in the measured window.
     pub(crate) deliveries: u64,
+    /// The measured window's length (seconds).
+    pub(crate) seconds: f64,
     /// Each process's RSS with the subscribers connected, before the load (KiB).
     pub(crate) connected_rss: Vec<u64>,
     /// Each process's RSS at the end of the measured window (KiB).
@@ -220,6 +222,7 @@ pub(crate) async fn measure(
     Ok(Spread {
         rate: deliveries as f64 / elapsed,
         deliveries,
+        seconds: elapsed,
         connected_rss,
         loaded_rss,
         cpu: cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).collect(),

@@ -1,7 +1,8 @@
 //! Loopback load generator for protolink: request/reply throughput against a hand-written
 //! tokio-tungstenite server (and jsonrpsee with `--features jsonrpsee`), idle memory per
 //! connection with heartbeats running, Skynet fan-out against a plain broadcast server (and over
-//! two server processes joined by Redis against one process), and
+//! two server processes joined by Redis against one process; SocketCluster's also against
+//! two socketcluster-server processes joined by SCC), and
 //! SocketCluster invokes and pub/sub against the real socketcluster-server.
 //!
 //! Every server runs in a child process (this binary spawned with a hidden `serve-*` command,
@@ -41,7 +42,9 @@ enum Command {
     /// server and a plain tokio-tungstenite broadcast server.
     Fanout(fanout::FanoutArgs),
     /// Skynet fan-out over two `protolink serve skynet --broker redis://...` processes on a
-    /// `redis-server` of its own, against the same load on one process (in-process broker).
+    /// `redis-server` of its own, against the same load on one process (in-process broker);
+    /// with `--protocol socketcluster`, SocketCluster fan-out over one `protolink serve
+    /// socketcluster`, two on Redis, and two socketcluster-server 20.x processes joined by SCC.
     FanoutRedis(cluster::ClusterArgs),
     /// SocketCluster: invoke round trips and pub/sub deliveries, `protolink serve
     /// socketcluster` against the real socketcluster-server 20.x (`interop/sc-server.js`; run

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::fanout::Measured;
+use crate::fanout::{Measured, Spread};
 use crate::proc::{Proc, Result, io, protolink_binary, ratio_spread, spread, window};
 use crate::pubsub::{Deliveries, RunArgs};
 use crate::raw::{ClientWs, SEND_QUEUE, dial_with, write_loop};
@@ -338,11 +338,30 @@ async fn measure_pubsub(
     ping: Ping,
     args: &SocketclusterArgs,
 ) -> Result<(Measured, f64)> {
+    let run = fanout(&[url], url, &[server], ping, &args.run).await?;
+    let measured = Measured {
+        rate: run.rate,
+        connected_rss: run.connected_rss[0],
+        loaded_rss: run.loaded_rss[0],
+    };
+    Ok((measured, run.cpu[0] / run.seconds))
+}
+
+/// One pub/sub run over one or more servers: fresh subscribers spread round-robin over
+/// `subscribe`, the publisher on `url`; deliveries per second, and the CPU time and memory
+/// of each of `procs` (the servers and whatever else the set-up runs).
+pub(crate) async fn fanout(
+    subscribe: &[&str],
+    url: &str,
+    procs: &[&Proc],
+    ping: Ping,
+    run: &RunArgs,
+) -> Result<Spread> {
     let mut deliveries = Deliveries::default();
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..args.run.subscribers {
-        let mut client = Client::connect(url, ping).await?;
+    for n in 0..run.subscribers {
+        let mut client = Client::connect(subscribe[n % subscribe.len()], ping).await?;
         client.request(2, SUBSCRIBE).await?;
         let received = deliveries.subscriber();
         let failures = failed.clone();
@@ -355,7 +374,10 @@ async fn measure_pubsub(
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let connected_rss = server.rss_kib()?;
+    let connected_rss = procs
+        .iter()
+        .map(|p| p.rss_kib())
+        .collect::<Result<Vec<_>>>()?;
     let publisher = Client::connect(url, ping).await?;
     let out = publisher.out.clone();
     let (acks, failures) = (Arc::new(AtomicU64::new(0)), failed.clone());
@@ -373,11 +395,15 @@ async fn measure_pubsub(
     // Publish ids start at 2 (1 was the handshake).
     let publishing = tokio::spawn(
         deliveries
-            .pacer(args.run.window, stop.clone())
+            .pacer(run.window, stop.clone())
             .run(out, |n| publish(n + 2)),
     );
-    let measured = rate_and_cpu(server, || deliveries.total(), args).await;
-    let loaded_rss = server.rss_kib();
+    let sample = || {
+        let cpu: Vec<f64> = procs.iter().filter_map(|p| p.cpu_seconds().ok()).collect();
+        (deliveries.total(), cpu)
+    };
+    let ((d0, cpu0), (d1, cpu1), elapsed) = window(run.warmup, run.seconds, sample).await;
+    let loaded_rss = procs.iter().map(|p| p.rss_kib()).collect::<Vec<_>>();
     stop.store(true, Ordering::Relaxed);
     let sent = publishing.await.map_err(io)??;
     // Give the last acks time (a slow server still has publishes queued), then check every
@@ -404,13 +430,18 @@ async fn measure_pubsub(
         .into());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (rate, cpu) = measured?;
-    let measured = Measured {
-        rate,
+    if cpu0.len() != procs.len() || cpu1.len() != procs.len() {
+        return Err("cannot read a process's CPU time".into());
+    }
+    let delivered = d1.saturating_sub(d0);
+    Ok(Spread {
+        rate: delivered as f64 / elapsed,
+        deliveries: delivered,
+        seconds: elapsed,
         connected_rss,
-        loaded_rss: loaded_rss?,
-    };
-    Ok((measured, cpu))
+        loaded_rss: loaded_rss.into_iter().collect::<Result<Vec<_>>>()?,
+        cpu: cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).collect(),
+    })
 }
 
 // ---------------------------------------------------------------- the lean client
