@@ -110,6 +110,11 @@ pub struct Config {
     /// `(path, attributes)` from [`Config::type_attribute`].
     type_attributes: Vec<(String, String)>,
     schema_out_dir: Option<PathBuf>,
+    /// Where [`Config::ts_out_dir`], [`Config::docs_out_dir`] and [`Config::asyncapi_out_dir`]
+    /// write, when set.
+    ts_out_dir: Option<PathBuf>,
+    docs_out_dir: Option<PathBuf>,
+    asyncapi_out_dir: Option<(PathBuf, emit::asyncapi::Server)>,
     /// Where a base protocol's generated module is, from [`Config::base_path`].
     base_paths: std::collections::BTreeMap<String, String>,
     /// `(PROTOCOL.Type, Rust path)` from [`Config::extern_type`].
@@ -167,6 +172,33 @@ impl Config {
     /// ```
     pub fn schema_out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.schema_out_dir = Some(dir.into());
+        self
+    }
+
+    /// Also writes the TypeScript of every protocol (`PROTOCOL.ts`, see [`emit::ts`]) and the
+    /// runtime its clients import (`protolink.ts`) under `dir` when compiling, as
+    /// `protolink ts` does: a web client's sources stay in step with the Rust build.
+    pub fn ts_out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.ts_out_dir = Some(dir.into());
+        self
+    }
+
+    /// Also writes every protocol's reference for its users (Markdown and one HTML page, see
+    /// [`emit::docs`]) under `dir` when compiling, as `protolink docs` does.
+    pub fn docs_out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.docs_out_dir = Some(dir.into());
+        self
+    }
+
+    /// Also writes an AsyncAPI 3.0 document per protocol (`PROTOCOL.asyncapi.json`, see
+    /// [`emit::asyncapi`]) for `server` under `dir` when compiling, as `protolink asyncapi`
+    /// does.
+    pub fn asyncapi_out_dir(
+        &mut self,
+        dir: impl Into<PathBuf>,
+        server: emit::asyncapi::Server,
+    ) -> &mut Self {
+        self.asyncapi_out_dir = Some((dir.into(), server));
         self
     }
 
@@ -529,6 +561,21 @@ impl Config {
         write_changed(&out_dir, &generated)?;
         if let Some(dir) = &self.schema_out_dir {
             write_changed(dir, &self.generate_schemas(inputs)?)?;
+        }
+        if let Some(dir) = &self.ts_out_dir {
+            let mut files = self.generate_ts(inputs)?;
+            files.push(Generated {
+                protocol: String::new(),
+                file_name: emit::ts::RUNTIME_FILE.to_owned(),
+                code: emit::ts::RUNTIME.to_owned(),
+            });
+            write_changed(dir, &files)?;
+        }
+        if let Some(dir) = &self.docs_out_dir {
+            write_changed(dir, &self.generate_docs(inputs)?)?;
+        }
+        if let Some((dir, server)) = &self.asyncapi_out_dir {
+            write_changed(dir, &self.generate_asyncapi(inputs, server)?)?;
         }
         Ok(generated)
     }

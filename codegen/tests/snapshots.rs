@@ -527,3 +527,35 @@ fn extern_types_replace_generated_ones_and_bad_paths_are_errors() {
         );
     }
 }
+
+/// A build script gets every consumer's files beside the Rust: schemas, TypeScript (with the
+/// runtime), docs and AsyncAPI, the same as the commands write.
+#[test]
+fn a_build_script_writes_every_consumer() {
+    let out = std::env::temp_dir().join(format!("protolink-consumers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let inputs = [workspace().join("protocol-defs/skynet.protocol")];
+    protolink_codegen::Config::new()
+        .out_dir(out.join("rust"))
+        .schema_out_dir(out.join("schemas"))
+        .ts_out_dir(out.join("ts"))
+        .docs_out_dir(out.join("docs"))
+        .asyncapi_out_dir(out.join("asyncapi"), Default::default())
+        .compile(&inputs)
+        .expect("compiles");
+    for file in [
+        "rust/skynet.rs",
+        "schemas/skynet/client-to-server.schema.json",
+        "ts/skynet.ts",
+        "ts/protolink.ts",
+        "docs/skynet.md",
+        "docs/skynet.html",
+        "asyncapi/skynet.asyncapi.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} was not written");
+    }
+    let document = std::fs::read_to_string(out.join("asyncapi/skynet.asyncapi.json"))
+        .expect("the AsyncAPI document");
+    assert!(document.contains("\"/connect\""), "the definition's path");
+    let _ = std::fs::remove_dir_all(&out);
+}

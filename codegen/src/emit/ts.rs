@@ -22,7 +22,7 @@ use crate::emit::schema;
 use crate::model::*;
 
 /// The TypeScript runtime the generated clients import, `protolink.ts`.
-pub const RUNTIME: &str = include_str!("../../../ts/protolink.ts");
+pub const RUNTIME: &str = include_str!("../../ts/protolink.ts");
 
 /// The file name the runtime is written under, beside the protocols.
 pub const RUNTIME_FILE: &str = "protolink.ts";
