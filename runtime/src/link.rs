@@ -1136,8 +1136,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         peer_done = true;
                         let (code, reason) = frame.unwrap_or((close::NORMAL, String::new()));
                         debug!(code, %reason, "peer closed");
+                        // The echo is queued before the link counts as closed: a writer that
+                        // sees the link closed with nothing queued stops without a close frame.
+                        let _ = self.link.shared.out.try_send(Outgoing::Close { farewell: None, code, reason: reason.clone() });
                         self.link.mark_closed(code, &reason);
-                        let _ = self.link.shared.out.try_send(Outgoing::Close { farewell: None, code, reason });
                     }
                     Some(Err(TransportError::TooLarge)) => {
                         self.link.start_close(close::TOO_BIG, "frame too large").await;
@@ -1614,12 +1616,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 .filter(|code| sendable_close_code(*code))
                 .unwrap_or(close::NORMAL);
             debug!(code, %reason, "peer sent its close message");
-            self.link.mark_closed(code, &reason);
+            // Queued before the link counts as closed (see the close frame's echo above).
             let _ = self.link.shared.out.try_send(Outgoing::Close {
                 farewell: None,
                 code,
-                reason,
+                reason: reason.clone(),
             });
+            self.link.mark_closed(code, &reason);
             return true;
         }
         let ready = matches!(self.link.state(), LinkState::Ready);
