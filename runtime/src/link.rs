@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::fast::FastReply;
-use crate::machine::{Action, Machine, applies, my_role};
+use crate::machine::{Action, Machine, my_role};
 use crate::message::{
     CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Reply, Request, SendableBy,
     Sender, Side,
@@ -1970,25 +1970,22 @@ impl Resume {
 }
 
 /// The frames side `S` sends before its peer's first handshake message (the Clusterio master's
-/// `hello`), as a link with `session` writes them, and where a link resumes after them.
+/// `hello`), as a link with `session` writes them, and where a link resumes after them: the
+/// session machine's first `Send`s.
 pub(crate) fn greeting<S: Side>(
     session: &Session<S>,
     started: Instant,
 ) -> Result<(Vec<String>, Resume), SendError> {
-    let steps = rules::<S>().handshake;
+    let fresh = Resume {
+        greeted: 0,
+        next_seq: 1,
+        started,
+    };
+    let mut machine = Machine::<S>::new(&LinkConfig::default(), fresh, |_, _| None);
     let mut frames = Vec::new();
     let mut next_seq = 1;
-    for step in steps.iter().filter(|step| applies::<S>(step)) {
-        if step.sender != my_role::<S>() || step.request {
-            break;
-        }
-        let Some(&tag) = step
-            .messages
-            .iter()
-            .find(|&&t| <S::Peer as Side>::Inbound::accepts(t))
-        else {
-            continue;
-        };
+    for action in machine.start(started) {
+        let Action::Send(tag) = action else { break };
         let seq = wire::<S>().sequence.map(|_| next_seq);
         if seq.is_some() {
             next_seq += 1;
@@ -2008,18 +2005,17 @@ pub(crate) fn greeting<S: Side>(
 }
 
 /// Whether `text` holds a message that side `S` takes as its peer's first handshake message
-/// (for choosing among the sides served on one path).
+/// (for choosing among the sides served on one path): the step a fresh session machine waits
+/// for.
 pub(crate) fn opens<S: Side>(text: &str) -> bool {
     let Ok(RawFrame::Message(raw)) = wire::<S>().classify(text) else {
         return false;
     };
     let tag = tag_of::<S::Protocol>(raw.name);
-    rules::<S>()
-        .handshake
-        .iter()
-        .filter(|step| applies::<S>(step))
-        .find(|step| step.sender != my_role::<S>())
-        .is_some_and(|step| step.messages.contains(&tag) && S::Inbound::accepts(tag))
+    let now = Instant::now();
+    let mut machine = Machine::<S>::new(&LinkConfig::default(), Resume::fresh(), |_, _| None);
+    machine.start(now);
+    machine.peer_step(tag).is_some()
 }
 
 /// The declared tag of a name read from a frame.

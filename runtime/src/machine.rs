@@ -90,7 +90,7 @@ pub(crate) fn my_role<S: Side>() -> Role {
 }
 
 /// Whether a handshake step applies to this link: one of its messages is valid on it.
-pub(crate) fn applies<S: Side>(step: &HandshakeStep) -> bool {
+fn applies<S: Side>(step: &HandshakeStep) -> bool {
     step.messages.iter().any(|&tag| {
         crate::message::message_info::<S::Protocol>(tag).is_some()
             && (S::Inbound::accepts(tag) || <S::Peer as Side>::Inbound::accepts(tag))
