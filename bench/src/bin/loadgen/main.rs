@@ -13,6 +13,7 @@
 mod cluster;
 mod fanout;
 mod idle;
+mod lean;
 mod proc;
 mod pubsub;
 mod raw;
@@ -36,6 +37,10 @@ enum Command {
     /// against a hand-written tokio-tungstenite + serde_json client and server, and against
     /// jsonrpsee when built with `--features jsonrpsee`.
     Rpc(rpc::RpcArgs),
+    /// Request/reply servers through one lean client (one task per connection keeping W
+    /// requests in flight): a raw echo (the WebSocket limit), the hand-written server,
+    /// protolink, and jsonrpsee with `--features jsonrpsee`; one connection and many.
+    Lean(lean::LeanArgs),
     /// Server memory with many idle connections that heartbeat.
     Idle(idle::IdleArgs),
     /// Skynet fan-out: one publisher, many subscribers on one channel, against the reference
@@ -57,7 +62,7 @@ enum Command {
     /// (internal) An RPC server for `rpc`.
     #[command(hide = true)]
     ServeRpc {
-        /// `protolink`, `raw` or `jsonrpsee`.
+        /// `protolink`, `protolink-serde`, `raw`, `echo` or `jsonrpsee`.
         kind: String,
     },
     /// (internal) A Litecord server for `idle`.
@@ -99,6 +104,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Rpc(args) => rpc::run(args).await,
+            Command::Lean(args) => lean::run(args).await,
             Command::Idle(args) => idle::run(args).await,
             Command::Fanout(args) => fanout::run(args).await,
             Command::FanoutRedis(args) => cluster::run(args).await,

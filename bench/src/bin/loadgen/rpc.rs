@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use protolink::ws::{WsServer, connect};
 use protolink::{Link, LinkConfig, RemoteError, Session};
 use protolink_protocols::litecord_example::{
@@ -64,6 +64,7 @@ pub(crate) async fn serve(kind: &str) -> Result<()> {
         "protolink" => serve_protolink(true).await,
         "protolink-serde" => serve_protolink(false).await,
         "raw" => serve_raw().await,
+        "echo" => serve_echo().await,
         #[cfg(feature = "jsonrpsee")]
         "jsonrpsee" => jsonrpsee_side::serve().await,
         other => Err(format!("unknown server {other}").into()),
@@ -158,6 +159,45 @@ async fn serve_raw() -> Result<()> {
         }
     })
     .await
+}
+
+/// The echo server of `loadgen lean`: every text frame goes back as it is, from the reading
+/// task, flushed once per batch of frames that were ready together (no JSON, no second task).
+async fn serve_echo() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    announce(&format!("ws://{}/", listener.local_addr()?));
+    until_stdin_closes(async {
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                if let Ok(ws) =
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(None))).await
+                {
+                    let _ = echo_connection(ws).await;
+                }
+            });
+        }
+    })
+    .await
+}
+
+async fn echo_connection(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> std::result::Result<(), tokio_tungstenite::tungstenite::Error> {
+    while let Some(message) = ws.next().await {
+        let mut next = Some(message);
+        while let Some(message) = next {
+            match message? {
+                Message::Text(text) => ws.feed(Message::Text(text)).await?,
+                Message::Close(_) => return Ok(()),
+                _ => {}
+            }
+            next = ws.next().now_or_never().flatten();
+        }
+        ws.flush().await?;
+    }
+    Ok(())
 }
 
 /// One connection of the hand-written server: HELLO, HELLO_ACK, then GET_GUILD requests
