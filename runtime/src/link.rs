@@ -1,9 +1,11 @@
 //! Links: one side of a connection, generic over the generated protocol and side.
 //!
-//! [`Link::spawn`] starts two tasks over a connection's halves: the *driver* reads frames,
-//! runs the session rules (handshake, heartbeat, close), resolves replies and dispatches
-//! messages into the handler; the *writer* drains a bounded queue, feeding every frame that is
-//! ready and flushing once per batch. The returned [`Link`] is a cheap handle for typed sends
+//! A link runs as one future over a connection's halves (one task per connection): the
+//! *driver* reads frames, runs the session rules (handshake, heartbeat, close), resolves
+//! replies and dispatches messages into the handler; the *writer* drains a bounded queue,
+//! feeding every frame that is ready and flushing once per batch. The two are polled together,
+//! the driver first, so what the driver queues while reading a batch of frames goes out in one
+//! flush. [`Link::spawn`] spawns that future; a server awaits it in the connection's task. The returned [`Link`] is a cheap handle for typed sends
 //! and requests; it implements [`Sender`].
 
 use std::any::Any;
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -455,19 +458,27 @@ impl<S: Side> Link<S> {
         Src: FrameSource,
         Snk: FrameSink,
     {
-        Link::spawn_resumed(source, sink, config, session, make_handler, Resume::fresh())
+        let resume = Resume::fresh();
+        let (link, run) = Link::prepare(source, sink, config, session, make_handler, resume, None);
+        tokio::spawn(run);
+        link
     }
 
-    /// [`Link::spawn`] for a connection whose greeting (the handshake steps this side sends
-    /// before its peer's first) was already written: a server choosing among several sides.
-    pub(crate) fn spawn_resumed<H, Src, Snk>(
+    /// The link over a connection's halves, and the one future that runs it: the driver and the
+    /// writer, polled together. A server awaits it in the connection's own task (one task per
+    /// connection); [`Link::spawn`] spawns it. `resume` says what a server choosing among several
+    /// sides already wrote (the greeting: the handshake steps this side sends before its
+    /// peer's first); `stop`, when the server stops, closes the link with 1001 once the requests
+    /// in flight are answered (or their grace ran out).
+    pub(crate) fn prepare<H, Src, Snk>(
         source: Src,
         sink: Snk,
         config: LinkConfig,
         session: Session<S>,
         make_handler: impl FnOnce(Link<S>) -> H,
         resume: Resume,
-    ) -> Link<S>
+        stop: Option<Stop>,
+    ) -> (Link<S>, impl Future<Output = ()> + Send + 'static)
     where
         S: Dispatch<H>,
         H: Send + Sync + 'static,
@@ -513,7 +524,7 @@ impl<S: Side> Link<S> {
             side = S::NAME,
             protocol = <S::Protocol as Protocol>::NAME
         );
-        tokio::spawn(write_loop(link.clone(), sink, out_rx).instrument(span.clone()));
+        let writer = write_loop(link.clone(), sink, out_rx);
         let machine = Machine::new(&link.shared.config, resume, |message, field| {
             session
                 .provided
@@ -528,9 +539,13 @@ impl<S: Side> Link<S> {
             machine,
             events: None,
             ordered: None,
+            stop,
         };
-        tokio::spawn(driver.run(source).instrument(span));
-        link
+        // Both in one task, the driver polled first (`join` polls in order): its replies reach
+        // the writer without waking another thread, and the writer flushes once the driver has
+        // read every frame that was ready.
+        let run = futures_util::future::join(driver.run(source), writer).map(|_| ());
+        (link, run.instrument(span))
     }
 
     /// Keeps the reply to this side's handshake request and announces that the link is ready.
@@ -978,7 +993,7 @@ async fn write_loop<S: Side, Snk: FrameSink>(
     let mut state = link.watch_state();
     loop {
         if shared.aborted.load(Ordering::Acquire) {
-            return close_behind_slow_peer(&link, &mut sink, &mut rx).await;
+            return Box::pin(close_behind_slow_peer(&link, &mut sink, &mut rx)).await;
         }
         let first = tokio::select! {
             // Queued frames (a close frame above all) go out before giving up on a closed link.
@@ -989,16 +1004,18 @@ async fn write_loop<S: Side, Snk: FrameSink>(
         };
         let Some(first) = first else {
             if shared.aborted.load(Ordering::Acquire) {
-                close_behind_slow_peer(&link, &mut sink, &mut rx).await;
+                Box::pin(close_behind_slow_peer(&link, &mut sink, &mut rx)).await;
             }
             return;
         };
-        match write_batch(&mut sink, &mut rx, first, &mut state, &shared.aborted).await {
+        // Boxed, as the driver's frame handling is: an idle writer holds only its wait.
+        let batch = write_batch(&mut sink, &mut rx, first, &mut state, &shared.aborted);
+        match Box::pin(batch).await {
             Ok(Written::Open) => {}
             Ok(Written::Closed) => return,
             Ok(Written::Abandoned) => {
                 if shared.aborted.load(Ordering::Acquire) {
-                    close_behind_slow_peer(&link, &mut sink, &mut rx).await;
+                    Box::pin(close_behind_slow_peer(&link, &mut sink, &mut rx)).await;
                 }
                 return;
             }
@@ -1094,12 +1111,32 @@ struct Driver<S: Side, H> {
     machine: Machine<S>,
     events: Option<mpsc::Sender<S::Inbound>>,
     ordered: Option<mpsc::Sender<oneshot::Receiver<Option<String>>>>,
+    /// The server's stop signal, until it comes.
+    stop: Option<Stop>,
+}
+
+/// Until the server's stop signal comes (for ever without one).
+async fn stopped(stop: &mut Option<Stop>) {
+    match stop {
+        // A server dropped without its signal stops as well.
+        Some(stop) => {
+            let _ = stop.signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// How a server tells its links that it stops: each closes with 1001 once the requests it is
+/// handling are answered, or after `grace`.
+pub(crate) struct Stop {
+    pub(crate) signal: tokio::sync::broadcast::Receiver<()>,
+    pub(crate) grace: Duration,
 }
 
 impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     async fn run<Src: FrameSource>(mut self, mut source: Src) {
         let actions = self.machine.start(Instant::now());
-        self.act(actions).await;
+        Box::pin(self.act(actions)).await;
         let mut state = self.link.watch_state();
         // One timer at the machine's deadline, reset only when that deadline moves: a fresh
         // timer per frame read costs a wake-up of tokio's time driver each time. A frame only
@@ -1109,11 +1146,26 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let mut armed_at: Option<Instant> = None;
         // Whether the peer is done sending: it closed, or the connection ended.
         let mut peer_done = false;
+        // Once the server stops: when the link closes at the latest.
+        let mut shutdown_at: Option<Instant> = None;
         loop {
             if self.link.is_closed() {
                 break;
             }
-            let earliest = self.machine.deadline();
+            // Made before the count is read, so a request finishing in between still wakes it.
+            let idle = self.link.shared.idle.notified();
+            if let Some(at) = shutdown_at {
+                let idle = self.link.shared.in_flight.load(Ordering::Acquire) == 0;
+                if idle || Instant::now() >= at {
+                    self.close_now(close::GOING_AWAY, "server shutting down")
+                        .await;
+                    continue;
+                }
+            }
+            let earliest = match (self.machine.deadline(), shutdown_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if earliest != armed_at {
                 if let Some(at) = earliest {
                     timer.as_mut().reset(at);
@@ -1122,14 +1174,16 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
             tokio::select! {
                 frame = source.next_frame() => match frame {
-                    Some(Ok(Frame::Text(text))) => self.on_text(&text).await,
+                    // A frame's handling runs in a box of its own: an idle link holds only
+                    // what waiting for the next frame needs, not the deepest handling path.
+                    Some(Ok(Frame::Text(text))) => Box::pin(self.on_text(&text)).await,
                     Some(Ok(Frame::Binary(bytes))) => {
                         if !wire::<S>().binary_text {
-                            self.link.start_close(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
+                            self.close_now(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
                         } else if let Ok(text) = Text::try_from(bytes) {
-                            self.on_text(&text).await;
+                            Box::pin(self.on_text(&text)).await;
                         } else {
-                            self.link.start_close(close::INVALID_DATA, "binary frame is not UTF-8 text").await;
+                            self.close_now(close::INVALID_DATA, "binary frame is not UTF-8 text").await;
                         }
                     }
                     Some(Ok(Frame::Close(frame))) => {
@@ -1142,14 +1196,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         self.link.mark_closed(code, &reason);
                     }
                     Some(Err(TransportError::TooLarge)) => {
-                        self.link.start_close(close::TOO_BIG, "frame too large").await;
+                        self.close_now(close::TOO_BIG, "frame too large").await;
                     }
                     Some(Err(TransportError::Protocol(e))) => {
                         debug!(error = %e, "peer broke the WebSocket protocol");
-                        self.link.start_close(close::PROTOCOL_ERROR, "WebSocket protocol error").await;
+                        self.close_now(close::PROTOCOL_ERROR, "WebSocket protocol error").await;
                     }
                     Some(Err(TransportError::NotUtf8)) => {
-                        self.link.start_close(close::INVALID_DATA, "text frame is not UTF-8").await;
+                        self.close_now(close::INVALID_DATA, "text frame is not UTF-8").await;
                     }
                     Some(Err(TransportError::Lost(e))) => {
                         peer_done = true;
@@ -1164,9 +1218,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 () = &mut timer, if armed_at.is_some() => {
                     armed_at = None;
                     if let Some(action) = self.machine.on_time(Instant::now()) {
-                        self.act([action]).await;
+                        Box::pin(self.act([action])).await;
                     }
                 }
+                () = stopped(&mut self.stop), if shutdown_at.is_none() && self.stop.is_some() => {
+                    let grace = self.stop.take().map_or(Duration::ZERO, |stop| stop.grace);
+                    shutdown_at = Some(Instant::now() + grace);
+                }
+                () = idle, if shutdown_at.is_some() => {}
                 _ = state.changed() => {}
             }
         }
@@ -1176,16 +1235,21 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // for a while, so that the close handshake can finish. (It does not cover a process that
         // exits at once: a peer flooding a closing SocketCluster client still sees 1006 at times.)
         if !peer_done {
-            let _ = timeout(CLOSE_DRAIN, async {
+            let drain = timeout(CLOSE_DRAIN, async {
                 while let Some(Ok(frame)) = source.next_frame().await {
                     if matches!(frame, Frame::Close(_)) {
                         break;
                     }
                 }
-            })
-            .await;
+            });
+            let _ = Box::pin(drain).await;
         }
         self.link.shared.reader_done.send_replace(true);
+    }
+
+    /// [`Link::start_close`] from the driver's loop, boxed: the loop's own state stays small.
+    async fn close_now(&self, code: u16, reason: &str) {
+        Box::pin(self.link.start_close(code, reason)).await;
     }
 
     /// Carries out what the session machine decided.

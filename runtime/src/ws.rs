@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, debug_span, warn};
 
 pub use crate::error::{ConnectError, WsFailure};
-use crate::link::{Link, LinkConfig, Session, close};
+use crate::link::{Link, LinkConfig, Session, Stop, close};
 use crate::message::{Dispatch, Protocol, Side};
 use crate::transport::split_ws;
 
@@ -233,6 +233,37 @@ where
     Link::spawn(source, sink, config, session, make_handler)
 }
 
+/// Runs a server's link in the connection's task until it closes, or the server stops.
+async fn serve_link<S, H, T>(
+    ws: WebSocketStream<T>,
+    config: LinkConfig,
+    session: Session<S>,
+    make_handler: impl FnOnce(Link<S>) -> H,
+    stopping: tokio::sync::broadcast::Receiver<()>,
+    grace: Duration,
+) where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (source, sink) = split_ws(ws);
+    let resume = crate::link::Resume::fresh();
+    let stop = Stop {
+        signal: stopping,
+        grace,
+    };
+    let (_, run) = Link::prepare(
+        source,
+        sink,
+        config,
+        session,
+        make_handler,
+        resume,
+        Some(stop),
+    );
+    run.await;
+}
+
 /// A WebSocket server for side `S` of a protocol (named apart from the generated `Server` side
 /// markers).
 pub struct WsServer<S: Side> {
@@ -350,16 +381,16 @@ impl<S: Side> WsServer<S> {
         self.serve_with(Arc::new(move |accepted, config, stopping, grace| {
             let (session, make_handler) = (session.clone(), make_handler.clone());
             Box::pin(async move {
-                let link = match accepted {
+                let make = |link| make_handler(link);
+                match accepted {
                     Accepted::Plain(ws) => {
-                        start::<S, H, _>(*ws, config, session, |link| make_handler(link))
+                        serve_link::<S, H, _>(*ws, config, session, make, stopping, grace).await;
                     }
                     #[cfg(feature = "tls")]
                     Accepted::Tls(ws) => {
-                        start::<S, H, _>(*ws, config, session, |link| make_handler(link))
+                        serve_link::<S, H, _>(*ws, config, session, make, stopping, grace).await;
                     }
-                };
-                supervise(link, stopping, grace).await;
+                }
             })
         }))
     }
@@ -482,22 +513,6 @@ type OnConnection = Arc<
         + Send
         + Sync,
 >;
-
-/// Until the link closes, or the server stops: then requests in flight get the grace period and
-/// the link closes with 1001.
-async fn supervise<S: Side>(
-    link: Link<S>,
-    mut stopping: tokio::sync::broadcast::Receiver<()>,
-    grace: Duration,
-) {
-    tokio::select! {
-        _ = link.closed() => {}
-        _ = stopping.recv() => {
-            let _ = tokio::time::timeout(grace, link.idle()).await;
-            link.close(close::GOING_AWAY, "server shutting down").await;
-        }
-    }
-}
 
 /// The sides a server takes on one path, each with its session and handler maker, chosen per
 /// connection by the first handshake message the peer sends (see [`WsServer::serve_routes`]).
@@ -708,15 +723,20 @@ where
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let link = Link::spawn_resumed(
+        let stop = Stop {
+            signal: started.stopping,
+            grace: started.grace,
+        };
+        let (_, run) = Link::prepare(
             source,
             sink,
             started.config,
             self.session.clone(),
             |link| (self.make_handler)(link),
             started.resume,
+            Some(stop),
         );
-        Box::pin(supervise(link, started.stopping, started.grace))
+        Box::pin(run)
     }
 }
 
