@@ -361,6 +361,7 @@ const RESERVED: &[&str] = &[
     "on",
     "onBeat",
     "onClose",
+    "onInvalid",
     "onOpen",
     "options",
     "request",
@@ -440,6 +441,7 @@ fn wire_json(w: &Wire) -> Value {
     };
     json!({
         "tag": w.tag,
+        "tagType": if w.int_tags { "int" } else { "string" },
         "payload": w.payload,
         "sequence": w.sequence,
         "event": framing_json(&w.event),
@@ -449,7 +451,9 @@ fn wire_json(w: &Wire) -> Value {
         "replyId": w.reply_id.as_ref().map(key_path_json),
         "replyResult": w.reply_result,
         "error": error,
+        "strict": w.strict,
         "batch": w.batch,
+        "binaryText": w.binary_text,
     })
 }
 
@@ -495,9 +499,29 @@ fn session_json(p: &Protocol) -> Value {
     let close_message = s.close_message.as_ref().map(
         |c| json!({"message": name(c.message), "reason": c.reason, "code": c.code, "sent": c.sent}),
     );
+    let invalid_rules: Vec<Value> = s
+        .invalid_rules
+        .iter()
+        .map(|r| {
+            let action = match (&r.answer, &r.closes) {
+                (Some((text, name)), _) => json!({"answer": text, "name": name}),
+                (None, Some(text)) => json!({"closes": text}),
+                (None, None) => json!("ignored"),
+            };
+            json!({
+                "kind": r.kind,
+                "messages": r.messages.iter().map(|&i| name(i)).collect::<Vec<_>>(),
+                "action": action,
+            })
+        })
+        .collect();
     json!({
         "handshake": handshake,
         "handshakeTimeoutMs": s.handshake_timeout_ms,
+        "beforeHandshake": s.before_handshake,
+        "beforeHandshakeReason": s.before_handshake_reason,
+        "invalidCloses": s.invalid_closes,
+        "invalidRules": invalid_rules,
         "heartbeats": heartbeats,
         "closeMessage": close_message,
         "reconnectMinMs": s.reconnect_min_ms,
@@ -750,7 +774,9 @@ fn client(out: &mut String, p: &Protocol, c: usize, s: usize, schemas: &[(String
         "",
     ));
     out.push_str(&format!(
-        "export class {class} extends protolink.Client<{side}Events, {side}Requests, {side}Handshake> {{\n  constructor(url: string, options: protolink.ClientOptions = {{}}) {{\n    super({{ name: PROTOCOL, wire: WIRE, session: SESSION, messages: {}_MESSAGES, closeCodes: CLOSE_REASONS }}, url, options);\n  }}\n",
+        "export class {class} extends protolink.Client<{side}Events, {side}Requests, {side}Handshake> {{\n  constructor(url: string, options: protolink.ClientOptions = {{}}) {{\n    super({{ name: PROTOCOL, side: {}, peer: {}, wire: WIRE, session: SESSION, messages: {}_MESSAGES, closeCodes: CLOSE_REASONS }}, url, options);\n  }}\n",
+        json_literal(&json!(me)),
+        json_literal(&json!(peer)),
         me.to_uppercase()
     ));
     for m in ours.iter().filter(|m| sends(m) && m.has_sender_method()) {
