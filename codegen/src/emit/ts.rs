@@ -80,23 +80,35 @@ pub fn render(p: &Protocol, source: &str) -> String {
                 .map(|m| format!("{}ReplyFrame", m.rust_name)),
         );
         let name = format!("{}To{}", camel(&p.endpoints[from]), camel(&p.endpoints[to]));
-        let doc = format!(
-            "A frame the {} sends the {}{}.",
-            p.endpoints[from],
-            p.endpoints[to],
-            if p.wire.batch {
-                " (several may travel as one JSON array)"
-            } else {
-                ""
-            }
-        );
-        out.push_str(&doc_comment(&doc, ""));
         let union = if members.is_empty() {
             "never".to_owned()
         } else {
             members.join("\n  | ")
         };
-        out.push_str(&format!("export type {name} =\n  | {union};\n\n"));
+        let (from, to) = (&p.endpoints[from], &p.endpoints[to]);
+        if p.wire.batch {
+            // As the direction's schema: one packet, or an array of them.
+            out.push_str(&doc_comment(
+                &format!(
+                    "A frame the {from} sends the {to}: one packet, or several as one JSON array."
+                ),
+                "",
+            ));
+            out.push_str(&format!(
+                "export type {name} = {name}Packet | Array<{name}Packet>;\n\n"
+            ));
+            out.push_str(&doc_comment(
+                &format!("One packet the {from} sends the {to}."),
+                "",
+            ));
+            out.push_str(&format!("export type {name}Packet =\n  | {union};\n\n"));
+        } else {
+            out.push_str(&doc_comment(
+                &format!("A frame the {from} sends the {to}."),
+                "",
+            ));
+            out.push_str(&format!("export type {name} =\n  | {union};\n\n"));
+        }
     }
     if !p.close_codes.is_empty() {
         section(&mut out, "Close codes");

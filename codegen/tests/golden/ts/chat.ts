@@ -738,8 +738,11 @@ export type KickReplyFrame = ({
 
 // ---- Every frame one side may send the other ----
 
-/** A frame the client sends the server (several may travel as one JSON array). */
-export type ClientToServer =
+/** A frame the client sends the server: one packet, or several as one JSON array. */
+export type ClientToServer = ClientToServerPacket | Array<ClientToServerPacket>;
+
+/** One packet the client sends the server. */
+export type ClientToServerPacket =
   | HandshakeFrame
   | SubscribeFrame
   | UnsubscribeFrame
@@ -762,8 +765,11 @@ export type ClientToServer =
   | PingClientReplyFrame
   | AskClientReplyFrame;
 
-/** A frame the server sends the client (several may travel as one JSON array). */
-export type ServerToClient =
+/** A frame the server sends the client: one packet, or several as one JSON array. */
+export type ServerToClient = ServerToClientPacket | Array<ServerToClientPacket>;
+
+/** One packet the server sends the client. */
+export type ServerToClientPacket =
   | PublishEventFrame
   | KickOutFrame
   | SetAuthTokenFrame
