@@ -253,6 +253,8 @@ const batch: sc.ClientToServer = [
   { event: "#publish", data: { channel: "news", data: 1 } },
 ];
 const packet: sc.ClientToServerPacket = { event: "#unsubscribe", data: "news", cid: 3 };
+// The extension exports its base's types again.
+const inherited: chat.SubscribeFrame = { event: "#subscribe", data: { channel: "x" }, cid: 4 };
 
 // @ts-expect-error: `open` needs its channel
 const noChannel: skynet.ClientToServer = { type: "open" };
@@ -270,7 +272,7 @@ const nested: sc.ClientToServer = [[{ event: "#publish", data: { channel: "news"
 const badPacket: sc.ClientToServer = [{ event: "#subscribe", data: { channel: 5 }, cid: 2 }];
 
 export const frames = [open, result, failed, handshake, hello, verdict, validate, listed, sent, code,
-  batch, packet, noChannel, wrongWay, extra, wrongType, skynetBatch, nested, badPacket];
+  batch, packet, inherited, noChannel, wrongWay, extra, wrongType, skynetBatch, nested, badPacket];
 "##;
 
 #[test]
