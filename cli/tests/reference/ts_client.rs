@@ -7,6 +7,8 @@
 //! - `runtime.ts`: the runtime's reading of what a peer sends (binary frames, sequence numbers,
 //!   `strict`, the `invalid` rules and their close codes) and a first connect retried, over an
 //!   in-memory socket.
+//! - `browser.ts`: `page.ts` in headless Chromium (driven with puppeteer-core), on the browser's
+//!   own WebSocket, against the Skynet and SocketCluster reference servers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,8 +22,8 @@ fn compiled(name: &str, scripts: &[&str]) -> PathBuf {
     let modules = root.join("interop/node_modules");
     let tsc = modules.join("typescript/bin/tsc");
     assert!(
-        tsc.is_file() && modules.join("ws").is_dir(),
-        "typescript or ws is missing: run `npm ci --prefix interop` (scripts/test.sh does)"
+        tsc.is_file() && modules.join("ws").is_dir() && modules.join("puppeteer-core").is_dir(),
+        "typescript, ws or puppeteer-core is missing: run `npm ci --prefix interop` (scripts/test.sh does)"
     );
     let out = fresh(name);
     let run = protolink(&["ts", "protocol-defs", "--out", out.to_str().unwrap()]);
@@ -106,4 +108,41 @@ fn ts_runtime_reads_what_peers_send_as_the_rust_link_does() {
         &[],
         &["binary:", "invalid:", "sequence:", "connect:"],
     );
+}
+
+/// Chromium: `CHROMIUM` when set, else `chromium` on the `PATH` (Debian's package).
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("chromium"))
+                .find(|path| path.is_file())
+        })
+        .expect("chromium is missing: install Debian's `chromium` (scripts/test.sh does)")
+}
+
+#[test]
+fn ts_clients_run_in_headless_chromium() {
+    let dir = compiled("ts-browser", &["browser.ts", "page.ts"]);
+    std::fs::copy(workspace().join("ts/test/page.html"), dir.join("page.html")).unwrap();
+    let puppeteer =
+        workspace().join("interop/node_modules/puppeteer-core/lib/esm/puppeteer/puppeteer-core.js");
+    let shot = dir.join("page.png");
+    node(
+        &dir,
+        "browser",
+        &[
+            ("PUPPETEER_MODULE", &puppeteer),
+            ("CHROMIUM", &chromium()),
+            ("SCREENSHOT", &shot),
+        ],
+        &[
+            "page: skynet: the other client hears the message",
+            "browser:",
+        ],
+    );
+    assert!(shot.is_file(), "no screenshot of the page");
 }
