@@ -83,7 +83,8 @@ const browser = await puppeteer.launch({
   headless: true,
   // As root (CI) Chromium needs --no-sandbox.
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  timeout: WAIT_MS,
+  // A cold start on a busy machine takes a while.
+  timeout: 3 * WAIT_MS,
 });
 try {
   const page = await browser.newPage();
