@@ -5,19 +5,22 @@ cd "$(dirname "$0")/.."
 
 # The SocketCluster interop tests run the real socketcluster-server (20.x and 14.x) and -client
 # (Node 20+); the schema tests validate frames with ajv, parse AsyncAPI documents with
-# @asyncapi/parser, compile the TypeScript types and clients with tsc and run the clients with
-# ws as their WebSocket. All are pinned by
+# @asyncapi/parser, compile the TypeScript types and clients with tsc, run the clients with
+# ws as their WebSocket and drive a page built on them in Chromium with puppeteer-core (which
+# downloads no browser). All are pinned by
 # interop/package-lock.json (installed again when a package it pins is missing).
 if [ ! -d interop/node_modules/socketcluster-server-14 ] || [ ! -d interop/node_modules/ws ] \
     || [ ! -d interop/node_modules/ajv ] || [ ! -d interop/node_modules/@asyncapi/parser ] \
-    || [ ! -d interop/node_modules/typescript ]; then
+    || [ ! -d interop/node_modules/typescript ] || [ ! -d interop/node_modules/puppeteer-core ]; then
     npm ci --prefix interop --no-audit --no-fund
 fi
 
-# The cluster tests (cli/tests/reference/cluster.rs) start their own redis-server, Debian's.
-if ! command -v redis-server >/dev/null; then
+# The cluster tests (cli/tests/reference/cluster.rs) start their own redis-server, Debian's; the
+# browser test (cli/tests/reference/ts_client.rs) runs Debian's chromium headless.
+if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null; then
     apt-get update -qq
-    apt-get install -y -qq redis-server
+    command -v redis-server >/dev/null || apt-get install -y -qq redis-server
+    command -v chromium >/dev/null || apt-get install -y -qq chromium
 fi
 
 cargo test --workspace --locked

@@ -467,10 +467,14 @@ impl Config {
             .iter()
             .map(|p| {
                 let source = p.source.display().to_string().replace('\\', "/");
+                let base = p
+                    .base
+                    .as_ref()
+                    .and_then(|name| checked.protocols.iter().find(|b| &b.name == name));
                 Generated {
                     protocol: p.name.clone(),
                     file_name: format!("{}.ts", p.name),
-                    code: emit::ts::render(p, &source),
+                    code: emit::ts::render_with(p, &source, base),
                 }
             })
             .collect())

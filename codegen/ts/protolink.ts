@@ -1,7 +1,9 @@
 // The protolink TypeScript runtime: what the generated clients (`protolink ts`) specialise.
 // Frames are read and written by the protocol's wire profile; a `Client` runs its session rules
 // (handshake, heartbeat, request ids or ordered replies, timeouts, close codes, reconnect) over a
-// standard `WebSocket`, the browser's or any class with the same interface (Node's `ws`).
+// standard `WebSocket`, the browser's or any class with the same interface (Node's `ws`). What
+// the peer sends is read as the Rust link reads it: the sequence number, a `strict` envelope and
+// the protocol's `invalid` rules, with the same close codes (see `Client`).
 
 /** A tag value: a string, or an integer for protocols with `tag KEY int`. */
 export type Tag = string | number;
@@ -19,6 +21,8 @@ export type KeyPath = { key: string; inPayload: boolean };
 export interface WireProfile {
   /** The tag key. */
   tag: string;
+  /** The JSON type of tags: strings, or integers (`tag KEY int`). */
+  tagType: "string" | "int";
   /** The key payloads sit under, or `null` when their fields sit beside the tag. */
   payload: string | null;
   /** The per-side frame counter key, counted from 1. */
@@ -45,8 +49,12 @@ export interface WireProfile {
     | { kind: "none" }
     | { kind: "inReply"; at: KeyPath; object: boolean }
     | { kind: "tagged"; tag: string; message: string };
+  /** Whether a frame holds exactly its envelope's keys, the payload key always present. */
+  strict: boolean;
   /** Whether a frame may hold a JSON array of packets. */
   batch: boolean;
+  /** Whether a binary frame is read as UTF-8 text (else it closes the link with 1003). */
+  binaryText: boolean;
 }
 
 /** A ping or a pong: a raw text frame, or a message by name. */
@@ -74,10 +82,29 @@ export interface HandshakeStep {
   request: boolean;
 }
 
+/** What was wrong with a frame that cannot be used, as `invalid` rules name it. */
+export type InvalidKind = "json" | "object" | "array" | "untagged" | "unknown" | "payload" | "envelope";
+
+/** One `invalid KIND [of MESSAGES] answers "TEXT" | ignored | closes "TEXT"` rule. The texts may
+ * name `{name}`, `{detail}`, `{side}` and `{peer}`. */
+export interface InvalidRule {
+  kind: InvalidKind;
+  /** The messages it applies to, by name; every message when empty. */
+  messages: string[];
+  action: { answer: string; name: string | null } | { closes: string } | "ignored";
+}
+
 /** A protocol's `session` block, as far as a client runs it. */
 export interface SessionRules {
   handshake: HandshakeStep[];
   handshakeTimeoutMs: number | null;
+  /** The close code (and reason, when declared as a text) for traffic before the handshake. */
+  beforeHandshake: number | null;
+  beforeHandshakeReason: string | null;
+  /** When set, any frame that cannot be used closes the link with this reason and the detail. */
+  invalidCloses: string | null;
+  /** What becomes of a frame that cannot be used: the first rule that fits it applies. */
+  invalidRules: InvalidRule[];
   heartbeats: HeartbeatRule[];
   /** The message a closing side sends (or only the server does, `sent: false`). */
   closeMessage: { message: string; reason: string; code: string | null; sent: boolean } | null;
@@ -104,6 +131,9 @@ export interface MessageSpec {
 /** Everything the runtime needs to know of a protocol, for one connecting side. */
 export interface ProtocolSpec {
   name: string;
+  /** This side's endpoint name and its peer's (`{side}` and `{peer}` in `invalid` rules). */
+  side: string;
+  peer: string;
   wire: WireProfile;
   session: SessionRules;
   messages: MessageSpec[];
@@ -152,7 +182,17 @@ export type Incoming =
   | { type: "reply"; name: string | null; id: unknown; ok: true; result: unknown }
   | { type: "reply"; name: string | null; id: unknown; ok: false; error: RemoteError }
   | { type: "message"; class: "plain" | "event" | "request"; tag: Tag; id: unknown; payload: unknown }
-  | { type: "unusable"; why: string };
+  | { type: "unusable"; kind: InvalidKind; why: string };
+
+/** Why a packet is unusable. */
+function unusable(kind: InvalidKind, why: string): Incoming {
+  return { type: "unusable", kind, why };
+}
+
+/** Whether `value` is a JSON integer (as the Rust codec reads an `i64`). */
+function isInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value);
+}
 
 /** Reads and writes frames by a wire profile; free of I/O. */
 export class WireCodec {
@@ -169,16 +209,32 @@ export class WireCodec {
     return this.wire.batch && Array.isArray(value) ? value : [value];
   }
 
-  /** What one packet is. */
+  /** Whether `value` is a tag of the profile's type. */
+  isTag(value: unknown): value is Tag {
+    return this.wire.tagType === "int" ? isInteger(value) : typeof value === "string";
+  }
+
+  /** What one packet is: as `runtime/src/wire.rs` classifies it, with the same checks of the
+   * envelope (a `strict` one's keys, the sequence number, the request id's type). */
   classify(frame: unknown): Incoming {
     const w = this.wire;
-    if (!isObject(frame)) return { type: "unusable", why: "not an object" };
+    if (!isObject(frame)) return unusable(Array.isArray(frame) ? "array" : "object", "not an object");
+    if (w.strict && w.payload !== null) {
+      const id = w.requestId.kind === "key" ? w.requestId.key : null;
+      const extra = Object.keys(frame).find((k) => k !== w.tag && k !== w.sequence && k !== w.payload && k !== id);
+      if (extra !== undefined) return unusable("envelope", `unexpected key ${JSON.stringify(extra)}`);
+      if (!(w.payload in frame)) return unusable("envelope", `missing key ${JSON.stringify(w.payload)}`);
+    }
+    // Every frame carries its number; the order is not checked (neither does the Rust link).
+    if (w.sequence !== null && !isInteger(frame[w.sequence])) {
+      return unusable("envelope", `${JSON.stringify(w.sequence)} is missing or not an integer`);
+    }
     const tag = frame[w.tag];
-    const tagged = typeof tag === "string" || typeof tag === "number";
+    const tagged = this.isTag(tag);
     if (w.reply.kind === "untagged" && w.replyId && !w.replyId.inPayload && !tagged && w.replyId.key in frame) {
       return this.reply(frame, null);
     }
-    if (!tagged) return { type: "unusable", why: `no ${w.tag}` };
+    if (!tagged) return unusable("untagged", `${JSON.stringify(w.tag)} is missing or not a ${w.tagType === "int" ? "integer" : "string"}`);
     const r = w.reply;
     if (r.kind === "tag" && tag === r.tag) {
       const name = frame[r.forKey];
@@ -195,16 +251,28 @@ export class WireCodec {
     ] as const) {
       if (framing.kind === "carrier" && tag === framing.tag) {
         const name = frame[framing.method];
-        if (typeof name !== "string") return { type: "unusable", why: `no ${framing.method}` };
-        return { type: "message", class: cls, tag: name, id: this.requestId(frame, cls), payload: frame[framing.args] };
+        if (typeof name !== "string") return unusable("envelope", `${JSON.stringify(framing.method)} is missing or not a string`);
+        return this.message(frame, cls, name, frame[framing.args]);
       }
       if (framing.kind === "suffix" && typeof tag === "string" && tag.endsWith(framing.suffix)) {
-        const name = tag.slice(0, -framing.suffix.length);
-        return { type: "message", class: cls, tag: name, id: this.requestId(frame, cls), payload: this.payloadOf(frame) };
+        return this.message(frame, cls, tag.slice(0, -framing.suffix.length), this.payloadOf(frame));
       }
     }
-    const id = w.request.kind === "tagged" ? this.requestId(frame, "plain") : undefined;
-    return { type: "message", class: "plain", tag, id, payload: this.payloadOf(frame) };
+    return this.message(frame, "plain", tag, this.payloadOf(frame));
+  }
+
+  private message(frame: Json, cls: "plain" | "event" | "request", tag: Tag, payload: unknown): Incoming {
+    const w = this.wire;
+    let id: unknown;
+    if (w.requestId.kind === "key" && (cls !== "plain" || w.request.kind === "tagged")) {
+      id = frame[w.requestId.key];
+      if (id !== undefined && !isInteger(id) && typeof id !== "string") {
+        return unusable("envelope", `${JSON.stringify(w.requestId.key)} is not an integer or a string`);
+      }
+    } else if (w.requestId.kind === "sequence" && cls === "request" && w.sequence !== null) {
+      id = frame[w.sequence];
+    }
+    return { type: "message", class: cls, tag, id, payload };
   }
 
   /** Writes a message, event or request; `id` for requests with an id key, `seq` for numbered frames. */
@@ -225,8 +293,14 @@ export class WireCodec {
     return JSON.stringify(frame);
   }
 
-  /** Writes the reply to request `tag` with id `id`: its result, or an error. */
-  encodeReply(tag: Tag, id: unknown, seq: number | null, result: { ok: true; value: unknown } | { ok: false; error: string }): string {
+  /** Writes the reply to request `tag` with id `id`: its result, or an error (with its class
+   * name, for protocols whose errors are objects). */
+  encodeReply(
+    tag: Tag,
+    id: unknown,
+    seq: number | null,
+    result: { ok: true; value: unknown } | { ok: false; error: string; name?: string },
+  ): string {
     const w = this.wire;
     if (!result.ok && w.error.kind === "tagged") {
       return JSON.stringify({ [w.tag]: w.error.tag, [w.error.message]: result.error });
@@ -244,7 +318,7 @@ export class WireCodec {
         frame = { ...value };
       }
     } else if (w.error.kind === "inReply") {
-      const error = w.error.object ? { name: "Error", message: result.error } : result.error;
+      const error = w.error.object ? { name: result.name ?? "Error", message: result.error } : result.error;
       if (w.error.at.inPayload && w.payload !== null) {
         inner = { [w.error.at.key]: error };
         frame[w.payload] = inner;
@@ -291,13 +365,6 @@ export class WireCodec {
     return w.payload === null ? this.without(frame, this.envelopeKeys()) : frame[w.payload];
   }
 
-  private requestId(frame: Json, cls: "plain" | "event" | "request"): unknown {
-    const w = this.wire;
-    if (w.requestId.kind === "key") return frame[w.requestId.key];
-    if (w.requestId.kind === "sequence" && cls === "request" && w.sequence !== null) return frame[w.sequence];
-    return undefined;
-  }
-
   private reply(frame: Json, name: string | null): Incoming {
     const w = this.wire;
     if (w.error.kind === "tagged" && frame[w.tag] === w.error.tag) {
@@ -306,7 +373,7 @@ export class WireCodec {
     }
     const inPayload = w.replyId?.inPayload && w.payload !== null;
     const object = inPayload && w.payload !== null ? frame[w.payload] : frame;
-    if (!isObject(object)) return { type: "unusable", why: "reply is not an object" };
+    if (!isObject(object)) return unusable("envelope", "the reply's payload is not an object");
     const id = w.replyId ? object[w.replyId.key] : undefined;
     if (w.error.kind === "inReply") {
       const error = object[w.error.at.key];
@@ -327,6 +394,7 @@ export class WireCodec {
 /** The minimal standard `WebSocket` the client drives. */
 interface Socket {
   readonly readyState: number;
+  binaryType?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   onopen: ((ev: unknown) => void) | null;
@@ -348,9 +416,14 @@ export interface ClientOptions {
   handshakeTimeoutMs?: number;
   /** The heartbeat variant to run, when the protocol declares several (the first by default). */
   variant?: string;
-  /** Reconnect after the link drops: jittered exponential backoff from `initialMs` up to
-   * `maxMs`, never sooner than the protocol's `reconnect min`; on by default. */
-  reconnect?: false | { initialMs?: number; maxMs?: number };
+  /** Invalid frames a link tolerates before it closes with 1008 (16, as the Rust link's
+   * `LinkConfig::max_invalid`). */
+  maxInvalid?: number;
+  /** Reconnect after the link drops: jittered exponential backoff from `initialMs` (100) up to
+   * `maxMs` (30 000), never sooner than the protocol's `reconnect min`, as the Rust `Backoff`;
+   * on by default. With `retryFirst`, a first `connect()` that fails is retried the same way
+   * (as Rust's `connect(url).reconnecting(..)` does) and resolves once a link is up. */
+  reconnect?: false | { initialMs?: number; maxMs?: number; retryFirst?: boolean };
 }
 
 /** Per-request options. */
@@ -368,6 +441,15 @@ export interface CloseInfo {
   reconnecting: boolean;
 }
 
+/** A frame the peer sent that could not be used, and what became of it: answered with an
+ * error, ignored (an unknown message, or an `invalid ... ignored` rule), counted against the
+ * link, or the reason the link closed. */
+export interface InvalidFrame {
+  kind: InvalidKind;
+  detail: string;
+  outcome: "answered" | "ignored" | "counted" | "closed";
+}
+
 interface Pending {
   name: string;
   resolve(value: unknown): void;
@@ -377,10 +459,55 @@ interface Pending {
 
 type Handler = (payload: unknown) => unknown;
 
+/** The Rust link's close codes for frames it cannot take. */
+const CLOSE_UNSUPPORTED = 1003;
+const CLOSE_INVALID_DATA = 1007;
+const CLOSE_POLICY = 1008;
+
+/** A close reason cut to the 123 bytes of UTF-8 a close frame holds, on a character boundary. */
+function closeReason(reason: string): string {
+  const bytes = new TextEncoder();
+  let out = reason;
+  while (bytes.encode(out).length > 123) out = out.slice(0, -1);
+  return out;
+}
+
+/** Closes a socket with `code`. Browsers let a page close only with 1000 or 3000-4999; where
+ * `code` is refused (1003, 1007, 1008 in a browser), the socket closes with 1000 and the same
+ * reason, and the link still reports `code`. */
+function closeSocket(socket: Socket, code: number, reason: string): void {
+  const text = closeReason(reason);
+  try {
+    socket.close(code, text);
+  } catch {
+    socket.close(1000, text);
+  }
+}
+
+/** An `invalid` rule's text with its placeholders filled in; other braces are kept. */
+function render(text: string, values: Record<"name" | "detail" | "side" | "peer", string>): string {
+  return text.replace(/\{(name|detail|side|peer)\}/g, (_, key: "name" | "detail" | "side" | "peer") => values[key]);
+}
+
+/** The bytes of a binary frame's data, as `WebSocket`s hand them over. */
+function bytesOf(data: unknown): Uint8Array | null {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}
+
 /**
  * A connecting side's link: the generated `XClient` classes extend it with typed senders and
  * handlers. `connect` opens the socket and runs the handshake; the link then runs the heartbeat,
  * matches replies to requests and reconnects when the link drops, until `close`.
+ *
+ * What the peer sends is read as the Rust link reads it: binary frames are text where the wire
+ * says `binary text` (1007 when not UTF-8) and close the link with 1003 elsewhere; every frame of
+ * a numbered protocol must carry an integer sequence number (the order is not checked); a
+ * `strict` envelope holds only its keys; and a frame that cannot be used goes through the
+ * protocol's `invalid` rules: answered where it can be, ignored where a rule says so (and when it
+ * names an unknown message), or counted, closing the link with 1008 past `maxInvalid`. The types
+ * are compile-time only: payloads are not checked against the definition's constraints.
  */
 export class Client<Events, Requests, Handshake> {
   #codec: WireCodec;
@@ -397,6 +524,7 @@ export class Client<Events, Requests, Handshake> {
     open: [] as Array<() => void>,
     close: [] as Array<(info: CloseInfo) => void>,
     beat: [] as Array<(beat: "ping" | "pong") => void>,
+    invalid: [] as Array<(frame: InvalidFrame) => void>,
   };
   #handshakeValues: Partial<Handshake> = {};
   /** What arrived before the handshake finished: its messages, and whatever came with them. */
@@ -405,7 +533,14 @@ export class Client<Events, Requests, Handshake> {
   #timers: Array<ReturnType<typeof setTimeout>> = [];
   #lastHeard = 0;
   #closeReason = "";
+  /** The code and reason this side closed the current socket with. */
+  #closedWith: { code: number; reason: string } | null = null;
+  #awaitingHandshakeReply = false;
+  #invalid = 0;
   #attempt = 0;
+  /** Whether a reconnect loop runs, and the wait before its next attempt. */
+  #keepingUp = false;
+  #retry: { timer: ReturnType<typeof setTimeout>; cancel: () => void } | null = null;
 
   protected constructor(
     readonly spec: ProtocolSpec,
@@ -416,19 +551,25 @@ export class Client<Events, Requests, Handshake> {
   }
 
   /** Opens the link and runs the handshake, sending what `handshake` holds for each step the
-   * client sends; resolves once the session is up. */
+   * client sends; resolves once the session is up. Rejects when that attempt fails, unless
+   * `options.reconnect.retryFirst` asks to retry it. */
   connect(...[handshake]: {} extends Handshake ? [Handshake?] : [Handshake]): Promise<void> {
     this.#handshakeValues = handshake ?? {};
     this.#closing = false;
-    return this.#establish();
+    this.#attempt = 0;
+    const r = this.options.reconnect;
+    return r !== false && r?.retryFirst === true ? this.#keepUp(false) : this.#establish();
   }
 
   /** Closes the link for good (no reconnect), with a close code and reason. */
   close(code = 1000, reason = ""): void {
     this.#closing = true;
-    const cm = this.spec.session.closeMessage;
-    if (cm?.sent && this.#ready) this.#sendMessage(cm.message, { [cm.reason]: reason });
-    this.#socket?.close(code, reason);
+    if (this.#retry !== null) {
+      clearTimeout(this.#retry.timer);
+      this.#retry.cancel();
+      this.#retry = null;
+    }
+    this.#closeLink(code, reason);
   }
 
   /** Whether the handshake finished and the link is up. */
@@ -449,6 +590,12 @@ export class Client<Events, Requests, Handshake> {
   /** Calls `fn` with every heartbeat the peer sends: its pings, or its pongs to ours. */
   onBeat(fn: (beat: "ping" | "pong") => void): void {
     this.#lifecycle.beat.push(fn);
+  }
+
+  /** Calls `fn` with every frame the peer sent that could not be used (the Rust link logs
+   * them), and what became of it. */
+  onInvalid(fn: (frame: InvalidFrame) => void): void {
+    this.#lifecycle.invalid.push(fn);
   }
 
   /** Calls `fn` with every `name` event the peer sends. */
@@ -492,10 +639,14 @@ export class Client<Events, Requests, Handshake> {
     if (Ws === undefined) return Promise.reject(new Error("no WebSocket class: pass options.WebSocket"));
     return new Promise<void>((resolve, reject) => {
       const socket = new Ws(this.url) as Socket;
+      // Binary frames as bytes, read at once (a browser's default is a `Blob`).
+      if ("binaryType" in socket) socket.binaryType = "arraybuffer";
       this.#socket = socket;
       this.#seq = 0;
+      this.#invalid = 0;
       this.#inbox = [];
       this.#closeReason = "";
+      this.#closedWith = null;
       let settled = false;
       const fail = (error: Error) => {
         if (!settled) {
@@ -507,6 +658,7 @@ export class Client<Events, Requests, Handshake> {
         this.#lastHeard = Date.now();
         this.#handshake().then(
           () => {
+            if (this.#socket !== socket) return fail(new LinkClosed(1006, "closed during the handshake"));
             settled = true;
             this.#ready = true;
             this.#attempt = 0;
@@ -518,16 +670,54 @@ export class Client<Events, Requests, Handshake> {
           },
           (error: Error) => {
             fail(error);
-            socket.close(1000, "handshake failed");
+            if (this.#socket === socket) this.#closeLink(1000, "handshake failed");
           },
         );
       };
-      socket.onmessage = (ev) => this.#received(ev.data);
+      socket.onmessage = (ev) => {
+        if (this.#socket === socket) this.#received(ev.data);
+      };
       socket.onerror = () => fail(new LinkClosed(1006, "connection failed"));
       socket.onclose = (ev) => {
-        this.#closed(socket, ev.code, ev.reason);
-        fail(new LinkClosed(ev.code, ev.reason));
+        const info = this.#closed(socket, ev.code, ev.reason);
+        fail(new LinkClosed(info?.code ?? ev.code, info?.reason ?? ev.reason));
       };
+    });
+  }
+
+  /** Connects until a link is up (`waitFirst`: after a wait), each failed attempt followed by
+   * the backoff's wait; rejects when `close` stops it. */
+  #keepUp(waitFirst: boolean): Promise<void> {
+    this.#keepingUp = true;
+    return new Promise<void>((resolve, reject) => {
+      const attempt = () => {
+        this.#retry = null;
+        this.#establish().then(
+          () => {
+            this.#keepingUp = false;
+            resolve();
+          },
+          (error: Error) => {
+            if (this.#closing) {
+              this.#keepingUp = false;
+              reject(error);
+            } else wait();
+          },
+        );
+      };
+      const wait = () => {
+        const timer = setTimeout(attempt, this.backoffMs(this.#attempt));
+        this.#attempt += 1;
+        this.#retry = {
+          timer,
+          cancel: () => {
+            this.#keepingUp = false;
+            reject(new LinkClosed(1000, "closed while reconnecting"));
+          },
+        };
+      };
+      if (waitFirst) wait();
+      else attempt();
     });
   }
 
@@ -543,6 +733,7 @@ export class Client<Events, Requests, Handshake> {
       await Promise.race([this.#runSteps(), timeout]);
     } finally {
       clearTimeout(timer);
+      this.#awaitingHandshakeReply = false;
     }
   }
 
@@ -560,7 +751,10 @@ export class Client<Events, Requests, Handshake> {
       const spec = this.#message(name);
       const payload = values[name];
       if (step.request) {
+        // The peer may send ahead of its reply: that is no traffic before the handshake.
+        this.#awaitingHandshakeReply = true;
         const reply = await this.#sendRequest(spec, payload, {});
+        this.#awaitingHandshakeReply = false;
         this.handshakeReplies.set(name, reply);
       } else {
         this.#sendMessage(name, payload);
@@ -621,7 +815,7 @@ export class Client<Events, Requests, Handshake> {
       if (this.#socket !== socket || !this.#ready) return;
       const silent = Date.now() - this.#lastHeard;
       if (silent >= deadline) {
-        socket.close(rule.clientMissed ?? rule.missed ?? 4000, "heartbeat missed");
+        this.#closeLink(rule.clientMissed ?? rule.missed ?? 4000, "heartbeat missed");
         return;
       }
       this.#timers.push(setTimeout(watch, deadline - silent));
@@ -640,11 +834,15 @@ export class Client<Events, Requests, Handshake> {
   }
 
   #write(kind: MessageSpec["kind"], spec: MessageSpec, payload: unknown, id: unknown): number | null {
-    const seq = this.spec.wire.sequence !== null ? ++this.#seq : null;
+    const seq = this.#nextSeq();
     const wirePayload = spec.positional !== null && isObject(payload) ? spec.positional.map((f) => payload[f]) : payload;
     const withPayload = spec.payload ? (wirePayload ?? (this.spec.wire.payload !== null ? {} : undefined)) : undefined;
     this.#socket?.send(this.#codec.encode(kind, spec.tag, withPayload, id, seq));
     return seq;
+  }
+
+  #nextSeq(): number | null {
+    return this.spec.wire.sequence !== null ? ++this.#seq : null;
   }
 
   #sendRequest(spec: MessageSpec, payload: unknown, options: RequestOptions): Promise<unknown> {
@@ -678,26 +876,70 @@ export class Client<Events, Requests, Handshake> {
   }
 
   #received(data: unknown): void {
-    if (typeof data !== "string") return;
+    let text: string;
+    if (typeof data === "string") text = data;
+    else {
+      const bytes = bytesOf(data);
+      if (bytes === null || !this.spec.wire.binaryText) {
+        this.#closeLink(CLOSE_UNSUPPORTED, "binary frames are not part of this protocol");
+        return;
+      }
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        this.#closeLink(CLOSE_INVALID_DATA, "binary frame is not UTF-8 text");
+        return;
+      }
+    }
     this.#lastHeard = Date.now();
     const rule = this.#heartbeatRule();
-    if (rule !== undefined && !rule.clientPings && "text" in rule.ping && data === rule.ping.text) {
+    if (rule !== undefined && !rule.clientPings && "text" in rule.ping && text === rule.ping.text) {
       if (rule.pong !== null) this.#beat(rule.pong);
       this.#heard("ping");
       return;
     }
-    if (rule !== undefined && rule.clientPings && rule.pong !== null && "text" in rule.pong && data === rule.pong.text) {
+    if (rule !== undefined && rule.clientPings && rule.pong !== null && "text" in rule.pong && text === rule.pong.text) {
       this.#heard("pong");
       return;
     }
-    for (const packet of this.#codec.parse(data) ?? []) this.#dispatch(this.#codec.classify(packet));
+    const packets = this.#codec.parse(text);
+    if (packets === null) {
+      this.#invalidFrame("json", "the frame is not JSON", null, "", null);
+      return;
+    }
+    for (const packet of packets) {
+      if (this.#socket === null || this.#closedWith !== null) return;
+      this.#dispatch(this.#codec.classify(packet));
+    }
+  }
+
+  get #takesRequests(): boolean {
+    return this.spec.messages.some((m) => m.kind === "request" && m.receives);
+  }
+
+  get #sendsRequests(): boolean {
+    return this.spec.messages.some((m) => m.kind === "request" && m.sends);
   }
 
   #dispatch(frame: Incoming): void {
-    if (frame.type === "unusable") return;
+    const w = this.spec.wire;
+    if (frame.type === "unusable") {
+      this.#invalidFrame(frame.kind, frame.why, null, "", null);
+      return;
+    }
     if (frame.type === "reply") {
-      const entry = this.spec.wire.requestId.kind === "ordered" ? this.#ordered.shift() : this.#pending.get(frame.id);
-      if (entry === undefined) return;
+      // On a side that sends no requests, a reply-shaped frame is a message it does not know.
+      if (!this.#sendsRequests) {
+        this.#invalidFrame("unknown", "a reply, and this side sends no requests", null, frame.name ?? "", null);
+        return;
+      }
+      const entry = w.requestId.kind === "ordered" ? this.#ordered.shift() : this.#pending.get(frame.id);
+      if (entry === undefined) {
+        // Dropped, as the Rust link drops it; protocols that close on invalid frames close.
+        const prefix = this.spec.session.invalidCloses;
+        if (prefix !== null) this.#closeLink(CLOSE_POLICY, `${prefix}: reply matches no pending request`);
+        return;
+      }
       clearTimeout(entry.timer);
       this.#pending.delete(frame.id);
       if (frame.ok) entry.resolve(frame.result);
@@ -708,7 +950,13 @@ export class Client<Events, Requests, Handshake> {
     const spec =
       this.spec.messages.find((m) => m.receives && m.tag === frame.tag && (m.kind === "request") === isRequest) ??
       this.spec.messages.find((m) => m.receives && m.tag === frame.tag);
-    if (spec === undefined) return;
+    if (spec === undefined) {
+      const framing = frame.class === "request" ? w.request : frame.class === "event" ? w.event : null;
+      const written = framing?.kind === "suffix" ? `${frame.tag}${framing.suffix}` : String(frame.tag);
+      const answerable = isRequest && (frame.id !== undefined || w.requestId.kind === "ordered");
+      this.#invalidFrame("unknown", `unknown message ${JSON.stringify(written)}`, null, written, answerable ? { tag: frame.tag, id: frame.id } : null);
+      return;
+    }
     const payload =
       spec.positional !== null && Array.isArray(frame.payload)
         ? Object.fromEntries(spec.positional.map((f, i) => [f, (frame.payload as unknown[])[i]]))
@@ -719,7 +967,7 @@ export class Client<Events, Requests, Handshake> {
       const reason = payload[cm.reason];
       this.#closeReason = typeof reason === "string" ? reason : JSON.stringify(reason ?? "");
       const code = cm.code !== null ? payload[cm.code] : undefined;
-      if (typeof code === "number") this.#socket?.close(code, this.#closeReason);
+      if (typeof code === "number") this.#socket?.close(code, closeReason(this.#closeReason));
       return;
     }
     if (!this.#ready) {
@@ -743,11 +991,88 @@ export class Client<Events, Requests, Handshake> {
       this.#heard("pong");
       return;
     }
-    if (spec.kind === "request" && id !== undefined) {
-      void this.#answer(spec, id, payload);
-      return;
+    if (spec.kind === "request") {
+      const ids = this.spec.wire.requestId;
+      if (id !== undefined || ids.kind === "ordered") {
+        void this.#answer(spec, id, payload);
+        return;
+      }
+      // Without its id it could never be answered: refused where the id is not optional, run
+      // as an event where it is.
+      if (ids.kind === "key" && !ids.optional) {
+        this.#invalidFrame("envelope", `missing key ${JSON.stringify(ids.key)}`, spec.name, spec.name, null);
+        return;
+      }
     }
     for (const fn of this.#listeners.get(spec.name) ?? []) fn(payload);
+  }
+
+  /**
+   * A frame that cannot be used, as the Rust link's `invalid` treats it: before the handshake
+   * (and not while waiting for the reply to this side's handshake request) it closes as the
+   * protocol says for such traffic; otherwise the first `invalid` rule that fits decides (a
+   * rule that closes, `invalid closes`, `ignored`, an answer where the frame can be answered);
+   * an unknown message is dropped; anything else is counted, and more than `maxInvalid` close
+   * the link with 1008. `name` is the message it names, `written` that name as the frame wrote
+   * it, `answer` the tag and id to answer, when it can be answered.
+   */
+  #invalidFrame(
+    kind: InvalidKind,
+    detail: string,
+    name: string | null,
+    written: string,
+    answer: { tag: Tag; id: unknown } | null,
+  ): void {
+    const session = this.spec.session;
+    const report = (outcome: InvalidFrame["outcome"]) => {
+      for (const fn of this.#lifecycle.invalid) fn({ kind, detail, outcome });
+    };
+    const fits = (k: InvalidKind) =>
+      session.invalidRules.find((r) => r.kind === k && (r.messages.length === 0 || (name !== null && r.messages.includes(name))));
+    // An array where an object belongs falls back to the `object` rules.
+    const rule = fits(kind) ?? (kind === "array" ? fits("object") : undefined);
+    if (!this.#ready && !this.#awaitingHandshakeReply) {
+      const code = session.beforeHandshake ?? CLOSE_POLICY;
+      report("closed");
+      this.#closeLink(code, session.beforeHandshakeReason ?? this.spec.closeCodes[code] ?? "message before the handshake finished");
+      return;
+    }
+    const values = { name: written, detail, side: this.spec.side, peer: this.spec.peer };
+    const action = rule?.action;
+    if (typeof action === "object" && "closes" in action) {
+      report("closed");
+      this.#closeLink(CLOSE_POLICY, render(action.closes, values));
+      return;
+    }
+    if (session.invalidCloses !== null) {
+      report("closed");
+      this.#closeLink(CLOSE_POLICY, `${session.invalidCloses}: ${detail}`);
+      return;
+    }
+    if (action === "ignored") {
+      report("ignored");
+      return;
+    }
+    // In an ordered protocol every frame could be a request, if this side takes any.
+    if ((this.spec.wire.requestId.kind === "ordered" && this.#takesRequests) || answer !== null) {
+      const error = typeof action === "object" && "answer" in action
+        ? { ok: false as const, error: render(action.answer, values), name: action.name ?? undefined }
+        : { ok: false as const, error: detail };
+      this.#socket?.send(this.#codec.encodeReply(answer?.tag ?? "", answer?.id, this.#nextSeq(), error));
+      report("answered");
+      return;
+    }
+    if (kind === "unknown") {
+      report("ignored");
+      return;
+    }
+    this.#invalid += 1;
+    if (this.#invalid > (this.options.maxInvalid ?? 16)) {
+      report("closed");
+      this.#closeLink(CLOSE_POLICY, "too many invalid frames");
+      return;
+    }
+    report("counted");
   }
 
   #heard(beat: "ping" | "pong"): void {
@@ -763,17 +1088,35 @@ export class Client<Events, Requests, Handshake> {
     } catch (e) {
       result = { ok: false, error: e instanceof Error ? e.message : String(e) };
     }
-    const seq = this.spec.wire.sequence !== null ? ++this.#seq : null;
-    if (this.#ready) this.#socket?.send(this.#codec.encodeReply(spec.tag, id, seq, result));
+    if (this.#ready) this.#socket?.send(this.#codec.encodeReply(spec.tag, id, this.#nextSeq(), result));
   }
 
-  #closed(socket: Socket, code: number, reason: string): void {
-    if (this.#socket !== socket) return;
+  /** Closes the current socket from this side, with the protocol's close message first where
+   * it sends one (carrying the code where it has a field for it), as the Rust link does. */
+  #closeLink(code: number, reason: string): void {
+    const socket = this.#socket;
+    if (socket === null || this.#closedWith !== null) return;
+    this.#closedWith = { code, reason };
+    const cm = this.spec.session.closeMessage;
+    if (cm?.sent && socket.readyState === 1) {
+      const farewell: Json = { [cm.reason]: reason };
+      if (cm.code !== null) farewell[cm.code] = code;
+      this.#sendMessage(cm.message, farewell);
+    }
+    closeSocket(socket, code, reason);
+  }
+
+  /** The socket closed: pending requests fail, listeners hear why, and a link that was up
+   * reconnects unless `close` was called. */
+  #closed(socket: Socket, code: number, reason: string): CloseInfo | null {
+    if (this.#socket !== socket) return null;
     const wasReady = this.#ready;
     this.#ready = false;
     this.#socket = null;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers = [];
+    // This side's code where it closed (a browser may have sent 1000 in its place).
+    if (this.#closedWith !== null) ({ code, reason } = this.#closedWith);
     if (reason === "") reason = this.#closeReason;
     const error = new LinkClosed(code, reason);
     for (const p of [...this.#pending.values(), ...this.#ordered]) {
@@ -782,30 +1125,21 @@ export class Client<Events, Requests, Handshake> {
     }
     this.#pending.clear();
     this.#ordered = [];
-    const reconnecting = wasReady && !this.#closing && this.options.reconnect !== false;
+    const reconnecting = (wasReady || this.#keepingUp) && !this.#closing && this.options.reconnect !== false;
     const info = { code, reason, declared: this.spec.closeCodes[code] ?? null, reconnecting };
     for (const fn of this.#lifecycle.close) fn(info);
-    if (reconnecting) this.#retry();
+    if (wasReady && reconnecting) this.#keepUp(true).catch(() => undefined);
+    return info;
   }
 
-  /** The wait before reconnect attempt `attempt` (from 0): jittered exponential backoff, never
-   * below the protocol's minimum. */
+  /** The wait before reconnect attempt `attempt` (from 0), as the Rust `Backoff::delay`: from
+   * `initialMs` (raised to the protocol's `reconnect min`) doubling up to `maxMs`, of which the
+   * first half is waited and up to the second half more, at random; never below the minimum. */
   backoffMs(attempt: number): number {
     const r = this.options.reconnect === false ? undefined : this.options.reconnect;
-    const initial = r?.initialMs ?? 500;
-    const max = r?.maxMs ?? 30_000;
-    const ceiling = Math.min(max, initial * 2 ** Math.min(attempt, 30));
-    return Math.max(this.spec.session.reconnectMinMs, ceiling / 2 + Math.random() * (ceiling / 2));
-  }
-
-  #retry(): void {
-    const wait = this.backoffMs(this.#attempt);
-    this.#attempt += 1;
-    setTimeout(() => {
-      if (this.#closing) return;
-      this.#establish().catch(() => {
-        if (!this.#closing) this.#retry();
-      });
-    }, wait);
+    const floor = this.spec.session.reconnectMinMs;
+    const base = Math.max(r?.initialMs ?? 100, floor);
+    const grown = Math.min(base * 2 ** Math.min(attempt, 16), Math.max(r?.maxMs ?? 30_000, base));
+    return Math.max(floor, grown / 2) + (Math.random() * grown) / 2;
   }
 }

@@ -9,97 +9,11 @@ import { SkynetClient } from "./skynet.js";
 import { LitecordExampleClient, type TokenValidity } from "./litecord_example.js";
 import { ChatClient } from "./chat.js";
 import { ClusterioControl } from "./clusterio.js";
+import { check, firstLine, killAll, line, required, serve, stop, within, WAIT_MS } from "./harness.js";
 
-declare const process: { env: Record<string, string | undefined>; exit(code: number): never };
+declare const process: { exit(code: number): never };
 
-const WAIT_MS = 10_000;
-/** Servers still running, stopped at the end whatever happened. */
-const running = new Set<Server>();
-
-interface ChildProcess {
-  stdout: { on(event: "data", fn: (chunk: unknown) => void): void };
-  kill(signal?: string): boolean;
-  once(event: "exit", fn: () => void): void;
-}
-
-/** A running reference server: its URL, and the JSON lines it prints. */
-interface Server {
-  url: string;
-  child: ChildProcess;
-  lines: string[];
-  lineWaiters: Array<() => void>;
-}
-
-const node = {
-  spawn: (await import("node:child_process" as string)).spawn as (
-    bin: string,
-    args: string[],
-    options: { stdio: string[] },
-  ) => ChildProcess,
-};
 const WebSocket = ((await import(required("WS_MODULE"))) as { default: protolink.WebSocketClass }).default;
-
-function required(name: string): string {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-}
-
-/** Resolves with what `start` hands its callback, or fails after `WAIT_MS`. */
-function within<T>(what: string, start: (done: (value: T) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_MS);
-    start((value) => {
-      clearTimeout(timer);
-      resolve(value);
-    });
-  });
-}
-
-function check(condition: boolean, what: string, got?: unknown): void {
-  if (!condition) throw new Error(`${what}${got === undefined ? "" : `: got ${JSON.stringify(got)}`}`);
-}
-
-async function serve(args: string[]): Promise<Server> {
-  const child = node.spawn(required("PROTOLINK_BIN"), ["serve", ...args], { stdio: ["ignore", "pipe", "inherit"] });
-  const server: Server = { url: "", child, lines: [], lineWaiters: [] };
-  running.add(server);
-  let buffered = "";
-  child.stdout.on("data", (chunk) => {
-    buffered += String(chunk);
-    let at;
-    while ((at = buffered.indexOf("\n")) >= 0) {
-      server.lines.push(buffered.slice(0, at));
-      buffered = buffered.slice(at + 1);
-      for (const fn of server.lineWaiters.splice(0)) fn();
-    }
-  });
-  const first = await line(server, (l) => l.startsWith("listening on "));
-  server.url = first.slice("listening on ".length);
-  return server;
-}
-
-/** The first line the server printed for which `test` holds. */
-function line(server: Server, test: (line: string) => boolean): Promise<string> {
-  return within("a line from the server", (done) => {
-    const look = () => {
-      const found = server.lines.find(test);
-      if (found !== undefined) done(found);
-      else server.lineWaiters.push(look);
-    };
-    look();
-  });
-}
-
-async function stop(server: Server): Promise<void> {
-  await within<void>("the server to exit", (done) => {
-    server.child.once("exit", () => {
-      running.delete(server);
-      done();
-    });
-    server.child.kill("SIGTERM");
-  });
-}
 
 /** The listening address of a URL, `127.0.0.1:PORT`. */
 function address(url: string): string {
@@ -260,18 +174,6 @@ async function socketcluster(): Promise<void> {
   console.log("socketcluster: #handshake, text ping / pong, cid / rid, events, pub/sub, server requests");
 }
 
-/** What a `protolink` command prints on its first line. */
-async function firstLine(args: string[]): Promise<string> {
-  const child = node.spawn(required("PROTOLINK_BIN"), args, { stdio: ["ignore", "pipe", "inherit"] });
-  let text = "";
-  return within("the command's output", (done) =>
-    child.stdout.on("data", (chunk) => {
-      text += String(chunk);
-      if (text.includes("\n")) done(text.slice(0, text.indexOf("\n")).trim());
-    }),
-  );
-}
-
 async function clusterio(): Promise<void> {
   const server = await serve(["clusterio", "--listen", "127.0.0.1:0", "--secret", "s3cret"]);
   const token = await firstLine(["clusterio", "token", "--secret", "s3cret", "--control"]);
@@ -327,5 +229,5 @@ for (const [name, run] of [
     failed = true;
   }
 }
-for (const server of running) server.child.kill("SIGKILL");
+killAll();
 process.exit(failed ? 1 : 0);

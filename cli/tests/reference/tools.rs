@@ -247,6 +247,14 @@ const listed: clusterio.MasterToControl = {
 };
 const sent: chat.ClientToServer = { event: "sendMessage", data: { room: "lobby", text: "hi" }, cid: 9 };
 const code: chat.CloseCode = chat.CloseCode.HandshakeRequired;
+// SocketCluster batches: one frame holding several packets.
+const batch: sc.ClientToServer = [
+  { event: "#subscribe", data: { channel: "news" }, cid: 2 },
+  { event: "#publish", data: { channel: "news", data: 1 } },
+];
+const packet: sc.ClientToServerPacket = { event: "#unsubscribe", data: "news", cid: 3 };
+// The extension exports its base's types again.
+const inherited: chat.SubscribeFrame = { event: "#subscribe", data: { channel: "x" }, cid: 4 };
 
 // @ts-expect-error: `open` needs its channel
 const noChannel: skynet.ClientToServer = { type: "open" };
@@ -256,9 +264,15 @@ const wrongWay: skynet.ServerToClient = { type: "open", channel: 42 };
 const extra: clusterio.ControlToMaster = { seq: 2, type: "list_slaves_request", data: {}, more: 1 };
 // @ts-expect-error: HELLO's interval is a number
 const wrongType: litecord.ServerToClient = { op: 0, hb_interval: "500" };
+// @ts-expect-error: Skynet never batches
+const skynetBatch: skynet.ClientToServer = [{ type: "open", channel: 42 }];
+// @ts-expect-error: a batch holds packets, not batches
+const nested: sc.ClientToServer = [[{ event: "#publish", data: { channel: "news" } }]];
+// @ts-expect-error: a batch's packets are typed
+const badPacket: sc.ClientToServer = [{ event: "#subscribe", data: { channel: 5 }, cid: 2 }];
 
 export const frames = [open, result, failed, handshake, hello, verdict, validate, listed, sent, code,
-  noChannel, wrongWay, extra, wrongType];
+  batch, packet, inherited, noChannel, wrongWay, extra, wrongType, skynetBatch, nested, badPacket];
 "##;
 
 #[test]

@@ -793,6 +793,7 @@ export type SlaveToInstance =
 /** How frames are laid out. */
 export const WIRE: protolink.WireProfile = {
   "batch": false,
+  "binaryText": false,
   "error": {
     "at": {
       "inPayload": true,
@@ -823,11 +824,15 @@ export const WIRE: protolink.WireProfile = {
     "kind": "sequence"
   },
   "sequence": "seq",
-  "tag": "type"
+  "strict": true,
+  "tag": "type",
+  "tagType": "string"
 };
 
 /** What a link runs besides the messages: handshake, heartbeat, closing, reconnecting. */
 export const SESSION: protolink.SessionRules = {
+  "beforeHandshake": null,
+  "beforeHandshakeReason": "Invalid handshake",
   "closeMessage": {
     "code": null,
     "message": "close",
@@ -860,6 +865,44 @@ export const SESSION: protolink.SessionRules = {
   ],
   "handshakeTimeoutMs": null,
   "heartbeats": [],
+  "invalidCloses": "Invalid message",
+  "invalidRules": [
+    {
+      "action": {
+        "closes": "Invalid message: Malformed"
+      },
+      "kind": "envelope",
+      "messages": []
+    },
+    {
+      "action": {
+        "closes": "Invalid message: Malformed"
+      },
+      "kind": "untagged",
+      "messages": []
+    },
+    {
+      "action": {
+        "closes": "Invalid message: Malformed"
+      },
+      "kind": "object",
+      "messages": []
+    },
+    {
+      "action": {
+        "closes": "Invalid message: No validator for {name} on {side}-{peer}"
+      },
+      "kind": "unknown",
+      "messages": []
+    },
+    {
+      "action": {
+        "closes": "Invalid message: Validation failed for {name}"
+      },
+      "kind": "payload",
+      "messages": []
+    }
+  ],
   "reconnectMinMs": 0
 };
 
@@ -906,7 +949,7 @@ export interface ControlHandshake {
 /** A control of clusterio: connects to the master, runs the session and sends typed messages. */
 export class ClusterioControl extends protolink.Client<ControlEvents, ControlRequests, ControlHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, wire: WIRE, session: SESSION, messages: CONTROL_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "control", peer: "master", wire: WIRE, session: SESSION, messages: CONTROL_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
   }
 
   /** Lists every slave the master knows about. */
@@ -1018,7 +1061,7 @@ export interface SlaveHandshake {
 /** A slave of clusterio: connects to the master, runs the session and sends typed messages. */
 export class ClusterioSlave extends protolink.Client<SlaveEvents, SlaveRequests, SlaveHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, wire: WIRE, session: SESSION, messages: SLAVE_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "slave", peer: "master", wire: WIRE, session: SESSION, messages: SLAVE_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
   }
 
   /** A slave reports the instances it has, with their configurations. */
@@ -1067,7 +1110,7 @@ export type InstanceHandshake = {};
 /** A instance of clusterio: connects to the slave, runs the session and sends typed messages. */
 export class ClusterioInstance extends protolink.Client<InstanceEvents, InstanceRequests, InstanceHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, wire: WIRE, session: SESSION, messages: INSTANCE_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "instance", peer: "slave", wire: WIRE, session: SESSION, messages: INSTANCE_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
   }
 
   /** A line of output from an instance; forwarded up, then to the controls subscribed to it. */

@@ -102,6 +102,7 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 /** How frames are laid out. */
 export const WIRE: protolink.WireProfile = {
   "batch": false,
+  "binaryText": false,
   "error": {
     "at": {
       "inPayload": false,
@@ -139,11 +140,15 @@ export const WIRE: protolink.WireProfile = {
     "text": true
   },
   "sequence": null,
-  "tag": "op"
+  "strict": false,
+  "tag": "op",
+  "tagType": "int"
 };
 
 /** What a link runs besides the messages: handshake, heartbeat, closing, reconnecting. */
 export const SESSION: protolink.SessionRules = {
+  "beforeHandshake": 4002,
+  "beforeHandshakeReason": null,
   "closeMessage": null,
   "handshake": [
     {
@@ -181,6 +186,8 @@ export const SESSION: protolink.SessionRules = {
       "variant": null
     }
   ],
+  "invalidCloses": null,
+  "invalidRules": [],
   "reconnectMinMs": 1000
 };
 
@@ -215,6 +222,6 @@ export interface ClientHandshake {
 /** A client of litecord: connects to the server, runs the session and sends typed messages. */
 export class LitecordClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
   }
 }

@@ -231,6 +231,7 @@ export type ServerToClient =
 /** How frames are laid out. */
 export const WIRE: protolink.WireProfile = {
   "batch": false,
+  "binaryText": true,
   "error": {
     "kind": "tagged",
     "message": "error",
@@ -254,15 +255,82 @@ export const WIRE: protolink.WireProfile = {
     "kind": "ordered"
   },
   "sequence": null,
-  "tag": "type"
+  "strict": false,
+  "tag": "type",
+  "tagType": "string"
 };
 
 /** What a link runs besides the messages: handshake, heartbeat, closing, reconnecting. */
 export const SESSION: protolink.SessionRules = {
+  "beforeHandshake": null,
+  "beforeHandshakeReason": null,
   "closeMessage": null,
   "handshake": [],
   "handshakeTimeoutMs": null,
   "heartbeats": [],
+  "invalidCloses": null,
+  "invalidRules": [
+    {
+      "action": {
+        "answer": "SyntaxError: {detail}",
+        "name": null
+      },
+      "kind": "json",
+      "messages": []
+    },
+    {
+      "action": {
+        "answer": "Error: Message must be object",
+        "name": null
+      },
+      "kind": "object",
+      "messages": []
+    },
+    {
+      "action": {
+        "answer": "Error: No such command undefined",
+        "name": null
+      },
+      "kind": "array",
+      "messages": []
+    },
+    {
+      "action": {
+        "answer": "Error: No such command undefined",
+        "name": null
+      },
+      "kind": "untagged",
+      "messages": []
+    },
+    {
+      "action": {
+        "answer": "Error: No such command {name}",
+        "name": null
+      },
+      "kind": "unknown",
+      "messages": []
+    },
+    {
+      "action": {
+        "answer": "Error: Invalid type for channel!",
+        "name": null
+      },
+      "kind": "payload",
+      "messages": [
+        "open",
+        "closeChannel",
+        "message"
+      ]
+    },
+    {
+      "action": {
+        "answer": "Error: {detail}",
+        "name": null
+      },
+      "kind": "payload",
+      "messages": []
+    }
+  ],
   "reconnectMinMs": 0
 };
 
@@ -295,7 +363,7 @@ export type ClientHandshake = {};
 /** A client of skynet: connects to the server, runs the session and sends typed messages. */
 export class SkynetClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
   }
 
   /** Opens a channel on this socket; messages sent on it are delivered here from now on. */

@@ -321,8 +321,11 @@ export type DisconnectFrame = {
 
 // ---- Every frame one side may send the other ----
 
-/** A frame the client sends the server (several may travel as one JSON array). */
-export type ClientToServer =
+/** A frame the client sends the server: one packet, or several as one JSON array. */
+export type ClientToServer = ClientToServerPacket | Array<ClientToServerPacket>;
+
+/** One packet the client sends the server. */
+export type ClientToServerPacket =
   | HandshakeFrame
   | SubscribeFrame
   | UnsubscribeFrame
@@ -332,8 +335,11 @@ export type ClientToServer =
   | DisconnectFrame
   | SetAuthTokenReplyFrame;
 
-/** A frame the server sends the client (several may travel as one JSON array). */
-export type ServerToClient =
+/** A frame the server sends the client: one packet, or several as one JSON array. */
+export type ServerToClient = ServerToClientPacket | Array<ServerToClientPacket>;
+
+/** One packet the server sends the client. */
+export type ServerToClientPacket =
   | PublishEventFrame
   | KickOutFrame
   | SetAuthTokenFrame
@@ -379,6 +385,7 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 /** How frames are laid out. */
 export const WIRE: protolink.WireProfile = {
   "batch": true,
+  "binaryText": false,
   "error": {
     "at": {
       "inPayload": false,
@@ -409,11 +416,15 @@ export const WIRE: protolink.WireProfile = {
     "text": false
   },
   "sequence": null,
-  "tag": "event"
+  "strict": false,
+  "tag": "event",
+  "tagType": "string"
 };
 
 /** What a link runs besides the messages: handshake, heartbeat, closing, reconnecting. */
 export const SESSION: protolink.SessionRules = {
+  "beforeHandshake": 4009,
+  "beforeHandshakeReason": null,
   "closeMessage": {
     "code": "code",
     "message": "disconnect",
@@ -462,6 +473,52 @@ export const SESSION: protolink.SessionRules = {
         "text": "#2"
       },
       "variant": "1"
+    }
+  ],
+  "invalidCloses": null,
+  "invalidRules": [
+    {
+      "action": {
+        "answer": "Subscribe channel name was malformatted",
+        "name": "InvalidActionError"
+      },
+      "kind": "payload",
+      "messages": [
+        "subscribe"
+      ]
+    },
+    {
+      "action": {
+        "answer": "Publish channel name was malformatted",
+        "name": "InvalidActionError"
+      },
+      "kind": "payload",
+      "messages": [
+        "publish"
+      ]
+    },
+    {
+      "action": {
+        "answer": "Unsubscribe channel name was malformatted",
+        "name": "InvalidActionError"
+      },
+      "kind": "payload",
+      "messages": [
+        "unsubscribe"
+      ]
+    },
+    {
+      "action": {
+        "answer": "{detail}",
+        "name": "InvalidArgumentsError"
+      },
+      "kind": "payload",
+      "messages": []
+    },
+    {
+      "action": "ignored",
+      "kind": "unknown",
+      "messages": []
     }
   ],
   "reconnectMinMs": 0
@@ -521,7 +578,7 @@ export interface ClientHandshake {
 /** A client of socketcluster: connects to the server, runs the session and sends typed messages. */
 export class SocketclusterClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
   }
 
   /** `#handshake`: the first thing a client sends; opens the session and passes a saved token. */
