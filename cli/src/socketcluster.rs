@@ -935,7 +935,8 @@ pub(crate) async fn client(url: &str, options: ClientOptions) -> std::io::Result
         ..LinkConfig::default()
     };
     let session = Session::new().with(sc::Handshake {
-        auth_token: options.auth_token.map(Value::String),
+        // `null` without a token, as socketcluster-client writes it (not an empty object).
+        auth_token: Some(options.auth_token.map_or(Value::Null, Value::String)),
     });
     let handler_inbox = inbox.clone();
     let link = connect(url)

@@ -122,24 +122,24 @@ fn server_args(protocol: &str) -> Vec<&'static str> {
 }
 
 /// One step of a transcript, from the client side's point of view.
-#[derive(Debug)]
-enum Step {
+#[derive(Debug, Clone)]
+pub(super) enum Step {
     Connect { path: String, status: Option<u16> },
     Send { text: String, binary: bool },
     Recv { text: String },
     Close { code: u16 },
-    Closed { code: Option<u16> },
+    Closed { code: Option<u16>, reason: String },
 }
 
-struct Transcript {
-    name: String,
-    protocol: String,
+pub(super) struct Transcript {
+    pub(super) name: String,
+    pub(super) protocol: String,
     /// Which side the real implementation played: `server` or `client`.
-    real: String,
-    steps: Vec<(String, Step)>,
+    pub(super) real: String,
+    pub(super) steps: Vec<(String, Step)>,
 }
 
-fn transcripts() -> Vec<Transcript> {
+pub(super) fn transcripts() -> Vec<Transcript> {
     let root = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../interop/transcripts"
@@ -192,6 +192,7 @@ fn read(root: &Path, path: &Path) -> Transcript {
             } else if step.get("closed").is_some() {
                 Step::Closed {
                     code: code("closed"),
+                    reason: text(step, "reason").unwrap_or_default(),
                 }
             } else {
                 panic!("{name}: unknown step {step}")
@@ -234,7 +235,7 @@ fn same(expected: &Value, actual: &Value) -> bool {
     }
 }
 
-fn same_frame(expected: &str, actual: &str) -> bool {
+pub(super) fn same_frame(expected: &str, actual: &str) -> bool {
     match (
         serde_json::from_str::<Value>(expected),
         serde_json::from_str::<Value>(actual),
@@ -447,7 +448,7 @@ async fn replay(transcript: &Transcript) -> Vec<String> {
                     }
                 }
             }
-            Step::Closed { code } => {
+            Step::Closed { code, .. } => {
                 if let Some(mut ws) = conns.remove(conn) {
                     match next_seen(&mut ws).await {
                         Seen::Closed(actual) if actual == *code => {}

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 mod cluster;
 mod clusterio;
 mod conversations;
+mod real_servers;
 mod skynet;
 mod socketcluster;
 mod tools;
