@@ -12,6 +12,7 @@ pub mod link;
 mod machine;
 pub mod message;
 mod one_of;
+mod outbox;
 mod scan;
 mod session;
 pub mod transport;

@@ -27,6 +27,7 @@ use crate::message::{
     CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Reply, Request, SendableBy,
     Sender, Side,
 };
+use crate::outbox::{Outbox, SendTimeoutError, TrySendError};
 use crate::scan::ScanDecode;
 use crate::session::{Beat, Interval, InvalidAction, InvalidKind, InvalidRule, Placeholders};
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
@@ -123,7 +124,8 @@ pub enum LinkState {
 
 /// What the side must provide for its handshake steps, and how it checks the peer's.
 pub struct Session<S: Side> {
-    provided: HashMap<Tag, Box<RawValue>>,
+    /// Shared by the links a server starts with this session (a clone per connection is cheap).
+    provided: Arc<HashMap<Tag, Box<RawValue>>>,
     auth: Option<AuthHook<S>>,
     describe: Option<DescribeHook>,
     answer: Option<AnswerHook>,
@@ -167,7 +169,7 @@ type AuthHook<S> = Arc<
 impl<S: Side> Default for Session<S> {
     fn default() -> Self {
         Session {
-            provided: HashMap::new(),
+            provided: Arc::default(),
             auth: None,
             describe: None,
             answer: None,
@@ -201,7 +203,7 @@ impl<S: Side> Session<S> {
     /// Session messages without required fields (heartbeats, `ready {}`) need not be provided.
     pub fn with<M: Message + SendableBy<S>>(mut self, message: M) -> Self {
         if let Ok(raw) = serde_json::value::to_raw_value(&message) {
-            self.provided.insert(M::TAG, raw);
+            Arc::make_mut(&mut self.provided).insert(M::TAG, raw);
         }
         self
     }
@@ -275,11 +277,25 @@ impl<S: Side> Session<S> {
 
 enum Outgoing {
     Frame(crate::transport::Text),
-    Close {
-        farewell: Option<String>,
-        code: u16,
-        reason: String,
-    },
+    /// Boxed: most of what is queued is frames, kept as small as a frame's text.
+    Close(Box<Closing>),
+}
+
+/// The close this side sends: the protocol's close message if it has one, then the close frame.
+struct Closing {
+    farewell: Option<String>,
+    code: u16,
+    reason: String,
+}
+
+impl Outgoing {
+    fn close(farewell: Option<String>, code: u16, reason: String) -> Outgoing {
+        Outgoing::Close(Box::new(Closing {
+            farewell,
+            code,
+            reason,
+        }))
+    }
 }
 
 enum Pending {
@@ -380,20 +396,21 @@ type ReplyResult = Result<ReplyBody, RemoteError>;
 struct Shared<S: Side> {
     /// Unique among the links of this process.
     id: u64,
-    out: mpsc::Sender<Outgoing>,
+    /// Frames for the writer (from the driver, the handlers and fan-out).
+    out: Outbox<Outgoing>,
     pending: Mutex<Option<Pending>>,
     /// Serialises "take a slot, queue the frame" for protocols whose replies come in order.
     order: tokio::sync::Mutex<()>,
     next_id: AtomicI64,
     next_seq: AtomicI64,
     state: watch::Sender<LinkState>,
-    config: LinkConfig,
+    config: Arc<LinkConfig>,
     unmatched_replies: AtomicU64,
     /// Set once the writer has stopped (after writing the close frame, or on failure).
-    writer_done: watch::Sender<bool>,
+    writer_done: Done,
     /// Set once the driver has stopped reading (the peer's close came, the connection ended, or
     /// the drain after this side's close ran out).
-    reader_done: watch::Sender<bool>,
+    reader_done: Done,
     /// Set when the link closed because the peer does not keep up: the writer drops what is
     /// still queued and writes the close frame next.
     aborted: AtomicBool,
@@ -459,6 +476,7 @@ impl<S: Side> Link<S> {
         Snk: FrameSink,
     {
         let resume = Resume::fresh();
+        let config = Arc::new(config);
         let (link, run) = Link::prepare(source, sink, config, session, make_handler, resume, None);
         tokio::spawn(run);
         link
@@ -473,7 +491,7 @@ impl<S: Side> Link<S> {
     pub(crate) fn prepare<H, Src, Snk>(
         source: Src,
         sink: Snk,
-        config: LinkConfig,
+        config: Arc<LinkConfig>,
         session: Session<S>,
         make_handler: impl FnOnce(Link<S>) -> H,
         resume: Resume,
@@ -485,7 +503,6 @@ impl<S: Side> Link<S> {
         Src: FrameSource,
         Snk: FrameSink,
     {
-        let (out_tx, out_rx) = mpsc::channel(config.send_queue.max(1));
         let pending = match wire::<S>().request_id {
             RequestIdPlace::Ordered => Pending::Ordered(VecDeque::new()),
             _ => Pending::ById {
@@ -501,7 +518,7 @@ impl<S: Side> Link<S> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            out: out_tx,
+            out: Outbox::new(config.send_queue),
             pending: Mutex::new(Some(pending)),
             order: tokio::sync::Mutex::new(()),
             next_id: AtomicI64::new(1),
@@ -509,8 +526,8 @@ impl<S: Side> Link<S> {
             state,
             config,
             unmatched_replies: AtomicU64::new(0),
-            writer_done: watch::channel(false).0,
-            reader_done: watch::channel(false).0,
+            writer_done: Done::default(),
+            reader_done: Done::default(),
             aborted: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -524,7 +541,7 @@ impl<S: Side> Link<S> {
             side = S::NAME,
             protocol = <S::Protocol as Protocol>::NAME
         );
-        let writer = write_loop(link.clone(), sink, out_rx);
+        let writer = write_loop(link.clone(), sink);
         let machine = Machine::new(&link.shared.config, resume, |message, field| {
             session
                 .provided
@@ -544,7 +561,7 @@ impl<S: Side> Link<S> {
         // Both in one task, the driver polled first (`join` polls in order): its replies reach
         // the writer without waking another thread, and the writer flushes once the driver has
         // read every frame that was ready.
-        let run = futures_util::future::join(driver.run(source), writer).map(|_| ());
+        let run = futures_util::future::join(Box::new(driver).run(source), writer).map(|_| ());
         (link, run.instrument(span))
     }
 
@@ -635,8 +652,7 @@ impl<S: Side> Link<S> {
         self.start_close(code, reason).await;
         // Return once the close frame is on the wire (or the connection is gone), so a program
         // may exit right after closing.
-        let mut written = self.shared.writer_done.subscribe();
-        let _ = timeout(Duration::from_secs(2), written.wait_for(|done| *done)).await;
+        let _ = timeout(Duration::from_secs(2), self.shared.writer_done.wait()).await;
     }
 
     /// Closes like [`Link::close`], then waits (up to 2 s) for the peer's close frame, reading and
@@ -645,8 +661,7 @@ impl<S: Side> Link<S> {
     /// publishes) would see the connection reset (1006) instead of this close.
     pub async fn close_gracefully(&self, code: u16, reason: &str) {
         self.close(code, reason).await;
-        let mut read = self.shared.reader_done.subscribe();
-        let _ = timeout(CLOSE_DRAIN, read.wait_for(|done| *done)).await;
+        let _ = timeout(CLOSE_DRAIN, self.shared.reader_done.wait()).await;
     }
 
     /// Queues the close and marks the link closed, without waiting for the writer (the driver
@@ -659,11 +674,7 @@ impl<S: Side> Link<S> {
         let _ = self
             .shared
             .out
-            .send(Outgoing::Close {
-                farewell,
-                code,
-                reason: reason.to_owned(),
-            })
+            .send(Outgoing::close(farewell, code, reason.to_owned()))
             .await;
         self.mark_closed(code, reason);
     }
@@ -698,6 +709,8 @@ impl<S: Side> Link<S> {
             };
             true
         });
+        // The writer writes what is queued (the close frame among it, if one was), then stops.
+        self.shared.out.finish();
         // Every pending request resolves now: dropping the senders wakes them with Disconnected.
         lock(&self.shared.pending).take();
     }
@@ -712,13 +725,13 @@ impl<S: Side> Link<S> {
     async fn enqueue(&self, text: String) -> Result<(), SendError> {
         match self.shared.out.try_send(Outgoing::Frame(text.into())) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(mpsc::error::TrySendError::Full(frame)) => {
+            Err(TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(TrySendError::Full(frame)) => {
                 let wait = self.shared.config.send_timeout;
                 match self.shared.out.send_timeout(frame, wait).await {
                     Ok(()) => Ok(()),
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(SendError::Closed),
-                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    Err(SendTimeoutError::Closed(_)) => Err(SendError::Closed),
+                    Err(SendTimeoutError::Timeout(_)) => {
                         warn!("peer does not read; closing");
                         self.abort(close::POLICY, "peer too slow");
                         Err(SendError::Closed)
@@ -735,8 +748,8 @@ impl<S: Side> Link<S> {
         // subscribe once their handshake is done.
         match self.shared.out.try_send(Outgoing::Frame(text.into())) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(_)) => {
                 warn!("subscriber does not keep up; closing");
                 self.abort(close::POLICY, "peer too slow");
                 false
@@ -748,11 +761,10 @@ impl<S: Side> Link<S> {
     /// queued and writes the close frame next.
     fn abort(&self, code: u16, reason: &str) {
         self.shared.aborted.store(true, Ordering::Release);
-        let _ = self.shared.out.try_send(Outgoing::Close {
-            farewell: None,
-            code,
-            reason: reason.to_owned(),
-        });
+        let _ = self
+            .shared
+            .out
+            .try_send(Outgoing::close(None, code, reason.to_owned()));
         self.mark_closed(code, reason);
     }
 
@@ -912,6 +924,32 @@ impl<S: Side> Link<S> {
     }
 }
 
+/// Something that happens once (the writer stopped, the driver stopped reading), for others to
+/// wait on: a flag and a `Notify`, nothing allocated.
+#[derive(Default)]
+struct Done {
+    done: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Done {
+    fn set(&self) {
+        self.done.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        loop {
+            // Made before the flag is read, so a `set` in between still wakes it.
+            let notified = self.notify.notified();
+            if self.done.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave their data inconsistent (single inserts
     // and removals), so a poisoned lock is still usable.
@@ -977,45 +1015,43 @@ impl<S: Side> Sender<S> for Link<S> {
     }
 }
 
-async fn write_loop<S: Side, Snk: FrameSink>(
-    link: Link<S>,
-    mut sink: Snk,
-    mut rx: mpsc::Receiver<Outgoing>,
-) {
-    struct Done<'a>(&'a watch::Sender<bool>);
-    impl Drop for Done<'_> {
+async fn write_loop<S: Side, Snk: FrameSink>(link: Link<S>, mut sink: Snk) {
+    struct Stopped<'a>(&'a Done);
+    impl Drop for Stopped<'_> {
         fn drop(&mut self) {
-            self.0.send_replace(true);
+            self.0.set();
         }
     }
     let shared = link.shared.clone();
-    let _done = Done(&shared.writer_done);
+    let _stopped = Stopped(&shared.writer_done);
     let mut state = link.watch_state();
+    let mut batch = VecDeque::new();
     loop {
         if shared.aborted.load(Ordering::Acquire) {
-            return Box::pin(close_behind_slow_peer(&link, &mut sink, &mut rx)).await;
+            return Box::pin(close_behind_slow_peer(&link, &mut sink)).await;
         }
-        let first = tokio::select! {
-            // Queued frames (a close frame above all) go out before giving up on a closed link.
-            biased;
-            first = rx.recv() => first,
-            // Closed without a close frame queued (the queue was full): stop writing.
-            _ = state.wait_for(|s| matches!(s, LinkState::Closed { .. })), if rx.is_empty() => None,
-        };
-        let Some(first) = first else {
+        // Queued frames (a close frame above all) go out before giving up on a closed link; a link
+        // closed without a close frame queued (the queue was full) stops here.
+        if !shared.out.take(&mut batch).await {
             if shared.aborted.load(Ordering::Acquire) {
-                Box::pin(close_behind_slow_peer(&link, &mut sink, &mut rx)).await;
+                Box::pin(close_behind_slow_peer(&link, &mut sink)).await;
             }
             return;
-        };
+        }
         // Boxed, as the driver's frame handling is: an idle writer holds only its wait.
-        let batch = write_batch(&mut sink, &mut rx, first, &mut state, &shared.aborted);
-        match Box::pin(batch).await {
-            Ok(Written::Open) => {}
+        let written = write_batch(
+            &mut sink,
+            &shared.out,
+            &mut batch,
+            &mut state,
+            &shared.aborted,
+        );
+        match Box::pin(written).await {
+            Ok(Written::Open) => shared.out.give_back(&mut batch),
             Ok(Written::Closed) => return,
             Ok(Written::Abandoned) => {
                 if shared.aborted.load(Ordering::Acquire) {
-                    Box::pin(close_behind_slow_peer(&link, &mut sink, &mut rx)).await;
+                    Box::pin(close_behind_slow_peer(&link, &mut sink)).await;
                 }
                 return;
             }
@@ -1032,13 +1068,8 @@ async fn write_loop<S: Side, Snk: FrameSink>(
 /// frame (with the link's close code, 1008) follows what the socket already holds, so a peer that
 /// reads on, however slowly, hears why it was closed. A peer that does not read within the send
 /// timeout gets no close frame.
-async fn close_behind_slow_peer<S: Side, Snk: FrameSink>(
-    link: &Link<S>,
-    sink: &mut Snk,
-    rx: &mut mpsc::Receiver<Outgoing>,
-) {
-    rx.close();
-    while rx.try_recv().is_ok() {}
+async fn close_behind_slow_peer<S: Side, Snk: FrameSink>(link: &Link<S>, sink: &mut Snk) {
+    link.shared.out.close();
     let (code, reason) = match link.state() {
         LinkState::Closed { code, reason } => (code, reason),
         _ => (close::POLICY, "peer too slow".to_owned()),
@@ -1056,35 +1087,40 @@ enum Written {
     Abandoned,
 }
 
-/// Feeds every frame that is ready, then flushes once.
+/// Feeds the batch and whatever is queued meanwhile, then flushes once.
 async fn write_batch<Snk: FrameSink>(
     sink: &mut Snk,
-    rx: &mut mpsc::Receiver<Outgoing>,
-    first: Outgoing,
+    out: &Outbox<Outgoing>,
+    batch: &mut VecDeque<Outgoing>,
     state: &mut watch::Receiver<LinkState>,
     aborted: &AtomicBool,
 ) -> Result<Written, TransportError> {
-    let mut next = Some(first);
-    while let Some(item) = next.take() {
-        match item {
-            Outgoing::Frame(text) => sink.feed(text).await?,
-            Outgoing::Close {
-                farewell,
-                code,
-                reason,
-            } => {
-                if let Some(text) = farewell {
-                    let _ = sink.feed(text.into()).await;
+    'batches: loop {
+        while let Some(item) = batch.pop_front() {
+            match item {
+                Outgoing::Frame(text) => sink.feed(text).await?,
+                Outgoing::Close(closing) => {
+                    let Closing {
+                        farewell,
+                        code,
+                        reason,
+                    } = *closing;
+                    if let Some(text) = farewell {
+                        let _ = sink.feed(text.into()).await;
+                    }
+                    let _ = sink.flush().await;
+                    sink.close(code, reason).await;
+                    return Ok(Written::Closed);
                 }
-                let _ = sink.flush().await;
-                sink.close(code, reason).await;
-                return Ok(Written::Closed);
+            }
+            if aborted.load(Ordering::Acquire) {
+                batch.clear();
+                break 'batches;
             }
         }
-        if aborted.load(Ordering::Acquire) {
+        if !out.try_take(batch) {
             break;
         }
-        next = rx.try_recv().ok();
     }
     // A peer that stops reading blocks the flush; once the link is closed (for being too slow,
     // say), the flush gets a short grace and is then abandoned.
@@ -1134,7 +1170,9 @@ pub(crate) struct Stop {
 }
 
 impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
-    async fn run<Src: FrameSource>(mut self, mut source: Src) {
+    /// Boxed: the driver's state is in the link's future once, not twice (an `async fn` keeps
+    /// a by-value `mut self` both as its argument and as a local).
+    async fn run<Src: FrameSource>(mut self: Box<Self>, mut source: Src) {
         let actions = self.machine.start(Instant::now());
         Box::pin(self.act(actions)).await;
         let mut state = self.link.watch_state();
@@ -1192,7 +1230,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                         debug!(code, %reason, "peer closed");
                         // The echo is queued before the link counts as closed: a writer that
                         // sees the link closed with nothing queued stops without a close frame.
-                        let _ = self.link.shared.out.try_send(Outgoing::Close { farewell: None, code, reason: reason.clone() });
+                        let _ = self.link.shared.out.try_send(Outgoing::close(None, code, reason.clone()));
                         self.link.mark_closed(code, &reason);
                     }
                     Some(Err(TransportError::TooLarge)) => {
@@ -1244,7 +1282,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             });
             let _ = Box::pin(drain).await;
         }
-        self.link.shared.reader_done.send_replace(true);
+        self.link.shared.reader_done.set();
     }
 
     /// [`Link::start_close`] from the driver's loop, boxed: the loop's own state stays small.
@@ -1681,11 +1719,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 .unwrap_or(close::NORMAL);
             debug!(code, %reason, "peer sent its close message");
             // Queued before the link counts as closed (see the close frame's echo above).
-            let _ = self.link.shared.out.try_send(Outgoing::Close {
-                farewell: None,
-                code,
-                reason: reason.clone(),
-            });
+            let _ = self
+                .link
+                .shared
+                .out
+                .try_send(Outgoing::close(None, code, reason.clone()));
             self.link.mark_closed(code, &reason);
             return true;
         }

@@ -7,7 +7,6 @@
 //! tested step by step, with made-up times, without sockets or sleeps (`tests/tests/e2e/machine.rs`;
 //! generated code and those tests reach it through `__private`: it is not public API).
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ pub enum Action {
 /// The heartbeat rule in force, resolved for this side, and its timers.
 #[derive(Debug)]
 struct ActiveHeartbeat {
-    rule: Heartbeat,
+    rule: &'static Heartbeat,
     /// Whether this side pings (else it answers).
     i_ping: bool,
     interval: Option<Duration>,
@@ -72,7 +71,8 @@ pub struct Machine<S: Side> {
     interval_override: Option<Duration>,
     timeout_override: Option<Duration>,
     /// Heartbeat intervals this side announces in its own handshake messages, by message.
-    announced: HashMap<Tag, u64>,
+    /// (A protocol has one or two such rules: a list, not a map.)
+    announced: Vec<(Tag, u64)>,
     _side: PhantomData<fn() -> S>,
 }
 
@@ -230,7 +230,7 @@ impl<S: Side> Machine<S> {
             } else {
                 actions.push(Action::Send(tag));
             }
-            if let Some(&ms) = self.announced.get(&tag) {
+            if let Some(&(_, ms)) = self.announced.iter().find(|(t, _)| *t == tag) {
                 self.start_heartbeat(Some(ms), now);
             }
             self.step += 1;
@@ -289,7 +289,7 @@ impl<S: Side> Machine<S> {
             Some(v) => beats.iter().find(|b| b.variant == Some(v.as_str())),
             None => beats.first(),
         };
-        let Some(rule) = rule.copied() else { return };
+        let Some(rule) = rule else { return };
         let interval = self.interval_override.or(match rule.interval {
             Interval::Fixed(ms) | Interval::Configurable(ms) => Some(Duration::from_millis(ms)),
             Interval::FromField { .. } => from_field.map(Duration::from_millis),
@@ -309,7 +309,7 @@ impl<S: Side> Machine<S> {
                 None
             },
             // Each side watches its peer when the protocol gives it a code for silence.
-            watchdog: if watch_code::<S>(&rule).is_some() {
+            watchdog: if watch_code::<S>(rule).is_some() {
                 deadline_after.map(|d| now + d)
             } else {
                 None
@@ -393,7 +393,7 @@ impl<S: Side> Machine<S> {
                 Some(at) if at > now => h.watchdog = Some(at),
                 _ => {
                     h.watchdog = None;
-                    let code = watch_code::<S>(&h.rule).unwrap_or(close::POLICY);
+                    let code = watch_code::<S>(h.rule).unwrap_or(close::POLICY);
                     return Some(close_with::<S>(code, "heartbeat timed out"));
                 }
             }

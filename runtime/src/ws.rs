@@ -15,9 +15,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, debug_span, warn};
 
 pub use crate::error::{ConnectError, WsFailure};
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
+
 use crate::link::{Link, LinkConfig, Session, Stop, close};
 use crate::message::{Dispatch, Protocol, Side};
-use crate::transport::split_ws;
+use crate::transport::{WsSink, WsSource, split_ws};
 
 /// Sizes the WebSocket layer enforces (tungstenite leaves the write buffer unbounded).
 #[derive(Debug, Clone, Copy)]
@@ -233,25 +236,49 @@ where
     Link::spawn(source, sink, config, session, make_handler)
 }
 
-/// Runs a server's link in the connection's task until it closes, or the server stops.
-async fn serve_link<S, H, T>(
-    ws: WebSocketStream<T>,
-    config: LinkConfig,
+/// [`serve_link`] over a plain or a TLS connection.
+fn serve_accepted<S, H>(
+    accepted: Accepted,
+    admitted: Admitted,
     session: Session<S>,
     make_handler: impl FnOnce(Link<S>) -> H,
-    stopping: tokio::sync::broadcast::Receiver<()>,
-    grace: Duration,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: Side + Dispatch<H>,
+    H: Send + Sync + 'static,
+{
+    match accepted {
+        #[cfg(not(feature = "tls"))]
+        Accepted::Plain(halves) => serve_link(halves, admitted, session, make_handler),
+        #[cfg(feature = "tls")]
+        Accepted::Plain(halves) => {
+            Either::Left(serve_link(halves, admitted, session, make_handler))
+        }
+        #[cfg(feature = "tls")]
+        Accepted::Tls(halves) => Either::Right(serve_link(halves, admitted, session, make_handler)),
+    }
+}
+
+/// The future that runs a server's link in the connection's task until it closes, or the
+/// server stops. A plain function returning the link's own future: an `async fn` would keep its
+/// arguments beside that future for the link's whole life.
+fn serve_link<S, H, T>(
+    (source, sink): (WsSource<T>, WsSink<T>),
+    admitted: Admitted,
+    session: Session<S>,
+    make_handler: impl FnOnce(Link<S>) -> H,
+) -> impl Future<Output = ()> + Send + 'static
+where
     S: Side + Dispatch<H>,
     H: Send + Sync + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (source, sink) = split_ws(ws);
+    let Admitted {
+        config,
+        stop,
+        _permit,
+    } = admitted;
     let resume = crate::link::Resume::fresh();
-    let stop = Stop {
-        signal: stopping,
-        grace,
-    };
     let (_, run) = Link::prepare(
         source,
         sink,
@@ -261,7 +288,7 @@ async fn serve_link<S, H, T>(
         resume,
         Some(stop),
     );
-    run.await;
+    run.map(move |()| drop(_permit))
 }
 
 /// A WebSocket server for side `S` of a protocol (named apart from the generated `Server` side
@@ -378,20 +405,19 @@ impl<S: Side> WsServer<S> {
         F: Fn(Link<S>) -> H + Send + Sync + 'static,
     {
         let make_handler = Arc::new(make_handler);
-        self.serve_with(Arc::new(move |accepted, config, stopping, grace| {
+        self.serve_with(Arc::new(move |incoming| {
             let (session, make_handler) = (session.clone(), make_handler.clone());
-            Box::pin(async move {
-                let make = |link| make_handler(link);
+            // `then`: the session and the handler maker live in the upgrade's state only, and
+            // the link's future takes that state's place (an `async` block would hold both).
+            Box::pin(incoming.accept().then(move |accepted| {
+                let make = move |link| make_handler(link);
                 match accepted {
-                    Accepted::Plain(ws) => {
-                        serve_link::<S, H, _>(*ws, config, session, make, stopping, grace).await;
-                    }
-                    #[cfg(feature = "tls")]
-                    Accepted::Tls(ws) => {
-                        serve_link::<S, H, _>(*ws, config, session, make, stopping, grace).await;
+                    None => Either::Left(std::future::ready(())),
+                    Some((accepted, admitted)) => {
+                        Either::Right(serve_accepted::<S, H>(accepted, admitted, session, make))
                     }
                 }
-            })
+            }))
         }))
     }
 
@@ -405,13 +431,16 @@ impl<S: Side> WsServer<S> {
         routes: Routes<S::Protocol>,
     ) -> (ShutdownHandle, tokio::task::JoinHandle<()>) {
         let routes = Arc::new(routes);
-        self.serve_with(Arc::new(move |accepted, config, stopping, grace| {
+        self.serve_with(Arc::new(move |incoming| {
             let routes = routes.clone();
             Box::pin(async move {
+                let Some((accepted, admitted)) = incoming.accept().await else {
+                    return;
+                };
                 match accepted {
-                    Accepted::Plain(ws) => routes.run(*ws, config, stopping, grace).await,
+                    Accepted::Plain(halves) => routes.run(halves, admitted).await,
                     #[cfg(feature = "tls")]
-                    Accepted::Tls(ws) => routes.run(*ws, config, stopping, grace).await,
+                    Accepted::Tls(halves) => routes.run(halves, admitted).await,
                 }
             })
         }))
@@ -432,6 +461,9 @@ impl<S: Side> WsServer<S> {
         let mut accept_errors = AcceptErrors::default();
         let mut connections = JoinSet::new();
         let (links_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let path: Arc<str> = Arc::from(self.path.as_str());
+        // Shared by every link of the server.
+        let config = Arc::new(self.config.clone());
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
@@ -469,29 +501,29 @@ impl<S: Side> WsServer<S> {
                 while connections.try_join_next().is_some() {}
                 continue;
             };
-            let path = self.path.clone();
-            let config = self.config.clone();
-            let limits = self.limits;
-            let on_connection = on_connection.clone();
-            let stopping = links_tx.subscribe();
-            let grace = self.shutdown_grace;
-            let upgrade = self.upgrade_timeout;
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
             #[cfg(not(feature = "tls"))]
             let tls = ();
+            let incoming = Incoming {
+                tcp,
+                path: path.clone(),
+                limits: self.limits,
+                upgrade_timeout: self.upgrade_timeout,
+                tls,
+                admitted: Admitted {
+                    config: config.clone(),
+                    stop: Stop {
+                        signal: links_tx.subscribe(),
+                        grace: self.shutdown_grace,
+                    },
+                    _permit: permit,
+                },
+            };
+            // The connection's one task: the upgrade, then its link (the future the server's
+            // `serve` or `serve_routes` made, holding only what the link needs once upgraded).
             let span = debug_span!("connection", %peer);
-            connections.spawn(
-                async move {
-                    let _permit = permit;
-                    let _ = tcp.set_nodelay(true);
-                    let accepted = tokio::time::timeout(upgrade, accept(tcp, &path, limits, tls));
-                    if let Some(accepted) = accepted.await.ok().flatten() {
-                        on_connection(accepted, config, stopping, grace).await;
-                    }
-                }
-                .instrument(span),
-            );
+            connections.spawn(on_connection(incoming).instrument(span));
             // Reap finished connection tasks so the set does not grow.
             while connections.try_join_next().is_some() {}
         }
@@ -501,18 +533,46 @@ impl<S: Side> WsServer<S> {
     }
 }
 
-/// What a server does with each accepted WebSocket: runs its link until it closes or the
-/// server stops (the broadcast), giving requests in flight the grace period.
-type OnConnection = Arc<
-    dyn Fn(
-            Accepted,
-            LinkConfig,
-            tokio::sync::broadcast::Receiver<()>,
-            Duration,
-        ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
-        + Send
-        + Sync,
->;
+/// What a server does with each accepted connection: upgrades it, then runs its link until it
+/// closes or the server stops (the broadcast), giving requests in flight the grace period.
+type OnConnection =
+    Arc<dyn Fn(Incoming) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// An accepted TCP connection, before its upgrade.
+struct Incoming {
+    tcp: TcpStream,
+    path: Arc<str>,
+    limits: WsLimits,
+    upgrade_timeout: Duration,
+    tls: TlsSetting,
+    admitted: Admitted,
+}
+
+/// What a connection's link starts with once upgraded.
+struct Admitted {
+    config: Arc<LinkConfig>,
+    stop: Stop,
+    /// The connection's place under the server's limit, held until the link ends.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Incoming {
+    /// TLS (when configured) and the WebSocket upgrade, within the upgrade timeout.
+    async fn accept(self) -> Option<(Accepted, Admitted)> {
+        let Incoming {
+            tcp,
+            path,
+            limits,
+            upgrade_timeout,
+            tls,
+            admitted,
+        } = self;
+        let _ = tcp.set_nodelay(true);
+        let upgrade = tokio::time::timeout(upgrade_timeout, accept(tcp, &path, limits, tls));
+        let accepted = Box::pin(upgrade).await.ok().flatten()?;
+        Some((accepted, admitted))
+    }
+}
 
 /// The sides a server takes on one path, each with its session and handler maker, chosen per
 /// connection by the first handshake message the peer sends (see [`WsServer::serve_routes`]).
@@ -555,13 +615,8 @@ impl<P: Protocol> Routes<P> {
     }
 
     /// Greets, reads the first frame, and runs the chosen route's link on the connection.
-    async fn run<T>(
-        &self,
-        ws: WebSocketStream<T>,
-        config: LinkConfig,
-        stopping: tokio::sync::broadcast::Receiver<()>,
-        grace: Duration,
-    ) where
+    async fn run<T>(&self, (mut source, mut sink): (WsSource<T>, WsSink<T>), admitted: Admitted)
+    where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         Box<dyn ErasedRoute>: StartOn<T>,
     {
@@ -570,7 +625,6 @@ impl<P: Protocol> Routes<P> {
             return;
         };
         let started = tokio::time::Instant::now();
-        let (mut source, mut sink) = split_ws(ws);
         let resume = match first_route.greeting(started) {
             Ok((frames, resume)) => {
                 for frame in frames {
@@ -590,10 +644,11 @@ impl<P: Protocol> Routes<P> {
         };
         // The first frame chooses; none within the handshake timeout goes to the first route,
         // whose link then closes as its protocol says for a handshake that timed out.
-        let mut stopping = stopping;
+        let mut admitted = admitted;
+        let wait = admitted.config.handshake_timeout;
         let first = tokio::select! {
-            first = tokio::time::timeout(config.handshake_timeout, source.next_frame()) => first.ok(),
-            _ = stopping.recv() => return,
+            first = tokio::time::timeout(wait, source.next_frame()) => first.ok(),
+            _ = admitted.stop.signal.recv() => return,
         };
         let index = match &first {
             Some(Some(Ok(crate::transport::Frame::Text(text)))) => self
@@ -608,7 +663,7 @@ impl<P: Protocol> Routes<P> {
             inner: source,
         };
         self.routes[index]
-            .start_on(source, sink, config, resume, stopping, grace)
+            .start_on(source, sink, Started { admitted, resume })
             .await;
     }
 }
@@ -641,10 +696,8 @@ trait ErasedRoute: Send + Sync + 'static {
 
 /// What a chosen route's link starts with.
 struct Started {
-    config: LinkConfig,
+    admitted: Admitted,
     resume: crate::link::Resume,
-    stopping: tokio::sync::broadcast::Receiver<()>,
-    grace: Duration,
 }
 
 /// Starting a chosen route on a stream of type `T`.
@@ -653,10 +706,7 @@ trait StartOn<T> {
         &self,
         source: Replay<T>,
         sink: crate::transport::WsSink<T>,
-        config: LinkConfig,
-        resume: crate::link::Resume,
-        stopping: tokio::sync::broadcast::Receiver<()>,
-        grace: Duration,
+        started: Started,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
@@ -665,17 +715,8 @@ impl StartOn<TcpStream> for Box<dyn ErasedRoute> {
         &self,
         source: Replay<TcpStream>,
         sink: crate::transport::WsSink<TcpStream>,
-        config: LinkConfig,
-        resume: crate::link::Resume,
-        stopping: tokio::sync::broadcast::Receiver<()>,
-        grace: Duration,
+        started: Started,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        let started = Started {
-            config,
-            resume,
-            stopping,
-            grace,
-        };
         self.start_plain(source, sink, started)
     }
 }
@@ -686,17 +727,8 @@ impl StartOn<tokio_rustls::server::TlsStream<TcpStream>> for Box<dyn ErasedRoute
         &self,
         source: Replay<tokio_rustls::server::TlsStream<TcpStream>>,
         sink: crate::transport::WsSink<tokio_rustls::server::TlsStream<TcpStream>>,
-        config: LinkConfig,
-        resume: crate::link::Resume,
-        stopping: tokio::sync::broadcast::Receiver<()>,
-        grace: Duration,
+        started: Started,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        let started = Started {
-            config,
-            resume,
-            stopping,
-            grace,
-        };
         self.start_tls(source, sink, started)
     }
 }
@@ -723,20 +755,25 @@ where
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let stop = Stop {
-            signal: started.stopping,
-            grace: started.grace,
-        };
+        let Started { admitted, resume } = started;
+        let Admitted {
+            config,
+            stop,
+            _permit,
+        } = admitted;
         let (_, run) = Link::prepare(
             source,
             sink,
-            started.config,
+            config,
             self.session.clone(),
             |link| (self.make_handler)(link),
-            started.resume,
+            resume,
             Some(stop),
         );
-        Box::pin(run)
+        Box::pin(async move {
+            let _permit = _permit;
+            run.await;
+        })
     }
 }
 
@@ -800,9 +837,14 @@ where
 
 /// A WebSocket accepted by a server, over plain TCP or TLS.
 enum Accepted {
-    Plain(Box<WebSocketStream<TcpStream>>),
+    Plain((WsSource<TcpStream>, WsSink<TcpStream>)),
     #[cfg(feature = "tls")]
-    Tls(Box<WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>>),
+    Tls(
+        (
+            WsSource<tokio_rustls::server::TlsStream<TcpStream>>,
+            WsSink<tokio_rustls::server::TlsStream<TcpStream>>,
+        ),
+    ),
 }
 
 #[cfg(feature = "tls")]
@@ -850,7 +892,7 @@ impl Upgrade<'_> {
         match tokio_tungstenite::accept_hdr_async_with_config(tcp, answer, Some(limits.config()))
             .await
         {
-            Ok(ws) => Some(Accepted::Plain(Box::new(ws))),
+            Ok(ws) => Some(Accepted::Plain(split_ws(ws))),
             Err(e) => {
                 debug!(error = %e, "WebSocket handshake failed");
                 None
@@ -880,7 +922,7 @@ async fn accept(tcp: TcpStream, path: &str, limits: WsLimits, tls: TlsSetting) -
         )
         .await
         {
-            Ok(ws) => Some(Accepted::Tls(Box::new(ws))),
+            Ok(ws) => Some(Accepted::Tls(split_ws(ws))),
             Err(e) => {
                 debug!(error = %e, "WebSocket handshake failed");
                 None
