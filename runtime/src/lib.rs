@@ -96,10 +96,9 @@ pub mod __private {
     pub use crate::scan::{Scan, ScanDecode, no_envelope};
     pub use crate::session::*;
     pub use crate::transport::split_ws;
-    pub use crate::validate::{Validate, ValidationErrors, Validator};
+    pub use crate::validate::{Pattern, Validate, ValidationErrors, Validator};
     pub use crate::wire::*;
     pub use crate::{RequestError, SendError};
-    pub use regex::Regex;
     pub use schemars::{self, JsonSchema};
     pub use serde::{self, Deserialize, Serialize};
     pub use serde_json::{self, Value};

@@ -38,6 +38,10 @@ use crate::wire::{
 };
 use crate::{DecodeError, RemoteError, RequestError, SendError};
 
+/// The buffer a frame is encoded into starts this large: most frames fit, so most are written
+/// without growing it.
+const FRAME_CAPACITY: usize = 256;
+
 /// Close codes the runtime itself uses (RFC 6455).
 pub mod close {
     /// Normal closure.
@@ -417,6 +421,8 @@ struct Shared<S: Side> {
     /// Requests being handled on this side, and a signal when the count drops.
     in_flight: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
+    /// Someone waits on `idle` (a handler finishing notifies only then: most never have to).
+    idle_wanted: AtomicBool,
     handshake_reply: Mutex<Option<Box<RawValue>>>,
     _side: PhantomData<fn() -> S>,
 }
@@ -531,6 +537,7 @@ impl<S: Side> Link<S> {
             aborted: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
+            idle_wanted: AtomicBool::new(false),
             handshake_reply: Mutex::new(None),
             _side: PhantomData,
         });
@@ -620,7 +627,8 @@ impl<S: Side> Link<S> {
     pub async fn idle(&self) {
         loop {
             let notified = self.shared.idle.notified();
-            if self.shared.in_flight.load(Ordering::Acquire) == 0 {
+            self.shared.idle_wanted.store(true, Ordering::SeqCst);
+            if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
@@ -726,17 +734,21 @@ impl<S: Side> Link<S> {
         match self.shared.out.try_send(Outgoing::Frame(text.into())) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(TrySendError::Full(frame)) => {
-                let wait = self.shared.config.send_timeout;
-                match self.shared.out.send_timeout(frame, wait).await {
-                    Ok(()) => Ok(()),
-                    Err(SendTimeoutError::Closed(_)) => Err(SendError::Closed),
-                    Err(SendTimeoutError::Timeout(_)) => {
-                        warn!("peer does not read; closing");
-                        self.abort(close::POLICY, "peer too slow");
-                        Err(SendError::Closed)
-                    }
-                }
+            // Boxed: the wait is rare, and its timer would make every caller's state larger.
+            Err(TrySendError::Full(frame)) => Box::pin(self.enqueue_when_room(frame)).await,
+        }
+    }
+
+    /// [`Link::enqueue`] on a full queue.
+    async fn enqueue_when_room(&self, frame: Outgoing) -> Result<(), SendError> {
+        let wait = self.shared.config.send_timeout;
+        match self.shared.out.send_timeout(frame, wait).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Closed(_)) => Err(SendError::Closed),
+            Err(SendTimeoutError::Timeout(_)) => {
+                warn!("peer does not read; closing");
+                self.abort(close::POLICY, "peer too slow");
+                Err(SendError::Closed)
             }
         }
     }
@@ -801,7 +813,7 @@ impl<S: Side> Link<S> {
             RequestIdPlace::Ordered => {
                 let _order = self.shared.order.lock().await;
                 self.register(None, tx, tag, decoder)?;
-                let mut buf = Vec::with_capacity(128);
+                let mut buf = Vec::with_capacity(FRAME_CAPACITY);
                 profile
                     .encode_message(&mut buf, kind, tag, payload, None, self.seq())
                     .map_err(SendError::from)?;
@@ -813,7 +825,7 @@ impl<S: Side> Link<S> {
                 let seq = self.seq();
                 let id = RequestId::Int(seq.unwrap_or_default());
                 self.register(Some(id.clone()), tx, tag, decoder)?;
-                let mut buf = Vec::with_capacity(128);
+                let mut buf = Vec::with_capacity(FRAME_CAPACITY);
                 profile
                     .encode_message(&mut buf, kind, tag, payload, None, seq)
                     .map_err(SendError::from)?;
@@ -829,7 +841,7 @@ impl<S: Side> Link<S> {
                     RequestId::Int(n)
                 };
                 self.register(Some(id.clone()), tx, tag, decoder)?;
-                let mut buf = Vec::with_capacity(128);
+                let mut buf = Vec::with_capacity(FRAME_CAPACITY);
                 profile
                     .encode_message(&mut buf, kind, tag, payload, Some(&id), self.seq())
                     .map_err(SendError::from)?;
@@ -1193,7 +1205,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             // Made before the count is read, so a request finishing in between still wakes it.
             let idle = self.link.shared.idle.notified();
             if let Some(at) = shutdown_at {
-                let idle = self.link.shared.in_flight.load(Ordering::Acquire) == 0;
+                self.link.shared.idle_wanted.store(true, Ordering::SeqCst);
+                let idle = self.link.shared.in_flight.load(Ordering::SeqCst) == 0;
                 if idle || Instant::now() >= at {
                     self.close_now(close::GOING_AWAY, "server shutting down")
                         .await;
@@ -1367,7 +1380,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // first.
         self.machine.on_traffic(Instant::now());
         if let Some(pong) = self.machine.text_beat(text) {
-            self.act(pong).await;
+            Box::pin(self.act(pong)).await;
             return;
         }
         if wire::<S>().batch && text.trim_start().starts_with('[') {
@@ -1378,12 +1391,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                 }
                 Err(e) => {
-                    self.invalid(
+                    Box::pin(self.invalid(
                         None,
                         None,
                         InvalidInput::Decode(DecodeError::Json(e)),
                         false,
-                    )
+                    ))
                     .await
                 }
             }
@@ -1413,10 +1426,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         {
             if let Some(id) = profile.peek_reply(text) {
                 if !S::SENDS_REQUESTS {
-                    return self.not_a_reply(text).await;
+                    return Box::pin(self.not_a_reply(text)).await;
                 }
                 if !self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
-                    self.unmatched_reply().await;
+                    Box::pin(self.unmatched_reply()).await;
                 }
                 return;
             }
@@ -1430,7 +1443,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     _ => fast.id,
                 };
                 if !self.link.resolve(id, Ok(ReplyBody::Decoded(fast.reply))) {
-                    self.unmatched_reply().await;
+                    Box::pin(self.unmatched_reply()).await;
                 }
                 return;
             }
@@ -1439,16 +1452,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             Ok(frame) => frame,
             Err(e) => {
                 let array = text.trim_start().starts_with('[');
-                return self
-                    .invalid(None, None, InvalidInput::Decode(e), array)
-                    .await;
+                return Box::pin(self.invalid(None, None, InvalidInput::Decode(e), array)).await;
             }
         };
         match frame {
             RawFrame::Reply(_)
                 if !S::SENDS_REQUESTS && !self.machine.awaiting_handshake_reply() =>
             {
-                self.not_a_reply(text).await;
+                Box::pin(self.not_a_reply(text)).await;
             }
             RawFrame::Reply(reply) => {
                 let result = reply.result.map(|p| ReplyBody::Raw(p.to_json()));
@@ -1475,10 +1486,10 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                 }
                 if !resolved {
-                    self.unmatched_reply().await;
+                    Box::pin(self.unmatched_reply()).await;
                 }
             }
-            RawFrame::Message(raw) => self.on_message(raw).await,
+            RawFrame::Message(raw) => Box::pin(self.on_message(raw)).await,
         }
     }
 
@@ -1490,7 +1501,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             .and_then(|frame| frame.get(wire::<S>().tag).map(ToString::to_string))
             .unwrap_or_default();
         let unknown = InvalidInput::Decode(DecodeError::UnknownMessage { name });
-        self.invalid(Some(Tag::Str("")), None, unknown, false).await;
+        Box::pin(self.invalid(Some(Tag::Str("")), None, unknown, false)).await;
     }
 
     /// A reply that matched no pending request was dropped and counted; protocols that close on
@@ -1601,7 +1612,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
 
     /// Closes as the protocol says for traffic before the handshake finished.
     async fn close_before_handshake(&mut self) {
-        self.act([Machine::<S>::before_handshake()]).await;
+        Box::pin(self.act([Machine::<S>::before_handshake()])).await;
     }
 
     async fn on_message(&mut self, raw: RawMessage<'_>) {
@@ -1620,14 +1631,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 };
                 let correlatable = is_request
                     && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
-                return self
-                    .invalid(
-                        Some(tag),
-                        correlatable.then_some(request_id),
-                        InvalidInput::Decode(e),
-                        false,
-                    )
-                    .await;
+                return Box::pin(self.invalid(
+                    Some(tag),
+                    correlatable.then_some(request_id),
+                    InvalidInput::Decode(e),
+                    false,
+                ))
+                .await;
             }
         };
         self.on_decoded(message, request_id, Some(&raw)).await;
@@ -1647,20 +1657,21 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         if let Err(errors) = message.validate() {
             let correlatable = kind == Kind::Request
                 && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
-            return self
-                .invalid(
-                    Some(tag),
-                    correlatable.then_some(request_id),
-                    InvalidInput::Validation(errors),
-                    false,
-                )
-                .await;
+            return Box::pin(self.invalid(
+                Some(tag),
+                correlatable.then_some(request_id),
+                InvalidInput::Validation(errors),
+                false,
+            ))
+            .await;
         }
-        if self.on_session_message(tag, raw).await {
+        // Session messages are few (handshake steps, heartbeats, the close message): the check is
+        // cheap, their handling boxed, so a frame's handling stays small.
+        if self.is_session_message(tag) && Box::pin(self.on_session_message(tag, raw)).await {
             return;
         }
         if self.peer_still_handshaking() {
-            self.close_before_handshake().await;
+            Box::pin(self.close_before_handshake()).await;
             return;
         }
         // A message the peer sends as a handshake step is not valid again once the handshake
@@ -1675,7 +1686,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 Tag::Int(n) => n.to_string(),
             };
             let unknown = InvalidInput::Decode(DecodeError::UnknownMessage { name });
-            self.invalid(None, None, unknown, false).await;
+            Box::pin(self.invalid(None, None, unknown, false)).await;
             return;
         }
         match (kind, wire::<S>().request_id) {
@@ -1693,12 +1704,20 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             // Anywhere else it could never be answered: refused, not run.
             (Kind::Request, RequestIdPlace::Key { key, .. }) => {
                 let missing = InvalidInput::Decode(DecodeError::MissingKey(key));
-                self.invalid(Some(tag), None, missing, false).await;
+                Box::pin(self.invalid(Some(tag), None, missing, false)).await;
             }
             (Kind::Request, RequestIdPlace::Sequence) | (Kind::Message, _) => {
                 self.dispatch_event(message).await;
             }
         }
+    }
+
+    /// Whether [`Driver::on_session_message`] has anything to do with a message tagged `tag`.
+    fn is_session_message(&self, tag: Tag) -> bool {
+        let ready = matches!(*self.link.shared.state.borrow(), LinkState::Ready);
+        rules::<S>().close_message.is_some_and(|c| c.message == tag)
+            || self.machine.message_beat(tag, ready).is_some()
+            || self.machine.peer_step(tag).is_some()
     }
 
     /// Handles handshake steps, heartbeats and the close message; `true` when consumed.
@@ -1793,22 +1812,29 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let handler = self.handler.clone();
         let link = self.link.clone();
         let span = debug_span!("handle", request = %tag);
-        link.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        link.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         let work = async move {
             let outcome = S::dispatch(&handler, message).await;
             let reply = match outcome {
                 Outcome::Reply(result) => encode_reply::<S>(&link, tag, id.as_ref(), result),
                 Outcome::Done | Outcome::Session => None,
             };
-            if link.shared.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if link.shared.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+                && link.shared.idle_wanted.load(Ordering::SeqCst)
+            {
                 link.shared.idle.notify_waiters();
             }
             reply
-        }
-        .instrument(span);
+        };
         // Most handlers answer without waiting: poll once, and only a handler that has to wait
-        // gets a task of its own (so a slow one never holds up the others).
-        let mut work = Box::pin(work);
+        // gets a task of its own (so a slow one never holds up the others). The span is only
+        // entered on every poll when something listens for it.
+        let mut work: std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>> =
+            if span.is_disabled() {
+                Box::pin(work)
+            } else {
+                Box::pin(work.instrument(span))
+            };
         let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
         if let Some(reply) = futures_util::FutureExt::now_or_never(work.as_mut()) {
             if ordered {
@@ -1906,7 +1932,7 @@ fn encode_typed<S: Side, M: Message>(
     id: Option<&RequestId>,
     seq: Option<i64>,
 ) -> Result<String, SendError> {
-    let mut buf = Vec::with_capacity(128);
+    let mut buf = Vec::with_capacity(FRAME_CAPACITY);
     wire::<S>().encode_message(
         &mut buf,
         M::KIND,
@@ -1927,7 +1953,7 @@ fn encode_reply<S: Side>(
 ) -> Option<String> {
     let profile = wire::<S>();
     let seq = link.seq();
-    let mut buf = Vec::with_capacity(128);
+    let mut buf = Vec::with_capacity(FRAME_CAPACITY);
     let failed = |buf: &mut Vec<u8>, error: &RemoteError| {
         profile.encode_reply::<()>(buf, tag, id, seq, Err(error))
     };

@@ -1212,8 +1212,8 @@ impl Emitter<'_> {
                     quote!(v.len(#len, #min, #max, #max_inclusive);)
                 }
                 Constraint::Pattern(p) => quote! {
-                    static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(|| {
-                        __p::Regex::new(#p).expect("the pattern was checked by protolink-codegen")
+                    static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(|| {
+                        __p::Pattern::new(#p).expect("the pattern was checked by protolink-codegen")
                     });
                     v.pattern(#value, &PATTERN);
                 },

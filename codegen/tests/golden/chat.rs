@@ -546,9 +546,9 @@ pub mod chat {
                             ::core::option::Option::Some(64),
                             true,
                         );
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[A-Za-z0-9_-]+$")
+                            __p::Pattern::new("^[A-Za-z0-9_-]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);
@@ -673,9 +673,9 @@ pub mod chat {
                             ::core::option::Option::Some(64),
                             true,
                         );
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[A-Za-z0-9_-]+$")
+                            __p::Pattern::new("^[A-Za-z0-9_-]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);
@@ -804,9 +804,9 @@ pub mod chat {
                             ::core::option::Option::Some(64),
                             true,
                         );
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[A-Za-z0-9_-]+$")
+                            __p::Pattern::new("^[A-Za-z0-9_-]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);

@@ -359,9 +359,9 @@ pub mod litecord_example {
                 v.field(
                     "id",
                     |v| {
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[0-9]+$")
+                            __p::Pattern::new("^[0-9]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);
@@ -387,9 +387,9 @@ pub mod litecord_example {
                 v.field(
                     "owner_id",
                     |v| {
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[0-9]+$")
+                            __p::Pattern::new("^[0-9]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);
@@ -571,9 +571,9 @@ pub mod litecord_example {
                 v.field(
                     "guild_id",
                     |v| {
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[0-9]+$")
+                            __p::Pattern::new("^[0-9]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);
@@ -677,9 +677,9 @@ pub mod litecord_example {
                 v.field(
                     "user_id",
                     |v| {
-                        static PATTERN: __p::LazyLock<__p::Regex> = __p::LazyLock::new(||
+                        static PATTERN: __p::LazyLock<__p::Pattern> = __p::LazyLock::new(||
                         {
-                            __p::Regex::new("^[0-9]+$")
+                            __p::Pattern::new("^[0-9]+$")
                                 .expect("the pattern was checked by protolink-codegen")
                         });
                         v.pattern(value, &PATTERN);
