@@ -1227,7 +1227,14 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 frame = source.next_frame() => match frame {
                     // A frame's handling runs in a box of its own: an idle link holds only
                     // what waiting for the next frame needs, not the deepest handling path.
-                    Some(Ok(Frame::Text(text))) => Box::pin(self.on_text(&text)).await,
+                    Some(Ok(Frame::Text(text))) => match self.try_now(text.as_str()) {
+                        Now::Done => {}
+                        Now::Declined => Box::pin(self.on_text(&text)).await,
+                        Now::Reply(frame) => {
+                            let _ = Box::pin(self.link.enqueue_when_room(frame)).await;
+                        }
+                        Now::Event(message) => Box::pin(self.dispatch_event(message)).await,
+                    },
                     Some(Ok(Frame::Binary(bytes))) => {
                         if !wire::<S>().binary_text {
                             self.close_now(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
@@ -1371,6 +1378,56 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             link.close(close::POLICY, &format!("handshake failed: {failed}"))
                 .await;
         });
+    }
+
+    /// The common case without a future: a frame on a ready link that the scanner reads, valid,
+    /// no session message, a request with its id (on a protocol whose replies carry ids) or an
+    /// event. It makes the same decisions as [`Driver::on_text`] does for such a frame, and
+    /// declines every other frame before doing anything with it.
+    fn try_now(&mut self, text: &str) -> Now<S::Inbound> {
+        let profile = wire::<S>();
+        self.machine.on_traffic(Instant::now());
+        let ready = matches!(*self.link.shared.state.borrow(), LinkState::Ready);
+        if !ready
+            || !self.link.shared.config.one_pass
+            || self.machine.text_beat(text).is_some()
+            || (profile.batch && text.trim_start().starts_with('['))
+        {
+            return Now::Declined;
+        }
+        let Some(fast) = profile.decode_fast::<S::Inbound>(text) else {
+            return Now::Declined;
+        };
+        let tag = fast.message.tag();
+        if rules::<S>().close_message.is_some_and(|c| c.message == tag)
+            || self.is_session_message(tag)
+            || repeated_step::<S>(tag)
+            || fast.message.validate().is_err()
+        {
+            return Now::Declined;
+        }
+        match (fast.message.kind(), profile.request_id) {
+            (Kind::Request, RequestIdPlace::Ordered) => Now::Declined,
+            (Kind::Request, _) if fast.id.is_some() => {
+                let work = self.request_work(tag, fast.id, fast.message);
+                let Some(text) = self.start_request(work) else {
+                    return Now::Done;
+                };
+                match self.link.shared.out.try_send(Outgoing::Frame(text.into())) {
+                    Err(TrySendError::Full(frame)) => Now::Reply(frame),
+                    // A closed queue: the link is going away.
+                    Ok(()) | Err(TrySendError::Closed(_)) => Now::Done,
+                }
+            }
+            (Kind::Request, RequestIdPlace::Key { optional: true, .. })
+            | (Kind::Event, _)
+            | (Kind::Request, RequestIdPlace::Sequence)
+            | (Kind::Message, _) => match self.queue_event(fast.message) {
+                Ok(()) => Now::Done,
+                Err(message) => Now::Event(message),
+            },
+            (Kind::Request, RequestIdPlace::Key { .. }) => Now::Declined,
+        }
     }
 
     async fn on_text(&mut self, text: &Text) {
@@ -1677,10 +1734,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // A message the peer sends as a handshake step is not valid again once the handshake
         // finished (the Clusterio master has nothing for a second `register_control`): it names
         // no message valid now. (Handshake requests are answered by the handler as any request.)
-        let repeated_step = rules::<S>().handshake.iter().any(|step| {
-            step.sender != my_role::<S>() && !step.request && step.messages.contains(&tag)
-        });
-        if repeated_step && matches!(self.link.state(), LinkState::Ready) {
+        if repeated_step::<S>(tag) && matches!(self.link.state(), LinkState::Ready) {
             let name = match tag {
                 Tag::Str(s) => serde_json::to_string(s).unwrap_or_default(),
                 Tag::Int(n) => n.to_string(),
@@ -1809,6 +1863,31 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     }
 
     async fn dispatch_request(&mut self, tag: Tag, id: Option<RequestId>, message: S::Inbound) {
+        let mut work = self.request_work(tag, id, message);
+        if wire::<S>().request_id != RequestIdPlace::Ordered {
+            if let Some(text) = self.start_request(work) {
+                let _ = self.link.enqueue(text).await;
+            }
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Some(reply) = futures_util::FutureExt::now_or_never(work.as_mut()) {
+            let _ = tx.send(reply);
+        } else {
+            tokio::spawn(async move {
+                let _ = tx.send(work.await);
+            });
+        }
+        self.ordered_slot(rx).await;
+    }
+
+    /// A request's handling, to the text of its reply (`None` when it has none).
+    fn request_work(
+        &self,
+        tag: Tag,
+        id: Option<RequestId>,
+        message: S::Inbound,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>> {
         let handler = self.handler.clone();
         let link = self.link.clone();
         let span = debug_span!("handle", request = %tag);
@@ -1826,40 +1905,31 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
             reply
         };
-        // Most handlers answer without waiting: poll once, and only a handler that has to wait
-        // gets a task of its own (so a slow one never holds up the others). The span is only
-        // entered on every poll when something listens for it.
-        let mut work: std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>> =
-            if span.is_disabled() {
-                Box::pin(work)
-            } else {
-                Box::pin(work.instrument(span))
-            };
-        let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
-        if let Some(reply) = futures_util::FutureExt::now_or_never(work.as_mut()) {
-            if ordered {
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(reply);
-                self.ordered_slot(rx).await;
-            } else if let Some(text) = reply {
-                let _ = self.link.enqueue(text).await;
-            }
-            return;
-        }
-        if ordered {
-            let (tx, rx) = oneshot::channel();
-            tokio::spawn(async move {
-                let _ = tx.send(work.await);
-            });
-            self.ordered_slot(rx).await;
+        // The span is only entered on every poll when something listens for it.
+        if span.is_disabled() {
+            Box::pin(work)
         } else {
-            let link = self.link.clone();
-            tokio::spawn(async move {
-                if let Some(text) = work.await {
-                    let _ = link.enqueue(text).await;
-                }
-            });
+            Box::pin(work.instrument(span))
         }
+    }
+
+    /// Starts a request of a protocol whose replies carry ids. Most handlers answer without
+    /// waiting: the work is polled once, and only a handler that has to wait gets a task of its
+    /// own (so a slow one never holds up the others). The reply when it came at once.
+    fn start_request(
+        &self,
+        mut work: std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>>,
+    ) -> Option<String> {
+        if let Some(reply) = futures_util::FutureExt::now_or_never(work.as_mut()) {
+            return reply;
+        }
+        let link = self.link.clone();
+        tokio::spawn(async move {
+            if let Some(text) = work.await {
+                let _ = link.enqueue(text).await;
+            }
+        });
+        None
     }
 
     /// Queues a reply slot for protocols that answer in order; one task writes them in order.
@@ -1900,6 +1970,16 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     }
 
     async fn dispatch_event(&mut self, message: S::Inbound) {
+        if let Err(message) = self.queue_event(message) {
+            if let Some(sender) = &self.events {
+                let _ = sender.send(message).await;
+            }
+        }
+    }
+
+    /// Queues an event for the handler's event task; `Err` with the event when the queue is full
+    /// (the caller waits for room).
+    fn queue_event(&mut self, message: S::Inbound) -> Result<(), S::Inbound> {
         // Events run one after another, in arrival order, beside the reader.
         let sender = self.events.get_or_insert_with(|| {
             let (tx, mut rx) = mpsc::channel::<S::Inbound>(256);
@@ -1911,8 +1991,34 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             });
             tx
         });
-        let _ = sender.send(message).await;
+        match sender.try_send(message) {
+            Err(mpsc::error::TrySendError::Full(message)) => Err(message),
+            // A closed queue: the link is going away.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        }
     }
+}
+
+/// Whether `tag` is a handshake step the peer sends (not a request): once the handshake is done,
+/// that message is not valid again.
+fn repeated_step<S: Side>(tag: Tag) -> bool {
+    rules::<S>()
+        .handshake
+        .iter()
+        .any(|step| step.sender != my_role::<S>() && !step.request && step.messages.contains(&tag))
+}
+
+/// What [`Driver::try_now`] did with a frame.
+enum Now<I> {
+    /// Handled.
+    Done,
+    /// Not the common case: the frame goes the general way ([`Driver::on_text`]); nothing was
+    /// done with it but noting when it came.
+    Declined,
+    /// Handled, but its reply waits for room in the send queue.
+    Reply(Outgoing),
+    /// Decoded, but its event waits for room in the event queue.
+    Event(I),
 }
 
 /// Encodes a message once, to send the same frame to many links of side `S` (fan-out with
