@@ -15,6 +15,7 @@ mod one_of;
 mod outbox;
 mod scan;
 mod session;
+mod state;
 pub mod transport;
 pub mod validate;
 mod wire;

@@ -30,6 +30,7 @@ use crate::message::{
 use crate::outbox::{Outbox, SendTimeoutError, TrySendError};
 use crate::scan::ScanDecode;
 use crate::session::{Beat, Interval, InvalidAction, InvalidKind, InvalidRule, Placeholders};
+use crate::state::StateCell;
 use crate::transport::{Frame, FrameSink, FrameSource, Text, TransportError};
 use crate::validate::Validate;
 use crate::wire::{
@@ -407,7 +408,7 @@ struct Shared<S: Side> {
     order: tokio::sync::Mutex<()>,
     next_id: AtomicI64,
     next_seq: AtomicI64,
-    state: watch::Sender<LinkState>,
+    state: StateCell,
     config: Arc<LinkConfig>,
     unmatched_replies: AtomicU64,
     /// Set once the writer has stopped (after writing the close frame, or on failure).
@@ -444,7 +445,7 @@ impl<S: Side> std::fmt::Debug for Link<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
             .field("side", &S::NAME)
-            .field("state", &*self.shared.state.borrow())
+            .field("state", &self.shared.state.get())
             .finish()
     }
 }
@@ -516,7 +517,7 @@ impl<S: Side> Link<S> {
                 decoders: HashMap::new(),
             },
         };
-        let (state, _) = watch::channel(if rules::<S>().handshake.is_empty() {
+        let state = StateCell::new(if rules::<S>().handshake.is_empty() {
             LinkState::Ready
         } else {
             LinkState::Handshaking
@@ -575,7 +576,7 @@ impl<S: Side> Link<S> {
     /// Keeps the reply to this side's handshake request and announces that the link is ready.
     fn handshake_done(&self, reply: Box<RawValue>) {
         *lock(&self.shared.handshake_reply) = Some(reply);
-        self.shared.state.send_if_modified(|s| {
+        self.shared.state.modify(|s| {
             let was = matches!(s, LinkState::Handshaking);
             if was {
                 *s = LinkState::Ready;
@@ -586,7 +587,7 @@ impl<S: Side> Link<S> {
 
     /// The current state.
     pub fn state(&self) -> LinkState {
-        self.shared.state.borrow().clone()
+        self.shared.state.get()
     }
 
     /// Watches the state (handshake done, closed).
@@ -596,23 +597,21 @@ impl<S: Side> Link<S> {
 
     /// Waits until the handshake finished; `Err` with the close if the link closed first.
     pub async fn ready(&self) -> Result<(), LinkState> {
-        let mut rx = self.watch_state();
-        let result = rx
+        let state = self
+            .shared
+            .state
             .wait_for(|s| !matches!(s, LinkState::Handshaking))
-            .await
-            .map(|s| s.clone());
-        match result {
-            Ok(LinkState::Ready) => Ok(()),
-            Ok(other) => Err(other),
-            Err(_) => Err(self.state()),
+            .await;
+        match state {
+            LinkState::Ready => Ok(()),
+            other => Err(other),
         }
     }
 
     /// Waits until the link is closed and returns the close code and reason.
     pub async fn closed(&self) -> (u16, String) {
-        let mut rx = self.watch_state();
-        let _ = rx.wait_for(|s| matches!(s, LinkState::Closed { .. })).await;
-        match self.state() {
+        let closed = |s: &LinkState| matches!(s, LinkState::Closed { .. });
+        match self.shared.state.wait_for(closed).await {
             LinkState::Closed { code, reason } => (code, reason),
             _ => (close::NORMAL, String::new()),
         }
@@ -620,7 +619,7 @@ impl<S: Side> Link<S> {
 
     /// Whether the link is closed.
     pub fn is_closed(&self) -> bool {
-        matches!(*self.shared.state.borrow(), LinkState::Closed { .. })
+        self.shared.state.is_closed()
     }
 
     /// Waits until no request received on this link is being handled.
@@ -707,7 +706,7 @@ impl<S: Side> Link<S> {
     }
 
     fn mark_closed(&self, code: u16, reason: &str) {
-        self.shared.state.send_if_modified(|s| {
+        self.shared.state.modify(|s| {
             if matches!(s, LinkState::Closed { .. }) {
                 return false;
             }
@@ -990,7 +989,7 @@ impl<S: Side> Link<S> {
 
     /// Application traffic waits for the handshake: sent earlier, the peer would reject it.
     async fn after_handshake(&self) -> Result<(), SendError> {
-        if matches!(*self.shared.state.borrow(), LinkState::Ready) {
+        if self.shared.state.is_ready() {
             return Ok(());
         }
         self.ready().await.map_err(|_| SendError::Closed)
@@ -1036,7 +1035,6 @@ async fn write_loop<S: Side, Snk: FrameSink>(link: Link<S>, mut sink: Snk) {
     }
     let shared = link.shared.clone();
     let _stopped = Stopped(&shared.writer_done);
-    let mut state = link.watch_state();
     let mut batch = VecDeque::new();
     loop {
         if shared.aborted.load(Ordering::Acquire) {
@@ -1055,7 +1053,7 @@ async fn write_loop<S: Side, Snk: FrameSink>(link: Link<S>, mut sink: Snk) {
             &mut sink,
             &shared.out,
             &mut batch,
-            &mut state,
+            &shared.state,
             &shared.aborted,
         );
         match Box::pin(written).await {
@@ -1104,7 +1102,7 @@ async fn write_batch<Snk: FrameSink>(
     sink: &mut Snk,
     out: &Outbox<Outgoing>,
     batch: &mut VecDeque<Outgoing>,
-    state: &mut watch::Receiver<LinkState>,
+    state: &StateCell,
     aborted: &AtomicBool,
 ) -> Result<Written, TransportError> {
     'batches: loop {
@@ -1137,7 +1135,7 @@ async fn write_batch<Snk: FrameSink>(
     // A peer that stops reading blocks the flush; once the link is closed (for being too slow,
     // say), the flush gets a short grace and is then abandoned.
     let abandon = async {
-        let _ = state
+        state
             .wait_for(|s| matches!(s, LinkState::Closed { .. }))
             .await;
         if !aborted.load(Ordering::Acquire) {
@@ -1187,7 +1185,6 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     async fn run<Src: FrameSource>(mut self: Box<Self>, mut source: Src) {
         let actions = self.machine.start(Instant::now());
         Box::pin(self.act(actions)).await;
-        let mut state = self.link.watch_state();
         // One timer at the machine's deadline, reset only when that deadline moves: a fresh
         // timer per frame read costs a wake-up of tokio's time driver each time. A frame only
         // records when it came; the watchdog looks at that when it fires, and re-arms if the
@@ -1199,6 +1196,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         // Once the server stops: when the link closes at the latest.
         let mut shutdown_at: Option<Instant> = None;
         loop {
+            // Made before the state is read, so a close in between still wakes the loop.
+            let changed = self.link.shared.state.changed();
             if self.link.is_closed() {
                 break;
             }
@@ -1284,7 +1283,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     shutdown_at = Some(Instant::now() + grace);
                 }
                 () = idle, if shutdown_at.is_some() => {}
-                _ = state.changed() => {}
+                () = changed => {}
             }
         }
         // Wake everything still waiting.
@@ -1327,7 +1326,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 }
                 Action::Request(tag) => self.handshake_request(tag),
                 Action::Ready => {
-                    self.link.shared.state.send_if_modified(|s| {
+                    self.link.shared.state.modify(|s| {
                         let was = matches!(s, LinkState::Handshaking);
                         if was {
                             *s = LinkState::Ready;
@@ -1387,7 +1386,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
     fn try_now(&mut self, text: &str) -> Now<S::Inbound> {
         let profile = wire::<S>();
         self.machine.on_traffic(Instant::now());
-        let ready = matches!(*self.link.shared.state.borrow(), LinkState::Ready);
+        let ready = self.link.shared.state.is_ready();
         if !ready
             || !self.link.shared.config.one_pass
             || self.machine.text_beat(text).is_some()
@@ -1468,7 +1467,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let one_pass = self.link.shared.config.one_pass;
         // Once ready, most frames decode in one pass; the close message still goes the general
         // way, since its reason is read from the payload's text.
-        if one_pass && matches!(*self.link.shared.state.borrow(), LinkState::Ready) {
+        if one_pass && self.link.shared.state.is_ready() {
             if let Some(fast) = profile.decode_fast::<S::Inbound>(text) {
                 let close_tag = rules::<S>().close_message.map(|c| c.message);
                 if close_tag != Some(fast.message.tag()) {
@@ -1768,7 +1767,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
 
     /// Whether [`Driver::on_session_message`] has anything to do with a message tagged `tag`.
     fn is_session_message(&self, tag: Tag) -> bool {
-        let ready = matches!(*self.link.shared.state.borrow(), LinkState::Ready);
+        let ready = self.link.shared.state.is_ready();
         rules::<S>().close_message.is_some_and(|c| c.message == tag)
             || self.machine.message_beat(tag, ready).is_some()
             || self.machine.peer_step(tag).is_some()
