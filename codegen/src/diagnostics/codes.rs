@@ -321,9 +321,117 @@ pub const CODES: &[ErrorCode] = &[
     },
 ];
 
-/// The entry for `code` (`E0116`, or `e0116`), if there is one.
+/// Every code `protolink diff` reports: `B` for a change that breaks existing peers, `N` for a
+/// compatible one (a note).
+pub const DIFF_CODES: &[ErrorCode] = &[
+    ErrorCode {
+        code: "B0001",
+        title: "a message removed",
+        explanation: "A message of the old definition is gone. Old peers still send it, and new receivers refuse it; old receivers never get it. Keep it (deprecated in its docs), or bump the version and move every peer.",
+    },
+    ErrorCode {
+        code: "B0002",
+        title: "a message's tag changed",
+        explanation: "The message is sent under a different tag (op code or name). Old peers send and expect the old tag. Keep the tag; add a new message for the new one.",
+    },
+    ErrorCode {
+        code: "B0003",
+        title: "a message's kind changed (`message`, `event`, `request`)",
+        explanation: "A message became a request (now expecting a reply) or stopped being one. Old peers either never answer or do not wait for the answer. Keep the kind; add a new message.",
+    },
+    ErrorCode {
+        code: "B0004",
+        title: "a route removed (the message may no longer be sent one way)",
+        explanation: "A side may no longer send the message (`from client` became `from server`, say). Old peers on that side still send it, and it is refused. Keep the route.",
+    },
+    ErrorCode {
+        code: "B0005",
+        title: "a new required field",
+        explanation: "Old senders do not write the field, so new receivers refuse their frames. Make the field optional (`T?`) or give it a default.",
+    },
+    ErrorCode {
+        code: "B0006",
+        title: "a required field removed (or any field, under `strict`)",
+        explanation: "New senders stop writing a field old receivers require (or, under `strict`, any field old receivers know). Keep it, or make it optional first and remove it once every receiver is new.",
+    },
+    ErrorCode {
+        code: "B0007",
+        title: "a field's or alias's values narrowed or changed: its type, range, length, pattern, an optional field made required",
+        explanation: "New receivers refuse values old senders may write. Widen it back, or accept both forms (a union).",
+    },
+    ErrorCode {
+        code: "B0008",
+        title: "a payload, reply or type changed its shape or kind",
+        explanation: "An object became an array, a struct a union, a union told apart by another key: old and new peers read each other's frames as something else. Keep the shape; add a new message or type.",
+    },
+    ErrorCode {
+        code: "B0009",
+        title: "a close code renumbered or removed",
+        explanation: "Peers that act on a close code (reconnect, re-authenticate) no longer see the code they know. Keep the number; add new codes beside it.",
+    },
+    ErrorCode {
+        code: "B0010",
+        title: "the envelope changed (any `wire` setting; becoming `strict`)",
+        explanation: "Where the tag, ids, sequence numbers or payload sit is how every frame is read; old peers cannot read the new envelope. Keep the `wire` settings, or bump the version and move every peer.",
+    },
+    ErrorCode {
+        code: "B0011",
+        title: "the session rules changed (handshake, its timeout, the rule before it, heartbeats, the close message)",
+        explanation: "Old peers run the old handshake, heartbeat or close rules, and the link fails or closes. Keep the session; version it if it must change.",
+    },
+    ErrorCode {
+        code: "B0012",
+        title: "an enum value, union variant or union member removed",
+        explanation: "Old peers still send the value, which new receivers refuse. Keep it, deprecated in its docs.",
+    },
+    ErrorCode {
+        code: "B0014",
+        title: "a new field under `strict` (old receivers refuse unknown keys)",
+        explanation: "The envelope is `strict`, so an old receiver refuses a frame with a key it does not know, even an optional one. Drop `strict`, or move every receiver first.",
+    },
+    ErrorCode {
+        code: "N0001",
+        title: "a message added or renamed (its tag kept)",
+        explanation: "Compatible: old peers never send the new message, and a rename that keeps the tag changes nothing on the wire.",
+    },
+    ErrorCode {
+        code: "N0002",
+        title: "a new optional field",
+        explanation: "Compatible: old senders leave it out, and old receivers ignore it (unless `strict`, which is B0014).",
+    },
+    ErrorCode {
+        code: "N0003",
+        title: "values widened: a wider range or integer type, `T` made `T | null`, an optional field, no longer `strict`",
+        explanation: "Compatible for new receivers; an old receiver may still refuse the new values a new sender chooses to send.",
+    },
+    ErrorCode {
+        code: "N0004",
+        title: "a close code added, or its reason changed",
+        explanation: "Compatible: the numbers old peers know keep their meaning.",
+    },
+    ErrorCode {
+        code: "N0005",
+        title: "the version changed",
+        explanation: "A note, so that a breaking change with the same version stands out (the first breaking change says so).",
+    },
+    ErrorCode {
+        code: "N0006",
+        title: "a route, enum value, union variant or member added",
+        explanation: "Compatible for new receivers; old receivers refuse the new value if a new sender sends it.",
+    },
+    ErrorCode {
+        code: "N0007",
+        title: "an optional field removed",
+        explanation: "Compatible: old receivers treat a missing optional field as absent.",
+    },
+];
+
+/// The entry for `code` (`E0116`, `e0116`, or a diff code such as `B0005`), if there is one.
 pub fn explain(code: &str) -> Option<&'static ErrorCode> {
-    CODES.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+    CODES
+        .iter()
+        .chain(DIFF_CODES)
+        .find(|c| c.code.eq_ignore_ascii_case(code))
 }
 
 #[cfg(test)]
@@ -362,7 +470,7 @@ mod tests {
 
     #[test]
     fn codes_are_sorted_unique_and_explained() {
-        for pair in CODES.windows(2) {
+        for pair in CODES.windows(2).chain(DIFF_CODES.windows(2)) {
             assert!(
                 pair[0].code < pair[1].code,
                 "{} then {}",
@@ -370,7 +478,7 @@ mod tests {
                 pair[1].code
             );
         }
-        for c in CODES {
+        for c in CODES.iter().chain(DIFF_CODES) {
             assert!(
                 !c.title.is_empty() && !c.explanation.is_empty(),
                 "{}",
@@ -379,6 +487,26 @@ mod tests {
         }
         assert_eq!(explain("e0116").map(|c| c.code), Some("E0116"));
         assert_eq!(explain("E9999"), None);
+        assert_eq!(explain("b0005").map(|c| c.code), Some("B0005"));
+    }
+
+    /// Every code `diff.rs` reports is in [`DIFF_CODES`], and every entry is reported there.
+    #[test]
+    fn every_diff_code_used_is_in_the_table_and_back() {
+        let text = fs::read_to_string(crate_dir().join("src/diff.rs")).unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for prefix in ["\"B0", "\"N0"] {
+            used.extend(
+                text.match_indices(prefix)
+                    .filter_map(|(at, _)| text.get(at + 1..at + 7))
+                    .filter_map(|c| c.strip_suffix('"'))
+                    .filter(|c| c[1..].bytes().all(|b| b.is_ascii_digit()))
+                    .map(str::to_owned),
+            );
+        }
+        let table: std::collections::BTreeSet<String> =
+            DIFF_CODES.iter().map(|c| c.code.to_owned()).collect();
+        assert_eq!(used, table);
     }
 
     /// A code written anywhere in the crate is in the table, and every code in the table is
@@ -415,6 +543,15 @@ mod tests {
         let expected: Vec<String> = CODES
             .iter()
             .map(|c| format!("| {} | {} |", c.code, c.title))
+            .collect();
+        assert_eq!(listed, expected);
+        let listed: Vec<&str> = doc
+            .lines()
+            .filter(|l| l.starts_with("| B0") || l.starts_with("| N0"))
+            .collect();
+        let expected: Vec<String> = DIFF_CODES
+            .iter()
+            .map(|c| format!("| {} | {} |", c.code, c.title.replace('|', "\\|")))
             .collect();
         assert_eq!(listed, expected);
     }
