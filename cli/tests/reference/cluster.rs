@@ -67,7 +67,9 @@ impl Redis {
                 return None;
             }
             if redis.pings().await {
-                return Some(redis);
+                // Another test's Redis may have the port (both picked it as free): this one
+                // then exits, and the answer came from the other.
+                return redis.is_ours().await.then_some(redis);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -87,6 +89,39 @@ impl Redis {
             tokio::time::timeout(WAIT, tcp.read_exact(&mut answer)).await,
             Ok(Ok(_)) if &answer == b"+PONG\r\n"
         )
+    }
+
+    /// Whether the Redis answering on the port is this child (its `INFO server` names the pid).
+    async fn is_ours(&self) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        if tcp.write_all(b"INFO server\r\n").await.is_err() {
+            return false;
+        }
+        let wanted = format!("process_id:{pid}\r\n");
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let read = tokio::time::timeout(WAIT, async {
+            while let Ok(n) = tcp.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&chunk[..n]);
+                // Read up to the end of the `process_id:` line.
+                let text = String::from_utf8_lossy(&seen);
+                if let Some(at) = text.find("process_id:") {
+                    if text[at..].contains("\r\n") {
+                        break;
+                    }
+                }
+            }
+        });
+        let _ = read.await;
+        String::from_utf8_lossy(&seen).contains(&wanted)
     }
 
     /// Runs an inline command; its answer's first line.
