@@ -1405,9 +1405,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         {
             return Now::Declined;
         }
-        match (fast.message.kind(), profile.request_id) {
-            (Kind::Request, RequestIdPlace::Ordered) => Now::Declined,
-            (Kind::Request, _) if fast.id.is_some() => {
+        let ordered = profile.request_id == RequestIdPlace::Ordered;
+        match run_as::<S>(fast.message.kind(), fast.id.is_some()) {
+            // Ordered replies go through a slot the general path keeps.
+            RunAs::Request if ordered => Now::Declined,
+            RunAs::Request => {
                 let work = self.request_work(tag, fast.id, fast.message);
                 let Some(text) = self.start_request(work) else {
                     return Now::Done;
@@ -1418,14 +1420,11 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     Ok(()) | Err(TrySendError::Closed(_)) => Now::Done,
                 }
             }
-            (Kind::Request, RequestIdPlace::Key { optional: true, .. })
-            | (Kind::Event, _)
-            | (Kind::Request, RequestIdPlace::Sequence)
-            | (Kind::Message, _) => match self.queue_event(fast.message) {
+            RunAs::Event => match self.queue_event(fast.message) {
                 Ok(()) => Now::Done,
                 Err(message) => Now::Event(message),
             },
-            (Kind::Request, RequestIdPlace::Key { .. }) => Now::Declined,
+            RunAs::Refused(_) => Now::Declined,
         }
     }
 
@@ -1742,25 +1741,12 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             Box::pin(self.invalid(None, None, unknown, false)).await;
             return;
         }
-        match (kind, wire::<S>().request_id) {
-            (Kind::Request, RequestIdPlace::Ordered) => {
-                self.dispatch_request(tag, request_id, message).await;
-            }
-            (Kind::Request, _) if request_id.is_some() => {
-                self.dispatch_request(tag, request_id, message).await;
-            }
-            // A request sent without an id expects no reply where the id is optional
-            // (SocketCluster's `cid`): it runs as an event would.
-            (Kind::Request, RequestIdPlace::Key { optional: true, .. }) | (Kind::Event, _) => {
-                self.dispatch_event(message).await;
-            }
-            // Anywhere else it could never be answered: refused, not run.
-            (Kind::Request, RequestIdPlace::Key { key, .. }) => {
+        match run_as::<S>(kind, request_id.is_some()) {
+            RunAs::Request => self.dispatch_request(tag, request_id, message).await,
+            RunAs::Event => self.dispatch_event(message).await,
+            RunAs::Refused(key) => {
                 let missing = InvalidInput::Decode(DecodeError::MissingKey(key));
                 Box::pin(self.invalid(Some(tag), None, missing, false)).await;
-            }
-            (Kind::Request, RequestIdPlace::Sequence) | (Kind::Message, _) => {
-                self.dispatch_event(message).await;
             }
         }
     }
@@ -2005,6 +1991,30 @@ fn repeated_step<S: Side>(tag: Tag) -> bool {
         .handshake
         .iter()
         .any(|step| step.sender != my_role::<S>() && !step.request && step.messages.contains(&tag))
+}
+
+/// How a decoded message of kind `kind` runs, by whether it came with a request id.
+enum RunAs {
+    /// As a request, answered.
+    Request,
+    /// As an event, handled one after another on the event task.
+    Event,
+    /// Not at all: a request without the id it must carry, which could never be answered.
+    Refused(&'static str),
+}
+
+fn run_as<S: Side>(kind: Kind, has_id: bool) -> RunAs {
+    match (kind, wire::<S>().request_id) {
+        (Kind::Request, RequestIdPlace::Ordered) => RunAs::Request,
+        (Kind::Request, _) if has_id => RunAs::Request,
+        // A request sent without an id expects no reply where the id is optional
+        // (SocketCluster's `cid`): it runs as an event would.
+        (Kind::Request, RequestIdPlace::Key { optional: true, .. }) | (Kind::Event, _) => {
+            RunAs::Event
+        }
+        (Kind::Request, RequestIdPlace::Key { key, .. }) => RunAs::Refused(key),
+        (Kind::Request, RequestIdPlace::Sequence) | (Kind::Message, _) => RunAs::Event,
+    }
 }
 
 /// What [`Driver::try_now`] did with a frame.

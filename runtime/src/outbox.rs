@@ -71,21 +71,10 @@ impl<T> Outbox<T> {
     }
 
     /// Queues `item`, waiting for room; `Err` with the item once the queue is closed.
-    pub(crate) async fn send(&self, mut item: T) -> Result<(), T> {
-        loop {
-            // Made before the queue is looked at, so room made in between still wakes it.
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match self.try_send(item) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(back)) => return Err(back),
-                Err(TrySendError::Full(back)) => {
-                    item = back;
-                    self.lock().waiting = true;
-                }
-            }
-            room.await;
+    pub(crate) async fn send(&self, item: T) -> Result<(), T> {
+        match self.send_until(item, None).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Closed(item) | SendTimeoutError::Timeout(item)) => Err(item),
         }
     }
 
@@ -96,8 +85,17 @@ impl<T> Outbox<T> {
         wait: Duration,
     ) -> Result<(), SendTimeoutError<T>> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut item = item;
+        self.send_until(item, Some(deadline)).await
+    }
+
+    /// Queues `item`, waiting for room until `deadline` (for ever without one).
+    async fn send_until(
+        &self,
+        mut item: T,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
         loop {
+            // Made before the queue is looked at, so room made in between still wakes it.
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
@@ -109,8 +107,13 @@ impl<T> Outbox<T> {
                     self.lock().waiting = true;
                 }
             }
-            if tokio::time::timeout_at(deadline, room).await.is_err() {
-                return Err(SendTimeoutError::Timeout(item));
+            match deadline {
+                None => room.await,
+                Some(at) => {
+                    if tokio::time::timeout_at(at, room).await.is_err() {
+                        return Err(SendTimeoutError::Timeout(item));
+                    }
+                }
             }
         }
     }

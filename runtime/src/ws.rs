@@ -247,38 +247,56 @@ where
     S: Side + Dispatch<H>,
     H: Send + Sync + 'static,
 {
+    let fresh = crate::link::Resume::fresh();
     match accepted {
         #[cfg(not(feature = "tls"))]
-        Accepted::Plain(halves) => serve_link(halves, admitted, session, make_handler),
-        #[cfg(feature = "tls")]
-        Accepted::Plain(halves) => {
-            Either::Left(serve_link(halves, admitted, session, make_handler))
+        Accepted::Plain((source, sink)) => {
+            serve_link(source, sink, admitted, fresh, session, make_handler)
         }
         #[cfg(feature = "tls")]
-        Accepted::Tls(halves) => Either::Right(serve_link(halves, admitted, session, make_handler)),
+        Accepted::Plain((source, sink)) => Either::Left(serve_link(
+            source,
+            sink,
+            admitted,
+            fresh,
+            session,
+            make_handler,
+        )),
+        #[cfg(feature = "tls")]
+        Accepted::Tls((source, sink)) => Either::Right(serve_link(
+            source,
+            sink,
+            admitted,
+            fresh,
+            session,
+            make_handler,
+        )),
     }
 }
 
 /// The future that runs a server's link in the connection's task until it closes, or the
-/// server stops. A plain function returning the link's own future: an `async fn` would keep its
-/// arguments beside that future for the link's whole life.
-fn serve_link<S, H, T>(
-    (source, sink): (WsSource<T>, WsSink<T>),
+/// server stops, holding the connection's place under the limit. A plain function returning the
+/// link's own future: an `async fn` would keep its arguments beside that future for the link's
+/// whole life.
+fn serve_link<S, H, Src, Snk>(
+    source: Src,
+    sink: Snk,
     admitted: Admitted,
+    resume: crate::link::Resume,
     session: Session<S>,
     make_handler: impl FnOnce(Link<S>) -> H,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     S: Side + Dispatch<H>,
     H: Send + Sync + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Src: crate::transport::FrameSource,
+    Snk: crate::transport::FrameSink,
 {
     let Admitted {
         config,
         stop,
         _permit,
     } = admitted;
-    let resume = crate::link::Resume::fresh();
     let (_, run) = Link::prepare(
         source,
         sink,
@@ -756,24 +774,15 @@ where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let Started { admitted, resume } = started;
-        let Admitted {
-            config,
-            stop,
-            _permit,
-        } = admitted;
-        let (_, run) = Link::prepare(
+        let make = |link| (self.make_handler)(link);
+        Box::pin(serve_link(
             source,
             sink,
-            config,
-            self.session.clone(),
-            |link| (self.make_handler)(link),
+            admitted,
             resume,
-            Some(stop),
-        );
-        Box::pin(async move {
-            let _permit = _permit;
-            run.await;
-        })
+            self.session.clone(),
+            make,
+        ))
     }
 }
 

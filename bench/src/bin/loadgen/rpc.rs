@@ -63,8 +63,8 @@ pub(crate) async fn serve(kind: &str) -> Result<()> {
     match kind {
         "protolink" => serve_protolink(true).await,
         "protolink-serde" => serve_protolink(false).await,
-        "raw" => serve_raw().await,
-        "echo" => serve_echo().await,
+        "raw" => serve_plain(raw_connection).await,
+        "echo" => serve_plain(echo_connection).await,
         #[cfg(feature = "jsonrpsee")]
         "jsonrpsee" => jsonrpsee_side::serve().await,
         other => Err(format!("unknown server {other}").into()),
@@ -142,7 +142,12 @@ struct RawReply<'a> {
     n: i64,
 }
 
-async fn serve_raw() -> Result<()> {
+/// A hand-written tokio-tungstenite server: accepts until stdin closes, running `connection`
+/// in a task of its own for every upgraded WebSocket.
+async fn serve_plain<F>(connection: fn(ServerWs) -> F) -> Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     announce(&format!("ws://{}/", listener.local_addr()?));
     until_stdin_closes(async {
@@ -153,38 +158,23 @@ async fn serve_raw() -> Result<()> {
                 if let Ok(ws) =
                     tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(None))).await
                 {
-                    raw_connection(ws).await;
+                    connection(ws).await;
                 }
             });
         }
     })
     .await
 }
+
+type ServerWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// The echo server of `loadgen lean`: every text frame goes back as it is, from the reading
 /// task, flushed once per batch of frames that were ready together (no JSON, no second task).
-async fn serve_echo() -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    announce(&format!("ws://{}/", listener.local_addr()?));
-    until_stdin_closes(async {
-        loop {
-            let (tcp, _) = listener.accept().await?;
-            tokio::spawn(async move {
-                let _ = tcp.set_nodelay(true);
-                if let Ok(ws) =
-                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(None))).await
-                {
-                    let _ = echo_connection(ws).await;
-                }
-            });
-        }
-    })
-    .await
+async fn echo_connection(ws: ServerWs) {
+    let _ = echo(ws).await;
 }
 
-async fn echo_connection(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-) -> std::result::Result<(), tokio_tungstenite::tungstenite::Error> {
+async fn echo(mut ws: ServerWs) -> std::result::Result<(), tokio_tungstenite::tungstenite::Error> {
     while let Some(message) = ws.next().await {
         let mut next = Some(message);
         while let Some(message) = next {
@@ -202,7 +192,7 @@ async fn echo_connection(
 
 /// One connection of the hand-written server: HELLO, HELLO_ACK, then GET_GUILD requests
 /// answered in the reading task (no task per request), through a batching writer.
-async fn raw_connection(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+async fn raw_connection(ws: ServerWs) {
     let (sink, mut source) = ws.split();
     let (tx, rx) = mpsc::channel::<String>(SEND_QUEUE);
     tokio::spawn(write_loop(sink, rx));
