@@ -154,11 +154,15 @@ where
     )
 }
 
-/// A generated codec for a reply to `R`.
-fn generated_reply<R: protolink::Request>(frame: &str) -> Result<Codec, BenchError> {
+/// A generated codec for a reply to `R`, received on the side whose messages are `I`.
+fn generated_reply<I, R>(frame: &str) -> Result<Codec, BenchError>
+where
+    I: protolink::Inbound + Sync,
+    R: protolink::Request,
+{
     Codec::new(
         frame,
-        decode_reply::<R>,
+        decode_reply::<I, R>,
         |out, (reply, id, seq): &Reply<R>| encode_reply::<R>(out, reply, id.as_ref(), *seq),
     )
 }
@@ -257,7 +261,7 @@ pub fn all() -> Result<Vec<Case>, BenchError> {
             Skynet,
             "result",
             SKYNET_RESULT,
-            generated_reply::<skynet::Open>(SKYNET_RESULT),
+            generated_reply::<skynet::ServerToClient, skynet::Open>(SKYNET_RESULT),
             Codec::new(SKYNET_RESULT, ss::decode_server, ss::encode_server),
         )?,
         case(
@@ -308,7 +312,9 @@ pub fn all() -> Result<Vec<Case>, BenchError> {
             Clusterio,
             "list_slaves_response",
             CLUSTERIO_LIST_SLAVES_RESPONSE,
-            generated_reply::<clusterio::ListSlaves>(CLUSTERIO_LIST_SLAVES_RESPONSE),
+            generated_reply::<clusterio::MasterToControl, clusterio::ListSlaves>(
+                CLUSTERIO_LIST_SLAVES_RESPONSE,
+            ),
             Codec::new(
                 CLUSTERIO_LIST_SLAVES_RESPONSE,
                 sc::decode_master,

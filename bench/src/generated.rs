@@ -1,15 +1,15 @@
 //! The generated path, as the runtime drives it for each frame.
 //!
 //! Decoding is what the runtime does per frame: the single-pass
-//! [`WireProfile::decode_fast`](protolink::__private::WireProfile::decode_fast), falling back to
+//! [`WireProfile::read_fast`](protolink::__private::WireProfile::read_fast), falling back to
 //! [`WireProfile::classify`](protolink::__private::WireProfile::classify) and the direction's generated
-//! `Inbound::decode`; for a reply, `peek_reply` and the one-pass `decode_reply_fast`, falling
+//! `Inbound::decode`; for a reply, the same read and the one-pass `decode_reply_fast`, falling
 //! back to the request's reply type from the classified payload. Encoding is `encode_message`, or
 //! for a reply `encode_reply` of the typed value, as `Outcome::reply` and `Reply::encode` do.
 
 use std::any::Any;
 
-use protolink::__private::{RawFrame, RequestId, RequestIdPlace, Tag};
+use protolink::__private::{Fast, RawFrame, RequestId, RequestIdPlace, Tag};
 use protolink::{Inbound, Message, Protocol, Request};
 
 use crate::BenchError;
@@ -29,22 +29,24 @@ pub fn decode_inbound<P: Protocol, I: Inbound>(text: &str) -> Result<I, BenchErr
     }
 }
 
-/// Decodes a reply to `R` as the runtime does: when the envelope comes first, the reader peeks
-/// at it for the id and the requester decodes the frame in one pass; when the payload comes
-/// first (ordered replies) or holds the id, the reader decodes it in one pass as the reply type
-/// of the oldest pending request or of the request the frame names, boxed for the requester;
-/// else classify, then the result as `R::Reply`. Also returns the answered request's id and the
-/// frame's sequence number.
-pub fn decode_reply<R: Request>(text: &str) -> Result<Decoded<R::Reply>, BenchError> {
+/// Decodes a reply to `R`, received on the side whose messages are `I`, as the runtime does:
+/// the one-pass read routes a reply whose envelope comes first by its id, and the requester
+/// decodes the frame in one pass; a reply whose payload comes first (ordered replies) or holds
+/// the id is decoded by the reader in one pass as the reply type of the oldest pending request
+/// or of the request the frame names, boxed for the requester; else classify, then the result as
+/// `R::Reply`. Also returns the answered request's id and the frame's sequence number.
+pub fn decode_reply<I: Inbound, R: Request>(text: &str) -> Result<Decoded<R::Reply>, BenchError> {
     let wire = <R::Protocol as Protocol>::WIRE;
-    if wire.peek_reply(text).is_some() {
-        if let Some(fast) = wire.decode_reply_fast::<R::Reply>(text) {
-            return Ok((fast.reply, fast.id, fast.seq));
+    let read = wire.read_fast::<I>(text);
+    let named = match (&read, wire.request_id, R::TAG) {
+        (Some(Fast::Reply(_)), ..) => {
+            if let Some(fast) = wire.decode_reply_fast::<R::Reply>(text) {
+                return Ok((fast.reply, fast.id, fast.seq));
+            }
+            false
         }
-    }
-    let named = match (wire.request_id, R::TAG) {
-        (RequestIdPlace::Ordered, _) => true,
-        (_, Tag::Str(name)) => wire.peek_reply_name(text) == Some(name),
+        (_, RequestIdPlace::Ordered, _) => true,
+        (Some(Fast::ReplyTo(named)), _, Tag::Str(name)) => *named == name,
         _ => false,
     };
     if named {

@@ -1,6 +1,6 @@
 //! Every generated decoder on any text frame: for each seed protocol, `classify` and then each
-//! direction enum (`Inbound::decode`) or reply type, the one-pass `decode_fast` and
-//! `decode_reply_fast`, and the reply peeks. No panic, ever, and where a one-pass path takes a
+//! direction enum (`Inbound::decode`) or reply type, the one-pass read (`read_fast`) and
+//! `decode_reply_fast`, and the reply peek. No panic, ever, and where a one-pass path takes a
 //! frame the general path takes it too and reads the same value.
 //!
 //! The harness is the garbage corpus's own (`tests/tests/codec/agreement.rs`, included here),

@@ -37,22 +37,60 @@ pub struct FastFrame<I> {
     pub class: FrameClass,
 }
 
+/// What one pass over a frame made of it.
+#[derive(Debug)]
+pub enum Fast<'a, I> {
+    /// A message, decoded.
+    Message(FastFrame<I>),
+    /// A successful reply whose envelope comes first, with the id of the request it answers
+    /// (`None` where replies come in order). Its result is left to the requester, which knows
+    /// its type ([`WireProfile::decode_reply_fast`]).
+    Reply(Option<RequestId>),
+    /// A reply whose id sits inside its payload (Clusterio's `data.seq`), and the name of the
+    /// request it answers, read from its tag (`list_slaves_response` answers `list_slaves`):
+    /// the reader decodes it as that request's reply type.
+    ReplyTo(&'a str),
+}
+
 impl WireProfile {
-    /// Decodes a message frame in one pass, or returns `None` to ask for the general path.
+    /// Reads a frame in one pass: a message (decoded), or a reply (routed by its envelope), or
+    /// `None` to ask for the general path ([`WireProfile::classify`]): the payload before the
+    /// tag, a failure, keys in an order or a form the scanner leaves to serde, any error.
     #[inline(always)]
-    pub fn decode_fast<I: Inbound>(&self, text: &str) -> Option<FastFrame<I>> {
+    pub fn read_fast<'a, I: Inbound>(&self, text: &'a str) -> Option<Fast<'a, I>> {
         let mut scan = Scan::object(text)?;
         let mut envelope = Envelope::default();
         // Envelope keys may come before the tag (Clusterio's `seq`); anything else means the
         // payload comes first, which the general path handles.
-        self.seek(&mut scan, &mut envelope, self.tag)?;
+        loop {
+            let key = scan.key()??;
+            if key == self.tag {
+                break;
+            }
+            if untagged_reply_id(self) == Some(&*key) {
+                // A reply told by its id alone (SocketCluster's `rid`).
+                return self.peek_reply(text).map(Fast::Reply);
+            }
+            if !envelope.scan(self, &key, &mut scan)? {
+                return None;
+            }
+        }
         let tag = match self.tag_type {
             TagType::Int => TagRef::Int(scan.int()?),
             // Escaped names are refused by the general path too (it borrows them).
             TagType::Str => TagRef::Str(scan.string()?),
         };
         if is_reply(self, tag) {
-            return None;
+            // The envelope read again from the start, as a reply's (a few keys).
+            if let Some(id) = self.peek_reply(text) {
+                return Some(Fast::Reply(id));
+            }
+            return match (self.reply.matched, tag) {
+                (ReplyMatch::Suffix(suffix), TagRef::Str(t)) => {
+                    t.strip_suffix(suffix).map(Fast::ReplyTo)
+                }
+                _ => None,
+            };
         }
         let (class, name, payload_key) = self.frame_name(tag, &mut scan, &mut envelope)?;
         let message = match payload_key {
@@ -63,7 +101,17 @@ impl WireProfile {
         if self.sequence.is_some() && envelope.seq.is_none() {
             return None;
         }
-        Some(finish(self, message, class, envelope))
+        Some(Fast::Message(finish(self, message, class, envelope)))
+    }
+
+    /// Decodes a message frame in one pass ([`WireProfile::read_fast`]'s message), or returns
+    /// `None` to ask for the general path.
+    #[inline(always)]
+    pub fn decode_fast<I: Inbound>(&self, text: &str) -> Option<FastFrame<I>> {
+        match self.read_fast(text)? {
+            Fast::Message(frame) => Some(frame),
+            Fast::Reply(_) | Fast::ReplyTo(_) => None,
+        }
     }
 
     /// Reads keys up to `wanted`, whose value is next; envelope keys on the way are read into
@@ -335,33 +383,29 @@ impl WireProfile {
     /// as every protolink peer and the real SocketCluster and Litecord peers write it. `None`
     /// asks for the general path: not a reply, a failure frame, the id inside the payload, or
     /// keys in another order.
+    ///
+    /// A reply told by its id alone (SocketCluster's `rid`) is one only if no other key makes
+    /// the frame something else (a tag makes it a message, an error key a failure), so the rest
+    /// of such a frame is skipped through to its end.
     #[inline]
     pub fn peek_reply(&self, text: &str) -> Option<Option<RequestId>> {
         self.reply_id_key()?;
+        let untagged = matches!(self.reply.matched, ReplyMatch::Untagged);
         let mut scan = Scan::object(text)?;
         let mut envelope = ReplyEnvelope::default();
         while let Some(key) = scan.key()? {
             match envelope.scan(self, &key, &mut scan)? {
-                ReplyKey::Envelope if envelope.known(self) => return Some(envelope.id),
+                ReplyKey::Envelope if envelope.known(self) && !untagged => {
+                    return Some(envelope.id);
+                }
                 ReplyKey::Envelope => {}
+                ReplyKey::Result | ReplyKey::Other if untagged && envelope.known(self) => {
+                    scan.skip()?;
+                }
                 ReplyKey::Result | ReplyKey::Other => return None,
             }
         }
-        None
-    }
-
-    /// The name of the request a reply answers, read from the reply's tag among its first
-    /// keys (Clusterio's `list_slaves_response` answers `list_slaves`): how the reader picks the
-    /// reply type when the reply's id sits inside the payload. `None` when the tag does not name
-    /// a request or does not come before the payload.
-    #[inline]
-    pub fn peek_reply_name<'a>(&self, text: &'a str) -> Option<&'a str> {
-        let ReplyMatch::Suffix(suffix) = self.reply.matched else {
-            return None;
-        };
-        let mut scan = Scan::object(text)?;
-        self.seek(&mut scan, &mut Envelope::default(), self.tag)?;
-        scan.string()?.strip_suffix(suffix)
+        (untagged && envelope.known(self) && scan.at_end()).then_some(envelope.id)
     }
 
     /// Decodes a successful reply as `T` in one pass, or returns `None` to ask for the general

@@ -13,6 +13,7 @@ mod machine;
 pub mod message;
 mod one_of;
 mod outbox;
+mod requests;
 mod scan;
 mod session;
 mod state;
@@ -85,6 +86,7 @@ macro_rules! extern_type {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::DecodeError;
+    pub use crate::fast::{Fast, FastFrame, FastReply};
     pub use crate::json_schema::positional_schema;
     pub use crate::link::Resume;
     pub use crate::machine::{Action, Machine};

@@ -21,13 +21,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::fast::FastReply;
+use crate::fast::{Fast, FastReply};
 use crate::machine::{Action, Machine, my_role};
 use crate::message::{
     CloseCode as _, Dispatch, Inbound, Message, Outcome, Protocol, Reply, Request, SendableBy,
     Sender, Side,
 };
 use crate::outbox::{Outbox, SendTimeoutError, TrySendError};
+use crate::requests::{Refused, Requests};
 use crate::scan::ScanDecode;
 use crate::session::{Beat, Interval, InvalidAction, InvalidKind, InvalidRule, Placeholders};
 use crate::state::StateCell;
@@ -303,17 +304,6 @@ impl Outgoing {
     }
 }
 
-enum Pending {
-    ById {
-        waiting: HashMap<RequestId, oneshot::Sender<ReplyResult>>,
-        /// The one-pass decoder of each request's reply type, by the request's name, for
-        /// replies whose id sits inside the payload: the reader decodes those by the name they
-        /// carry.
-        decoders: HashMap<&'static str, ReplyDecoder>,
-    },
-    Ordered(VecDeque<(oneshot::Sender<ReplyResult>, Option<ReplyDecoder>)>),
-}
-
 /// A reply the reader decoded in one pass, for its requester to take.
 type AnyReply = Box<dyn Any + Send>;
 
@@ -403,14 +393,13 @@ struct Shared<S: Side> {
     id: u64,
     /// Frames for the writer (from the driver, the handlers and fan-out).
     out: Outbox<Outgoing>,
-    pending: Mutex<Option<Pending>>,
+    /// The requests this side sent that wait for their replies.
+    requests: Mutex<Requests<oneshot::Sender<ReplyResult>, ReplyDecoder>>,
     /// Serialises "take a slot, queue the frame" for protocols whose replies come in order.
     order: tokio::sync::Mutex<()>,
-    next_id: AtomicI64,
     next_seq: AtomicI64,
     state: StateCell,
     config: Arc<LinkConfig>,
-    unmatched_replies: AtomicU64,
     /// Set once the writer has stopped (after writing the close frame, or on failure).
     writer_done: Done,
     /// Set once the driver has stopped reading (the peer's close came, the connection ended, or
@@ -510,13 +499,7 @@ impl<S: Side> Link<S> {
         Src: FrameSource,
         Snk: FrameSink,
     {
-        let pending = match wire::<S>().request_id {
-            RequestIdPlace::Ordered => Pending::Ordered(VecDeque::new()),
-            _ => Pending::ById {
-                waiting: HashMap::new(),
-                decoders: HashMap::new(),
-            },
-        };
+        let requests = Requests::new(wire::<S>().request_id, config.max_pending);
         let state = StateCell::new(if rules::<S>().handshake.is_empty() {
             LinkState::Ready
         } else {
@@ -526,13 +509,11 @@ impl<S: Side> Link<S> {
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             out: Outbox::new(config.send_queue),
-            pending: Mutex::new(Some(pending)),
+            requests: Mutex::new(requests),
             order: tokio::sync::Mutex::new(()),
-            next_id: AtomicI64::new(1),
             next_seq: AtomicI64::new(resume.next_seq),
             state,
             config,
-            unmatched_replies: AtomicU64::new(0),
             writer_done: Done::default(),
             reader_done: Done::default(),
             aborted: AtomicBool::new(false),
@@ -636,7 +617,7 @@ impl<S: Side> Link<S> {
 
     /// Replies that matched no pending request (dropped; the link stays up).
     pub fn unmatched_replies(&self) -> u64 {
-        self.shared.unmatched_replies.load(Ordering::Relaxed)
+        lock(&self.shared.requests).unmatched()
     }
 
     /// The reply to this side's handshake request, for protocols whose handshake is a request.
@@ -719,7 +700,7 @@ impl<S: Side> Link<S> {
         // The writer writes what is queued (the close frame among it, if one was), then stops.
         self.shared.out.finish();
         // Every pending request resolves now: dropping the senders wakes them with Disconnected.
-        lock(&self.shared.pending).take();
+        lock(&self.shared.requests).close();
     }
 
     fn seq(&self) -> Option<i64> {
@@ -808,126 +789,68 @@ impl<S: Side> Link<S> {
     ) -> Result<ReplyResult, RequestError> {
         let profile = wire::<S>();
         let (tx, rx) = oneshot::channel();
-        let id = match profile.request_id {
-            RequestIdPlace::Ordered => {
-                let _order = self.shared.order.lock().await;
-                self.register(None, tx, tag, decoder)?;
-                let mut buf = Vec::with_capacity(FRAME_CAPACITY);
-                profile
-                    .encode_message(&mut buf, kind, tag, payload, None, self.seq())
-                    .map_err(SendError::from)?;
-                self.enqueue(String::from_utf8(buf).unwrap_or_default())
-                    .await?;
-                None
-            }
-            RequestIdPlace::Sequence => {
-                let seq = self.seq();
-                let id = RequestId::Int(seq.unwrap_or_default());
-                self.register(Some(id.clone()), tx, tag, decoder)?;
-                let mut buf = Vec::with_capacity(FRAME_CAPACITY);
-                profile
-                    .encode_message(&mut buf, kind, tag, payload, None, seq)
-                    .map_err(SendError::from)?;
-                self.enqueue(String::from_utf8(buf).unwrap_or_default())
-                    .await?;
-                Some(id)
-            }
-            RequestIdPlace::Key { text, .. } => {
-                let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-                let id = if text {
-                    RequestId::Str(format!("{n:08x}"))
-                } else {
-                    RequestId::Int(n)
-                };
-                self.register(Some(id.clone()), tx, tag, decoder)?;
-                let mut buf = Vec::with_capacity(FRAME_CAPACITY);
-                profile
-                    .encode_message(&mut buf, kind, tag, payload, Some(&id), self.seq())
-                    .map_err(SendError::from)?;
-                self.enqueue(String::from_utf8(buf).unwrap_or_default())
-                    .await?;
-                Some(id)
-            }
+        // Where replies come in order, requests take their slots in the order their frames are
+        // queued.
+        let order = match profile.request_id {
+            RequestIdPlace::Ordered => Some(self.shared.order.lock().await),
+            _ => None,
         };
+        let seq = self.seq();
+        let id = lock(&self.shared.requests)
+            .start(tag, tx, decoder, seq)
+            .map_err(|refused| match refused {
+                Refused::Closed => RequestError::Disconnected,
+                Refused::TooMany(max) => RequestError::TooManyPending(max),
+            })?;
+        // Numbered frames carry their id as their number.
+        let written_id = match profile.request_id {
+            RequestIdPlace::Key { .. } => id.as_ref(),
+            _ => None,
+        };
+        let mut buf = Vec::with_capacity(FRAME_CAPACITY);
+        if let Err(e) = profile.encode_message(&mut buf, kind, tag, payload, written_id, seq) {
+            lock(&self.shared.requests).cancel(id.as_ref());
+            return Err(SendError::from(e).into());
+        }
+        self.enqueue(String::from_utf8(buf).unwrap_or_default())
+            .await?;
+        drop(order);
         let wait = self.shared.config.request_timeout;
         match timeout(wait, rx).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(RequestError::Disconnected),
             Err(_) => {
-                if let (Some(id), Some(Pending::ById { waiting, .. })) =
-                    (id, lock(&self.shared.pending).as_mut())
-                {
-                    waiting.remove(&id);
+                if let Some(id) = &id {
+                    lock(&self.shared.requests).forget(id);
                 }
                 Err(RequestError::Timeout(wait))
             }
         }
     }
 
-    fn register(
-        &self,
-        id: Option<RequestId>,
-        tx: oneshot::Sender<ReplyResult>,
-        tag: Tag,
-        decoder: Option<ReplyDecoder>,
-    ) -> Result<(), RequestError> {
-        let max = self.shared.config.max_pending;
-        match (lock(&self.shared.pending).as_mut(), id) {
-            (None, _) => Err(RequestError::Disconnected),
-            (Some(Pending::ById { waiting, decoders }), Some(id)) => {
-                if waiting.len() >= max {
-                    return Err(RequestError::TooManyPending(max));
-                }
-                waiting.insert(id, tx);
-                if let (Some(decoder), Tag::Str(name)) = (decoder, tag) {
-                    decoders.entry(name).or_insert(decoder);
-                }
-                Ok(())
-            }
-            (Some(Pending::Ordered(queue)), _) => {
-                if queue.len() >= max {
-                    return Err(RequestError::TooManyPending(max));
-                }
-                queue.push_back((tx, decoder));
-                Ok(())
-            }
-            (Some(Pending::ById { .. }), None) => Err(RequestError::Disconnected),
-        }
-    }
-
-    /// Decodes in one pass a reply the reader could not route by a peek at its envelope: in
-    /// order, as the reply of the oldest pending request; by id inside the payload, as the reply
-    /// of the request the frame names. `None` when neither applies or the frame is not such a
-    /// reply (the general path then reads it).
-    fn decode_reply(&self, text: &str) -> Option<FastReply<AnyReply>> {
-        let profile = wire::<S>();
-        let decoder = match lock(&self.shared.pending).as_ref()? {
-            Pending::Ordered(queue) => queue.front()?.1?,
-            Pending::ById { decoders, .. } => {
-                let name = profile.peek_reply_name(text)?;
-                *decoders.get(name)?
-            }
-        };
-        decoder(profile, text)
+    /// Decodes in one pass a reply the reader could not route by its envelope: in order, as the
+    /// reply of the oldest pending request; by id inside the payload, as the reply of the request
+    /// `named` (read from the reply's tag). `None` when neither applies or the frame is not such
+    /// a reply (the general path then reads it).
+    fn decode_reply(&self, text: &str, named: Option<&str>) -> Option<FastReply<AnyReply>> {
+        let decoder = lock(&self.shared.requests).decoder(named)?;
+        decoder(wire::<S>(), text)
     }
 
     /// Hands a reply to its requester; `false` when it matches no pending request.
     fn resolve(&self, id: Option<RequestId>, result: ReplyResult) -> bool {
-        let sender = match (lock(&self.shared.pending).as_mut(), &id) {
-            (Some(Pending::ById { waiting, .. }), Some(id)) => waiting.remove(id),
-            (Some(Pending::Ordered(queue)), _) => queue.pop_front().map(|(tx, _)| tx),
-            _ => None,
+        let id = match wire::<S>().request_id {
+            RequestIdPlace::Ordered => None,
+            _ => id,
         };
-        match sender {
+        let waiter = lock(&self.shared.requests).reply(id.as_ref());
+        match waiter {
             // The requester may have timed out meanwhile; its slot is used up either way.
             Some(tx) => {
                 let _ = tx.send(result);
                 true
             }
             None => {
-                self.shared
-                    .unmatched_replies
-                    .fetch_add(1, Ordering::Relaxed);
                 debug!(?id, "reply matches no pending request");
                 false
             }
@@ -1226,19 +1149,18 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 frame = source.next_frame() => match frame {
                     // A frame's handling runs in a box of its own: an idle link holds only
                     // what waiting for the next frame needs, not the deepest handling path.
-                    Some(Ok(Frame::Text(text))) => match self.try_now(text.as_str()) {
+                    Some(Ok(Frame::Text(text))) => match self.try_now(&text) {
                         Now::Done => {}
-                        Now::Declined => Box::pin(self.on_text(&text)).await,
-                        Now::Reply(frame) => {
-                            let _ = Box::pin(self.link.enqueue_when_room(frame)).await;
-                        }
-                        Now::Event(message) => Box::pin(self.dispatch_event(message)).await,
+                        now => Box::pin(self.later(&text, now)).await,
                     },
                     Some(Ok(Frame::Binary(bytes))) => {
                         if !wire::<S>().binary_text {
                             self.close_now(close::UNSUPPORTED, "binary frames are not part of this protocol").await;
                         } else if let Ok(text) = Text::try_from(bytes) {
-                            Box::pin(self.on_text(&text)).await;
+                            match self.try_now(&text) {
+                                Now::Done => {}
+                                now => Box::pin(self.later(&text, now)).await,
+                            }
                         } else {
                             self.close_now(close::INVALID_DATA, "binary frame is not UTF-8 text").await;
                         }
@@ -1379,36 +1301,53 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         });
     }
 
-    /// The common case without a future: a frame on a ready link that the scanner reads, valid,
-    /// no session message, a request with its id (on a protocol whose replies carry ids) or an
-    /// event. It makes the same decisions as [`Driver::on_text`] does for such a frame, and
-    /// declines every other frame before doing anything with it.
-    fn try_now(&mut self, text: &str) -> Now<S::Inbound> {
+    /// A text frame, read once: the common case is handled here, without a future (a frame on
+    /// a ready link that the scanner reads, valid, no session message, a request with its id on
+    /// a protocol whose replies carry ids, or an event; or a reply routed by its envelope).
+    /// Every other frame is handed to [`Driver::later`] with what was read of it, and that path
+    /// makes the decisions.
+    fn try_now<'t>(&mut self, whole: &'t Text) -> Now<'t, S::Inbound> {
+        let text = whole.as_str();
         let profile = wire::<S>();
+        // Any traffic shows the peer is alive. Raw text heartbeats are not JSON: look at them
+        // first.
         self.machine.on_traffic(Instant::now());
-        let ready = self.link.shared.state.is_ready();
-        if !ready
-            || !self.link.shared.config.one_pass
-            || self.machine.text_beat(text).is_some()
-            || (profile.batch && text.trim_start().starts_with('['))
-        {
-            return Now::Declined;
+        if let Some(pong) = self.machine.text_beat(text) {
+            return Now::Beat(pong);
         }
-        let Some(fast) = profile.decode_fast::<S::Inbound>(text) else {
-            return Now::Declined;
+        if profile.batch && text.trim_start().starts_with('[') {
+            return Now::Batch;
+        }
+        if !self.link.shared.config.one_pass {
+            return Now::General(None);
+        }
+        let fast = match profile.read_fast::<S::Inbound>(text) {
+            Some(Fast::Message(fast)) if self.link.shared.state.is_ready() => fast,
+            Some(Fast::Reply(id))
+                if S::SENDS_REQUESTS && !self.machine.awaiting_handshake_reply() =>
+            {
+                // Handed to its requester as received, to be decoded there as its reply type.
+                return match self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
+                    true => Now::Done,
+                    false => Now::Unmatched,
+                };
+            }
+            read => return Now::General(read),
         };
         let tag = fast.message.tag();
+        let ordered = profile.request_id == RequestIdPlace::Ordered;
+        let run = run_as::<S>(fast.message.kind(), fast.id.is_some());
         if rules::<S>().close_message.is_some_and(|c| c.message == tag)
             || self.is_session_message(tag)
             || repeated_step::<S>(tag)
             || fast.message.validate().is_err()
-        {
-            return Now::Declined;
-        }
-        let ordered = profile.request_id == RequestIdPlace::Ordered;
-        match run_as::<S>(fast.message.kind(), fast.id.is_some()) {
             // Ordered replies go through a slot the general path keeps.
-            RunAs::Request if ordered => Now::Declined,
+            || (ordered && run == RunAs::Request)
+            || matches!(run, RunAs::Refused(_))
+        {
+            return Now::General(Some(Fast::Message(fast)));
+        }
+        match run {
             RunAs::Request => {
                 let work = self.request_work(tag, fast.id, fast.message);
                 let Some(text) = self.start_request(work) else {
@@ -1424,80 +1363,94 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 Ok(()) => Now::Done,
                 Err(message) => Now::Event(message),
             },
-            RunAs::Refused(_) => Now::Declined,
+            RunAs::Refused(_) => Now::General(None),
         }
     }
 
-    async fn on_text(&mut self, text: &Text) {
-        let whole = text;
-        let text = text.as_str();
-        // Any traffic shows the peer is alive. Raw text heartbeats are not JSON: look at them
-        // first.
-        self.machine.on_traffic(Instant::now());
-        if let Some(pong) = self.machine.text_beat(text) {
-            Box::pin(self.act(pong)).await;
-            return;
-        }
-        if wire::<S>().batch && text.trim_start().starts_with('[') {
-            match serde_json::from_str::<Vec<&RawValue>>(text) {
-                Ok(packets) => {
-                    for packet in packets {
-                        self.on_packet(packet.get(), None).await;
-                    }
-                }
-                Err(e) => {
-                    Box::pin(self.invalid(
-                        None,
-                        None,
-                        InvalidInput::Decode(DecodeError::Json(e)),
-                        false,
-                    ))
-                    .await
-                }
+    /// What [`Driver::try_now`] left to a future.
+    async fn later(&mut self, whole: &Text, now: Now<'_, S::Inbound>) {
+        match now {
+            Now::Done => {}
+            Now::Beat(pong) => self.act(pong).await,
+            Now::Batch => self.on_batch(whole.as_str()).await,
+            Now::General(read) => self.on_packet(whole.as_str(), Some(whole), read).await,
+            Now::Reply(frame) => {
+                let _ = self.link.enqueue_when_room(frame).await;
             }
-            return;
+            Now::Event(message) => self.dispatch_event(message).await,
+            Now::Unmatched => self.unmatched_reply().await,
         }
-        self.on_packet(text, Some(whole)).await;
     }
 
-    /// One JSON packet: a frame (`whole` is the frame itself), or an element of a batch.
-    async fn on_packet(&mut self, text: &str, whole: Option<&Text>) {
+    /// A batch of packets (SocketCluster's arrays), each read once and handled in order.
+    async fn on_batch(&mut self, text: &str) {
         let profile = wire::<S>();
         let one_pass = self.link.shared.config.one_pass;
-        // Once ready, most frames decode in one pass; the close message still goes the general
-        // way, since its reason is read from the payload's text.
-        if one_pass && self.link.shared.state.is_ready() {
-            if let Some(fast) = profile.decode_fast::<S::Inbound>(text) {
-                let close_tag = rules::<S>().close_message.map(|c| c.message);
-                if close_tag != Some(fast.message.tag()) {
-                    return self.on_decoded(fast.message, fast.id, None).await;
+        match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(packets) => {
+                for packet in packets {
+                    let packet = packet.get();
+                    let read = if one_pass {
+                        profile.read_fast::<S::Inbound>(packet)
+                    } else {
+                        None
+                    };
+                    self.on_packet(packet, None, read).await;
                 }
             }
+            Err(e) => {
+                let input = InvalidInput::Decode(DecodeError::Json(e));
+                Box::pin(self.invalid(None, None, input, false)).await
+            }
         }
-        // A reply whose envelope comes first goes to its requester as it is, to be decoded
-        // there in one pass. (The handshake's reply takes the general path: the driver keeps it.)
-        if let (Some(whole), false, true) =
-            (whole, self.machine.awaiting_handshake_reply(), one_pass)
-        {
-            if let Some(id) = profile.peek_reply(text) {
+    }
+
+    /// One JSON packet (`whole` is the frame itself, or `None` for an element of a batch), with
+    /// what the one-pass read made of it. Every frame takes one of these ways: a message read
+    /// in one pass is handled as it is; a reply whose envelope routes it goes to its requester
+    /// as it is; a reply the envelope cannot route (its id inside the payload, or its payload
+    /// first where replies come in order) is decoded as the reply type of the request it
+    /// answers; anything else is classified by the general path, which words every error.
+    async fn on_packet(
+        &mut self,
+        text: &str,
+        whole: Option<&Text>,
+        read: Option<Fast<'_, S::Inbound>>,
+    ) {
+        let profile = wire::<S>();
+        let one_pass = self.link.shared.config.one_pass;
+        let awaiting = self.machine.awaiting_handshake_reply();
+        let mut named = None;
+        match read {
+            // The close message goes the general way: its reason is read from the payload's
+            // text. Before the link is ready, session messages need their payload's text too.
+            Some(Fast::Message(fast))
+                if self.link.shared.state.is_ready()
+                    && rules::<S>().close_message.map(|c| c.message)
+                        != Some(fast.message.tag()) =>
+            {
+                return self.on_decoded(fast.message, fast.id, None).await;
+            }
+            // The handshake's reply takes the general path: the driver keeps it.
+            Some(Fast::Reply(id)) if !awaiting => {
                 if !S::SENDS_REQUESTS {
                     return Box::pin(self.not_a_reply(text)).await;
                 }
-                if !self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
+                let frame = whole.cloned().unwrap_or_else(|| Text::from(text));
+                if !self.link.resolve(id, Ok(ReplyBody::Frame(frame))) {
                     Box::pin(self.unmatched_reply()).await;
                 }
                 return;
             }
+            Some(Fast::ReplyTo(name)) => named = Some(name),
+            _ => {}
         }
-        // A reply with its payload first or its id inside the payload: decoded here, in one
-        // pass, as the reply type of the request it answers.
-        if one_pass && !self.machine.awaiting_handshake_reply() {
-            if let Some(fast) = self.link.decode_reply(text) {
-                let id = match profile.request_id {
-                    RequestIdPlace::Ordered => None,
-                    _ => fast.id,
-                };
-                if !self.link.resolve(id, Ok(ReplyBody::Decoded(fast.reply))) {
+        if one_pass && !awaiting {
+            if let Some(fast) = self.link.decode_reply(text, named) {
+                if !self
+                    .link
+                    .resolve(fast.id, Ok(ReplyBody::Decoded(fast.reply)))
+                {
                     Box::pin(self.unmatched_reply()).await;
                 }
                 return;
@@ -1518,10 +1471,6 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             }
             RawFrame::Reply(reply) => {
                 let result = reply.result.map(|p| ReplyBody::Raw(p.to_json()));
-                let id = match profile.request_id {
-                    RequestIdPlace::Ordered => None,
-                    _ => reply.id,
-                };
                 // While this side waits for the reply to its handshake request, it has sent no
                 // other request (application requests wait for the handshake), so a reply that
                 // resolves one is that reply: the link is ready before the next frame is read,
@@ -1533,7 +1482,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     }
                     _ => None,
                 };
-                let resolved = self.link.resolve(id, result);
+                let resolved = self.link.resolve(reply.id, result);
                 if resolved && self.machine.awaiting_handshake_reply() {
                     self.machine.handshake_replied();
                     if let Some(reply) = handshake_reply {
@@ -1994,6 +1943,7 @@ fn repeated_step<S: Side>(tag: Tag) -> bool {
 }
 
 /// How a decoded message of kind `kind` runs, by whether it came with a request id.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum RunAs {
     /// As a request, answered.
     Request,
@@ -2017,17 +1967,23 @@ fn run_as<S: Side>(kind: Kind, has_id: bool) -> RunAs {
     }
 }
 
-/// What [`Driver::try_now`] did with a frame.
-enum Now<I> {
+/// What [`Driver::try_now`] did with a frame: done, or what is left for [`Driver::later`].
+enum Now<'t, I> {
     /// Handled.
     Done,
-    /// Not the common case: the frame goes the general way ([`Driver::on_text`]); nothing was
-    /// done with it but noting when it came.
-    Declined,
+    /// A raw text heartbeat, and the machine's answer to it.
+    Beat(Option<Action>),
+    /// A batch of packets.
+    Batch,
+    /// Not the common case: the frame goes the general way ([`Driver::on_packet`]), with what
+    /// the one-pass read made of it (`None`: nothing).
+    General(Option<Fast<'t, I>>),
     /// Handled, but its reply waits for room in the send queue.
     Reply(Outgoing),
     /// Decoded, but its event waits for room in the event queue.
     Event(I),
+    /// A reply that matched no pending request.
+    Unmatched,
 }
 
 /// Encodes a message once, to send the same frame to many links of side `S` (fan-out with
