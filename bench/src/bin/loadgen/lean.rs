@@ -12,6 +12,8 @@
 //!   connection, flushing once per batch: the limit of the WebSocket layer on this machine.
 //! - `raw`: the hand-written tokio-tungstenite + serde_json Litecord server of `loadgen rpc`.
 //! - `protolink`: the `litecord_example` server on the runtime.
+//! - `protolink-serde`: the same with `LinkConfig::one_pass` off (every frame through classify
+//!   and serde), to measure what the generated scanner saves end to end.
 //! - `jsonrpsee`: jsonrpsee 0.26's server with the same method (`--features jsonrpsee`).
 
 use std::sync::Arc;
