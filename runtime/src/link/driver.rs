@@ -585,15 +585,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                     },
                     e => e,
                 };
-                let correlatable = is_request
-                    && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
-                return Box::pin(self.invalid(
-                    Some(tag),
-                    correlatable.then_some(request_id),
-                    InvalidInput::Decode(e),
-                    false,
-                ))
-                .await;
+                let answer = answer_to::<S>(is_request, request_id);
+                let input = InvalidInput::Decode(e);
+                return Box::pin(self.invalid(Some(tag), answer, input, false)).await;
             }
         };
         self.on_decoded(message, request_id, Some(&raw)).await;
@@ -611,15 +605,9 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let tag = message.tag();
         let kind = message.kind();
         if let Err(errors) = message.validate() {
-            let correlatable = kind == Kind::Request
-                && (request_id.is_some() || wire::<S>().request_id == RequestIdPlace::Ordered);
-            return Box::pin(self.invalid(
-                Some(tag),
-                correlatable.then_some(request_id),
-                InvalidInput::Validation(errors),
-                false,
-            ))
-            .await;
+            let answer = answer_to::<S>(kind == Kind::Request, request_id);
+            let input = InvalidInput::Validation(errors);
+            return Box::pin(self.invalid(Some(tag), answer, input, false)).await;
         }
         // Session messages are few (handshake steps, heartbeats, the close message): the check is
         // cheap, their handling boxed, so a frame's handling stays small.
@@ -883,6 +871,13 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
         }
     }
+}
+
+/// Where a frame that cannot be used is answered ([`Driver::invalid`]'s `answer`): a request
+/// with its id, or any request where replies come in order; `None` when it cannot be.
+fn answer_to<S: Side>(is_request: bool, id: Option<RequestId>) -> Option<Option<RequestId>> {
+    let ordered = wire::<S>().request_id == RequestIdPlace::Ordered;
+    (is_request && (id.is_some() || ordered)).then_some(id)
 }
 
 /// Whether `tag` is a handshake step the peer sends (not a request): once the handshake is done,
