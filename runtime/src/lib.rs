@@ -11,6 +11,7 @@ mod json_schema;
 pub mod link;
 mod machine;
 pub mod message;
+mod object;
 mod one_of;
 mod outbox;
 mod requests;
@@ -90,6 +91,13 @@ pub mod __private {
     pub use crate::json_schema::positional_schema;
     pub use crate::link::Resume;
     pub use crate::machine::{Action, Machine};
+    /// Structs' `Deserialize`, written out.
+    pub mod object {
+        pub use crate::object::{
+            FromMap, FromSeq, deserialize_object, deserialize_positional, element, end, field,
+            object_value, required, skip, unknown,
+        };
+    }
     pub use crate::message::{
         CloseCode, Dispatch, Empty, Event, FromDeserializer, Inbound, Message, MessageInfo,
         Outcome, PayloadSource, Protocol, RemoteError, Request, RestKeys, SendableBy, Sender, Side,

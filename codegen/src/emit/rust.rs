@@ -484,7 +484,7 @@ impl Emitter<'_> {
         }
     }
 
-    /// The derives of a struct whose `Deserialize` is written out ([`Self::rest_deserialize`]).
+    /// The derives of a type whose `Deserialize` is written out ([`Self::object_deserialize`]).
     fn serde_attrs_no_deserialize(&self) -> TokenStream {
         let derive = ident(DERIVES);
         quote! {
@@ -512,26 +512,19 @@ impl Emitter<'_> {
         f.optional || matches!(self.resolved(&f.ty), Ty::Nullable(_))
     }
 
-    /// `Deserialize` for a struct that keeps every other key (`..rest`), in one pass over the
-    /// object's keys: what serde's derive does for it with `#[serde(flatten)]` buffers every key
-    /// first. Missing, repeated and unknown keys behave as with the derive.
-    fn rest_deserialize(&self, name: &Ident, s: &Struct, rest: &str) -> TokenStream {
-        let rest = ident(rest);
+    /// `Deserialize` for an object struct, written out rather than derived: serde's derive also
+    /// reads a struct from a JSON array, by position, which a definition's object never is (the
+    /// peer sent the wrong shape, and is told so). One pass over the object's keys
+    /// (`__p::object`); a rest field (`..rest`) keeps every other key, where the derive's
+    /// `#[serde(flatten)]` would buffer every key first. Missing, repeated and unknown keys
+    /// (these only in strict protocols) are refused with serde's own errors.
+    fn object_deserialize(&self, name: &Ident, s: &Struct, strict: bool) -> TokenStream {
         let expecting = format!("struct {name}");
         let slots = self.slot_decls(s);
         let arms = s.fields.iter().map(|f| {
             let v = slot(f);
             let wire = &f.wire_name;
-            quote! {
-                #wire => {
-                    if #v.is_some() {
-                        return ::core::result::Result::Err(
-                            <__A::Error as __p::serde::de::Error>::duplicate_field(#wire),
-                        );
-                    }
-                    #v = ::core::option::Option::Some(__map.next_value()?);
-                }
-            }
+            quote!(#wire => __p::object::field(&mut #v, &mut map, #wire)?,)
         });
         let values = s.fields.iter().map(|f| {
             let v = slot(f);
@@ -541,45 +534,69 @@ impl Emitter<'_> {
             if self.absent_is_none(f) {
                 quote!(#n: #v.flatten())
             } else {
-                quote! {
-                    #n: #v.ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(#wire))?
-                }
+                quote!(#n: __p::object::required(#v, #wire)?)
             }
         });
+        let (rest_decl, other, rest_value) = match &s.rest {
+            Some(rest) => {
+                let rest = ident(rest);
+                (
+                    quote!(let mut rest = __p::BTreeMap::new();),
+                    quote!({
+                        rest.insert(key.into_string(), map.next_value()?);
+                    }),
+                    quote!(#rest: rest),
+                )
+            }
+            None if strict => {
+                let wires = s.fields.iter().map(|f| &f.wire_name);
+                (
+                    TokenStream::new(),
+                    quote!(__p::object::unknown(key.as_str(), &[#(#wires),*])?),
+                    TokenStream::new(),
+                )
+            }
+            None => (
+                TokenStream::new(),
+                quote!(__p::object::skip(&mut map)?),
+                TokenStream::new(),
+            ),
+        };
+        // A key is read for its name only where something looks at it.
+        let key = if s.fields.is_empty() && s.rest.is_none() && !strict {
+            quote!(_)
+        } else {
+            quote!(key)
+        };
+        let read = if s.fields.is_empty() {
+            quote!(#other;)
+        } else {
+            quote! {
+                match key.as_str() {
+                    #(#arms)*
+                    _ => #other,
+                }
+            }
+        };
         quote! {
             impl<'de> __p::Deserialize<'de> for #name {
-                fn deserialize<__D: __p::serde::Deserializer<'de>>(
-                    deserializer: __D,
-                ) -> ::core::result::Result<Self, __D::Error> {
-                    struct __Visitor;
-                    impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
-                        type Value = #name;
-                        fn expecting(
-                            &self,
-                            f: &mut ::core::fmt::Formatter<'_>,
-                        ) -> ::core::fmt::Result {
-                            f.write_str(#expecting)
-                        }
-                        fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
-                            self,
-                            mut __map: __A,
-                        ) -> ::core::result::Result<#name, __A::Error> {
-                            #(#slots)*
-                            let mut __rest = __p::BTreeMap::new();
-                            while let ::core::option::Option::Some(__key) =
-                                __map.next_key::<__p::Key<'de>>()?
-                            {
-                                match __key.as_str() {
-                                    #(#arms)*
-                                    _ => {
-                                        __rest.insert(__key.into_string(), __map.next_value()?);
-                                    }
-                                }
-                            }
-                            ::core::result::Result::Ok(#name { #(#values,)* #rest: __rest })
-                        }
+                fn deserialize<D: __p::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    __p::object::deserialize_object(deserializer)
+                }
+            }
+            impl<'de> __p::object::FromMap<'de> for #name {
+                const EXPECTING: &'static str = #expecting;
+                fn from_map<A: __p::serde::de::MapAccess<'de>>(
+                    mut map: A,
+                ) -> ::core::result::Result<Self, A::Error> {
+                    #(#slots)*
+                    #rest_decl
+                    while let ::core::option::Option::Some(#key) = map.next_key::<__p::Key<'de>>()? {
+                        #read
                     }
-                    deserializer.deserialize_map(__Visitor)
+                    ::core::result::Result::Ok(Self { #(#values,)* #rest_value })
                 }
             }
         }
@@ -674,15 +691,11 @@ impl Emitter<'_> {
 
     /// A struct for an object payload.
     fn object_struct(&self, name: &Ident, d: TokenStream, s: &Struct) -> TokenStream {
-        let (attrs, deserialize) = match &s.rest {
-            Some(rest) => (
-                self.serde_attrs_no_deserialize(),
-                Some(self.rest_deserialize(name, s, rest)),
-            ),
-            None => (self.serde_attrs(), None),
-        };
-        let strict =
-            (self.p.wire.strict && s.rest.is_none()).then(|| quote!(#[serde(deny_unknown_fields)]));
+        let attrs = self.serde_attrs_no_deserialize();
+        let strict_protocol = self.p.wire.strict && s.rest.is_none();
+        let deserialize = self.object_deserialize(name, s, strict_protocol);
+        // For the schema (`additionalProperties: false`); `Deserialize` is written out.
+        let strict = strict_protocol.then(|| quote!(#[serde(deny_unknown_fields)]));
         let fields = s.fields.iter().map(|f| self.field_tokens(f));
         let rest = self.rest_field(name, &s.rest);
         let rest_keys = s.rest.is_some().then(|| self.rest_keys(name, s));
@@ -800,8 +813,7 @@ impl Emitter<'_> {
                 );
                 let n = ident(&f.rust_name);
                 let ty = self.field_type(f);
-                let default = f.optional.then(|| quote!(#[serde(default)]));
-                quote!(#fd #default pub #n: #ty)
+                quote!(#fd pub #n: #ty)
             })
             .collect();
         // Required fields are always written; optional ones only up to the last one present.
@@ -857,11 +869,12 @@ impl Emitter<'_> {
         let schema_name = name.to_string();
         let validate = self.validate_struct(name, s);
         let scan = self.scan_positional(name, s);
+        let deserialize = self.positional_deserialize(name, s, first_optional);
         quote! {
             #d
-            #[#derive(Debug, Clone, PartialEq, __p::Deserialize)]
-            #[serde(crate = "::protolink::__private::serde")]
+            #[#derive(Debug, Clone, PartialEq)]
             pub struct #name { #(#fields,)* }
+            #deserialize
 
             impl __p::Serialize for #name {
                 fn serialize<S: __p::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
@@ -889,9 +902,62 @@ impl Emitter<'_> {
         }
     }
 
+    /// `Deserialize` for a positional struct, written out rather than derived (which would
+    /// also read it from an object, by field name): the elements of an array, in order, the
+    /// trailing optional ones possibly left out, and no more than the struct has.
+    fn positional_deserialize(
+        &self,
+        name: &Ident,
+        s: &Struct,
+        first_optional: usize,
+    ) -> TokenStream {
+        let count = s.fields.len();
+        let expecting = match (first_optional, count) {
+            (least, most) if least == most => {
+                format!("struct {name} as an array of {most} elements")
+            }
+            (least, most) => format!("struct {name} as an array of {least} to {most} elements"),
+        };
+        let reads = s.fields.iter().enumerate().map(|(i, f)| {
+            let v = slot(f);
+            let ty = self.field_type(f);
+            if i < first_optional {
+                let i = Literal::usize_unsuffixed(i);
+                quote!(let #v: #ty = __p::object::element(&mut seq, #i, Self::EXPECTING)?;)
+            } else {
+                quote!(let #v: #ty = seq.next_element::<#ty>()?.flatten();)
+            }
+        });
+        let values = s.fields.iter().map(|f| {
+            let v = slot(f);
+            let n = ident(&f.rust_name);
+            quote!(#n: #v)
+        });
+        let count = Literal::usize_unsuffixed(count);
+        quote! {
+            impl<'de> __p::Deserialize<'de> for #name {
+                fn deserialize<D: __p::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    __p::object::deserialize_positional(deserializer)
+                }
+            }
+            impl<'de> __p::object::FromSeq<'de> for #name {
+                const EXPECTING: &'static str = #expecting;
+                fn from_seq<A: __p::serde::de::SeqAccess<'de>>(
+                    mut seq: A,
+                ) -> ::core::result::Result<Self, A::Error> {
+                    #(#reads)*
+                    __p::object::end(&mut seq, #count, Self::EXPECTING)?;
+                    ::core::result::Result::Ok(Self { #(#values,)* })
+                }
+            }
+        }
+    }
+
     /// `ScanDecode` for a positional struct: the elements of an array, in order. A missing
-    /// required element, or one too many, is left to serde (which refuses it), and so is an
-    /// object, which `Deserialize` also reads.
+    /// required element, or one too many, is left to serde (which refuses it, as it refuses an
+    /// object).
     fn scan_positional(&self, name: &Ident, s: &Struct) -> TokenStream {
         let reads = s.fields.iter().map(|f| {
             let v = slot(f);
@@ -1084,12 +1150,13 @@ impl Emitter<'_> {
                 }
             }
             TypeDefKind::Union { tag, variants } => {
-                let attrs = self.serde_attrs();
+                let attrs = self.serde_attrs_no_deserialize();
                 let strict = self
                     .p
                     .wire
                     .strict
                     .then(|| quote!(#[serde(deny_unknown_fields)]));
+                let deserialize = self.union_deserialize(&name, tag, variants, strict.clone());
                 let vs = variants.iter().map(|(rust, wire, vd, s)| {
                     let v = ident(rust);
                     let vd = docs(vd, &format!("`{tag}: {wire:?}`."));
@@ -1129,9 +1196,70 @@ impl Emitter<'_> {
                     #strict
                     #[serde(tag = #tag)]
                     pub enum #name { #(#vs),* }
+                    #deserialize
 
                     impl<'de> __p::ScanDecode<'de> for #name {}
                     #validate
+                }
+            }
+        }
+    }
+
+    /// `Deserialize` for a tagged union, written out: serde's internally tagged enums also read
+    /// a JSON array whose first element is the tag, which a definition's union never is. The
+    /// value is read as an object first (`__p::object::object_value`), then by a derived enum of
+    /// the same variants, private to the function, and moved into the union.
+    fn union_deserialize(
+        &self,
+        name: &Ident,
+        tag: &str,
+        variants: &[(String, String, Vec<String>, Struct)],
+        strict: Option<TokenStream>,
+    ) -> TokenStream {
+        let derive = ident(DERIVES);
+        let wire_variants = variants.iter().map(|(rust, wire, _, s)| {
+            let v = ident(rust);
+            let fields = s.fields.iter().map(|f| {
+                let n = ident(&f.rust_name);
+                let ty = self.field_type(f);
+                let rename = (f.wire_name != f.rust_name.trim_start_matches("r#")).then(|| {
+                    let w = &f.wire_name;
+                    quote!(#[serde(rename = #w)])
+                });
+                let optional = f.optional.then(|| quote!(#[serde(default)]));
+                quote!(#rename #optional #n: #ty)
+            });
+            let rest = s.rest.as_ref().map(|r| {
+                let r = ident(r);
+                quote!(#[serde(flatten)] #r: __p::BTreeMap<::std::string::String, __p::Value>)
+            });
+            quote!(#[serde(rename = #wire)] #v { #(#fields,)* #rest })
+        });
+        let moves = variants.iter().map(|(rust, _, _, s)| {
+            let v = ident(rust);
+            let names: Vec<Ident> = s
+                .fields
+                .iter()
+                .map(|f| ident(&f.rust_name))
+                .chain(s.rest.as_ref().map(|r| ident(r)))
+                .collect();
+            quote!(Wire::#v { #(#names),* } => Self::#v { #(#names),* })
+        });
+        quote! {
+            impl<'de> __p::Deserialize<'de> for #name {
+                fn deserialize<D: __p::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    #[#derive(__p::Deserialize)]
+                    #[serde(crate = "::protolink::__private::serde")]
+                    #strict
+                    #[serde(tag = #tag)]
+                    enum Wire { #(#wire_variants),* }
+
+                    let object = __p::object::object_value(deserializer)?;
+                    let wire = <Wire as __p::Deserialize>::deserialize(object)
+                        .map_err(<D::Error as __p::serde::de::Error>::custom)?;
+                    ::core::result::Result::Ok(match wire { #(#moves,)* })
                 }
             }
         }

@@ -364,7 +364,7 @@ pub mod chat {
     /// A room's name.
     pub type RoomName = ::std::string::String;
     /// A chat message as the server delivers it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct ChatMessage {
@@ -381,6 +381,44 @@ pub mod chat {
         /// When the server received it, in milliseconds since the Unix epoch.
         #[serde(rename = "sentAt")]
         pub sent_at: u64,
+    }
+    impl<'de> __p::Deserialize<'de> for ChatMessage {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for ChatMessage {
+        const EXPECTING: &'static str = "struct ChatMessage";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __id: ::core::option::Option<u64> = ::core::option::Option::None;
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            let mut __author: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __text: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __sent_at: ::core::option::Option<u64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    "room" => __p::object::field(&mut __room, &mut map, "room")?,
+                    "author" => __p::object::field(&mut __author, &mut map, "author")?,
+                    "text" => __p::object::field(&mut __text, &mut map, "text")?,
+                    "sentAt" => __p::object::field(&mut __sent_at, &mut map, "sentAt")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                id: __p::object::required(__id, "id")?,
+                room: __p::object::required(__room, "room")?,
+                author: __p::object::required(__author, "author")?,
+                text: __p::object::required(__text, "text")?,
+                sent_at: __p::object::required(__sent_at, "sentAt")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for ChatMessage {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -490,7 +528,7 @@ pub mod chat {
     impl __p::SendableBy<Client> for Disconnect {}
     impl __p::SendableBy<Server> for Disconnect {}
     /// Joins a room; from then on the client receives its messages and typing notices.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Join {
@@ -499,6 +537,32 @@ pub mod chat {
             extend("minLength" = 1, "maxLength" = 64, "pattern" = "^[A-Za-z0-9_-]+$")
         )]
         pub room: RoomName,
+    }
+    impl<'de> __p::Deserialize<'de> for Join {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Join {
+        const EXPECTING: &'static str = "struct Join";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "room" => __p::object::field(&mut __room, &mut map, "room")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                room: __p::object::required(__room, "room")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Join {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -558,12 +622,40 @@ pub mod chat {
         }
     }
     /// The reply to [`Join`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct JoinReply {
         /// The user names of everyone in the room, the caller included.
         pub members: ::std::vec::Vec<::std::string::String>,
+    }
+    impl<'de> __p::Deserialize<'de> for JoinReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for JoinReply {
+        const EXPECTING: &'static str = "struct JoinReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __members: ::core::option::Option<
+                ::std::vec::Vec<::std::string::String>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "members" => __p::object::field(&mut __members, &mut map, "members")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                members: __p::object::required(__members, "members")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for JoinReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -609,7 +701,7 @@ pub mod chat {
     }
     impl __p::SendableBy<Client> for Join {}
     /// Sends a message to a room the client joined; answered with the message's id.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct SendMessage {
@@ -621,6 +713,35 @@ pub mod chat {
         /// The message's text.
         #[schemars(extend("minLength" = 1, "maxLength" = 4000))]
         pub text: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for SendMessage {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SendMessage {
+        const EXPECTING: &'static str = "struct SendMessage";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            let mut __text: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "room" => __p::object::field(&mut __room, &mut map, "room")?,
+                    "text" => __p::object::field(&mut __text, &mut map, "text")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                room: __p::object::required(__room, "room")?,
+                text: __p::object::required(__text, "text")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SendMessage {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -699,12 +820,38 @@ pub mod chat {
         }
     }
     /// The reply to [`SendMessage`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct SendMessageReply {
         /// The id the server gave the message.
         pub id: u64,
+    }
+    impl<'de> __p::Deserialize<'de> for SendMessageReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SendMessageReply {
+        const EXPECTING: &'static str = "struct SendMessageReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __id: ::core::option::Option<u64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                id: __p::object::required(__id, "id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SendMessageReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -748,7 +895,7 @@ pub mod chat {
     }
     impl __p::SendableBy<Client> for SendMessage {}
     /// Tells the room the client is typing; no reply.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Typing {
@@ -757,6 +904,32 @@ pub mod chat {
             extend("minLength" = 1, "maxLength" = 64, "pattern" = "^[A-Za-z0-9_-]+$")
         )]
         pub room: RoomName,
+    }
+    impl<'de> __p::Deserialize<'de> for Typing {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Typing {
+        const EXPECTING: &'static str = "struct Typing";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "room" => __p::object::field(&mut __room, &mut map, "room")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                room: __p::object::required(__room, "room")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Typing {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -860,7 +1033,7 @@ pub mod chat {
     impl __p::Event for Message {}
     impl __p::SendableBy<Server> for Message {}
     /// Another member of a room is typing.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct UserTyping {
@@ -868,6 +1041,35 @@ pub mod chat {
         pub room: RoomName,
         /// The user name of the member typing.
         pub user: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for UserTyping {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for UserTyping {
+        const EXPECTING: &'static str = "struct UserTyping";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __room: ::core::option::Option<RoomName> = ::core::option::Option::None;
+            let mut __user: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "room" => __p::object::field(&mut __room, &mut map, "room")?,
+                    "user" => __p::object::field(&mut __user, &mut map, "user")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                room: __p::object::required(__room, "room")?,
+                user: __p::object::required(__user, "user")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for UserTyping {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -914,10 +1116,29 @@ pub mod chat {
     impl __p::Event for UserTyping {}
     impl __p::SendableBy<Server> for UserTyping {}
     /// Asks the client's application to answer, proving it still processes events.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PingClient {}
+    impl<'de> __p::Deserialize<'de> for PingClient {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for PingClient {
+        const EXPECTING: &'static str = "struct PingClient";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(_) = map.next_key::<__p::Key<'de>>()?
+            {
+                __p::object::skip(&mut map)?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for PingClient {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
@@ -943,10 +1164,29 @@ pub mod chat {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`PingClient`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PingClientReply {}
+    impl<'de> __p::Deserialize<'de> for PingClientReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for PingClientReply {
+        const EXPECTING: &'static str = "struct PingClientReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(_) = map.next_key::<__p::Key<'de>>()?
+            {
+                __p::object::skip(&mut map)?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for PingClientReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
@@ -983,7 +1223,7 @@ pub mod chat {
     }
     impl __p::SendableBy<Server> for PingClient {}
     /// Adds two numbers: `{"a": 2, "b": 3}` is answered with `5`.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Sum {
@@ -991,6 +1231,35 @@ pub mod chat {
         pub a: i64,
         /// The second addend.
         pub b: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for Sum {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Sum {
+        const EXPECTING: &'static str = "struct Sum";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __a: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __b: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "a" => __p::object::field(&mut __a, &mut map, "a")?,
+                    "b" => __p::object::field(&mut __b, &mut map, "b")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                a: __p::object::required(__a, "a")?,
+                b: __p::object::required(__b, "b")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Sum {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1270,12 +1539,38 @@ pub mod chat {
     impl __p::Event for AskClientResult {}
     impl __p::SendableBy<Server> for AskClientResult {}
     /// Makes the server give the caller a signed auth token (`#setAuthToken`) for this user.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Login {
         /// The user name the token names.
         pub user: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for Login {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Login {
+        const EXPECTING: &'static str = "struct Login";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __user: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "user" => __p::object::field(&mut __user, &mut map, "user")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                user: __p::object::required(__user, "user")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Login {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {

@@ -264,7 +264,7 @@ pub mod clusterio {
         }
     }
     /// A slave, as `list_slaves` returns it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -279,6 +279,51 @@ pub mod clusterio {
         pub id: i64,
         /// Whether the slave is connected to the master now.
         pub connected: bool,
+    }
+    impl<'de> __p::Deserialize<'de> for SlaveInfo {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SlaveInfo {
+        const EXPECTING: &'static str = "struct SlaveInfo";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __agent: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __connected: ::core::option::Option<bool> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "agent" => __p::object::field(&mut __agent, &mut map, "agent")?,
+                    "version" => __p::object::field(&mut __version, &mut map, "version")?,
+                    "name" => __p::object::field(&mut __name, &mut map, "name")?,
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    "connected" => {
+                        __p::object::field(&mut __connected, &mut map, "connected")?
+                    }
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &["agent", "version", "name", "id", "connected"],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                agent: __p::object::required(__agent, "agent")?,
+                version: __p::object::required(__version, "version")?,
+                name: __p::object::required(__name, "name")?,
+                id: __p::object::required(__id, "id")?,
+                connected: __p::object::required(__connected, "connected")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SlaveInfo {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -325,7 +370,7 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// An instance, as `list_instances` returns it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -336,6 +381,51 @@ pub mod clusterio {
         pub id: i64,
         /// The id of the slave the instance is assigned to, or `null` when unassigned.
         pub assigned_slave: ::core::option::Option<i64>,
+    }
+    impl<'de> __p::Deserialize<'de> for InstanceInfo {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for InstanceInfo {
+        const EXPECTING: &'static str = "struct InstanceInfo";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __assigned_slave: ::core::option::Option<
+                ::core::option::Option<i64>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "name" => __p::object::field(&mut __name, &mut map, "name")?,
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    "assigned_slave" => {
+                        __p::object::field(
+                            &mut __assigned_slave,
+                            &mut map,
+                            "assigned_slave",
+                        )?
+                    }
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &["name", "id", "assigned_slave"],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                name: __p::object::required(__name, "name")?,
+                id: __p::object::required(__id, "id")?,
+                assigned_slave: __assigned_slave.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for InstanceInfo {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -378,13 +468,50 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// An instance on a slave, as `update_instances` reports it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct SlaveInstance {
         /// The instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for SlaveInstance {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SlaveInstance {
+        const EXPECTING: &'static str = "struct SlaveInstance";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "serialized_config" => {
+                        __p::object::field(
+                            &mut __serialized_config,
+                            &mut map,
+                            "serialized_config",
+                        )?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["serialized_config"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                serialized_config: __p::object::required(
+                    __serialized_config,
+                    "serialized_config",
+                )?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SlaveInstance {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -421,7 +548,7 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// One parsed line of an instance's output.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -448,6 +575,81 @@ pub mod clusterio {
         /// The action the line reports, if any.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub action: ::core::option::Option<::std::string::String>,
+    }
+    impl<'de> __p::Deserialize<'de> for OutputLine {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for OutputLine {
+        const EXPECTING: &'static str = "struct OutputLine";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __source: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __format: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __type: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __received: ::core::option::Option<f64> = ::core::option::Option::None;
+            let mut __time: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __level: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __file: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __action: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "source" => __p::object::field(&mut __source, &mut map, "source")?,
+                    "format" => __p::object::field(&mut __format, &mut map, "format")?,
+                    "type" => __p::object::field(&mut __type, &mut map, "type")?,
+                    "message" => __p::object::field(&mut __message, &mut map, "message")?,
+                    "received" => {
+                        __p::object::field(&mut __received, &mut map, "received")?
+                    }
+                    "time" => __p::object::field(&mut __time, &mut map, "time")?,
+                    "level" => __p::object::field(&mut __level, &mut map, "level")?,
+                    "file" => __p::object::field(&mut __file, &mut map, "file")?,
+                    "action" => __p::object::field(&mut __action, &mut map, "action")?,
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &[
+                                "source",
+                                "format",
+                                "type",
+                                "message",
+                                "received",
+                                "time",
+                                "level",
+                                "file",
+                                "action",
+                            ],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                source: __p::object::required(__source, "source")?,
+                format: __p::object::required(__format, "format")?,
+                r#type: __p::object::required(__type, "type")?,
+                message: __p::object::required(__message, "message")?,
+                received: __p::object::required(__received, "received")?,
+                time: __time.flatten(),
+                level: __level.flatten(),
+                file: __file.flatten(),
+                action: __action.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for OutputLine {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -514,13 +716,39 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// Sent by the master as soon as a control or slave connects.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct Hello {
         /// The master's version, e.g. "2.0.0-alpha".
         pub version: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for Hello {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Hello {
+        const EXPECTING: &'static str = "struct Hello";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "version" => __p::object::field(&mut __version, &mut map, "version")?,
+                    _ => __p::object::unknown(key.as_str(), &["version"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                version: __p::object::required(__version, "version")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Hello {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -562,7 +790,7 @@ pub mod clusterio {
     impl __p::SendableBy<MasterWithControl> for Hello {}
     impl __p::SendableBy<MasterWithSlave> for Hello {}
     /// A slave's first frame: registers it with the master.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -577,6 +805,49 @@ pub mod clusterio {
         pub name: ::std::string::String,
         /// The slave's id.
         pub id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for RegisterSlave {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for RegisterSlave {
+        const EXPECTING: &'static str = "struct RegisterSlave";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __agent: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "token" => __p::object::field(&mut __token, &mut map, "token")?,
+                    "agent" => __p::object::field(&mut __agent, &mut map, "agent")?,
+                    "version" => __p::object::field(&mut __version, &mut map, "version")?,
+                    "name" => __p::object::field(&mut __name, &mut map, "name")?,
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &["token", "agent", "version", "name", "id"],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                token: __p::object::required(__token, "token")?,
+                agent: __p::object::required(__agent, "agent")?,
+                version: __p::object::required(__version, "version")?,
+                name: __p::object::required(__name, "name")?,
+                id: __p::object::required(__id, "id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for RegisterSlave {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -631,7 +902,7 @@ pub mod clusterio {
     }
     impl __p::SendableBy<SlaveWithMaster> for RegisterSlave {}
     /// A control client's first frame: registers it with the master.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -642,6 +913,43 @@ pub mod clusterio {
         pub agent: ::std::string::String,
         /// The control's protocol version, e.g. "2.0.0".
         pub version: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for RegisterControl {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for RegisterControl {
+        const EXPECTING: &'static str = "struct RegisterControl";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __agent: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __version: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "token" => __p::object::field(&mut __token, &mut map, "token")?,
+                    "agent" => __p::object::field(&mut __agent, &mut map, "agent")?,
+                    "version" => __p::object::field(&mut __version, &mut map, "version")?,
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &["token", "agent", "version"],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                token: __p::object::required(__token, "token")?,
+                agent: __p::object::required(__agent, "agent")?,
+                version: __p::object::required(__version, "version")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for RegisterControl {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -690,11 +998,31 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for RegisterControl {}
     /// Sent by the master when a registration succeeded; the link is ready for traffic.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct Ready {}
+    impl<'de> __p::Deserialize<'de> for Ready {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Ready {
+        const EXPECTING: &'static str = "struct Ready";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                __p::object::unknown(key.as_str(), &[])?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for Ready {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
@@ -729,13 +1057,39 @@ pub mod clusterio {
     impl __p::SendableBy<MasterWithControl> for Ready {}
     impl __p::SendableBy<MasterWithSlave> for Ready {}
     /// Sent by the side closing a link, just before it closes the socket.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct Close {
         /// Why the link is closing.
         pub reason: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for Close {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Close {
+        const EXPECTING: &'static str = "struct Close";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __reason: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "reason" => __p::object::field(&mut __reason, &mut map, "reason")?,
+                    _ => __p::object::unknown(key.as_str(), &["reason"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                reason: __p::object::required(__reason, "reason")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Close {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -779,11 +1133,31 @@ pub mod clusterio {
     impl __p::SendableBy<SlaveWithMaster> for Close {}
     impl __p::SendableBy<MasterWithSlave> for Close {}
     /// Lists every slave the master knows about.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct ListSlaves {}
+    impl<'de> __p::Deserialize<'de> for ListSlaves {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for ListSlaves {
+        const EXPECTING: &'static str = "struct ListSlaves";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                __p::object::unknown(key.as_str(), &[])?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for ListSlaves {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
@@ -809,13 +1183,39 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`ListSlaves`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct ListSlavesReply {
         /// The slaves, connected or not.
         pub list: ::std::vec::Vec<SlaveInfo>,
+    }
+    impl<'de> __p::Deserialize<'de> for ListSlavesReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for ListSlavesReply {
+        const EXPECTING: &'static str = "struct ListSlavesReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __list: ::core::option::Option<::std::vec::Vec<SlaveInfo>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "list" => __p::object::field(&mut __list, &mut map, "list")?,
+                    _ => __p::object::unknown(key.as_str(), &["list"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                list: __p::object::required(__list, "list")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for ListSlavesReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -869,11 +1269,31 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for ListSlaves {}
     /// Lists every instance the master knows about.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct ListInstances {}
+    impl<'de> __p::Deserialize<'de> for ListInstances {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for ListInstances {
+        const EXPECTING: &'static str = "struct ListInstances";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                __p::object::unknown(key.as_str(), &[])?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for ListInstances {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
@@ -899,13 +1319,39 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`ListInstances`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct ListInstancesReply {
         /// The instances.
         pub list: ::std::vec::Vec<InstanceInfo>,
+    }
+    impl<'de> __p::Deserialize<'de> for ListInstancesReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for ListInstancesReply {
+        const EXPECTING: &'static str = "struct ListInstancesReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __list: ::core::option::Option<::std::vec::Vec<InstanceInfo>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "list" => __p::object::field(&mut __list, &mut map, "list")?,
+                    _ => __p::object::unknown(key.as_str(), &["list"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                list: __p::object::required(__list, "list")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for ListInstancesReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -959,13 +1405,45 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for ListInstances {}
     /// Sets which instances' output this control receives as `instance_output` events.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct SetInstanceOutputSubscriptions {
         /// The instances to receive output from; replaces the previous list.
         pub instance_ids: ::std::vec::Vec<i64>,
+    }
+    impl<'de> __p::Deserialize<'de> for SetInstanceOutputSubscriptions {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SetInstanceOutputSubscriptions {
+        const EXPECTING: &'static str = "struct SetInstanceOutputSubscriptions";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_ids: ::core::option::Option<::std::vec::Vec<i64>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_ids" => {
+                        __p::object::field(
+                            &mut __instance_ids,
+                            &mut map,
+                            "instance_ids",
+                        )?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instance_ids"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_ids: __p::object::required(__instance_ids, "instance_ids")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SetInstanceOutputSubscriptions {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1011,13 +1489,50 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for SetInstanceOutputSubscriptions {}
     /// Creates an instance from its serialised configuration.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct CreateInstance {
         /// The new instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for CreateInstance {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for CreateInstance {
+        const EXPECTING: &'static str = "struct CreateInstance";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "serialized_config" => {
+                        __p::object::field(
+                            &mut __serialized_config,
+                            &mut map,
+                            "serialized_config",
+                        )?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["serialized_config"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                serialized_config: __p::object::required(
+                    __serialized_config,
+                    "serialized_config",
+                )?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for CreateInstance {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1065,13 +1580,41 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for CreateInstance {}
     /// Reads an instance's configuration.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct GetInstanceConfig {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for GetInstanceConfig {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for GetInstanceConfig {
+        const EXPECTING: &'static str = "struct GetInstanceConfig";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instance_id"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for GetInstanceConfig {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1106,13 +1649,50 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`GetInstanceConfig`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct GetInstanceConfigReply {
         /// The instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for GetInstanceConfigReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for GetInstanceConfigReply {
+        const EXPECTING: &'static str = "struct GetInstanceConfigReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "serialized_config" => {
+                        __p::object::field(
+                            &mut __serialized_config,
+                            &mut map,
+                            "serialized_config",
+                        )?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["serialized_config"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                serialized_config: __p::object::required(
+                    __serialized_config,
+                    "serialized_config",
+                )?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for GetInstanceConfigReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1160,7 +1740,7 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for GetInstanceConfig {}
     /// Sets one field of an instance's configuration.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -1171,6 +1751,45 @@ pub mod clusterio {
         pub field: ::std::string::String,
         /// The field's new value, as text.
         pub value: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for SetInstanceConfigField {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SetInstanceConfigField {
+        const EXPECTING: &'static str = "struct SetInstanceConfigField";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __field: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __value: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    "field" => __p::object::field(&mut __field, &mut map, "field")?,
+                    "value" => __p::object::field(&mut __value, &mut map, "value")?,
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &["instance_id", "field", "value"],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+                field: __p::object::required(__field, "field")?,
+                value: __p::object::required(__value, "value")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SetInstanceConfigField {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1222,7 +1841,7 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for SetInstanceConfigField {}
     /// Assigns an instance to a slave.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -1231,6 +1850,41 @@ pub mod clusterio {
         pub instance_id: i64,
         /// The slave to assign it to.
         pub slave_id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for AssignInstanceCommand {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for AssignInstanceCommand {
+        const EXPECTING: &'static str = "struct AssignInstanceCommand";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __slave_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    "slave_id" => {
+                        __p::object::field(&mut __slave_id, &mut map, "slave_id")?
+                    }
+                    _ => {
+                        __p::object::unknown(key.as_str(), &["instance_id", "slave_id"])?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+                slave_id: __p::object::required(__slave_id, "slave_id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for AssignInstanceCommand {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1279,7 +1933,7 @@ pub mod clusterio {
     }
     impl __p::SendableBy<ControlWithMaster> for AssignInstanceCommand {}
     /// Tells a slave it now owns an instance, with the instance's configuration.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -1288,6 +1942,53 @@ pub mod clusterio {
         pub instance_id: i64,
         /// The instance's configuration, serialised.
         pub serialized_config: __p::BTreeMap<::std::string::String, __p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for AssignInstance {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for AssignInstance {
+        const EXPECTING: &'static str = "struct AssignInstance";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __serialized_config: ::core::option::Option<
+                __p::BTreeMap<::std::string::String, __p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    "serialized_config" => {
+                        __p::object::field(
+                            &mut __serialized_config,
+                            &mut map,
+                            "serialized_config",
+                        )?
+                    }
+                    _ => {
+                        __p::object::unknown(
+                            key.as_str(),
+                            &["instance_id", "serialized_config"],
+                        )?
+                    }
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+                serialized_config: __p::object::required(
+                    __serialized_config,
+                    "serialized_config",
+                )?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for AssignInstance {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1338,13 +2039,41 @@ pub mod clusterio {
     }
     impl __p::SendableBy<MasterWithSlave> for AssignInstance {}
     /// Starts an instance; forwarded to the instance.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct StartInstance {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for StartInstance {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for StartInstance {
+        const EXPECTING: &'static str = "struct StartInstance";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instance_id"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for StartInstance {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1392,13 +2121,41 @@ pub mod clusterio {
     impl __p::SendableBy<MasterWithSlave> for StartInstance {}
     impl __p::SendableBy<SlaveWithInstance> for StartInstance {}
     /// Creates a new save on an instance; forwarded to the instance.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct CreateSave {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for CreateSave {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for CreateSave {
+        const EXPECTING: &'static str = "struct CreateSave";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instance_id"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for CreateSave {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1446,13 +2203,41 @@ pub mod clusterio {
     impl __p::SendableBy<MasterWithSlave> for CreateSave {}
     impl __p::SendableBy<SlaveWithInstance> for CreateSave {}
     /// Stops an instance; forwarded to the instance.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct StopInstance {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for StopInstance {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for StopInstance {
+        const EXPECTING: &'static str = "struct StopInstance";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instance_id"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for StopInstance {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1500,13 +2285,41 @@ pub mod clusterio {
     impl __p::SendableBy<MasterWithSlave> for StopInstance {}
     impl __p::SendableBy<SlaveWithInstance> for StopInstance {}
     /// Deletes an instance; forwarded to the slave owning it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct DeleteInstance {
         /// The instance.
         pub instance_id: i64,
+    }
+    impl<'de> __p::Deserialize<'de> for DeleteInstance {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for DeleteInstance {
+        const EXPECTING: &'static str = "struct DeleteInstance";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instance_id"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for DeleteInstance {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1553,7 +2366,7 @@ pub mod clusterio {
     impl __p::SendableBy<ControlWithMaster> for DeleteInstance {}
     impl __p::SendableBy<MasterWithSlave> for DeleteInstance {}
     /// Sends an RCON command to an instance; forwarded to the instance.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -1562,6 +2375,37 @@ pub mod clusterio {
         pub instance_id: i64,
         /// The command.
         pub command: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for SendRcon {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SendRcon {
+        const EXPECTING: &'static str = "struct SendRcon";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __command: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    "command" => __p::object::field(&mut __command, &mut map, "command")?,
+                    _ => __p::object::unknown(key.as_str(), &["instance_id", "command"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+                command: __p::object::required(__command, "command")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SendRcon {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1599,13 +2443,39 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`SendRcon`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct SendRconReply {
         /// The command's output.
         pub result: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for SendRconReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SendRconReply {
+        const EXPECTING: &'static str = "struct SendRconReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __result: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "result" => __p::object::field(&mut __result, &mut map, "result")?,
+                    _ => __p::object::unknown(key.as_str(), &["result"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                result: __p::object::required(__result, "result")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SendRconReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1652,11 +2522,31 @@ pub mod clusterio {
     impl __p::SendableBy<SlaveWithInstance> for SendRcon {}
     /// The statistics_exporter plugin's request for a slave's (and its instances') Prometheus
     /// metrics, which the master sends every slave when `/metrics` is scraped.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct GetMetrics {}
+    impl<'de> __p::Deserialize<'de> for GetMetrics {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for GetMetrics {
+        const EXPECTING: &'static str = "struct GetMetrics";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                __p::object::unknown(key.as_str(), &[])?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for GetMetrics {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;
@@ -1682,13 +2572,39 @@ pub mod clusterio {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`GetMetrics`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct GetMetricsReply {
         /// Serialised metric results (`{metric: {type, name, help, labels}, samples: [...]}`).
         pub results: ::std::vec::Vec<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for GetMetricsReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for GetMetricsReply {
+        const EXPECTING: &'static str = "struct GetMetricsReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __results: ::core::option::Option<::std::vec::Vec<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "results" => __p::object::field(&mut __results, &mut map, "results")?,
+                    _ => __p::object::unknown(key.as_str(), &["results"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                results: __p::object::required(__results, "results")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for GetMetricsReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1733,13 +2649,43 @@ pub mod clusterio {
     impl __p::SendableBy<MasterWithSlave> for GetMetrics {}
     impl __p::SendableBy<SlaveWithInstance> for GetMetrics {}
     /// A slave reports the instances it has, with their configurations.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
     pub struct UpdateInstances {
         /// Every instance on the slave.
         pub instances: ::std::vec::Vec<SlaveInstance>,
+    }
+    impl<'de> __p::Deserialize<'de> for UpdateInstances {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for UpdateInstances {
+        const EXPECTING: &'static str = "struct UpdateInstances";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instances: ::core::option::Option<
+                ::std::vec::Vec<SlaveInstance>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instances" => {
+                        __p::object::field(&mut __instances, &mut map, "instances")?
+                    }
+                    _ => __p::object::unknown(key.as_str(), &["instances"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instances: __p::object::required(__instances, "instances")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for UpdateInstances {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1793,7 +2739,7 @@ pub mod clusterio {
     impl __p::Event for UpdateInstances {}
     impl __p::SendableBy<SlaveWithMaster> for UpdateInstances {}
     /// A line of output from an instance; forwarded up, then to the controls subscribed to it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     #[serde(deny_unknown_fields)]
@@ -1802,6 +2748,37 @@ pub mod clusterio {
         pub instance_id: i64,
         /// The output.
         pub output: OutputLine,
+    }
+    impl<'de> __p::Deserialize<'de> for InstanceOutput {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for InstanceOutput {
+        const EXPECTING: &'static str = "struct InstanceOutput";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __instance_id: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut __output: ::core::option::Option<OutputLine> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "instance_id" => {
+                        __p::object::field(&mut __instance_id, &mut map, "instance_id")?
+                    }
+                    "output" => __p::object::field(&mut __output, &mut map, "output")?,
+                    _ => __p::object::unknown(key.as_str(), &["instance_id", "output"])?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                instance_id: __p::object::required(__instance_id, "instance_id")?,
+                output: __p::object::required(__output, "output")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for InstanceOutput {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {

@@ -150,13 +150,41 @@ pub mod litecord {
         }
     }
     /// OP 0 HELLO: sent by the server when the connection opens, asking the client for HELLO_ACK.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Hello {
         /// Heartbeat interval, in milliseconds.
         #[schemars(extend("minimum" = 1))]
         pub hb_interval: u32,
+    }
+    impl<'de> __p::Deserialize<'de> for Hello {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Hello {
+        const EXPECTING: &'static str = "struct Hello";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __hb_interval: ::core::option::Option<u32> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "hb_interval" => {
+                        __p::object::field(&mut __hb_interval, &mut map, "hb_interval")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                hb_interval: __p::object::required(__hb_interval, "hb_interval")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Hello {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -214,12 +242,40 @@ pub mod litecord {
     }
     impl __p::SendableBy<Server> for Hello {}
     /// OP 1 HELLO_ACK: the client acknowledges HELLO and authenticates; it may heartbeat after it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HelloAck {
         /// The secret shared between client and server.
         pub password: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for HelloAck {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for HelloAck {
+        const EXPECTING: &'static str = "struct HelloAck";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __password: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "password" => {
+                        __p::object::field(&mut __password, &mut map, "password")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                password: __p::object::required(__password, "password")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for HelloAck {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -260,13 +316,37 @@ pub mod litecord {
     }
     impl __p::SendableBy<Client> for HelloAck {}
     /// OP 2 HEARTBEAT: sent by the client every `hb_interval` ms once it sent HELLO_ACK.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Heartbeat {
         /// A counter the real clients send, starting at 0; absent in the seed.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub s: ::core::option::Option<u64>,
+    }
+    impl<'de> __p::Deserialize<'de> for Heartbeat {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Heartbeat {
+        const EXPECTING: &'static str = "struct Heartbeat";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __s: ::core::option::Option<::core::option::Option<u64>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "s" => __p::object::field(&mut __s, &mut map, "s")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self { s: __s.flatten() })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Heartbeat {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -307,10 +387,29 @@ pub mod litecord {
     }
     impl __p::SendableBy<Client> for Heartbeat {}
     /// OP 3 HEARTBEAT_ACK: sent by the server for every HEARTBEAT it receives.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HeartbeatAck {}
+    impl<'de> __p::Deserialize<'de> for HeartbeatAck {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for HeartbeatAck {
+        const EXPECTING: &'static str = "struct HeartbeatAck";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            while let ::core::option::Option::Some(_) = map.next_key::<__p::Key<'de>>()?
+            {
+                __p::object::skip(&mut map)?;
+            }
+            ::core::result::Result::Ok(Self {})
+        }
+    }
     impl<'de> __p::ScanDecode<'de> for HeartbeatAck {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
             scan.open()?;

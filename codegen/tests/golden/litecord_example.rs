@@ -222,14 +222,33 @@ pub mod litecord_example {
         }
     }
     /// The array form of a verdict, as `[false, "user not found"]`.
-    #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
-    #[serde(crate = "::protolink::__private::serde")]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct TokenVerdict {
         /// Whether the token belongs to a user.
         pub valid: bool,
         /// Why the token is not valid; absent or `null` when it is.
-        #[serde(default)]
         pub reason: FailureReason,
+    }
+    impl<'de> __p::Deserialize<'de> for TokenVerdict {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_positional(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromSeq<'de> for TokenVerdict {
+        const EXPECTING: &'static str = "struct TokenVerdict as an array of 1 to 2 elements";
+        fn from_seq<A: __p::serde::de::SeqAccess<'de>>(
+            mut seq: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let __valid: bool = __p::object::element(&mut seq, 0, Self::EXPECTING)?;
+            let __reason: FailureReason = seq.next_element::<FailureReason>()?.flatten();
+            __p::object::end(&mut seq, 2, Self::EXPECTING)?;
+            ::core::result::Result::Ok(Self {
+                valid: __valid,
+                reason: __reason,
+            })
+        }
     }
     impl __p::Serialize for TokenVerdict {
         fn serialize<S: __p::serde::Serializer>(
@@ -298,7 +317,7 @@ pub mod litecord_example {
     /// A reason text, or `null` when there is nothing to explain.
     pub type FailureReason = ::core::option::Option<::std::string::String>;
     /// A guild, as GET_GUILD returns it.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Guild {
@@ -313,6 +332,49 @@ pub mod litecord_example {
         pub owner_id: ::std::string::String,
         /// How many members the guild has.
         pub member_count: u32,
+    }
+    impl<'de> __p::Deserialize<'de> for Guild {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Guild {
+        const EXPECTING: &'static str = "struct Guild";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __owner_id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __member_count: ::core::option::Option<u32> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    "name" => __p::object::field(&mut __name, &mut map, "name")?,
+                    "owner_id" => {
+                        __p::object::field(&mut __owner_id, &mut map, "owner_id")?
+                    }
+                    "member_count" => {
+                        __p::object::field(
+                            &mut __member_count,
+                            &mut map,
+                            "member_count",
+                        )?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                id: __p::object::required(__id, "id")?,
+                name: __p::object::required(__name, "name")?,
+                owner_id: __p::object::required(__owner_id, "owner_id")?,
+                member_count: __p::object::required(__member_count, "member_count")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Guild {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -453,11 +515,31 @@ pub mod litecord_example {
     pub use super::litecord::HeartbeatAck;
     impl __p::SendableBy<Server> for HeartbeatAck {}
     /// Asks a client whether a user token is valid, as the real Litecord gateway does.
-    #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
-    #[serde(crate = "::protolink::__private::serde")]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct TokenValidate {
         /// The token to check.
         pub token: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for TokenValidate {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_positional(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromSeq<'de> for TokenValidate {
+        const EXPECTING: &'static str = "struct TokenValidate as an array of 1 elements";
+        fn from_seq<A: __p::serde::de::SeqAccess<'de>>(
+            mut seq: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let __token: ::std::string::String = __p::object::element(
+                &mut seq,
+                0,
+                Self::EXPECTING,
+            )?;
+            __p::object::end(&mut seq, 1, Self::EXPECTING)?;
+            ::core::result::Result::Ok(Self { token: __token })
+        }
     }
     impl __p::Serialize for TokenValidate {
         fn serialize<S: __p::serde::Serializer>(
@@ -516,11 +598,31 @@ pub mod litecord_example {
     }
     impl __p::SendableBy<Server> for TokenValidate {}
     /// Asks the server for a guild by its id; an unknown guild fails the request.
-    #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
-    #[serde(crate = "::protolink::__private::serde")]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GetGuild {
         /// The guild's snowflake id.
         pub guild_id: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for GetGuild {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_positional(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromSeq<'de> for GetGuild {
+        const EXPECTING: &'static str = "struct GetGuild as an array of 1 elements";
+        fn from_seq<A: __p::serde::de::SeqAccess<'de>>(
+            mut seq: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let __guild_id: ::std::string::String = __p::object::element(
+                &mut seq,
+                0,
+                Self::EXPECTING,
+            )?;
+            __p::object::end(&mut seq, 1, Self::EXPECTING)?;
+            ::core::result::Result::Ok(Self { guild_id: __guild_id })
+        }
     }
     impl __p::Serialize for GetGuild {
         fn serialize<S: __p::serde::Serializer>(
@@ -594,8 +696,7 @@ pub mod litecord_example {
     }
     impl __p::SendableBy<Client> for GetGuild {}
     /// Tells the server a user's presence changed; no reply.
-    #[derive(Debug, Clone, PartialEq, __p::Deserialize)]
-    #[serde(crate = "::protolink::__private::serde")]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct UserPresence {
         /// The user's snowflake id.
         pub user_id: ::std::string::String,
@@ -603,6 +704,41 @@ pub mod litecord_example {
         pub status: PresenceStatus,
         /// What the user is doing, or `null` for nothing.
         pub activity: ::core::option::Option<::std::string::String>,
+    }
+    impl<'de> __p::Deserialize<'de> for UserPresence {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_positional(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromSeq<'de> for UserPresence {
+        const EXPECTING: &'static str = "struct UserPresence as an array of 3 elements";
+        fn from_seq<A: __p::serde::de::SeqAccess<'de>>(
+            mut seq: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let __user_id: ::std::string::String = __p::object::element(
+                &mut seq,
+                0,
+                Self::EXPECTING,
+            )?;
+            let __status: PresenceStatus = __p::object::element(
+                &mut seq,
+                1,
+                Self::EXPECTING,
+            )?;
+            let __activity: ::core::option::Option<::std::string::String> = __p::object::element(
+                &mut seq,
+                2,
+                Self::EXPECTING,
+            )?;
+            __p::object::end(&mut seq, 3, Self::EXPECTING)?;
+            ::core::result::Result::Ok(Self {
+                user_id: __user_id,
+                status: __status,
+                activity: __activity,
+            })
+        }
     }
     impl __p::Serialize for UserPresence {
         fn serialize<S: __p::serde::Serializer>(

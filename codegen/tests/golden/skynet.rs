@@ -265,100 +265,42 @@ pub mod skynet {
         const WRITTEN: &'static [&'static str] = &["ID", "channel", "message", "time"];
     }
     impl<'de> __p::Deserialize<'de> for SentMessage {
-        fn deserialize<__D: __p::serde::Deserializer<'de>>(
-            deserializer: __D,
-        ) -> ::core::result::Result<Self, __D::Error> {
-            struct __Visitor;
-            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
-                type Value = SentMessage;
-                fn expecting(
-                    &self,
-                    f: &mut ::core::fmt::Formatter<'_>,
-                ) -> ::core::fmt::Result {
-                    f.write_str("struct SentMessage")
-                }
-                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
-                    self,
-                    mut __map: __A,
-                ) -> ::core::result::Result<SentMessage, __A::Error> {
-                    let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
-                    let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
-                    let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
-                    let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
-                    let mut __rest = __p::BTreeMap::new();
-                    while let ::core::option::Option::Some(__key) = __map
-                        .next_key::<__p::Key<'de>>()?
-                    {
-                        match __key.as_str() {
-                            "channel" => {
-                                if __channel.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "channel",
-                                        ),
-                                    );
-                                }
-                                __channel = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            "message" => {
-                                if __message.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "message",
-                                        ),
-                                    );
-                                }
-                                __message = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            "ID" => {
-                                if __id.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field("ID"),
-                                    );
-                                }
-                                __id = ::core::option::Option::Some(__map.next_value()?);
-                            }
-                            "time" => {
-                                if __time.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "time",
-                                        ),
-                                    );
-                                }
-                                __time = ::core::option::Option::Some(__map.next_value()?);
-                            }
-                            _ => {
-                                __rest.insert(__key.into_string(), __map.next_value()?);
-                            }
-                        }
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SentMessage {
+        const EXPECTING: &'static str = "struct SentMessage";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "message" => __p::object::field(&mut __message, &mut map, "message")?,
+                    "ID" => __p::object::field(&mut __id, &mut map, "ID")?,
+                    "time" => __p::object::field(&mut __time, &mut map, "time")?,
+                    _ => {
+                        rest.insert(key.into_string(), map.next_value()?);
                     }
-                    ::core::result::Result::Ok(SentMessage {
-                        channel: __channel
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "channel",
-                            ))?,
-                        message: __message
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "message",
-                            ))?,
-                        id: __id
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "ID",
-                            ))?,
-                        time: __time
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "time",
-                            ))?,
-                        extra: __rest,
-                    })
                 }
             }
-            deserializer.deserialize_map(__Visitor)
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+                message: __p::object::required(__message, "message")?,
+                id: __p::object::required(__id, "ID")?,
+                time: __p::object::required(__time, "time")?,
+                extra: rest,
+            })
         }
     }
     impl<'de> __p::ScanDecode<'de> for SentMessage {
@@ -451,114 +393,47 @@ pub mod skynet {
         ];
     }
     impl<'de> __p::Deserialize<'de> for LogEntry {
-        fn deserialize<__D: __p::serde::Deserializer<'de>>(
-            deserializer: __D,
-        ) -> ::core::result::Result<Self, __D::Error> {
-            struct __Visitor;
-            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
-                type Value = LogEntry;
-                fn expecting(
-                    &self,
-                    f: &mut ::core::fmt::Formatter<'_>,
-                ) -> ::core::fmt::Result {
-                    f.write_str("struct LogEntry")
-                }
-                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
-                    self,
-                    mut __map: __A,
-                ) -> ::core::result::Result<LogEntry, __A::Error> {
-                    let mut __type: ::core::option::Option<
-                        ::core::option::Option<::std::string::String>,
-                    > = ::core::option::Option::None;
-                    let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
-                    let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
-                    let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
-                    let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
-                    let mut __rest = __p::BTreeMap::new();
-                    while let ::core::option::Option::Some(__key) = __map
-                        .next_key::<__p::Key<'de>>()?
-                    {
-                        match __key.as_str() {
-                            "type" => {
-                                if __type.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "type",
-                                        ),
-                                    );
-                                }
-                                __type = ::core::option::Option::Some(__map.next_value()?);
-                            }
-                            "channel" => {
-                                if __channel.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "channel",
-                                        ),
-                                    );
-                                }
-                                __channel = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            "message" => {
-                                if __message.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "message",
-                                        ),
-                                    );
-                                }
-                                __message = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            "ID" => {
-                                if __id.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field("ID"),
-                                    );
-                                }
-                                __id = ::core::option::Option::Some(__map.next_value()?);
-                            }
-                            "time" => {
-                                if __time.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "time",
-                                        ),
-                                    );
-                                }
-                                __time = ::core::option::Option::Some(__map.next_value()?);
-                            }
-                            _ => {
-                                __rest.insert(__key.into_string(), __map.next_value()?);
-                            }
-                        }
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for LogEntry {
+        const EXPECTING: &'static str = "struct LogEntry";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __type: ::core::option::Option<
+                ::core::option::Option<::std::string::String>,
+            > = ::core::option::Option::None;
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __time: ::core::option::Option<i64> = ::core::option::Option::None;
+            let mut rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "type" => __p::object::field(&mut __type, &mut map, "type")?,
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "message" => __p::object::field(&mut __message, &mut map, "message")?,
+                    "ID" => __p::object::field(&mut __id, &mut map, "ID")?,
+                    "time" => __p::object::field(&mut __time, &mut map, "time")?,
+                    _ => {
+                        rest.insert(key.into_string(), map.next_value()?);
                     }
-                    ::core::result::Result::Ok(LogEntry {
-                        r#type: __type.flatten(),
-                        channel: __channel
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "channel",
-                            ))?,
-                        message: __message
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "message",
-                            ))?,
-                        id: __id
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "ID",
-                            ))?,
-                        time: __time
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "time",
-                            ))?,
-                        extra: __rest,
-                    })
                 }
             }
-            deserializer.deserialize_map(__Visitor)
+            ::core::result::Result::Ok(Self {
+                r#type: __type.flatten(),
+                channel: __p::object::required(__channel, "channel")?,
+                message: __p::object::required(__message, "message")?,
+                id: __p::object::required(__id, "ID")?,
+                time: __p::object::required(__time, "time")?,
+                extra: rest,
+            })
         }
     }
     impl<'de> __p::ScanDecode<'de> for LogEntry {
@@ -634,12 +509,38 @@ pub mod skynet {
         }
     }
     /// Opens a channel on this socket; messages sent on it are delivered here from now on.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Open {
         /// The channel to open; `"*"` listens on every channel.
         pub channel: Channel,
+    }
+    impl<'de> __p::Deserialize<'de> for Open {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Open {
+        const EXPECTING: &'static str = "struct Open";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Open {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -682,12 +583,40 @@ pub mod skynet {
         }
     }
     /// The reply to [`Open`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct OpenReply {
         /// Every channel open on this socket after the command.
         pub channels: ::std::vec::Vec<Channel>,
+    }
+    impl<'de> __p::Deserialize<'de> for OpenReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for OpenReply {
+        const EXPECTING: &'static str = "struct OpenReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channels: ::core::option::Option<::std::vec::Vec<Channel>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channels" => {
+                        __p::object::field(&mut __channels, &mut map, "channels")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channels: __p::object::required(__channels, "channels")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for OpenReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -741,12 +670,38 @@ pub mod skynet {
     }
     impl __p::SendableBy<Client> for Open {}
     /// Closes a channel on this socket: the opposite of `open`.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct CloseChannel {
         /// The channel to close.
         pub channel: Channel,
+    }
+    impl<'de> __p::Deserialize<'de> for CloseChannel {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for CloseChannel {
+        const EXPECTING: &'static str = "struct CloseChannel";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for CloseChannel {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -789,12 +744,40 @@ pub mod skynet {
         }
     }
     /// The reply to [`CloseChannel`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct CloseChannelReply {
         /// Every channel still open on this socket after the command.
         pub channels: ::std::vec::Vec<Channel>,
+    }
+    impl<'de> __p::Deserialize<'de> for CloseChannelReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for CloseChannelReply {
+        const EXPECTING: &'static str = "struct CloseChannelReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channels: ::core::option::Option<::std::vec::Vec<Channel>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channels" => {
+                        __p::object::field(&mut __channels, &mut map, "channels")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channels: __p::object::required(__channels, "channels")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for CloseChannelReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -865,72 +848,36 @@ pub mod skynet {
         const WRITTEN: &'static [&'static str] = &["channel", "message"];
     }
     impl<'de> __p::Deserialize<'de> for Message {
-        fn deserialize<__D: __p::serde::Deserializer<'de>>(
-            deserializer: __D,
-        ) -> ::core::result::Result<Self, __D::Error> {
-            struct __Visitor;
-            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
-                type Value = Message;
-                fn expecting(
-                    &self,
-                    f: &mut ::core::fmt::Formatter<'_>,
-                ) -> ::core::fmt::Result {
-                    f.write_str("struct Message")
-                }
-                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
-                    self,
-                    mut __map: __A,
-                ) -> ::core::result::Result<Message, __A::Error> {
-                    let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
-                    let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
-                    let mut __rest = __p::BTreeMap::new();
-                    while let ::core::option::Option::Some(__key) = __map
-                        .next_key::<__p::Key<'de>>()?
-                    {
-                        match __key.as_str() {
-                            "channel" => {
-                                if __channel.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "channel",
-                                        ),
-                                    );
-                                }
-                                __channel = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            "message" => {
-                                if __message.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "message",
-                                        ),
-                                    );
-                                }
-                                __message = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            _ => {
-                                __rest.insert(__key.into_string(), __map.next_value()?);
-                            }
-                        }
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Message {
+        const EXPECTING: &'static str = "struct Message";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<Channel> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<__p::Value> = ::core::option::Option::None;
+            let mut rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "message" => __p::object::field(&mut __message, &mut map, "message")?,
+                    _ => {
+                        rest.insert(key.into_string(), map.next_value()?);
                     }
-                    ::core::result::Result::Ok(Message {
-                        channel: __channel
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "channel",
-                            ))?,
-                        message: __message
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "message",
-                            ))?,
-                        extra: __rest,
-                    })
                 }
             }
-            deserializer.deserialize_map(__Visitor)
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+                message: __p::object::required(__message, "message")?,
+                extra: rest,
+            })
         }
     }
     impl<'de> __p::ScanDecode<'de> for Message {
@@ -996,7 +943,7 @@ pub mod skynet {
     }
     impl __p::SendableBy<Client> for Message {}
     /// Reads the server's message log over every channel, newest first.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Log {
@@ -1007,6 +954,37 @@ pub mod skynet {
         /// Index one past the last entry to return (slice semantics); 100 when absent or falsy.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub end: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for Log {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Log {
+        const EXPECTING: &'static str = "struct Log";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __start: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
+            let mut __end: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "start" => __p::object::field(&mut __start, &mut map, "start")?,
+                    "end" => __p::object::field(&mut __end, &mut map, "end")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                start: __start.flatten(),
+                end: __end.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Log {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -1046,12 +1024,38 @@ pub mod skynet {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`Log`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct LogReply {
         /// The entries, newest first.
         pub log: ::std::vec::Vec<LogEntry>,
+    }
+    impl<'de> __p::Deserialize<'de> for LogReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for LogReply {
+        const EXPECTING: &'static str = "struct LogReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __log: ::core::option::Option<::std::vec::Vec<LogEntry>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "log" => __p::object::field(&mut __log, &mut map, "log")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                log: __p::object::required(__log, "log")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for LogReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {

@@ -255,7 +255,7 @@ pub mod socketcluster {
         }
     }
     /// The server's answer to `#handshake`.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct HandshakeReply {
@@ -271,6 +271,56 @@ pub mod socketcluster {
         #[serde(rename = "authError")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_error: ::core::option::Option<AuthError>,
+    }
+    impl<'de> __p::Deserialize<'de> for HandshakeReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for HandshakeReply {
+        const EXPECTING: &'static str = "struct HandshakeReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __id: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __ping_timeout: ::core::option::Option<u64> = ::core::option::Option::None;
+            let mut __is_authenticated: ::core::option::Option<bool> = ::core::option::Option::None;
+            let mut __auth_error: ::core::option::Option<
+                ::core::option::Option<AuthError>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "id" => __p::object::field(&mut __id, &mut map, "id")?,
+                    "pingTimeout" => {
+                        __p::object::field(&mut __ping_timeout, &mut map, "pingTimeout")?
+                    }
+                    "isAuthenticated" => {
+                        __p::object::field(
+                            &mut __is_authenticated,
+                            &mut map,
+                            "isAuthenticated",
+                        )?
+                    }
+                    "authError" => {
+                        __p::object::field(&mut __auth_error, &mut map, "authError")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                id: __p::object::required(__id, "id")?,
+                ping_timeout: __p::object::required(__ping_timeout, "pingTimeout")?,
+                is_authenticated: __p::object::required(
+                    __is_authenticated,
+                    "isAuthenticated",
+                )?,
+                auth_error: __auth_error.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for HandshakeReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -346,86 +396,43 @@ pub mod socketcluster {
         const WRITTEN: &'static [&'static str] = &["isBadToken", "message", "name"];
     }
     impl<'de> __p::Deserialize<'de> for AuthError {
-        fn deserialize<__D: __p::serde::Deserializer<'de>>(
-            deserializer: __D,
-        ) -> ::core::result::Result<Self, __D::Error> {
-            struct __Visitor;
-            impl<'de> __p::serde::de::Visitor<'de> for __Visitor {
-                type Value = AuthError;
-                fn expecting(
-                    &self,
-                    f: &mut ::core::fmt::Formatter<'_>,
-                ) -> ::core::fmt::Result {
-                    f.write_str("struct AuthError")
-                }
-                fn visit_map<__A: __p::serde::de::MapAccess<'de>>(
-                    self,
-                    mut __map: __A,
-                ) -> ::core::result::Result<AuthError, __A::Error> {
-                    let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
-                    let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
-                    let mut __is_bad_token: ::core::option::Option<
-                        ::core::option::Option<bool>,
-                    > = ::core::option::Option::None;
-                    let mut __rest = __p::BTreeMap::new();
-                    while let ::core::option::Option::Some(__key) = __map
-                        .next_key::<__p::Key<'de>>()?
-                    {
-                        match __key.as_str() {
-                            "name" => {
-                                if __name.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "name",
-                                        ),
-                                    );
-                                }
-                                __name = ::core::option::Option::Some(__map.next_value()?);
-                            }
-                            "message" => {
-                                if __message.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "message",
-                                        ),
-                                    );
-                                }
-                                __message = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            "isBadToken" => {
-                                if __is_bad_token.is_some() {
-                                    return ::core::result::Result::Err(
-                                        <__A::Error as __p::serde::de::Error>::duplicate_field(
-                                            "isBadToken",
-                                        ),
-                                    );
-                                }
-                                __is_bad_token = ::core::option::Option::Some(
-                                    __map.next_value()?,
-                                );
-                            }
-                            _ => {
-                                __rest.insert(__key.into_string(), __map.next_value()?);
-                            }
-                        }
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for AuthError {
+        const EXPECTING: &'static str = "struct AuthError";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __name: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __is_bad_token: ::core::option::Option<
+                ::core::option::Option<bool>,
+            > = ::core::option::Option::None;
+            let mut rest = __p::BTreeMap::new();
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "name" => __p::object::field(&mut __name, &mut map, "name")?,
+                    "message" => __p::object::field(&mut __message, &mut map, "message")?,
+                    "isBadToken" => {
+                        __p::object::field(&mut __is_bad_token, &mut map, "isBadToken")?
                     }
-                    ::core::result::Result::Ok(AuthError {
-                        name: __name
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "name",
-                            ))?,
-                        message: __message
-                            .ok_or_else(|| <__A::Error as __p::serde::de::Error>::missing_field(
-                                "message",
-                            ))?,
-                        is_bad_token: __is_bad_token.flatten(),
-                        details: __rest,
-                    })
+                    _ => {
+                        rest.insert(key.into_string(), map.next_value()?);
+                    }
                 }
             }
-            deserializer.deserialize_map(__Visitor)
+            ::core::result::Result::Ok(Self {
+                name: __p::object::required(__name, "name")?,
+                message: __p::object::required(__message, "message")?,
+                is_bad_token: __is_bad_token.flatten(),
+                details: rest,
+            })
         }
     }
     impl<'de> __p::ScanDecode<'de> for AuthError {
@@ -477,7 +484,7 @@ pub mod socketcluster {
     /// An error object, or `null` for none.
     pub type MaybeAuthError = ::core::option::Option<AuthError>;
     /// `#handshake`: the first thing a client sends; opens the session and passes a saved token.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Handshake {
@@ -487,6 +494,36 @@ pub mod socketcluster {
         #[serde(rename = "authToken")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_token: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for Handshake {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Handshake {
+        const EXPECTING: &'static str = "struct Handshake";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __auth_token: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "authToken" => {
+                        __p::object::field(&mut __auth_token, &mut map, "authToken")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                auth_token: __auth_token.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Handshake {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -534,7 +571,7 @@ pub mod socketcluster {
     }
     impl __p::SendableBy<Client> for Handshake {}
     /// `#subscribe`: subscribes the socket to a pub/sub channel; answered once subscribed.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Subscribe {
@@ -547,6 +584,46 @@ pub mod socketcluster {
         /// Data for the server's subscribe middleware.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for Subscribe {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Subscribe {
+        const EXPECTING: &'static str = "struct Subscribe";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __wait_for_auth: ::core::option::Option<
+                ::core::option::Option<bool>,
+            > = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "waitForAuth" => {
+                        __p::object::field(
+                            &mut __wait_for_auth,
+                            &mut map,
+                            "waitForAuth",
+                        )?
+                    }
+                    "data" => __p::object::field(&mut __data, &mut map, "data")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+                wait_for_auth: __wait_for_auth.flatten(),
+                data: __data.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Subscribe {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -635,7 +712,7 @@ pub mod socketcluster {
     }
     impl __p::SendableBy<Client> for Unsubscribe {}
     /// `#publish` from a client: publishes to a channel; with a `cid`, answered once published.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Publish {
@@ -644,6 +721,35 @@ pub mod socketcluster {
         /// The published data.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for Publish {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Publish {
+        const EXPECTING: &'static str = "struct Publish";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "data" => __p::object::field(&mut __data, &mut map, "data")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+                data: __data.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Publish {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -692,7 +798,7 @@ pub mod socketcluster {
     }
     impl __p::SendableBy<Client> for Publish {}
     /// `#publish` from the server: data published on a channel this socket subscribed to.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct PublishEvent {
@@ -701,6 +807,35 @@ pub mod socketcluster {
         /// The published data.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for PublishEvent {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for PublishEvent {
+        const EXPECTING: &'static str = "struct PublishEvent";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "data" => __p::object::field(&mut __data, &mut map, "data")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+                data: __data.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for PublishEvent {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -747,7 +882,7 @@ pub mod socketcluster {
     impl __p::Event for PublishEvent {}
     impl __p::SendableBy<Server> for PublishEvent {}
     /// `#kickOut`: the server unsubscribed this socket from a channel.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct KickOut {
@@ -756,6 +891,37 @@ pub mod socketcluster {
         /// The reason the server gave, if any.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub message: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for KickOut {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for KickOut {
+        const EXPECTING: &'static str = "struct KickOut";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __channel: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            let mut __message: ::core::option::Option<
+                ::core::option::Option<__p::Value>,
+            > = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "channel" => __p::object::field(&mut __channel, &mut map, "channel")?,
+                    "message" => __p::object::field(&mut __message, &mut map, "message")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                channel: __p::object::required(__channel, "channel")?,
+                message: __message.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for KickOut {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -829,7 +995,7 @@ pub mod socketcluster {
         fn validate_into(&self, _: &mut __p::Validator) {}
     }
     /// The reply to [`Authenticate`].
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct AuthenticateReply {
@@ -840,6 +1006,46 @@ pub mod socketcluster {
         #[serde(rename = "authError")]
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub auth_error: MaybeAuthError,
+    }
+    impl<'de> __p::Deserialize<'de> for AuthenticateReply {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for AuthenticateReply {
+        const EXPECTING: &'static str = "struct AuthenticateReply";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __is_authenticated: ::core::option::Option<bool> = ::core::option::Option::None;
+            let mut __auth_error: ::core::option::Option<MaybeAuthError> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "isAuthenticated" => {
+                        __p::object::field(
+                            &mut __is_authenticated,
+                            &mut map,
+                            "isAuthenticated",
+                        )?
+                    }
+                    "authError" => {
+                        __p::object::field(&mut __auth_error, &mut map, "authError")?
+                    }
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                is_authenticated: __p::object::required(
+                    __is_authenticated,
+                    "isAuthenticated",
+                )?,
+                auth_error: __auth_error.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for AuthenticateReply {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -897,12 +1103,38 @@ pub mod socketcluster {
     }
     impl __p::SendableBy<Client> for Authenticate {}
     /// `#setAuthToken`: the server gives the client a new signed auth token to save and use.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct SetAuthToken {
         /// The signed auth token (a JWT).
         pub token: ::std::string::String,
+    }
+    impl<'de> __p::Deserialize<'de> for SetAuthToken {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for SetAuthToken {
+        const EXPECTING: &'static str = "struct SetAuthToken";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __token: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "token" => __p::object::field(&mut __token, &mut map, "token")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                token: __p::object::required(__token, "token")?,
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for SetAuthToken {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {
@@ -992,7 +1224,7 @@ pub mod socketcluster {
     impl __p::SendableBy<Client> for RemoveAuthToken {}
     impl __p::SendableBy<Server> for RemoveAuthToken {}
     /// `#disconnect`: sent by older peers (14.x) just before closing the socket.
-    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::Deserialize, __p::JsonSchema)]
+    #[derive(Debug, Clone, PartialEq, __p::Serialize, __p::JsonSchema)]
     #[serde(crate = "::protolink::__private::serde")]
     #[schemars(crate = "::protolink::__private::schemars")]
     pub struct Disconnect {
@@ -1001,6 +1233,35 @@ pub mod socketcluster {
         /// The reason for closing, any JSON value.
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         pub data: ::core::option::Option<__p::Value>,
+    }
+    impl<'de> __p::Deserialize<'de> for Disconnect {
+        fn deserialize<D: __p::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            __p::object::deserialize_object(deserializer)
+        }
+    }
+    impl<'de> __p::object::FromMap<'de> for Disconnect {
+        const EXPECTING: &'static str = "struct Disconnect";
+        fn from_map<A: __p::serde::de::MapAccess<'de>>(
+            mut map: A,
+        ) -> ::core::result::Result<Self, A::Error> {
+            let mut __code: ::core::option::Option<u16> = ::core::option::Option::None;
+            let mut __data: ::core::option::Option<::core::option::Option<__p::Value>> = ::core::option::Option::None;
+            while let ::core::option::Option::Some(key) = map
+                .next_key::<__p::Key<'de>>()?
+            {
+                match key.as_str() {
+                    "code" => __p::object::field(&mut __code, &mut map, "code")?,
+                    "data" => __p::object::field(&mut __data, &mut map, "data")?,
+                    _ => __p::object::skip(&mut map)?,
+                }
+            }
+            ::core::result::Result::Ok(Self {
+                code: __p::object::required(__code, "code")?,
+                data: __data.flatten(),
+            })
+        }
     }
     impl<'de> __p::ScanDecode<'de> for Disconnect {
         fn scan(scan: &mut __p::Scan<'de>) -> ::core::option::Option<Self> {

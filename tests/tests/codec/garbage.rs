@@ -981,7 +981,8 @@ fn escaped_keys_and_tags() {
 }
 
 /// A struct that keeps every other key (`..rest`) has a generated deserialiser; it refuses what
-/// serde's derive refuses, in the same words, and keeps escaped keys unescaped.
+/// serde's derive refuses, in the same words (and an array, which the derive would read by
+/// position), and keeps escaped keys unescaped.
 #[test]
 fn rest_structs_refuse_what_the_derive_refuses() {
     let decode = |text: &str| serde_json::from_str::<skynet::Message>(text);
@@ -1000,6 +1001,75 @@ fn rest_structs_refuse_what_the_derive_refuses() {
     assert!(error(r#"[1, "hi"]"#).starts_with("invalid type: sequence, expected struct Message"));
     let wrong = error(r#"{"channel": true, "message": 0}"#);
     assert!(wrong.contains("expected"), "{wrong}");
+}
+
+/// A payload in the other shape: an array where the definition declares an object, or an
+/// object where it declares a positional struct. serde's derive would read either by position or
+/// by name; the generated `Deserialize` refuses it as a payload error on the general path (the
+/// one-pass path declines it), at the top of the payload and nested inside it.
+#[test]
+fn payloads_in_the_wrong_shape() {
+    let cases: [(&Target, &str, &str); 6] = [
+        (
+            &CHAT,
+            r#"{"event":"sendMessage","data":["lobby","hi"],"cid":9}"#,
+            r#"{"event":"sendMessage","data":{"room":"lobby","text":"hi"},"cid":9}"#,
+        ),
+        (
+            &SOCKETCLUSTER,
+            r##"{"event":"#handshake","data":[null],"cid":1}"##,
+            r##"{"event":"#handshake","data":{"authToken":null},"cid":1}"##,
+        ),
+        (
+            &SOCKETCLUSTER,
+            r#"{"rid":1,"data":["rHj_P95T00tHsPjuAAAA",5000,false]}"#,
+            r#"{"rid":1,"data":{"id":"rHj_P95T00tHsPjuAAAA","pingTimeout":5000,"isAuthenticated":false}}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":1,"type":"register_control","data":["<JWT>","clusterctl","2.0.0-alpha"]}"#,
+            r#"{"seq":1,"type":"register_control","data":{"token":"<JWT>","agent":"clusterctl","version":"2.0.0-alpha"}}"#,
+        ),
+        (
+            &CLUSTERIO,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[["probe","2.0.0-alpha",123,"Foo",false]],"seq":2}}"#,
+            r#"{"seq":3,"type":"list_slaves_response","data":{"list":[{"agent":"probe","version":"2.0.0-alpha","id":123,"name":"Foo","connected":false}],"seq":2}}"#,
+        ),
+        (
+            &LITECORD_EXAMPLE,
+            r#"{"op": 6, "w": "USER_PRESENCE", "a": {"user_id": "1", "status": "idle", "activity": null}}"#,
+            r#"{"op": 6, "w": "USER_PRESENCE", "a": ["1", "idle", null]}"#,
+        ),
+    ];
+    for (target, wrong, right) in cases {
+        assert!(attempt(target, right).decoded(), "{}: {right}", target.name);
+        let outcome = attempt(target, wrong);
+        assert!(
+            !outcome.decoded(),
+            "{}: took {wrong}: {outcome:?}",
+            target.name
+        );
+        let errors = outcome.errors();
+        assert!(
+            !errors.is_empty()
+                && errors.iter().all(|e| matches!(
+                    e,
+                    DecodeError::Payload { .. } | DecodeError::UnknownMessage { .. }
+                )),
+            "{}: {wrong}: {errors:?}",
+            target.name
+        );
+        let said = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert!(
+            said.contains("invalid type"),
+            "{}: {wrong}: {said}",
+            target.name
+        );
+    }
 }
 
 /// Frames the fuzzer (`scripts/fuzz.sh`, target `decoders`) found a decode path mishandling,

@@ -14,7 +14,7 @@ mod generated {
 }
 
 use generated::unions::{
-    self, Anything, ClientToServer, Colour, Key, Nested, Point, Sample, Shade,
+    self, Anything, ClientToServer, Colour, Key, Nested, Point, RoomEvent, Sample, Shade,
 };
 
 fn decode<T: DeserializeOwned>(text: &str) -> Result<T, String> {
@@ -104,6 +104,7 @@ fn a_frame_with_unions_decodes_on_both_paths() {
         anything: Anything::List(vec![3]),
         nested: Some(Nested::Bool(true)),
         shade: Some(Shade::Colour(Colour::Green)),
+        room_event: None,
     };
     let wire = &unions::Unions::WIRE;
     let fast = wire.decode_fast::<ClientToServer>(text).map(|f| f.message);
@@ -118,8 +119,72 @@ fn a_frame_with_unions_decodes_on_both_paths() {
             anything: Anything::Float(0.5),
             nested: None,
             shade: None,
+            room_event: None,
         })
         .ok(),
         Some(json!({"anything": 0.5}))
     );
+}
+
+/// A tagged union: the tag names the variant, wherever it sits in the object; the variant's
+/// fields are read as a struct's (renamed variants by their wire name, optional keys left out).
+#[test]
+fn a_tagged_union_reads_its_variant_by_the_tag() {
+    assert_eq!(
+        round_trip::<RoomEvent>(r#"{"kind":"joined","user":"ann"}"#),
+        RoomEvent::Joined { user: "ann".into() }
+    );
+    assert_eq!(
+        round_trip::<RoomEvent>(r#"{"user":"bob","kind":"parted"}"#),
+        RoomEvent::Left {
+            user: "bob".into(),
+            reason: None
+        }
+    );
+    assert_eq!(
+        round_trip::<RoomEvent>(r#"{"kind":"moved","user":"cy","to":{"x":1,"y":2}}"#),
+        RoomEvent::Moved {
+            user: "cy".into(),
+            to: Point { x: 1, y: 2 }
+        }
+    );
+    assert_eq!(
+        round_trip::<RoomEvent>(r#"{"kind":"cleared"}"#),
+        RoomEvent::Cleared {}
+    );
+    let error = decode::<RoomEvent>(r#"{"kind":"left","user":"x"}"#).expect_err("wire name");
+    assert!(error.contains("unknown variant `left`"), "{error}");
+    let error = decode::<RoomEvent>(r#"{"kind":"joined"}"#).expect_err("user is missing");
+    assert!(error.contains("missing field `user`"), "{error}");
+}
+
+/// A tagged union is an object: serde's tagged enums would also read an array whose first
+/// element is the tag, and a struct from an array by position; neither is the union's shape.
+#[test]
+fn a_tagged_union_is_an_object_all_the_way_down() {
+    let error = decode::<RoomEvent>(r#"["joined","ann"]"#).expect_err("an array");
+    assert!(error.contains("expected an object"), "{error}");
+    let error = decode::<RoomEvent>(r#"{"kind":"moved","user":"cy","to":[1,2]}"#)
+        .expect_err("a nested array");
+    assert!(error.contains("expected struct Point"), "{error}");
+    let error = decode::<RoomEvent>(r#"{"kind":"joined","user":"a","user":"b"}"#)
+        .expect_err("a repeated key");
+    assert!(error.contains("duplicate field `user`"), "{error}");
+}
+
+/// Structs are read from their own shape only: an object from an object, on both paths.
+#[test]
+fn a_struct_is_not_read_from_an_array() {
+    let error = decode::<Point>("[1, 2]").expect_err("an array");
+    assert!(error.contains("expected struct Point"), "{error}");
+    let text =
+        r#"{"type":"sample","anything":[3],"room_event":{"kind":"moved","user":"a","to":[1,2]}}"#;
+    let wire = &unions::Unions::WIRE;
+    assert!(wire.decode_fast::<ClientToServer>(text).is_none());
+    let Ok(RawFrame::Message(raw)) = wire.classify(text) else {
+        panic!("not a message: {text}");
+    };
+    let slow = <ClientToServer as protolink::Inbound>::decode(&raw).map_err(|e| e.to_string());
+    let error = slow.expect_err("the nested array is refused");
+    assert!(error.contains("expected struct Point"), "{error}");
 }
