@@ -139,6 +139,192 @@ export interface ProtocolSpec {
   messages: MessageSpec[];
   /** Close codes and their reasons. */
   closeCodes: Record<number, string>;
+  /** The schemas payloads and replies are held to; nothing is checked without them. */
+  schemas?: Schemas;
+}
+
+/** A JSON Schema, as protolink writes them: a subset of draft 2020-12. */
+export type Schema = boolean | { [keyword: string]: unknown };
+
+/** The JSON Schemas of a protocol's payloads and replies, by the name the client calls the
+ * message, and of its named types, by the name a `$ref` (`#/types/NAME`) gives them. */
+export interface Schemas {
+  types: Record<string, Schema>;
+  payloads: Record<string, Schema>;
+  replies: Record<string, Schema>;
+}
+
+/** A payload (or a reply's result) that does not hold to its message's definition: each problem
+ * names the field and the rule, as the Rust link's validation does. */
+export class InvalidPayload extends Error {
+  constructor(
+    readonly messageName: string,
+    readonly problems: string[],
+  ) {
+    super(`${messageName}: ${problems.join("; ")}`);
+    this.name = "InvalidPayload";
+  }
+}
+
+/** One rule `value` breaks, at `path`; `type` when the value is not even of the schema's type. */
+interface Problem {
+  path: string;
+  rule: string;
+  type: boolean;
+}
+
+/**
+ * What in `value` does not hold to `schema` (`types` resolves `$ref`s): each problem worded as
+ * the Rust link words a failed constraint (`` `room` must not be empty ``, `` `list[2].id` must
+ * be at least 1 ``), or the JSON type the value should have. Empty when it holds. A positional
+ * payload's elements are named by its fields (`positional`), as the Rust link names them.
+ */
+export function validate(
+  schema: Schema,
+  value: unknown,
+  types: Record<string, Schema>,
+  positional: string[] | null = null,
+): string[] {
+  const problems: Problem[] = [];
+  walk(schema, value, "", types, problems, positional);
+  return problems.map((p) => (p.path === "" ? p.rule : `\`${p.path}\` ${p.rule}`));
+}
+
+const patterns = new Map<string, RegExp | null>();
+
+/** A definition's pattern as a JavaScript `RegExp`, compiled once; `null` for the rare pattern
+ * JavaScript reads differently enough to refuse (the Rust side checks it either way). */
+function compiled(pattern: string): RegExp | null {
+  let regex = patterns.get(pattern);
+  if (regex === undefined) {
+    try {
+      regex = new RegExp(pattern, "u");
+    } catch {
+      regex = null;
+    }
+    patterns.set(pattern, regex);
+  }
+  return regex;
+}
+
+function jsonType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
+  return typeof value;
+}
+
+function hasType(value: unknown, type: string): boolean {
+  const actual = jsonType(value);
+  return actual === type || (type === "number" && actual === "integer");
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function field(path: string, key: string): string {
+  return path === "" ? key : `${path}.${key}`;
+}
+
+function lengthRules(problems: Problem[], path: string, len: number, min: unknown, max: unknown): void {
+  if (typeof min === "number" && len < min) {
+    problems.push({ path, rule: min === 1 ? "must not be empty" : `length must be at least ${min}`, type: false });
+  }
+  if (typeof max === "number" && len > max) problems.push({ path, rule: `length must be at most ${max}`, type: false });
+}
+
+/** The problems of the alternative that fits `value` best: one whose type it has, if any. */
+function alternatives(branches: Schema[], value: unknown, path: string, types: Record<string, Schema>): Problem[][] {
+  return branches.map((branch) => {
+    const found: Problem[] = [];
+    walk(branch, value, path, types, found);
+    return found;
+  });
+}
+
+function walk(
+  schema: Schema,
+  value: unknown,
+  path: string,
+  types: Record<string, Schema>,
+  problems: Problem[],
+  positional: string[] | null = null,
+): void {
+  if (schema === true) return;
+  if (schema === false) {
+    problems.push({ path, rule: "is not allowed here", type: true });
+    return;
+  }
+  const s = schema;
+  if (typeof s.$ref === "string") {
+    const target = types[s.$ref.slice(s.$ref.lastIndexOf("/") + 1)];
+    if (target !== undefined) walk(target, value, path, types, problems, positional);
+  }
+  if (s.type !== undefined) {
+    const wanted = (Array.isArray(s.type) ? s.type : [s.type]) as string[];
+    if (!wanted.some((t) => hasType(value, t))) {
+      problems.push({ path, rule: `must be ${wanted.map((t) => (t === "integer" || t === "array" || t === "object" ? `an ${t}` : t === "null" ? "null" : `a ${t}`)).join(" or ")}`, type: true });
+      return;
+    }
+  }
+  if ("const" in s && !sameJson(value, s.const)) {
+    problems.push({ path, rule: `must be ${JSON.stringify(s.const)}`, type: true });
+  }
+  if (Array.isArray(s.enum) && !s.enum.some((v) => sameJson(v, value))) {
+    problems.push({ path, rule: `must be one of ${s.enum.map((v) => JSON.stringify(v)).join(", ")}`, type: true });
+  }
+  if (typeof value === "number") {
+    if (typeof s.minimum === "number" && value < s.minimum) problems.push({ path, rule: `must be at least ${s.minimum}`, type: false });
+    if (typeof s.maximum === "number" && value > s.maximum) problems.push({ path, rule: `must be at most ${s.maximum}`, type: false });
+    if (typeof s.exclusiveMaximum === "number" && value >= s.exclusiveMaximum) {
+      problems.push({ path, rule: `must be less than ${s.exclusiveMaximum}`, type: false });
+    }
+  }
+  if (typeof value === "string") {
+    lengthRules(problems, path, [...value].length, s.minLength, s.maxLength);
+    const pattern = typeof s.pattern === "string" ? compiled(s.pattern) : null;
+    if (pattern !== null && !pattern.test(value)) {
+      problems.push({ path, rule: `must match the pattern \`${s.pattern}\``, type: false });
+    }
+  }
+  if (Array.isArray(value)) {
+    lengthRules(problems, path, value.length, s.minItems, s.maxItems);
+    const prefix = Array.isArray(s.prefixItems) ? (s.prefixItems as Schema[]) : [];
+    value.forEach((item, i) => {
+      const itemSchema = i < prefix.length ? prefix[i] : (s.items as Schema | undefined);
+      const at = path === "" && positional !== null ? (positional[i] ?? `[${i}]`) : `${path}[${i}]`;
+      if (itemSchema !== undefined) walk(itemSchema, item, at, types, problems);
+    });
+  }
+  if (isObject(value)) {
+    const properties = isObject(s.properties) ? (s.properties as Record<string, Schema>) : {};
+    for (const key of Array.isArray(s.required) ? (s.required as string[]) : []) {
+      if (!(key in value)) problems.push({ path: field(path, key), rule: "is missing", type: false });
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (key in properties) walk(properties[key], item, field(path, key), types, problems);
+      else if (s.additionalProperties === false) problems.push({ path: field(path, key), rule: "is an unknown field", type: false });
+      else if (isObject(s.additionalProperties)) walk(s.additionalProperties as Schema, item, `${path}[${JSON.stringify(key)}]`, types, problems);
+    }
+    lengthRules(problems, path, Object.keys(value).length, s.minProperties, s.maxProperties);
+  }
+  if (Array.isArray(s.allOf)) for (const part of s.allOf as Schema[]) walk(part, value, path, types, problems);
+  for (const key of ["anyOf", "oneOf"] as const) {
+    if (!Array.isArray(s[key])) continue;
+    const found = alternatives(s[key] as Schema[], value, path, types);
+    if (found.some((f) => f.length === 0)) continue;
+    // No alternative holds: report the one whose type the value has (a constraint it breaks),
+    // else what the alternatives would take.
+    const typed = found.find((f) => !f.some((p) => p.type && p.path === path));
+    if (typed !== undefined) problems.push(...typed);
+    else problems.push({ path, rule: found.map((f) => f.find((p) => p.path === path)?.rule ?? "").filter((r) => r !== "").join(", or "), type: true });
+  }
+  if (s.not !== undefined) {
+    const found: Problem[] = [];
+    walk(s.not as Schema, value, path, types, found);
+    if (found.length === 0) problems.push({ path, rule: "is not allowed here", type: true });
+  }
 }
 
 /** A failed reply from the peer: its text, and the whole error value it sent. */
@@ -619,13 +805,31 @@ export class Client<Events, Requests, Handshake> {
   protected request(name: string, payload: unknown, options: RequestOptions = {}): Promise<unknown> {
     const spec = this.#message(name);
     if (!this.#ready || this.#socket === null) return Promise.reject(new LinkClosed(1006, "not connected"));
+    const problems = this.#problems(this.spec.schemas?.payloads[name], this.#wirePayload(spec, payload), spec);
+    if (problems.length > 0) return Promise.reject(new InvalidPayload(name, problems));
     return this.#sendRequest(spec, payload, options);
   }
 
-  /** Sends event or message `name`. */
+  /** Sends event or message `name`; throws `InvalidPayload` when the payload breaks its
+   * definition (nothing is sent). */
   protected send(name: string, payload: unknown): void {
     if (!this.#ready) throw new LinkClosed(1006, "not connected");
+    const spec = this.#message(name);
+    const problems = this.#problems(this.spec.schemas?.payloads[name], this.#wirePayload(spec, payload), spec);
+    if (problems.length > 0) throw new InvalidPayload(name, problems);
     this.#sendMessage(name, payload);
+  }
+
+  /** What in `value` (as the wire carries it) breaks `schema`, for message `spec` (nothing
+   * without a schema). */
+  #problems(schema: Schema | undefined, value: unknown, spec: MessageSpec | null = null): string[] {
+    const types = this.spec.schemas?.types;
+    return schema === undefined || types === undefined ? [] : validate(schema, value, types, spec?.positional ?? null);
+  }
+
+  /** A payload as the wire carries it: a positional payload's fields as an array. */
+  #wirePayload(spec: MessageSpec, payload: unknown): unknown {
+    return spec.positional !== null && isObject(payload) ? spec.positional.map((f) => payload[f]) : payload;
   }
 
   #message(name: string): MessageSpec {
@@ -835,7 +1039,7 @@ export class Client<Events, Requests, Handshake> {
 
   #write(kind: MessageSpec["kind"], spec: MessageSpec, payload: unknown, id: unknown): number | null {
     const seq = this.#nextSeq();
-    const wirePayload = spec.positional !== null && isObject(payload) ? spec.positional.map((f) => payload[f]) : payload;
+    const wirePayload = this.#wirePayload(spec, payload);
     const withPayload = spec.payload ? (wirePayload ?? (this.spec.wire.payload !== null ? {} : undefined)) : undefined;
     this.#socket?.send(this.#codec.encode(kind, spec.tag, withPayload, id, seq));
     return seq;
@@ -942,20 +1146,40 @@ export class Client<Events, Requests, Handshake> {
       }
       clearTimeout(entry.timer);
       this.#pending.delete(frame.id);
-      if (frame.ok) entry.resolve(frame.result);
-      else entry.reject(frame.error);
+      if (!frame.ok) {
+        entry.reject(frame.error);
+        return;
+      }
+      // A result that breaks the reply's definition fails the request, as the Rust link's
+      // `InvalidReply` does. (An absent one, `{"rid": 5}`, is an empty reply.)
+      const schema = frame.result === undefined ? undefined : this.spec.schemas?.replies[entry.name];
+      const problems = this.#problems(schema, frame.result);
+      if (problems.length > 0) entry.reject(new InvalidPayload(`${entry.name} reply`, problems));
+      else entry.resolve(frame.result);
       return;
     }
     const isRequest = frame.class === "request" || (frame.class === "plain" && frame.id !== undefined);
     const spec =
       this.spec.messages.find((m) => m.receives && m.tag === frame.tag && (m.kind === "request") === isRequest) ??
       this.spec.messages.find((m) => m.receives && m.tag === frame.tag);
+    // The name as the frame wrote it (with its framing's suffix), and where an error answers it.
+    const framing = frame.class === "request" ? w.request : frame.class === "event" ? w.event : null;
+    const written = framing?.kind === "suffix" ? `${frame.tag}${framing.suffix}` : String(frame.tag);
+    const answerable = isRequest && (frame.id !== undefined || w.requestId.kind === "ordered");
+    const answer = answerable ? { tag: frame.tag, id: frame.id } : null;
     if (spec === undefined) {
-      const framing = frame.class === "request" ? w.request : frame.class === "event" ? w.event : null;
-      const written = framing?.kind === "suffix" ? `${frame.tag}${framing.suffix}` : String(frame.tag);
-      const answerable = isRequest && (frame.id !== undefined || w.requestId.kind === "ordered");
-      this.#invalidFrame("unknown", `unknown message ${JSON.stringify(written)}`, null, written, answerable ? { tag: frame.tag, id: frame.id } : null);
+      this.#invalidFrame("unknown", `unknown message ${JSON.stringify(written)}`, null, written, answer);
       return;
+    }
+    // A payload that breaks its definition is invalid input, answered or counted by the
+    // `invalid payload` rules, as the Rust link treats a payload it cannot use. (An absent one is
+    // the handler's to read.)
+    if (spec.payload && frame.payload !== undefined) {
+      const problems = this.#problems(this.spec.schemas?.payloads[spec.name], frame.payload, spec);
+      if (problems.length > 0) {
+        this.#invalidFrame("payload", `invalid payload for ${written}: ${problems.join("; ")}`, spec.name, written, answer);
+        return;
+      }
     }
     const payload =
       spec.positional !== null && Array.isArray(frame.payload)

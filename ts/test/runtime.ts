@@ -96,6 +96,29 @@ function closed(client: { onClose(fn: (info: protolink.CloseInfo) => void): void
   return within("the close", (done) => client.onClose(done));
 }
 
+/** A chat client connected to this script, its handshake answered, and its socket. */
+async function chatClient(): Promise<{ chat: ChatClient; socket: FakeSocket }> {
+  const chat = new ChatClient("ws://chat", options);
+  const opened = nextSocket();
+  const up = chat.connect({ handshake: {} });
+  const socket = await opened;
+  const handshake = await socket.frame(0);
+  socket.deliver({ rid: handshake.cid, data: { id: "x", pingTimeout: 20000, isAuthenticated: false } });
+  await up;
+  return { chat, socket };
+}
+
+/** A Litecord example client connected to this script after HELLO, and its socket. */
+async function litecordClient(): Promise<{ litecord: LitecordExampleClient; socket: FakeSocket }> {
+  const litecord = new LitecordExampleClient("ws://litecord", options);
+  const opened = nextSocket();
+  const up = litecord.connect({ helloAck: { password: "p" } });
+  const socket = await opened;
+  socket.deliver({ op: 0, hb_interval: 60_000 });
+  await up;
+  return { litecord, socket };
+}
+
 async function binaryFrames(): Promise<void> {
   // Skynet says `binary text`: a binary frame holding JSON text is read as text.
   const client = new SkynetClient("ws://skynet", options);
@@ -115,13 +138,7 @@ async function binaryFrames(): Promise<void> {
   check(socket.closedWith?.code === 1007 && info.code === 1007, "a binary frame that is not UTF-8 closes with 1007", info);
 
   // SocketCluster does not: a binary frame closes with 1003.
-  const chat = new ChatClient("ws://chat", options);
-  const chatSocket = nextSocket();
-  const up = chat.connect({ handshake: {} });
-  const s = await chatSocket;
-  const handshake = await s.frame(0);
-  s.deliver({ rid: handshake.cid, data: { id: "x", pingTimeout: 20000, isAuthenticated: false } });
-  await up;
+  const { chat, socket: s } = await chatClient();
   const chatClosed = closed(chat);
   s.deliver(encoder.encode("{}"));
   const chatInfo = await chatClosed;
@@ -153,12 +170,7 @@ async function invalidFrames(): Promise<void> {
 
   // Litecord's client takes requests: an unknown one with its id is answered with an error; one
   // without its id (not optional) is refused and counted.
-  const litecord = new LitecordExampleClient("ws://litecord", options);
-  const lsocket = nextSocket();
-  const up = litecord.connect({ helloAck: { password: "p" } });
-  const l = await lsocket;
-  l.deliver({ op: 0, hb_interval: 60_000 });
-  await up;
+  const { litecord, socket: l } = await litecordClient();
   const seen: protolink.InvalidFrame[] = [];
   litecord.onInvalid((f) => seen.push(f));
   l.deliver({ op: 4, w: "NOPE", a: [], n: "0000000a" });
@@ -169,13 +181,7 @@ async function invalidFrames(): Promise<void> {
   litecord.close();
 
   // SocketCluster: `invalid unknown ignored`, even for an invoke with its cid.
-  const chat = new ChatClient("ws://chat", options);
-  const chatSocket = nextSocket();
-  const chatUp = chat.connect({ handshake: {} });
-  const s = await chatSocket;
-  const handshake = await s.frame(0);
-  s.deliver({ rid: handshake.cid, data: { id: "x", pingTimeout: 20000, isAuthenticated: false } });
-  await chatUp;
+  const { chat, socket: s } = await chatClient();
   const chatSeen: protolink.InvalidFrame[] = [];
   chat.onInvalid((f) => chatSeen.push(f));
   s.deliver([{ event: "nobodyServes", data: 1, cid: 3 }, { event: 5 }]);
@@ -278,12 +284,81 @@ async function firstConnect(): Promise<void> {
   console.log("connect: a first connect retried on the backoff when asked, stopped by close");
 }
 
+async function payloadChecks(): Promise<void> {
+  // What the client sends is held to its definition before it goes out, and so is a reply.
+  const { litecord, socket: l } = await litecordClient();
+  const refused = await litecord.getGuild({ guild_id: "abc" }).then(() => null, (e: unknown) => e);
+  check(
+    refused instanceof protolink.InvalidPayload && refused.problems.join() === "`guild_id` must match the pattern `^[0-9]+$`" && l.sent.length === 1,
+    "a request whose payload breaks its definition is refused, and not sent",
+    String(refused),
+  );
+  const asked = litecord.getGuild({ guild_id: "1" }).then(() => null, (e: unknown) => e);
+  const request = await l.frame(1);
+  l.deliver({ op: 5, r: { id: "1", name: "x", owner_id: "2", member_count: 3 }, n: request.n });
+  const badReply = await asked;
+  check(
+    badReply instanceof protolink.InvalidPayload && badReply.problems.join() === "`name` length must be at least 2",
+    "a reply whose result breaks its definition fails the request",
+    String(badReply),
+  );
+  let thrown: unknown = null;
+  try {
+    litecord.userPresence({ user_id: "1", status: "away" as "idle", activity: null });
+  } catch (e) {
+    thrown = e;
+  }
+  check(
+    thrown instanceof protolink.InvalidPayload && thrown.problems.join() === '`status` must be one of "online", "idle", "dnd", "offline"' && l.sent.length === 2,
+    "an event whose payload breaks its definition throws, and is not sent",
+    String(thrown),
+  );
+
+  // What the peer sends is invalid input when its payload breaks the definition: answered where
+  // it can be (a request with its id), counted otherwise, and never handed to the application.
+  const seen: protolink.InvalidFrame[] = [];
+  litecord.onInvalid((f) => seen.push(f));
+  let handled = 0;
+  litecord.handle("tokenValidate", () => {
+    handled += 1;
+    return true;
+  });
+  l.deliver({ op: 4, w: "TOKEN_VALIDATE", a: [5], n: "0000000b" });
+  const answer = await l.frame(2);
+  check(
+    answer.op === 5 && answer.n === "0000000b" && String(answer.e).endsWith("`token` must be a string") && handled === 0,
+    "a request whose payload breaks its definition is answered with an error, unhandled",
+    answer,
+  );
+  check(seen[0]?.kind === "payload" && seen[0].outcome === "answered", "and reported as a payload", seen);
+  litecord.close();
+
+  const { chat, socket: s } = await chatClient();
+  const chatSeen: protolink.InvalidFrame[] = [];
+  chat.onInvalid((f) => chatSeen.push(f));
+  const heard: unknown[] = [];
+  chat.on("message", (m) => heard.push(m));
+  const message = { id: 1, room: "lobby", author: "ann", text: "hi", sentAt: 5 };
+  s.deliver({ event: "message", data: { ...message, author: "" } });
+  s.deliver({ event: "message", data: [1, "lobby", "ann", "hi", 5] });
+  s.deliver({ event: "message", data: message });
+  check(
+    heard.length === 1 && chatSeen.length === 2 && chatSeen.every((f) => f.kind === "payload" && f.outcome === "counted"),
+    "an event whose payload breaks its definition (or is an array) is counted, not delivered",
+    chatSeen,
+  );
+  check(chatSeen[0].detail.endsWith("`author` must not be empty"), "the detail names the field and the rule", chatSeen[0].detail);
+  chat.close();
+  console.log("payloads: held to their definitions both ways; refused before sending, counted or answered when received");
+}
+
 let failed = false;
 for (const [name, run] of [
   ["binary", binaryFrames],
   ["invalid", invalidFrames],
   ["sequence", sequenceAndStrict],
   ["connect", firstConnect],
+  ["payloads", payloadChecks],
 ] as const) {
   try {
     await run();

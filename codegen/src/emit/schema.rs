@@ -123,6 +123,29 @@ pub fn payloads(protocol: &Protocol, prefix: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// The schema of each message's payload and of each request's declared reply (a reply written
+/// `: T` is `T`'s), by message, with references as [`components`] makes them: what a client
+/// holds the payloads it sends and receives to. `None` where a message has no payload, or a
+/// request no reply.
+pub fn message_shapes<'p>(
+    protocol: &'p Protocol,
+    prefix: &str,
+) -> Vec<(&'p Message, Option<Value>, Option<Value>)> {
+    let e = Emitter { p: protocol };
+    protocol
+        .messages
+        .iter()
+        .map(|m| {
+            let mut payload = m.payload.as_ref().map(|shape| e.shape(shape));
+            let mut reply = m.reply.as_ref().map(|shape| e.shape(shape));
+            for schema in payload.iter_mut().chain(reply.iter_mut()) {
+                rebase_refs(schema, prefix);
+            }
+            (m, payload, reply)
+        })
+        .collect()
+}
+
 /// Points every `#/$defs/NAME` reference at `{prefix}NAME`.
 fn rebase_refs(value: &mut Value, prefix: &str) {
     match value {

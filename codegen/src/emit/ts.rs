@@ -715,6 +715,10 @@ fn clients(out: &mut String, p: &Protocol) {
         "/** The close codes' reasons. */\nexport const CLOSE_REASONS: Record<number, string> = {};\n",
         literal(&Value::Object(reasons), "")
     ));
+    out.push_str(&format!(
+        "\n/** The JSON Schemas a client holds payloads and replies to, by message, and the named\n * types their `$ref`s point at (descriptions left out: the types above carry them). */\nexport const SCHEMAS: protolink.Schemas = {};\n",
+        checked_schemas(p)
+    ));
     let schemas = schema::payloads(p, "#/components/schemas/");
     let mut seen = Vec::new();
     for &(c, s) in &p.links {
@@ -723,6 +727,69 @@ fn clients(out: &mut String, p: &Protocol) {
         }
         seen.push(c);
         client(out, p, c, s, &schemas);
+    }
+}
+
+/// `SCHEMAS`: the schema of each message's payload and of each request's reply, by the name the
+/// client calls the message, and of each named type, by the name `$ref`s give it.
+fn checked_schemas(p: &Protocol) -> String {
+    const PREFIX: &str = "#/types/";
+    let components = schema::components(p, PREFIX);
+    let types: Map<String, Value> = p
+        .types
+        .iter()
+        .filter_map(|t| {
+            let name = schema::def_name(t);
+            Some((name.to_owned(), bare(components.get(name)?.clone())))
+        })
+        .collect();
+    let mut payloads = Map::new();
+    let mut replies = Map::new();
+    for (m, payload, reply) in schema::message_shapes(p, PREFIX) {
+        if let Some(payload) = payload {
+            payloads.insert(member(m), bare(payload));
+        }
+        if let Some(reply) = reply {
+            replies.insert(member(m), bare(reply));
+        }
+    }
+    // One schema a line: the object stays readable, and a change shows as the lines it touches.
+    let group = |name: &str, map: &Map<String, Value>| {
+        let lines: String = map
+            .iter()
+            .map(|(key, schema)| format!("    {}: {},\n", json_literal(&json!(key)), schema))
+            .collect();
+        format!("  {name}: {{\n{lines}  }},\n")
+    };
+    format!(
+        "{{\n{}{}{}}}",
+        group("types", &types),
+        group("payloads", &payloads),
+        group("replies", &replies)
+    )
+}
+
+/// A schema without the keywords that only explain (`description`, `examples`, `title`): what
+/// checking a value needs. Keys of `properties` are field names, and stay.
+fn bare(schema: Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "description" | "examples" | "title"))
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v) {
+                        ("properties", Value::Object(fields)) => {
+                            Value::Object(fields.into_iter().map(|(f, s)| (f, bare(s))).collect())
+                        }
+                        ("const" | "enum" | "default", v) => v,
+                        (_, v) => bare(v),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(bare).collect()),
+        other => other,
     }
 }
 
@@ -857,7 +924,7 @@ fn client(out: &mut String, p: &Protocol, c: usize, s: usize, schemas: &[(String
         "",
     ));
     out.push_str(&format!(
-        "export class {class} extends protolink.Client<{side}Events, {side}Requests, {side}Handshake> {{\n  constructor(url: string, options: protolink.ClientOptions = {{}}) {{\n    super({{ name: PROTOCOL, side: {}, peer: {}, wire: WIRE, session: SESSION, messages: {}_MESSAGES, closeCodes: CLOSE_REASONS }}, url, options);\n  }}\n",
+        "export class {class} extends protolink.Client<{side}Events, {side}Requests, {side}Handshake> {{\n  constructor(url: string, options: protolink.ClientOptions = {{}}) {{\n    super({{ name: PROTOCOL, side: {}, peer: {}, wire: WIRE, session: SESSION, messages: {}_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }}, url, options);\n  }}\n",
         json_literal(&json!(me)),
         json_literal(&json!(peer)),
         me.to_uppercase()

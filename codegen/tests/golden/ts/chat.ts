@@ -746,6 +746,65 @@ export const CLOSE_REASONS: Record<number, string> = {
   "4009": "Server received a message before the client handshake"
 };
 
+/** The JSON Schemas a client holds payloads and replies to, by message, and the named
+ * types their `$ref`s point at (descriptions left out: the types above carry them). */
+export const SCHEMAS: protolink.Schemas = {
+  types: {
+    "AuthError": {"properties":{"isBadToken":{"anyOf":[{"type":"boolean"},{"type":"null"}]},"message":{"type":"string"},"name":{"type":"string"}},"required":["name","message"],"type":"object"},
+    "ChatMessage": {"properties":{"author":{"minLength":1,"type":"string"},"id":{"maximum":18446744073709551615,"minimum":0,"type":"integer"},"room":{"$ref":"#/types/RoomName"},"sentAt":{"maximum":18446744073709551615,"minimum":0,"type":"integer"},"text":{"maxLength":4000,"minLength":1,"type":"string"}},"required":["id","room","author","text","sentAt"],"type":"object"},
+    "HandshakeReply": {"properties":{"authError":{"anyOf":[{"$ref":"#/types/AuthError"},{"type":"null"}]},"id":{"type":"string"},"isAuthenticated":{"type":"boolean"},"pingTimeout":{"maximum":18446744073709551615,"minimum":0,"type":"integer"}},"required":["id","pingTimeout","isAuthenticated"],"type":"object"},
+    "MaybeAuthError": {"anyOf":[{"$ref":"#/types/AuthError"},{"type":"null"}]},
+    "RoomName": {"type":"string"},
+  },
+  payloads: {
+    "askClient": {},
+    "askClientResult": {},
+    "authenticate": {"type":"string"},
+    "callMe": {},
+    "disconnect": {"properties":{"code":{"maximum":65535,"minimum":0,"type":"integer"},"data":{}},"required":["code"],"type":"object"},
+    "fail": {},
+    "handshake": {"properties":{"authToken":{}},"type":"object"},
+    "join": {"properties":{"room":{"$ref":"#/types/RoomName","maxLength":64,"minLength":1,"pattern":"^[A-Za-z0-9_-]+$"}},"required":["room"],"type":"object"},
+    "kick": {},
+    "kickOut": {"properties":{"channel":{"type":"string"},"message":{}},"required":["channel"],"type":"object"},
+    "login": {"properties":{"user":{"type":"string"}},"required":["user"],"type":"object"},
+    "logout": {},
+    "message": {"$ref":"#/types/ChatMessage"},
+    "nothing": {},
+    "pingClient": {"type":"object"},
+    "publish": {"properties":{"channel":{"type":"string"},"data":{}},"required":["channel"],"type":"object"},
+    "publishEvent": {"properties":{"channel":{"type":"string"},"data":{}},"required":["channel"],"type":"object"},
+    "sendMessage": {"properties":{"room":{"$ref":"#/types/RoomName","maxLength":64,"minLength":1,"pattern":"^[A-Za-z0-9_-]+$"},"text":{"maxLength":4000,"minLength":1,"type":"string"}},"required":["room","text"],"type":"object"},
+    "setAuthToken": {"properties":{"token":{"type":"string"}},"required":["token"],"type":"object"},
+    "shout": {},
+    "shouted": {},
+    "subscribe": {"properties":{"channel":{"type":"string"},"data":{},"waitForAuth":{"anyOf":[{"type":"boolean"},{"type":"null"}]}},"required":["channel"],"type":"object"},
+    "sum": {"properties":{"a":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"b":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["a","b"],"type":"object"},
+    "typing": {"properties":{"room":{"$ref":"#/types/RoomName","maxLength":64,"minLength":1,"pattern":"^[A-Za-z0-9_-]+$"}},"required":["room"],"type":"object"},
+    "unsubscribe": {"type":"string"},
+    "userTyping": {"properties":{"room":{"$ref":"#/types/RoomName"},"user":{"type":"string"}},"required":["room","user"],"type":"object"},
+  },
+  replies: {
+    "askClient": {},
+    "authenticate": {"properties":{"authError":{"$ref":"#/types/MaybeAuthError"},"isAuthenticated":{"type":"boolean"}},"required":["isAuthenticated"],"type":"object"},
+    "callMe": {},
+    "fail": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "handshake": {"$ref":"#/types/HandshakeReply"},
+    "join": {"properties":{"members":{"items":{"type":"string"},"type":"array"}},"required":["members"],"type":"object"},
+    "kick": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "login": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "logout": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "nothing": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "pingClient": {"type":"object"},
+    "publish": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "sendMessage": {"properties":{"id":{"maximum":18446744073709551615,"minimum":0,"type":"integer"}},"required":["id"],"type":"object"},
+    "setAuthToken": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "subscribe": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "sum": {"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},
+    "unsubscribe": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+  },
+};
+
 // ---- Client: the client's side of its link to the server ----
 
 /** The messages the client sends and receives on its link to the server. */
@@ -815,7 +874,7 @@ export interface ClientHandshake {
 /** A client of chat: connects to the server, runs the session and sends typed messages. */
 export class ChatClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** `#handshake`: the first thing a client sends; opens the session and passes a saved token. */

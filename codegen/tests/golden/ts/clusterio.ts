@@ -909,6 +909,56 @@ export const SESSION: protolink.SessionRules = {
 /** The close codes' reasons. */
 export const CLOSE_REASONS: Record<number, string> = {};
 
+/** The JSON Schemas a client holds payloads and replies to, by message, and the named
+ * types their `$ref`s point at (descriptions left out: the types above carry them). */
+export const SCHEMAS: protolink.Schemas = {
+  types: {
+    "InstanceInfo": {"additionalProperties":false,"properties":{"assigned_slave":{"anyOf":[{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},{"type":"null"}]},"id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"name":{"type":"string"}},"required":["name","id"],"type":"object"},
+    "OutputLine": {"additionalProperties":false,"properties":{"action":{"anyOf":[{"type":"string"},{"type":"null"}]},"file":{"anyOf":[{"type":"string"},{"type":"null"}]},"format":{"type":"string"},"level":{"anyOf":[{"type":"string"},{"type":"null"}]},"message":{"type":"string"},"received":{"type":"number"},"source":{"type":"string"},"time":{"anyOf":[{"type":"string"},{"type":"null"}]},"type":{"type":"string"}},"required":["source","format","type","message","received"],"type":"object"},
+    "SlaveInfo": {"additionalProperties":false,"properties":{"agent":{"type":"string"},"connected":{"type":"boolean"},"id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"name":{"type":"string"},"version":{"type":"string"}},"required":["agent","version","name","id","connected"],"type":"object"},
+    "SlaveInstance": {"additionalProperties":false,"properties":{"serialized_config":{"additionalProperties":{},"type":"object"}},"required":["serialized_config"],"type":"object"},
+  },
+  payloads: {
+    "assignInstance": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"serialized_config":{"additionalProperties":{},"type":"object"}},"required":["instance_id","serialized_config"],"type":"object"},
+    "assignInstanceCommand": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"slave_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id","slave_id"],"type":"object"},
+    "close": {"additionalProperties":false,"properties":{"reason":{"type":"string"}},"required":["reason"],"type":"object"},
+    "createInstance": {"additionalProperties":false,"properties":{"serialized_config":{"additionalProperties":{},"type":"object"}},"required":["serialized_config"],"type":"object"},
+    "createSave": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id"],"type":"object"},
+    "deleteInstance": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id"],"type":"object"},
+    "getInstanceConfig": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id"],"type":"object"},
+    "getMetrics": {"additionalProperties":false,"type":"object"},
+    "hello": {"additionalProperties":false,"properties":{"version":{"type":"string"}},"required":["version"],"type":"object"},
+    "instanceOutput": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"output":{"$ref":"#/types/OutputLine"}},"required":["instance_id","output"],"type":"object"},
+    "listInstances": {"additionalProperties":false,"type":"object"},
+    "listSlaves": {"additionalProperties":false,"type":"object"},
+    "ready": {"additionalProperties":false,"type":"object"},
+    "registerControl": {"additionalProperties":false,"properties":{"agent":{"type":"string"},"token":{"type":"string"},"version":{"type":"string"}},"required":["token","agent","version"],"type":"object"},
+    "registerSlave": {"additionalProperties":false,"properties":{"agent":{"type":"string"},"id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"name":{"type":"string"},"token":{"type":"string"},"version":{"type":"string"}},"required":["token","agent","version","name","id"],"type":"object"},
+    "sendRcon": {"additionalProperties":false,"properties":{"command":{"type":"string"},"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id","command"],"type":"object"},
+    "setInstanceConfigField": {"additionalProperties":false,"properties":{"field":{"type":"string"},"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"value":{"type":"string"}},"required":["instance_id","field","value"],"type":"object"},
+    "setInstanceOutputSubscriptions": {"additionalProperties":false,"properties":{"instance_ids":{"items":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"type":"array"}},"required":["instance_ids"],"type":"object"},
+    "startInstance": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id"],"type":"object"},
+    "stopInstance": {"additionalProperties":false,"properties":{"instance_id":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["instance_id"],"type":"object"},
+    "updateInstances": {"additionalProperties":false,"properties":{"instances":{"items":{"$ref":"#/types/SlaveInstance"},"type":"array"}},"required":["instances"],"type":"object"},
+  },
+  replies: {
+    "assignInstance": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "assignInstanceCommand": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "createInstance": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "createSave": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "deleteInstance": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "getInstanceConfig": {"additionalProperties":false,"properties":{"serialized_config":{"additionalProperties":{},"type":"object"}},"required":["serialized_config"],"type":"object"},
+    "getMetrics": {"additionalProperties":false,"properties":{"results":{"items":{},"type":"array"}},"required":["results"],"type":"object"},
+    "listInstances": {"additionalProperties":false,"properties":{"list":{"items":{"$ref":"#/types/InstanceInfo"},"type":"array"}},"required":["list"],"type":"object"},
+    "listSlaves": {"additionalProperties":false,"properties":{"list":{"items":{"$ref":"#/types/SlaveInfo"},"type":"array"}},"required":["list"],"type":"object"},
+    "sendRcon": {"additionalProperties":false,"properties":{"result":{"type":"string"}},"required":["result"],"type":"object"},
+    "setInstanceConfigField": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "setInstanceOutputSubscriptions": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "startInstance": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "stopInstance": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+  },
+};
+
 // ---- Client: the control's side of its link to the master ----
 
 /** The messages the control sends and receives on its link to the master. */
@@ -949,7 +999,7 @@ export interface ControlHandshake {
 /** A control of clusterio: connects to the master, runs the session and sends typed messages. */
 export class ClusterioControl extends protolink.Client<ControlEvents, ControlRequests, ControlHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "control", peer: "master", wire: WIRE, session: SESSION, messages: CONTROL_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "control", peer: "master", wire: WIRE, session: SESSION, messages: CONTROL_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** Lists every slave the master knows about. */
@@ -1061,7 +1111,7 @@ export interface SlaveHandshake {
 /** A slave of clusterio: connects to the master, runs the session and sends typed messages. */
 export class ClusterioSlave extends protolink.Client<SlaveEvents, SlaveRequests, SlaveHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "slave", peer: "master", wire: WIRE, session: SESSION, messages: SLAVE_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "slave", peer: "master", wire: WIRE, session: SESSION, messages: SLAVE_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** A slave reports the instances it has, with their configurations. */
@@ -1110,7 +1160,7 @@ export type InstanceHandshake = {};
 /** A instance of clusterio: connects to the slave, runs the session and sends typed messages. */
 export class ClusterioInstance extends protolink.Client<InstanceEvents, InstanceRequests, InstanceHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "instance", peer: "slave", wire: WIRE, session: SESSION, messages: INSTANCE_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "instance", peer: "slave", wire: WIRE, session: SESSION, messages: INSTANCE_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** A line of output from an instance; forwarded up, then to the controls subscribed to it. */

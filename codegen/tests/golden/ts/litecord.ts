@@ -198,6 +198,21 @@ export const CLOSE_REASONS: Record<number, string> = {
   "4003": "Heartbeat timeout"
 };
 
+/** The JSON Schemas a client holds payloads and replies to, by message, and the named
+ * types their `$ref`s point at (descriptions left out: the types above carry them). */
+export const SCHEMAS: protolink.Schemas = {
+  types: {
+  },
+  payloads: {
+    "heartbeat": {"properties":{"s":{"anyOf":[{"maximum":18446744073709551615,"minimum":0,"type":"integer"},{"type":"null"}]}},"type":"object"},
+    "heartbeatAck": {"type":"object"},
+    "hello": {"properties":{"hb_interval":{"maximum":4294967295,"minimum":1,"type":"integer"}},"required":["hb_interval"],"type":"object"},
+    "helloAck": {"properties":{"password":{"type":"string"}},"required":["password"],"type":"object"},
+  },
+  replies: {
+  },
+};
+
 // ---- Client: the client's side of its link to the server ----
 
 /** The messages the client sends and receives on its link to the server. */
@@ -222,6 +237,6 @@ export interface ClientHandshake {
 /** A client of litecord: connects to the server, runs the session and sends typed messages. */
 export class LitecordClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 }

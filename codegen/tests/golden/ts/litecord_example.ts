@@ -258,6 +258,31 @@ export const CLOSE_REASONS: Record<number, string> = {
   "4003": "Heartbeat timeout"
 };
 
+/** The JSON Schemas a client holds payloads and replies to, by message, and the named
+ * types their `$ref`s point at (descriptions left out: the types above carry them). */
+export const SCHEMAS: protolink.Schemas = {
+  types: {
+    "FailureReason": {"anyOf":[{"type":"string"},{"type":"null"}]},
+    "Guild": {"properties":{"id":{"pattern":"^[0-9]+$","type":"string"},"member_count":{"maximum":4294967295,"minimum":0,"type":"integer"},"name":{"maxLength":100,"minLength":2,"type":"string"},"owner_id":{"pattern":"^[0-9]+$","type":"string"}},"required":["id","name","owner_id","member_count"],"type":"object"},
+    "PresenceStatus": {"enum":["online","idle","dnd","offline"],"type":"string"},
+    "TokenValidity": {"anyOf":[{"type":"boolean"},{"$ref":"#/types/TokenVerdict"}]},
+    "TokenVerdict": {"maxItems":2,"minItems":1,"prefixItems":[{"type":"boolean"},{"$ref":"#/types/FailureReason"}],"type":"array"},
+  },
+  payloads: {
+    "getGuild": {"maxItems":1,"minItems":1,"prefixItems":[{"pattern":"^[0-9]+$","type":"string"}],"type":"array"},
+    "heartbeat": {"properties":{"s":{"anyOf":[{"maximum":18446744073709551615,"minimum":0,"type":"integer"},{"type":"null"}]}},"type":"object"},
+    "heartbeatAck": {"type":"object"},
+    "hello": {"properties":{"hb_interval":{"maximum":4294967295,"minimum":1,"type":"integer"}},"required":["hb_interval"],"type":"object"},
+    "helloAck": {"properties":{"password":{"type":"string"}},"required":["password"],"type":"object"},
+    "tokenValidate": {"maxItems":1,"minItems":1,"prefixItems":[{"type":"string"}],"type":"array"},
+    "userPresence": {"maxItems":3,"minItems":3,"prefixItems":[{"pattern":"^[0-9]+$","type":"string"},{"$ref":"#/types/PresenceStatus"},{"anyOf":[{"type":"string"},{"type":"null"}]}],"type":"array"},
+  },
+  replies: {
+    "getGuild": {"$ref":"#/types/Guild"},
+    "tokenValidate": {"$ref":"#/types/TokenValidity"},
+  },
+};
+
 // ---- Client: the client's side of its link to the server ----
 
 /** The messages the client sends and receives on its link to the server. */
@@ -291,7 +316,7 @@ export interface ClientHandshake {
 /** A client of litecord_example: connects to the server, runs the session and sends typed messages. */
 export class LitecordExampleClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** Asks the server for a guild by its id; an unknown guild fails the request. */

@@ -337,6 +337,29 @@ export const SESSION: protolink.SessionRules = {
 /** The close codes' reasons. */
 export const CLOSE_REASONS: Record<number, string> = {};
 
+/** The JSON Schemas a client holds payloads and replies to, by message, and the named
+ * types their `$ref`s point at (descriptions left out: the types above carry them). */
+export const SCHEMAS: protolink.Schemas = {
+  types: {
+    "Channel": {"anyOf":[{"type":"string"},{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},{"type":"number"}]},
+    "LogEntry": {"properties":{"ID":{"type":"string"},"channel":{"$ref":"#/types/Channel"},"message":{},"time":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"},"type":{"anyOf":[{"const":"message","type":"string"},{"type":"null"}]}},"required":["channel","message","ID","time"],"type":"object"},
+    "SentMessage": {"properties":{"ID":{"type":"string"},"channel":{"$ref":"#/types/Channel"},"message":{},"time":{"maximum":9223372036854775807,"minimum":-9223372036854775808,"type":"integer"}},"required":["channel","message","ID","time"],"type":"object"},
+  },
+  payloads: {
+    "closeChannel": {"properties":{"channel":{"$ref":"#/types/Channel"}},"required":["channel"],"type":"object"},
+    "log": {"properties":{"end":{},"start":{}},"type":"object"},
+    "message": {"properties":{"channel":{"$ref":"#/types/Channel"},"message":{}},"required":["channel","message"],"type":"object"},
+    "messageEvent": {"$ref":"#/types/SentMessage"},
+    "open": {"properties":{"channel":{"$ref":"#/types/Channel"}},"required":["channel"],"type":"object"},
+  },
+  replies: {
+    "closeChannel": {"properties":{"channels":{"items":{"$ref":"#/types/Channel"},"type":"array"}},"required":["channels"],"type":"object"},
+    "log": {"properties":{"log":{"items":{"$ref":"#/types/LogEntry"},"type":"array"}},"required":["log"],"type":"object"},
+    "message": {"$ref":"#/types/SentMessage"},
+    "open": {"properties":{"channels":{"items":{"$ref":"#/types/Channel"},"type":"array"}},"required":["channels"],"type":"object"},
+  },
+};
+
 // ---- Client: the client's side of its link to the server ----
 
 /** The messages the client sends and receives on its link to the server. */
@@ -363,7 +386,7 @@ export type ClientHandshake = {};
 /** A client of skynet: connects to the server, runs the session and sends typed messages. */
 export class SkynetClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** Opens a channel on this socket; messages sent on it are delivered here from now on. */

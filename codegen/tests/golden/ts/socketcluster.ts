@@ -538,6 +538,35 @@ export const CLOSE_REASONS: Record<number, string> = {
   "4009": "Server received a message before the client handshake"
 };
 
+/** The JSON Schemas a client holds payloads and replies to, by message, and the named
+ * types their `$ref`s point at (descriptions left out: the types above carry them). */
+export const SCHEMAS: protolink.Schemas = {
+  types: {
+    "AuthError": {"properties":{"isBadToken":{"anyOf":[{"type":"boolean"},{"type":"null"}]},"message":{"type":"string"},"name":{"type":"string"}},"required":["name","message"],"type":"object"},
+    "HandshakeReply": {"properties":{"authError":{"anyOf":[{"$ref":"#/types/AuthError"},{"type":"null"}]},"id":{"type":"string"},"isAuthenticated":{"type":"boolean"},"pingTimeout":{"maximum":18446744073709551615,"minimum":0,"type":"integer"}},"required":["id","pingTimeout","isAuthenticated"],"type":"object"},
+    "MaybeAuthError": {"anyOf":[{"$ref":"#/types/AuthError"},{"type":"null"}]},
+  },
+  payloads: {
+    "authenticate": {"type":"string"},
+    "disconnect": {"properties":{"code":{"maximum":65535,"minimum":0,"type":"integer"},"data":{}},"required":["code"],"type":"object"},
+    "handshake": {"properties":{"authToken":{}},"type":"object"},
+    "kickOut": {"properties":{"channel":{"type":"string"},"message":{}},"required":["channel"],"type":"object"},
+    "publish": {"properties":{"channel":{"type":"string"},"data":{}},"required":["channel"],"type":"object"},
+    "publishEvent": {"properties":{"channel":{"type":"string"},"data":{}},"required":["channel"],"type":"object"},
+    "setAuthToken": {"properties":{"token":{"type":"string"}},"required":["token"],"type":"object"},
+    "subscribe": {"properties":{"channel":{"type":"string"},"data":{},"waitForAuth":{"anyOf":[{"type":"boolean"},{"type":"null"}]}},"required":["channel"],"type":"object"},
+    "unsubscribe": {"type":"string"},
+  },
+  replies: {
+    "authenticate": {"properties":{"authError":{"$ref":"#/types/MaybeAuthError"},"isAuthenticated":{"type":"boolean"}},"required":["isAuthenticated"],"type":"object"},
+    "handshake": {"$ref":"#/types/HandshakeReply"},
+    "publish": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "setAuthToken": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "subscribe": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+    "unsubscribe": {"anyOf":[{"type":"null"},{"maxProperties":0,"type":"object"}]},
+  },
+};
+
 // ---- Client: the client's side of its link to the server ----
 
 /** The messages the client sends and receives on its link to the server. */
@@ -578,7 +607,7 @@ export interface ClientHandshake {
 /** A client of socketcluster: connects to the server, runs the session and sends typed messages. */
 export class SocketclusterClient extends protolink.Client<ClientEvents, ClientRequests, ClientHandshake> {
   constructor(url: string, options: protolink.ClientOptions = {}) {
-    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS }, url, options);
+    super({ name: PROTOCOL, side: "client", peer: "server", wire: WIRE, session: SESSION, messages: CLIENT_MESSAGES, closeCodes: CLOSE_REASONS, schemas: SCHEMAS }, url, options);
   }
 
   /** `#handshake`: the first thing a client sends; opens the session and passes a saved token. */
