@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::proc::{Proc, Result, ratio_spread, spread, window};
+use crate::proc::{Proc, Result, print_side_by_side, window};
 use crate::raw::{ClientWs, dial};
 use crate::rpc::PASSWORD;
 
@@ -238,31 +238,11 @@ pub(crate) async fn run(args: LeanArgs) -> Result<()> {
             println!("{line}");
         }
     }
-    println!();
-    println!("| load | server | replies/s (median) | min–max | server CPU per reply (µs) |");
-    println!("|---|---|---|---|---|");
-    for (l, load) in loads.iter().enumerate() {
-        for (k, kind) in kinds.iter().enumerate() {
-            let (median, min, max) = spread(&rates[l][k]);
-            let (cpu_median, _, _) = spread(&cpu[l][k]);
-            println!(
-                "| {}×{} | {kind} | {median:.0} | {min:.0}–{max:.0} | {cpu_median:.2} |",
-                load.connections, load.inflight
-            );
-        }
-    }
-    println!();
-    println!("| load | ratio | median | min–max (per round) |");
-    println!("|---|---|---|---|");
-    for (l, load) in loads.iter().enumerate() {
-        for (k, kind) in kinds.iter().enumerate().skip(1) {
-            let (median, min, max) = ratio_spread(&rates[l][0], &rates[l][k]);
-            println!(
-                "| {}×{} | protolink ÷ {kind} | {median:.2}× | {min:.2}–{max:.2} |",
-                load.connections, load.inflight
-            );
-        }
-    }
+    let labels: Vec<String> = loads
+        .iter()
+        .map(|load| format!("{}×{}", load.connections, load.inflight))
+        .collect();
+    print_side_by_side("load", &labels, &kinds, &rates, &cpu);
     for server in servers {
         server.stop().await;
     }

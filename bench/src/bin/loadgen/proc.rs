@@ -197,6 +197,41 @@ pub(crate) fn ratio_spread(ours: &[f64], theirs: &[f64]) -> (f64, f64, f64) {
     spread(&ratios)
 }
 
+/// Prints a side-by-side run as two Markdown tables: for each load (labelled in `loads`, the
+/// column named `column`) each server's replies a second (median and range over the rounds) and
+/// its CPU per reply; then the first server's rate over each other's, round by round.
+/// `rates[load][server]` and `cpu[load][server]` hold one value per round.
+pub(crate) fn print_side_by_side(
+    column: &str,
+    loads: &[String],
+    servers: &[&str],
+    rates: &[Vec<Vec<f64>>],
+    cpu: &[Vec<Vec<f64>>],
+) {
+    println!();
+    println!(
+        "| {column} | server | replies/s (median) | min–max | server CPU per reply (µs, median) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (l, load) in loads.iter().enumerate() {
+        for (k, server) in servers.iter().enumerate() {
+            let (median, min, max) = spread(&rates[l][k]);
+            let (cpu_median, _, _) = spread(&cpu[l][k]);
+            println!("| {load} | {server} | {median:.0} | {min:.0}–{max:.0} | {cpu_median:.2} |");
+        }
+    }
+    println!();
+    println!("| {column} | ratio | median | min–max (per round) |");
+    println!("|---|---|---|---|");
+    for (l, load) in loads.iter().enumerate() {
+        for (k, server) in servers.iter().enumerate().skip(1) {
+            let (median, min, max) = ratio_spread(&rates[l][0], &rates[l][k]);
+            let first = servers[0];
+            println!("| {load} | {first} ÷ {server} | {median:.2}× | {min:.2}–{max:.2} |");
+        }
+    }
+}
+
 /// Takes `sample` after `warmup` unmeasured seconds and again `seconds` later; returns both
 /// samples and the seconds between them.
 pub(crate) async fn window<T>(warmup: f64, seconds: f64, sample: impl Fn() -> T) -> (T, T, f64) {

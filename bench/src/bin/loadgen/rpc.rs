@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::proc::{Proc, Result, announce, io, spread, until_stdin_closes};
+use crate::proc::{Proc, Result, announce, io, print_side_by_side, until_stdin_closes};
 use crate::raw::{SEND_QUEUE, snowflake, valid_guild, write_loop, ws_config};
 
 /// Options of `loadgen rpc`.
@@ -472,32 +472,8 @@ pub(crate) async fn run(args: RpcArgs) -> Result<()> {
             println!("{line}");
         }
     }
-    println!();
-    println!(
-        "| in flight | implementation | replies/s (median) | min–max | server CPU per reply (µs, median) |"
-    );
-    println!("|---|---|---|---|---|");
-    for (i, &inflight) in args.inflight.iter().enumerate() {
-        for (k, kind) in kinds.iter().enumerate() {
-            let (median, min, max) = spread(&rates[i][k]);
-            let (cpu_median, _, _) = spread(&cpu[i][k]);
-            println!("| {inflight} | {kind} | {median:.0} | {min:.0}–{max:.0} | {cpu_median:.2} |");
-        }
-    }
-    println!();
-    println!("| in flight | ratio | median | min–max (per round) |");
-    println!("|---|---|---|---|");
-    for (i, &inflight) in args.inflight.iter().enumerate() {
-        for (k, kind) in kinds.iter().enumerate().skip(1) {
-            let ratios: Vec<f64> = rates[i][0]
-                .iter()
-                .zip(&rates[i][k])
-                .map(|(p, o)| p / o)
-                .collect();
-            let (median, min, max) = spread(&ratios);
-            println!("| {inflight} | protolink ÷ {kind} | {median:.2}× | {min:.2}–{max:.2} |");
-        }
-    }
+    let labels: Vec<String> = args.inflight.iter().map(ToString::to_string).collect();
+    print_side_by_side("in flight", &labels, &kinds, &rates, &cpu);
     for server in servers {
         server.stop().await;
     }
