@@ -109,3 +109,17 @@ export async function firstLine(args: string[]): Promise<string> {
     }),
   );
 }
+
+/** Runs each named test in turn, printing the stack of each that fails; `true` when all passed. */
+export async function runAll(tests: ReadonlyArray<readonly [string, () => Promise<void>]>): Promise<boolean> {
+  let passed = true;
+  for (const [name, run] of tests) {
+    try {
+      await run();
+    } catch (e) {
+      console.error(`${name}: ${e instanceof Error ? e.stack : String(e)}`);
+      passed = false;
+    }
+  }
+  return passed;
+}

@@ -9,7 +9,7 @@ import { SkynetClient } from "./skynet.js";
 import { LitecordExampleClient, type TokenValidity } from "./litecord_example.js";
 import { ChatClient } from "./chat.js";
 import { ClusterioControl } from "./clusterio.js";
-import { check, firstLine, killAll, line, required, serve, stop, within, WAIT_MS } from "./harness.js";
+import { check, firstLine, killAll, line, required, runAll, serve, stop, within, WAIT_MS } from "./harness.js";
 
 declare const process: { exit(code: number): never };
 
@@ -215,19 +215,11 @@ export function misuse(skynet: SkynetClient, litecord: LitecordExampleClient): v
   void litecord.getGuild({ guild_id: 1 });
 }
 
-let failed = false;
-for (const [name, run] of [
+const passed = await runAll([
   ["skynet", skynet],
   ["litecord", litecord],
   ["socketcluster", socketcluster],
   ["clusterio", clusterio],
-] as const) {
-  try {
-    await run();
-  } catch (e) {
-    console.error(`${name}: ${e instanceof Error ? e.stack : String(e)}`);
-    failed = true;
-  }
-}
+]);
 killAll();
-process.exit(failed ? 1 : 0);
+process.exit(passed ? 0 : 1);

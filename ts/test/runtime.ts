@@ -10,7 +10,7 @@ import { SkynetClient } from "./skynet.js";
 import { LitecordExampleClient } from "./litecord_example.js";
 import { ChatClient } from "./chat.js";
 import { ClusterioControl } from "./clusterio.js";
-import { check, within } from "./harness.js";
+import { check, runAll, within } from "./harness.js";
 
 declare const process: { exit(code: number): never };
 
@@ -352,19 +352,11 @@ async function payloadChecks(): Promise<void> {
   console.log("payloads: held to their definitions both ways; refused before sending, counted or answered when received");
 }
 
-let failed = false;
-for (const [name, run] of [
+const passed = await runAll([
   ["binary", binaryFrames],
   ["invalid", invalidFrames],
   ["sequence", sequenceAndStrict],
   ["connect", firstConnect],
   ["payloads", payloadChecks],
-] as const) {
-  try {
-    await run();
-  } catch (e) {
-    console.error(`${name}: ${e instanceof Error ? e.stack : String(e)}`);
-    failed = true;
-  }
-}
-process.exit(failed ? 1 : 0);
+]);
+process.exit(passed ? 0 : 1);
