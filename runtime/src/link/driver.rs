@@ -279,10 +279,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 if S::SENDS_REQUESTS && !self.machine.awaiting_handshake_reply() =>
             {
                 // Handed to its requester as received, to be decoded there as its reply type.
-                return match self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone()))) {
-                    true => Now::Done,
-                    false => Now::Unmatched,
-                };
+                let resolved = self.link.resolve(id, Ok(ReplyBody::Frame(whole.clone())));
+                return if resolved { Now::Done } else { Now::Unmatched };
             }
             read => return Now::General(read),
         };
@@ -295,7 +293,6 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             || fast.message.validate().is_err()
             // Ordered replies go through a slot the general path keeps.
             || (ordered && run == RunAs::Request)
-            || matches!(run, RunAs::Refused(_))
         {
             return Now::General(Some(Fast::Message(fast)));
         }
@@ -315,7 +312,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
                 Ok(()) => Now::Done,
                 Err(message) => Now::Event(message),
             },
-            RunAs::Refused(_) => Now::General(None),
+            // The general path refuses it, in the protocol's words.
+            RunAs::Refused(_) => Now::General(Some(Fast::Message(fast))),
         }
     }
 
@@ -372,6 +370,8 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
         let profile = wire::<S>();
         let one_pass = self.link.shared.config.one_pass;
         let awaiting = self.machine.awaiting_handshake_reply();
+        // A frame read as a message is no reply to decode for a requester.
+        let message = matches!(read, Some(Fast::Message(_)));
         let mut named = None;
         match read {
             // The close message goes the general way: its reason is read from the payload's
@@ -397,7 +397,7 @@ impl<S: Side + Dispatch<H>, H: Send + Sync + 'static> Driver<S, H> {
             Some(Fast::ReplyTo(name)) => named = Some(name),
             _ => {}
         }
-        if one_pass && !awaiting {
+        if one_pass && !awaiting && !message {
             if let Some(fast) = self.link.decode_reply(text, named) {
                 if !self
                     .link
