@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e {
+    mod hostile;
     mod litecord;
     mod machine;
     mod routes;
