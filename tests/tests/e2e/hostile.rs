@@ -1,13 +1,14 @@
-//! A hostile peer, generated: random sequences of frames sent to a server link once its handshake
-//! is done. The frames are real ones, real ones with a byte changed, cut short or spliced into
+//! A hostile peer, generated: random sequences of frames sent to a link once its handshake is
+//! done, by a client to our server links and by a server to our client links. The frames are real ones, real ones with a byte changed, cut short or spliced into
 //! another, random JSON, binary frames, and frames of every other kind the peer could send
 //! (replies to nothing, repeated handshake steps, heartbeats). Whatever comes, the link neither
 //! panics nor hangs: it still answers a well-formed request sent after the sequence, or it
 //! closes with a close frame carrying a code the runtime or the protocol uses. A link whose task
 //! panicked would drop the connection without a close frame, which fails the property.
 //!
-//! Litecord (ids, a handshake, positional payloads), Skynet (ordered replies, inline payloads,
-//! binary text) and SocketCluster (batches, untagged replies, optional ids). Real sockets on
+//! Server links: Litecord (ids, a handshake, positional payloads), Skynet (ordered replies, inline
+//! payloads, binary text) and SocketCluster (batches, untagged replies, optional ids); client
+//! links: Litecord and SocketCluster, whose reply routing the random replies exercise. Real sockets on
 //! 127.0.0.1:0; one server per protocol for all the cases; `PROPTEST_CASES` overrides the number
 //! of cases, and `HOSTILE_DEBUG` prints what came of each.
 
@@ -17,20 +18,19 @@ use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use protolink::ws::WsServer;
+use protolink::ws::{WsServer, connect};
 use protolink::{Empty, RemoteError};
 use protolink::{LinkConfig, Session};
 use protolink_protocols::litecord_example as lc;
 use protolink_protocols::skynet as sk;
 use protolink_protocols::socketcluster as sc;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// How long the link has to answer the probe or close, after the last frame.
 const WAIT: Duration = Duration::from_secs(10);
-
-type RawWs =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One frame of the hostile peer.
 #[derive(Debug, Clone)]
@@ -124,8 +124,7 @@ enum Outcome {
     Closed(u16),
 }
 
-/// Sends `frames` after the handshake, then `probe`; reads until the probe's answer (a text frame
-/// `answers` accepts) or a close frame.
+/// Connects to the server link at `url` and plays the hostile peer ([`exchange`]).
 async fn run(
     url: &str,
     handshake: &[Step],
@@ -133,9 +132,21 @@ async fn run(
     probe: &str,
     answers: fn(&Value) -> bool,
 ) -> Result<Outcome, String> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    exchange(ws, handshake, frames, probe, answers).await
+}
+
+/// Runs the handshake, sends `frames`, then `probe`; reads until the probe's answer (a text frame
+/// `answers` accepts) or a close frame.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    handshake: &[Step],
+    frames: &[Frame],
+    probe: &str,
+    answers: fn(&Value) -> bool,
+) -> Result<Outcome, String> {
     for step in handshake {
         match step {
             Step::Send(frame) => send(&mut ws, Ws::text(*frame)).await,
@@ -176,8 +187,8 @@ async fn run(
     }
 }
 
-/// Sends one frame; once the server has closed, what is left is not sent (the close comes next).
-async fn send(ws: &mut RawWs, message: Ws) {
+/// Sends one frame; once the link has closed, what is left is not sent (the close comes next).
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, message: Ws) {
     let _ = ws.send(message).await;
 }
 
@@ -195,6 +206,16 @@ fn hostile_peer(
     probe: &str,
     answers: fn(&Value) -> bool,
 ) {
+    check_cases(real, |frames| async move {
+        run(url, handshake, &frames, probe, answers).await
+    });
+}
+
+/// Checks what `case` makes of random sequences of up to 24 frames like `real`.
+fn check_cases<F: Future<Output = Result<Outcome, String>>>(
+    real: &'static [&'static str],
+    case: impl Fn(Vec<Frame>) -> F,
+) {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -207,9 +228,7 @@ fn hostile_peer(
     let runtime = tokio::runtime::Handle::current();
     let strategy = prop::collection::vec(frame(real), 0..24);
     let result = runner.run(&strategy, |frames| {
-        let outcome = tokio::task::block_in_place(|| {
-            runtime.block_on(run(url, handshake, &frames, probe, answers))
-        });
+        let outcome = tokio::task::block_in_place(|| runtime.block_on(case(frames)));
         if std::env::var_os("HOSTILE_DEBUG").is_some() {
             eprintln!("{outcome:?}");
         }
@@ -389,5 +408,98 @@ async fn a_hostile_socketcluster_peer_is_answered_or_closed_never_dropped() {
         ],
         r##"{"event":"#subscribe","data":{"channel":"probe"},"cid":987654}"##,
         |v| v["rid"] == 987654 && v.get("error").is_none(),
+    );
+}
+
+// ---- The other way round: a hostile server, our clients ---------------------------------------
+
+/// Plays a hostile server to one client link per case: accepts it on 127.0.0.1:0, runs the
+/// handshake's steps from the server's side, sends the frames and then `probe`, a request the
+/// client answers. `start` connects the client to the URL it is given; the client is dropped
+/// when the case ends.
+fn hostile_server<C, Fut>(
+    real: &'static [&'static str],
+    handshake: &'static [Step],
+    probe: &'static str,
+    answers: fn(&Value) -> bool,
+    start: fn(String) -> Fut,
+) where
+    Fut: Future<Output = C> + Send + 'static,
+    C: Send + 'static,
+{
+    check_cases(real, |frames| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!(
+            "ws://{}/",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let client = tokio::spawn(start(url));
+        let (tcp, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let ws = tokio_tungstenite::accept_async(tcp)
+            .await
+            .map_err(|e| format!("upgrade: {e}"))?;
+        let outcome = exchange(ws, handshake, &frames, probe, answers).await;
+        client.abort();
+        outcome
+    });
+}
+
+struct Validator;
+
+impl lc::ClientHandler for Validator {
+    async fn token_validate(
+        &self,
+        _request: lc::TokenValidate,
+    ) -> Result<lc::TokenValidity, RemoteError> {
+        Ok(lc::TokenValidity::Bool(true))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_litecord_server_is_answered_or_closed_never_dropped() {
+    hostile_server(
+        LITECORD,
+        &[Step::Send(r#"{"op": 0, "hb_interval": 60000}"#), Step::Read],
+        r#"{"op": 4, "w": "TOKEN_VALIDATE", "a": ["t"], "n": 987654}"#,
+        |v| v["n"] == 987654 && v["r"] == true,
+        |url| async move {
+            let session = Session::new().with(lc::HelloAck {
+                password: "x".into(),
+            });
+            connect::<lc::Client>(&url)
+                .session(session)
+                .handler(|_| Validator)
+                .await
+        },
+    );
+}
+
+struct Tokens;
+
+impl sc::ClientHandler for Tokens {
+    async fn set_auth_token(&self, _request: sc::SetAuthToken) -> Result<Empty, RemoteError> {
+        Ok(Empty {})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_socketcluster_server_is_answered_or_closed_never_dropped() {
+    hostile_server(
+        SOCKETCLUSTER,
+        &[
+            Step::Read,
+            Step::Send(
+                r#"{"rid":1,"data":{"id":"x","pingTimeout":60000,"isAuthenticated":false}}"#,
+            ),
+        ],
+        r##"{"event":"#setAuthToken","data":{"token":"t"},"cid":987654}"##,
+        |v| v["rid"] == 987654 && v.get("error").is_none(),
+        |url| async move {
+            connect::<sc::Client>(&format!("{url}socketcluster/"))
+                .handler(|_| Tokens)
+                .await
+        },
     );
 }
