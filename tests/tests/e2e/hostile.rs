@@ -7,7 +7,8 @@
 //! panicked would drop the connection without a close frame, which fails the property.
 //!
 //! Server links: Litecord (ids, a handshake, positional payloads), Skynet (ordered replies, inline
-//! payloads, binary text) and SocketCluster (batches, untagged replies, optional ids); client
+//! payloads, binary text), SocketCluster (batches, untagged replies, optional ids) and Clusterio
+//! (two links on one path, strict, numbered frames, ids inside the payload); client
 //! links: Litecord and SocketCluster, whose reply routing the random replies exercise. Real sockets on
 //! 127.0.0.1:0; one server per protocol for all the cases; `PROPTEST_CASES` overrides the number
 //! of cases, and `HOSTILE_DEBUG` prints what came of each.
@@ -18,9 +19,10 @@ use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use protolink::ws::{WsServer, connect};
+use protolink::ws::{Routes, WsServer, connect};
 use protolink::{Empty, RemoteError};
 use protolink::{LinkConfig, Session};
+use protolink_protocols::clusterio as cl;
 use protolink_protocols::litecord_example as lc;
 use protolink_protocols::skynet as sk;
 use protolink_protocols::socketcluster as sc;
@@ -408,6 +410,54 @@ async fn a_hostile_socketcluster_peer_is_answered_or_closed_never_dropped() {
         ],
         r##"{"event":"#subscribe","data":{"channel":"probe"},"cid":987654}"##,
         |v| v["rid"] == 987654 && v.get("error").is_none(),
+    );
+}
+
+// ---- Clusterio: two links on one path, strict, numbered, ids inside the payload ---------------
+
+/// What a Clusterio master receives, and what it sends.
+const CLUSTERIO: &[&str] = &[
+    r#"{"seq":1,"type":"hello","data":{"version":"2.0.0-alpha"}}"#,
+    r#"{"seq":2,"type":"register_control","data":{"token":"t","agent":"a","version":"v"}}"#,
+    r#"{"seq":2,"type":"register_slave","data":{"token":"t","agent":"a","version":"v","name":"s","id":1}}"#,
+    r#"{"seq":3,"type":"list_slaves_request","data":{}}"#,
+    r#"{"seq":4,"type":"list_instances_request","data":{}}"#,
+    r#"{"seq":5,"type":"list_slaves_response","data":{"list":[],"seq":2}}"#,
+    r#"{"seq":6,"type":"get_instance_config_response","data":{"seq":3,"error":"no such instance"}}"#,
+    r#"{"seq":7,"type":"ready","data":{}}"#,
+    r#"{"seq":8,"type":"close","data":{"reason":"bye"}}"#,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_clusterio_peer_is_answered_or_closed_never_dropped() {
+    let server = WsServer::<cl::MasterWithControl>::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .path("/api/socket");
+    let url = format!("ws://{}/api/socket", server.local_addr().unwrap());
+    let hello = cl::Hello {
+        version: "test".into(),
+    };
+    // `()` handles nothing: every request is answered with an error, which is an answer.
+    let routes = Routes::new()
+        .route(
+            Session::<cl::MasterWithControl>::new().with(hello.clone()),
+            |_| (),
+        )
+        .route(Session::<cl::MasterWithSlave>::new().with(hello), |_| ());
+    let (_shutdown, _serving) = server.serve_routes(routes);
+    hostile_peer(
+        &url,
+        CLUSTERIO,
+        &[
+            Step::Read,
+            Step::Send(
+                r#"{"seq":1,"type":"register_control","data":{"token":"t","agent":"a","version":"v"}}"#,
+            ),
+            Step::Read,
+        ],
+        r#"{"seq":987654,"type":"list_slaves_request","data":{}}"#,
+        |v| v["type"] == "list_slaves_response" && v["data"]["seq"] == 987654,
     );
 }
 
