@@ -8,10 +8,10 @@
 //!
 //! Server links: Litecord (ids, a handshake, positional payloads), Skynet (ordered replies, inline
 //! payloads, binary text), SocketCluster (batches, untagged replies, optional ids) and Clusterio
-//! (two links on one path, strict, numbered frames, ids inside the payload); client
-//! links: Litecord and SocketCluster, whose reply routing the random replies exercise. Real sockets on
-//! 127.0.0.1:0; one server per protocol for all the cases; `PROPTEST_CASES` overrides the number
-//! of cases, and `HOSTILE_DEBUG` prints what came of each.
+//! (two links on one path, strict, numbered frames, ids inside the payload); client links: Litecord
+//! and SocketCluster, whose reply routing the random replies exercise. Real sockets on 127.0.0.1:0;
+//! one server per protocol for all the cases; `PROPTEST_CASES` overrides the number of cases, and
+//! `HOSTILE_DEBUG` prints what came of each.
 
 use std::time::Duration;
 
