@@ -1,10 +1,11 @@
-//! A hostile peer, generated: random sequences of frames sent to a link once its handshake is
-//! done, by a client to our server links and by a server to our client links. The frames are real ones, real ones with a byte changed, cut short or spliced into
-//! another, random JSON, binary frames, and frames of every other kind the peer could send
-//! (replies to nothing, repeated handshake steps, heartbeats). Whatever comes, the link neither
-//! panics nor hangs: it still answers a well-formed request sent after the sequence, or it
-//! closes with a close frame carrying a code the runtime or the protocol uses. A link whose task
-//! panicked would drop the connection without a close frame, which fails the property.
+//! A hostile peer, generated: random sequences of frames sent to a link once its handshake is done,
+//! by a client to our server links and by a server to our client links. The frames are real ones,
+//! real ones with a byte changed, cut short or spliced into another, random JSON, binary frames,
+//! and frames of every other kind the peer could send (replies to nothing, repeated handshake
+//! steps, heartbeats). Whatever comes, the link neither panics nor hangs: it still answers a
+//! well-formed request sent after the sequence, or it closes with a close frame carrying a code the
+//! runtime or the protocol uses. A link whose task panicked would drop the connection without a
+//! close frame, which fails the property.
 //!
 //! Server links: Litecord (ids, a handshake, positional payloads), Skynet (ordered replies, inline
 //! payloads, binary text), SocketCluster (batches, untagged replies, optional ids) and Clusterio
