@@ -954,6 +954,11 @@ export class Client<Events, Requests, Handshake> {
       if (name === undefined) throw new Error(`${this.spec.name}: this side sends none of ${step.messages.join(", ")}`);
       const spec = this.#message(name);
       const payload = values[name];
+      // What the application gives the handshake is held to its definition too.
+      if (payload !== undefined) {
+        const problems = this.#problems(this.spec.schemas?.payloads[name], this.#wirePayload(spec, payload), spec);
+        if (problems.length > 0) throw new InvalidPayload(name, problems);
+      }
       if (step.request) {
         // The peer may send ahead of its reply: that is no traffic before the handshake.
         this.#awaitingHandshakeReply = true;

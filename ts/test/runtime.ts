@@ -285,7 +285,20 @@ async function firstConnect(): Promise<void> {
 }
 
 async function payloadChecks(): Promise<void> {
-  // What the client sends is held to its definition before it goes out, and so is a reply.
+  // What the client sends is held to its definition before it goes out, and so is a reply;
+  // the handshake's messages too.
+  const early = new LitecordExampleClient("ws://litecord", options);
+  const earlySocket = nextSocket();
+  // @ts-expect-error: the password is a string
+  const refusedConnect = early.connect({ helloAck: { password: 5 } }).then(() => null, (e: unknown) => e);
+  const e = await earlySocket;
+  e.deliver({ op: 0, hb_interval: 60_000 });
+  const failedConnect = await refusedConnect;
+  check(
+    failedConnect instanceof protolink.InvalidPayload && failedConnect.problems.join() === "`password` must be a string" && e.sent.length === 0,
+    "a handshake message that breaks its definition fails the connect, unsent",
+    String(failedConnect),
+  );
   const { litecord, socket: l } = await litecordClient();
   const refused = await litecord.getGuild({ guild_id: "abc" }).then(() => null, (e: unknown) => e);
   check(
