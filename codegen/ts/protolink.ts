@@ -804,7 +804,7 @@ export class Client<Events, Requests, Handshake> {
   /** Sends request `name` and resolves with its reply's result. */
   protected request(name: string, payload: unknown, options: RequestOptions = {}): Promise<unknown> {
     const spec = this.#message(name);
-    if (!this.#ready || this.#socket === null) return Promise.reject(new LinkClosed(1006, "not connected"));
+    if (!this.#isUp) return Promise.reject(new LinkClosed(1006, "not connected"));
     const problems = this.#problems(this.spec.schemas?.payloads[name], this.#wirePayload(spec, payload), spec);
     if (problems.length > 0) return Promise.reject(new InvalidPayload(name, problems));
     return this.#sendRequest(spec, payload, options);
@@ -813,11 +813,16 @@ export class Client<Events, Requests, Handshake> {
   /** Sends event or message `name`; throws `InvalidPayload` when the payload breaks its
    * definition (nothing is sent). */
   protected send(name: string, payload: unknown): void {
-    if (!this.#ready) throw new LinkClosed(1006, "not connected");
+    if (!this.#isUp) throw new LinkClosed(1006, "not connected");
     const spec = this.#message(name);
     const problems = this.#problems(this.spec.schemas?.payloads[name], this.#wirePayload(spec, payload), spec);
     if (problems.length > 0) throw new InvalidPayload(name, problems);
     this.#sendMessage(name, payload);
+  }
+
+  /** The handshake is done and the socket open (not closing). */
+  get #isUp(): boolean {
+    return this.#ready && this.#socket !== null && this.#socket.readyState === 1;
   }
 
   /** What in `value` (as the wire carries it) breaks `schema`, for message `spec` (nothing
@@ -1033,7 +1038,7 @@ export class Client<Events, Requests, Handshake> {
   }
 
   #beat(beat: Beat): void {
-    if ("text" in beat) this.#socket?.send(beat.text);
+    if ("text" in beat) this.#transmit(beat.text);
     else this.#sendMessage(beat.message, this.#message(beat.message).payload ? {} : undefined);
   }
 
@@ -1046,7 +1051,7 @@ export class Client<Events, Requests, Handshake> {
     const seq = this.#nextSeq();
     const wirePayload = this.#wirePayload(spec, payload);
     const withPayload = spec.payload ? (wirePayload ?? (this.spec.wire.payload !== null ? {} : undefined)) : undefined;
-    this.#socket?.send(this.#codec.encode(kind, spec.tag, withPayload, id, seq));
+    this.#transmit(this.#codec.encode(kind, spec.tag, withPayload, id, seq));
     return seq;
   }
 
@@ -1287,7 +1292,7 @@ export class Client<Events, Requests, Handshake> {
       const error = typeof action === "object" && "answer" in action
         ? { ok: false as const, error: render(action.answer, values), name: action.name ?? undefined }
         : { ok: false as const, error: detail };
-      this.#socket?.send(this.#codec.encodeReply(answer?.tag ?? "", answer?.id, this.#nextSeq(), error));
+      this.#transmit(this.#codec.encodeReply(answer?.tag ?? "", answer?.id, this.#nextSeq(), error));
       report("answered");
       return;
     }
@@ -1309,6 +1314,8 @@ export class Client<Events, Requests, Handshake> {
   }
 
   async #answer(spec: MessageSpec, id: unknown, payload: unknown): Promise<void> {
+    // The reply goes back on the connection the request came on, if it is still open then.
+    const socket = this.#socket;
     const handler = this.#handlers.get(spec.name);
     let result: { ok: true; value: unknown } | { ok: false; error: string };
     try {
@@ -1317,7 +1324,14 @@ export class Client<Events, Requests, Handshake> {
     } catch (e) {
       result = { ok: false, error: e instanceof Error ? e.message : String(e) };
     }
-    if (this.#ready) this.#socket?.send(this.#codec.encodeReply(spec.tag, id, this.#nextSeq(), result));
+    if (this.#ready && socket === this.#socket) this.#transmit(this.#codec.encodeReply(spec.tag, id, this.#nextSeq(), result));
+  }
+
+  /** Writes a frame on the current socket while it is open; once it closes, nothing is sent
+   * (a browser's `send` drops it too, and a closed socket's may throw). */
+  #transmit(text: string): void {
+    const socket = this.#socket;
+    if (socket !== null && socket.readyState === 1) socket.send(text);
   }
 
   /** Closes the current socket from this side, with the protocol's close message first where

@@ -365,11 +365,144 @@ async function payloadChecks(): Promise<void> {
   console.log("payloads: held to their definitions both ways; refused before sending, counted or answered when received");
 }
 
+/** A small seeded generator (mulberry32): the same frames on every run. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A frame a hostile server might send, made from `real` ones with `next`. */
+function hostileFrame(real: string[], next: () => number): string | Uint8Array {
+  const pick = <T>(items: T[]): T => items[Math.floor(next() * items.length)];
+  const frame = pick(real);
+  const at = Math.floor(next() * (frame.length + 1));
+  // Bytes close most links: one draw in twenty, so most sequences reach the request after them.
+  const kind = Math.floor(next() * 20);
+  switch (kind < 6 ? 0 : kind < 10 ? 1 : kind < 12 ? 2 : kind < 14 ? 3 : kind < 17 ? 4 : kind < 19 ? 5 : 6) {
+    case 0:
+      return frame;
+    case 1:
+      return frame.slice(0, at) + String.fromCharCode(Math.floor(next() * 128)) + frame.slice(at + 1);
+    case 2:
+      return frame.slice(0, at);
+    case 3:
+      return frame.slice(0, at) + pick(real).slice(Math.floor(next() * frame.length));
+    case 4: {
+      // One more key, of a value from another frame.
+      const parse = (text: string): unknown => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          return text;
+        }
+      };
+      const object = parse(frame);
+      if (object === null || typeof object !== "object" || Array.isArray(object)) return frame;
+      return JSON.stringify({ ...object, [pick(["a", "op", "event", "data", "cid", "rid", "n", "type"])]: parse(pick(real)) });
+    }
+    case 5:
+      return JSON.stringify(pick([null, 0, -1, 1e300, "x", [], {}, [1, [2]], { a: { b: {} } }, true]));
+    default:
+      return new Uint8Array(Array.from({ length: Math.floor(next() * 8) }, () => Math.floor(next() * 256)));
+  }
+}
+
+/**
+ * What the peer sends cannot break the client: 200 sequences of up to 24 frames from a hostile
+ * server (real frames, changed, cut, spliced, grown, random JSON, bytes), each followed by a
+ * request the client should answer. The client never throws out of the socket's handler, and
+ * either answers the request or has closed its socket with a code.
+ */
+async function hostileServers(): Promise<void> {
+  const next = random(20261205);
+  const litecordFrames = [
+    `{"op":0,"hb_interval":60000}`,
+    `{"op":3}`,
+    `{"op":4,"w":"TOKEN_VALIDATE","a":["t"],"n":"0000000a"}`,
+    `{"op":5,"r":{"id":"1","name":"guild","owner_id":"2","member_count":3},"n":1}`,
+    `{"op":5,"e":"no such guild","n":"00000001"}`,
+    `{"op":6,"w":"USER_PRESENCE","a":["1","idle",null]}`,
+  ];
+  const chatFrames = [
+    `{"event":"message","data":{"id":1,"room":"lobby","author":"ann","text":"hi","sentAt":5}}`,
+    `{"event":"#publish","data":{"channel":"news","data":{"t":"hi"}}}`,
+    `{"event":"#setAuthToken","data":{"token":"t"},"cid":3}`,
+    `{"event":"ping_client","data":{},"cid":4}`,
+    `{"rid":1,"data":{"id":"x","pingTimeout":20000,"isAuthenticated":false}}`,
+    `{"rid":2,"error":{"name":"E","message":"no"}}`,
+    `[{"event":"#kickOut","data":{"channel":"a","message":"bye"}},{"rid":9}]`,
+    `{"event":"#disconnect","data":{"code":4000,"data":"bye"}}`,
+    "#1",
+    "",
+  ];
+  let answered = 0;
+  let closedWith = 0;
+  for (let round = 0; round < 100; round++) {
+    const { litecord, socket: l } = await litecordClient();
+    litecord.handle("tokenValidate", () => true);
+    const { chat, socket: s } = await chatClient();
+    chat.handle("pingClient", () => ({}));
+    for (const [socket, real, probe, answers] of [
+      [l, litecordFrames, `{"op":4,"w":"TOKEN_VALIDATE","a":["t"],"n":"0000abcd"}`, (f: Record<string, unknown>) => f.n === "0000abcd"],
+      [s, chatFrames, `{"event":"ping_client","data":{},"cid":987654}`, (f: Record<string, unknown>) => f.rid === 987654],
+    ] as const) {
+      const sent = socket.sent.length;
+      const count = Math.floor(next() * 25);
+      const delivered: Array<string | number[]> = [];
+      for (let i = 0; i < count && socket.closedWith === null; i++) {
+        const frame = hostileFrame(real, next);
+        delivered.push(typeof frame === "string" ? frame : Array.from(frame));
+        try {
+          socket.deliver(frame);
+        } catch (e) {
+          throw new Error(`delivering ${JSON.stringify(typeof frame === "string" ? frame : Array.from(frame))} threw: ${String(e)}`);
+        }
+      }
+      if (socket.closedWith !== null) {
+        check(socket.closedWith.code >= 1000 && socket.closedWith.code <= 4999, "a hostile server's link closes with a code", socket.closedWith);
+        closedWith += 1;
+        continue;
+      }
+      socket.deliver(probe);
+      // The answer goes out at once, or after the handler's promise settles.
+      const found = await within(`the answer to ${probe} after ${JSON.stringify(delivered)}, sent ${JSON.stringify(socket.sent.slice(sent))}`, (done) => {
+        const look = () => {
+          const frames = socket.sent.slice(sent).map((t) => {
+            try {
+              return JSON.parse(t) as unknown;
+            } catch {
+              return null;
+            }
+          });
+          const all = frames.flatMap((f) => (Array.isArray(f) ? f : [f]));
+          if (all.some((f) => f !== null && typeof f === "object" && answers(f as Record<string, unknown>))) done(true);
+          else if (socket.closedWith !== null) done(false);
+          else setTimeout(look, 1);
+        };
+        look();
+      });
+      if (found) answered += 1;
+      else closedWith += 1;
+    }
+    litecord.close();
+    chat.close();
+  }
+  check(answered > 0 && answered + closedWith === 200, "every hostile sequence ends answered or closed", { answered, closedWith });
+  console.log(`hostile: 200 hostile servers' sequences: ${answered} answered after, ${closedWith} closed with a code; nothing thrown`);
+}
+
 const passed = await runAll([
   ["binary", binaryFrames],
   ["invalid", invalidFrames],
   ["sequence", sequenceAndStrict],
   ["connect", firstConnect],
   ["payloads", payloadChecks],
+  ["hostile", hostileServers],
 ]);
 process.exit(passed ? 0 : 1);

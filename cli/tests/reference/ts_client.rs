@@ -106,7 +106,14 @@ fn ts_runtime_reads_what_peers_send_as_the_rust_link_does() {
         &dir,
         "runtime",
         &[],
-        &["binary:", "invalid:", "sequence:", "connect:", "payloads:"],
+        &[
+            "binary:",
+            "invalid:",
+            "sequence:",
+            "connect:",
+            "payloads:",
+            "hostile:",
+        ],
     );
 }
 
