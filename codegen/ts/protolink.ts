@@ -234,7 +234,7 @@ function lengthRules(problems: Problem[], path: string, len: number, min: unknow
   if (typeof max === "number" && len > max) problems.push({ path, rule: `length must be at most ${max}`, type: false });
 }
 
-/** The problems of the alternative that fits `value` best: one whose type it has, if any. */
+/** Each alternative's problems with `value` (an empty list for one it holds to). */
 function alternatives(branches: Schema[], value: unknown, path: string, types: Record<string, Schema>): Problem[][] {
   return branches.map((branch) => {
     const found: Problem[] = [];
