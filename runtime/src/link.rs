@@ -837,11 +837,8 @@ impl<S: Side> Link<S> {
     }
 
     /// Hands a reply to its requester; `false` when it matches no pending request.
+    /// (Where replies come in order, the oldest request's, whatever id the frame carries.)
     fn resolve(&self, id: Option<RequestId>, result: ReplyResult) -> bool {
-        let id = match wire::<S>().request_id {
-            RequestIdPlace::Ordered => None,
-            _ => id,
-        };
         let waiter = lock(&self.shared.requests).reply(id.as_ref());
         match waiter {
             // The requester may have timed out meanwhile; its slot is used up either way.

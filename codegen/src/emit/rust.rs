@@ -103,6 +103,14 @@ fn slot(f: &Field) -> Ident {
     format_ident!("__{}", f.rust_name.trim_start_matches("r#"))
 }
 
+/// `#[serde(rename = "...")]` for a field whose wire name is not its Rust name.
+fn serde_rename(f: &Field) -> Option<TokenStream> {
+    (f.wire_name != f.rust_name.trim_start_matches("r#")).then(|| {
+        let w = &f.wire_name;
+        quote!(#[serde(rename = #w)])
+    })
+}
+
 fn docs(lines: &[String], fallback: &str) -> TokenStream {
     if lines.is_empty() {
         let line = format!(" {fallback}");
@@ -615,10 +623,7 @@ impl Emitter<'_> {
         let d = docs(&f.docs, &format!("`{}`.", f.wire_name));
         let name = ident(&f.rust_name);
         let ty = self.field_type(f);
-        let rename = (f.wire_name != f.rust_name.trim_start_matches("r#")).then(|| {
-            let w = &f.wire_name;
-            quote!(#[serde(rename = #w)])
-        });
+        let rename = serde_rename(f);
         let optional = f.optional.then(
             || quote!(#[serde(default, skip_serializing_if = "::core::option::Option::is_none")]),
         );
@@ -1222,10 +1227,7 @@ impl Emitter<'_> {
             let fields = s.fields.iter().map(|f| {
                 let n = ident(&f.rust_name);
                 let ty = self.field_type(f);
-                let rename = (f.wire_name != f.rust_name.trim_start_matches("r#")).then(|| {
-                    let w = &f.wire_name;
-                    quote!(#[serde(rename = #w)])
-                });
+                let rename = serde_rename(f);
                 let optional = f.optional.then(|| quote!(#[serde(default)]));
                 quote!(#rename #optional #n: #ty)
             });
